@@ -1,0 +1,1 @@
+"""overnight's MCP servers (`quality`, `project`, `memory`) and the core they share."""

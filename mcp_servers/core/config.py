@@ -1,0 +1,382 @@
+"""`overnight.toml`: the policy, the gate and the limits, validated by pydantic.
+
+Every key has a default taken from the constraints the product is built around, so a repository with no
+`overnight.toml` gets the strict policy. A file that does not parse or validate is reported with the file,
+the key, the line and what was expected, and nothing runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+import sys
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+CONFIG_NAME = "overnight.toml"
+
+ALLOWED_PATHS = ["src/**", "tests/**", "docs/**"]
+
+PROTECTED_PATHS = [
+    # secrets, keys and certificates
+    ".env*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.crt", "*.cer", "*.der", "*.jks", "*.keystore",
+    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "**/.ssh/**", "**/.aws/**", "**/.gnupg/**", ".netrc",
+    ".npmrc", ".pypirc", "credentials*.json", "secrets.json", "secrets.y*ml", "secrets.toml", "*.secrets",
+    # CI configuration
+    ".github/workflows/**", ".github/actions/**", ".gitlab-ci.yml", ".gitlab/**", ".circleci/**", "Jenkinsfile",
+    ".travis.yml", "azure-pipelines.yml", ".buildkite/**", "bitbucket-pipelines.yml", ".ci/**",
+    # containers and deployment
+    "docker-compose*", "compose.y*ml", "Dockerfile*", "*.dockerfile", ".dockerignore",
+    # dependency manifests and lock files
+    "requirements*.txt", "requirements/**", "constraints*.txt", "setup.py", "setup.cfg", "Pipfile*",
+    "poetry.lock", "uv.lock", "pdm.lock", "package.json", "package-lock.json", "npm-shrinkwrap.json",
+    "yarn.lock", "pnpm-lock.yaml", "*.lock", "Cargo.toml", "go.mod", "go.sum", "Gemfile", "environment.y*ml",
+    # repository plumbing, git hooks, agent configuration and our own files
+    ".gitignore", ".gitattributes", ".gitmodules", ".githooks/**", ".husky/**", ".pre-commit-config.yaml",
+    "overnight.toml", ".mcp.json", "**/.claude/**", "CLAUDE.md", "AGENTS.md", "GEMINI.md",
+    # database migrations
+    "**/migrations/**", "**/alembic/**", "**/db/migrate/**",
+]  # fmt: skip
+
+# Phrases in a task's text that name work an unattended agent must not do. Matched case-insensitively.
+FORBIDDEN_OPERATIONS: list[dict[str, str]] = [
+    {"id": "delete-file", "pattern": r"\b(delete|remove|rm)\b.{0,20}\b(files?|director(y|ies)|folders?)\b",
+     "message": "deleting files"},
+    {"id": "drop-table", "pattern": r"\b(drop|truncate)\b.{0,10}\b(tables?|databases?|schemas?)\b",
+     "message": "dropping or truncating tables"},
+    {"id": "remove-column", "pattern": r"\b(remove|drop|delete)\b.{0,20}\bcolumns?\b",
+     "message": "removing database columns"},
+    {"id": "add-dependency", "pattern": r"\b(add|new|introduce|upgrade|bump)\b.{0,20}\b(dependency|dependencies|requirements?)\b",
+     "message": "changing dependencies"},
+    {"id": "install-package", "pattern": r"\b(pip|npm|yarn|pnpm|uv|poetry|apt(-get)?|brew|cargo)\s+(install|add)\b|\binstall\b.{0,20}\b(packages?|librar(y|ies)|modules?)\b",
+     "message": "installing packages"},
+    {"id": "payment", "pattern": r"\b(payments?|billing|checkout|stripe|paypal|credit[- ]cards?|invoices?)\b",
+     "message": "payment code"},
+    {"id": "credentials", "pattern": r"\b(credentials?|passwords?|secrets?|api[- ]?keys?|private[- ]keys?|access[- ]tokens?|auth(entication)?[- ]tokens?)\b",
+     "message": "credential handling"},
+    {"id": "migration", "pattern": r"\b(database|db|schema)\s+migrations?\b|\bmigrat(e|ion)\b.{0,20}\b(database|db|schema)\b",
+     "message": "database migrations"},
+    {"id": "deploy", "pattern": r"\b(deploy|release|publish)\b.{0,20}\b(production|prod|pypi|npm)\b",
+     "message": "deploying or publishing"},
+]  # fmt: skip
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ForbiddenOperation(_Section):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="rule id, lower-case with dashes")
+    pattern: str = Field(description="regular expression, matched case-insensitively against the task text")
+    message: str = Field(description="what the operation is, in a few words")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from e
+        return value
+
+
+class Policy(_Section):
+    """What an unattended agent may change, and what a task must say before it starts."""
+
+    allowed_paths: list[str] = Field(
+        default_factory=lambda: list(ALLOWED_PATHS),
+        description="the only paths agents may create or change (globs; a pattern with a `/` is anchored at the root)",
+    )
+    protected_paths: list[str] = Field(
+        default_factory=lambda: list(PROTECTED_PATHS),
+        description="paths no agent may touch, even inside allowed_paths; matched case-insensitively and against "
+                    "look-alike letters",
+    )  # fmt: skip
+    extend_protected_paths: list[str] = Field(default_factory=list, description="more protected paths, added to "
+                                              "the defaults above instead of replacing them")  # fmt: skip
+    allow_delete: bool = Field(default=False, description="may agents delete (or rename away) files?")
+    allow_binary: bool = Field(default=False, description="may agents add binary files (which cannot be scanned)?")
+    allow_symlinks: bool = Field(default=False, description="may agents add symlinks (never out of the repository "
+                                 "or to a protected path)?")  # fmt: skip
+    allow_mode_changes: bool = Field(default=False, description="may agents add executables or change file modes?")
+    ascii_paths_only: bool = Field(default=True, description="refuse file names with non-ASCII characters "
+                                   "(look-alikes of protected names)")  # fmt: skip
+    max_changed_lines: Annotated[int, Field(ge=1)] = Field(default=30, description="most lines a task may change "
+                                                           "(added + removed)")  # fmt: skip
+    min_alignment_score: Annotated[int, Field(ge=0, le=100)] = Field(default=80, description="least alignment "
+                                                                     "score a task needs")  # fmt: skip
+    require_tests: bool = Field(default=True, description="a task must define its tests")
+    require_estimate: bool = Field(default=True, description="a task must estimate its size in lines")
+    scan_secrets: bool = Field(default=True, description="refuse added lines that look like credentials")
+    scan_destructive_sql: bool = Field(default=True, description="refuse added DROP/TRUNCATE/unbounded DELETE")
+    forbidden_operations: list[ForbiddenOperation] = Field(
+        default_factory=lambda: [ForbiddenOperation(**op) for op in FORBIDDEN_OPERATIONS],
+        description="work a task may not ask for: a regular expression matched against the task's text",
+    )
+    extend_forbidden_operations: list[ForbiddenOperation] = Field(default_factory=list, description="more "
+                                                                  "forbidden operations, added to the defaults")  # fmt: skip
+
+    @property
+    def all_protected(self) -> list[str]:
+        return [*self.protected_paths, *self.extend_protected_paths]
+
+    @property
+    def all_forbidden(self) -> list[ForbiddenOperation]:
+        return [*self.forbidden_operations, *self.extend_forbidden_operations]
+
+
+def _argv(value: Any) -> Any:
+    """A command given as a string is split like a shell would; a list is taken as it is."""
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as e:
+            raise ValueError(f"cannot split {value!r} into words: {e}") from e
+    return value
+
+
+class Coverage(_Section):
+    """Coverage, measured by coverage.py around the test command."""
+
+    enabled: bool = Field(default=True, description="measure coverage (the test command must be `python -m ...`)")
+    source: list[str] = Field(default_factory=lambda: ["src"], description="the code whose coverage counts")
+    min_total: Annotated[float, Field(ge=0, le=100)] = Field(default=80.0, description="least total coverage, in %")
+    compare_base: bool = Field(default=True, description="refuse a change that lowers total coverage below the base's")
+    min_changed_lines: Annotated[float, Field(ge=0, le=100)] = Field(default=80.0, description="least coverage of "
+                                                                     "the statements a change adds, in %")  # fmt: skip
+
+
+class Complexity(_Section):
+    """radon, on the changed Python files only, judging what the change made worse."""
+
+    enabled: bool = Field(default=True, description="run the complexity check")
+    max_cyclomatic: Annotated[int, Field(ge=1)] = Field(default=10, description="most cyclomatic complexity of a "
+                                                        "function the change touches")  # fmt: skip
+    min_maintainability: Annotated[float, Field(ge=0, le=100)] = Field(default=10.0, description="least "
+                                                                       "maintainability index of a changed file")  # fmt: skip
+    timeout_s: Annotated[float, Field(gt=0)] = Field(default=120, description="seconds before the check is stopped")
+
+
+class Security(_Section):
+    """bandit, on the changed Python files only, reporting findings the base does not have."""
+
+    enabled: bool = Field(default=True, description="run the security check")
+    severity: Literal["low", "medium", "high"] = Field(default="medium", description="least severity reported")
+    confidence: Literal["low", "medium", "high"] = Field(default="medium", description="least confidence reported")
+    timeout_s: Annotated[float, Field(gt=0)] = Field(default=120, description="seconds before the check is stopped")
+
+
+_RESERVED = {"safety", "tests", "coverage", "diff-coverage", "complexity", "security", "unchanged"}
+
+
+class CommandCheck(_Section):
+    """An extra check: a command that must exit 0 (ruff, mypy, a benchmark)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="the check's name in reports")
+    run: list[str] = Field(min_length=1, description="the command, as a string or a list of words")
+    timeout_s: Annotated[float, Field(gt=0)] = Field(default=300, description="seconds before it is stopped")
+
+    _split = field_validator("run", mode="before")(_argv)
+
+    @field_validator("name")
+    @classmethod
+    def _not_builtin(cls, value: str) -> str:
+        if value in _RESERVED:
+            raise ValueError(f"`{value}` is the name of a built-in check; choose another")
+        return value
+
+
+class Gate(_Section):
+    """The quality gate every change must pass before `commit` accepts it."""
+
+    test_command: list[str] = Field(
+        default_factory=lambda: ["python", "-m", "pytest", "-q"],
+        min_length=1,
+        description="the test command; `python` means the interpreter overnight runs under",
+    )
+    test_timeout_s: Annotated[float, Field(gt=0)] = Field(default=900, description="seconds before the test "
+                                                          "command's process group is killed")  # fmt: skip
+    coverage: Coverage = Field(default_factory=Coverage)
+    complexity: Complexity = Field(default_factory=Complexity)
+    security: Security = Field(default_factory=Security)
+    commands: list[CommandCheck] = Field(default_factory=list, description="extra commands that must pass")
+
+    _split = field_validator("test_command", mode="before")(_argv)
+
+
+class Plan(_Section):
+    """The task queue people edit."""
+
+    path: str = Field(default="PROJECT_PLAN.md", description="the plan file, relative to the repository root")
+
+
+class Settings(_Section):
+    policy: Policy = Field(default_factory=Policy)
+    gate: Gate = Field(default_factory=Gate)
+    plan: Plan = Field(default_factory=Plan)
+
+    def policy_hash(self) -> str:
+        """A digest of everything that decides whether a tree passes; a receipt is valid only under it."""
+        blob = json.dumps(
+            {"policy": self.policy.model_dump(mode="json"), "gate": self.gate.model_dump(mode="json")},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def resolve_python(argv: list[str]) -> list[str]:
+    """`python` at the start of a command means the interpreter overnight runs under (cron has no venv)."""
+    if argv and argv[0] in {"python", "python3"}:
+        return [sys.executable, *argv[1:]]
+    return list(argv)
+
+
+def load(root: Path) -> Settings:
+    """The settings of the repository at `root`: `overnight.toml` when there is one, else the defaults."""
+    path = root / CONFIG_NAME
+    if not path.exists():
+        return Settings()
+    return parse(path.read_bytes(), path)
+
+
+def parse(data: bytes, path: Path) -> Settings:
+    """Settings from the bytes of a config file; ConfigError with file, key, line and expectation otherwise."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: is not UTF-8 text (byte {e.start}). Save it as UTF-8.") from e
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: is not valid TOML: {e}. Fix the syntax (see https://toml.io).") from e
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, text, path)) from e
+
+
+def _describe(error: ValidationError, text: str, path: Path) -> str:
+    problems = []
+    for item in error.errors():
+        loc = [str(p) for p in item["loc"]]
+        key = ".".join(loc) or "(top level)"
+        line = _locate(text, item["loc"])
+        where = f"{path}:{line}" if line else str(path)
+        if item["type"] == "extra_forbidden":
+            what = "unknown key; remove it or check its spelling against `overnight init`'s template"
+        else:
+            what = f"{item['msg']} (got {item.get('input')!r})"
+        problems.append(f"{where}: key `{key}`: {what}")
+    return "invalid configuration, nothing was run:\n  " + "\n  ".join(problems)
+
+
+def _locate(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """The line of `loc` (a pydantic error location) in TOML text; the closest enclosing key when unsure."""
+    keys = [str(p) for p in loc if not isinstance(p, int)]
+    if not keys:
+        return None
+    best: int | None = None
+    table: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", stripped)
+        if header:
+            table = [k.strip().strip('"') for k in header.group(1).split(".")]
+            if table == keys[: len(table)] and (best is None or len(table) == len(keys)):
+                best = number
+            continue
+        assign = re.match(r"^([A-Za-z0-9_.\"-]+)\s*=", stripped)
+        if assign:
+            full = table + [k.strip().strip('"') for k in assign.group(1).split(".")]
+            if full == keys[: len(full)]:
+                best = number
+                if len(full) >= len(keys):
+                    return number
+    return best
+
+
+# -- the commented template `overnight init` writes -----------------------------------------------------
+
+_HEADER = """\
+# overnight.toml: the safety policy, the quality gate and the limits of unattended agent work.
+# Only people edit this file; agents may not change it. Every key is shown with its default, commented out:
+# uncomment a line to change it. `overnight doctor` checks the file; a mistake is reported with its line.
+"""
+_EXAMPLE_COMMAND = ['# [[gate.commands]]', '# name = "ruff"', '# run = "ruff check src tests"', '# timeout_s = 300']
+
+
+def template() -> str:
+    """A commented `overnight.toml` listing every key with its default, generated from the models."""
+    lines = [_HEADER]
+    for name in Settings.model_fields:
+        _emit(lines, name, getattr(Settings(), name))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _emit(lines: list[str], prefix: str, model: BaseModel) -> None:
+    doc = (type(model).__doc__ or "").strip().splitlines()
+    lines.append(f"[{prefix}]")
+    lines.extend(f"# {d.strip()}" for d in doc[:1])
+    nested: list[tuple[str, BaseModel]] = []
+    tables: list[tuple[str, list[BaseModel], str]] = []
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            nested.append((name, value))
+        elif isinstance(value, list) and (not value or isinstance(value[0], BaseModel)) and _is_table_list(field):
+            tables.append((name, value, field.description or ""))
+        else:
+            if field.description:
+                lines.append(f"# {field.description}")
+            lines.extend(_assignment(name, value))
+    lines.append("")
+    for name, items, description in tables:
+        lines.append(f"# {description}")
+        if not items and prefix == "gate" and name == "commands":
+            lines.extend(_EXAMPLE_COMMAND)
+        for item in items:
+            lines.append(f"# [[{prefix}.{name}]]")
+            for key in type(item).model_fields:
+                lines.extend(_assignment(key, getattr(item, key)))
+        lines.append("")
+    for name, sub in nested:
+        _emit(lines, f"{prefix}.{name}", sub)
+
+
+def _is_table_list(field: Any) -> bool:
+    return "ForbiddenOperation" in str(field.annotation) or "CommandCheck" in str(field.annotation)
+
+
+def _assignment(name: str, value: Any) -> list[str]:
+    if isinstance(value, list) and len(_toml(value)) > 90:
+        out = [f"# {name} = ["]
+        row = "#    "
+        for item in value:
+            piece = f" {_toml(item)},"
+            if len(row) + len(piece) > 110:
+                out.append(row)
+                row = "#    "
+            row += piece
+        out.extend([row, "# ]"])
+        return out
+    return [f"# {name} = {_toml(value)}"]
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")

@@ -1,0 +1,115 @@
+"""SQLite for everything the tools remember: WAL, a busy timeout, short IMMEDIATE transactions, migrations.
+
+The database lives in the state directory (`<git common dir>/overnight/state.db`), which every worktree of
+the repository shares and which git never commits or cleans. Schema changes are an ordered list indexed by
+`PRAGMA user_version`; an applied migration is never edited, only followed by a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import StateError
+
+BUSY_TIMEOUT_MS = 30_000
+
+# Each migration is a list of statements, run in one transaction. Append; never edit an applied one.
+MIGRATIONS: list[list[str]] = [
+    [  # 1: gate runs and their receipts, coverage by tree
+        """CREATE TABLE gate_runs (
+            id TEXT PRIMARY KEY,
+            tree TEXT NOT NULL,
+            base TEXT NOT NULL,
+            policy_hash TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            passed INTEGER NOT NULL,
+            report TEXT NOT NULL,
+            session TEXT,
+            task_id TEXT,
+            created TEXT NOT NULL,
+            mac TEXT NOT NULL
+        )""",
+        "CREATE INDEX gate_runs_by_tree ON gate_runs (tree, base, policy_hash, scope, passed)",
+        "CREATE INDEX gate_runs_by_time ON gate_runs (created)",
+        """CREATE TABLE coverage (
+            tree TEXT PRIMARY KEY,
+            percent REAL NOT NULL,
+            files TEXT NOT NULL,
+            created TEXT NOT NULL
+        )""",
+    ],
+]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating and migrating if need be) the database at `path`, ready for concurrent use."""
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as e:
+        raise StateError(f"cannot open the state database {path}: {e}. Check that its folder is writable.") from e
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        _migrate(conn)
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        raise StateError(
+            f"the state database {path} is unusable ({e}). Move it aside and the tools will start a new one.",
+        ) from e
+    return conn
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """`BEGIN IMMEDIATE` ... `COMMIT`, or `ROLLBACK` on any error: one short write, taken whole or not at all."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def opened(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection that is closed afterwards (sqlite3's own context manager only ends a transaction)."""
+    with contextlib.closing(connect(path)) as conn:
+        yield conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    if schema_version(conn) == len(MIGRATIONS):
+        return
+    with transaction(conn):
+        version = schema_version(conn)  # again, inside the lock: another process may have migrated meanwhile
+        if version > len(MIGRATIONS):
+            raise StateError(
+                f"the state database has schema version {version}, newer than this overnight knows "
+                f"({len(MIGRATIONS)}): upgrade overnight (`pip install -U overnight`).",
+            )
+        for number in range(version, len(MIGRATIONS)):
+            for statement in MIGRATIONS[number]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+
+
+def ensure_dir(path: Path) -> Path:
+    """Create a private directory (0700) if it does not exist."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise StateError(f"cannot create {path}: {e}") from e
+    return path
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+

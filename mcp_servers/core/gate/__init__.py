@@ -1,0 +1,204 @@
+"""The quality gate: stage the work, take its tree id, judge that exact tree, and sign a receipt on a pass.
+
+1. `git add -A`, `git write-tree`: the tree id names exactly what is judged.
+2. The safety policy on the diff from the base (the task's checkpoint, or HEAD). If it fails, nothing runs.
+3. The checks, each a plugin with its own timeout: tests under coverage, total and changed-line coverage,
+   complexity, security, and any configured commands. Independent ones run side by side.
+4. The tree is taken again: if the checks changed it, the run fails (a receipt must name what was checked).
+5. Every run is recorded; a passing one is a receipt. The same tree, base, policy and scope answer from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .. import db, receipts
+from ..changes import collect, default_base
+from ..errors import OvernightError
+from ..models import CheckResult, Finding, GateReport, GateStatus, RunSummary
+from ..paths import clean_glob
+from ..policy import evaluate
+from ..workspace import Workspace
+from . import commands, coverage, static, tests
+from .base import Check, GateContext, result, skipped
+
+log = logging.getLogger(__name__)
+
+BUILTIN: list[Check] = [tests.CHECK, coverage.TOTAL, coverage.CHANGED, static.COMPLEXITY, static.SECURITY]
+PARALLEL = 3
+
+
+def all_checks(ws: Workspace) -> list[Check]:
+    return [*BUILTIN, *commands.checks(ws.settings)]
+
+
+def run_gate(ws: Workspace, *, task_files: list[str] | None = None, base: str | None = None) -> GateReport:
+    """Run the gate on the working tree (staging it) and return the report, with a receipt when it passed."""
+    with ws.lock("gate"):
+        return gate_locked(ws, task_files=task_files, base=base)
+
+
+def gate_locked(ws: Workspace, *, task_files: list[str] | None = None, base: str | None = None) -> GateReport:
+    """`run_gate` for a caller that already holds the workspace's gate lock (`commit` does)."""
+    repo = ws.repo
+    repo.require_clean_state()
+    base_commit = repo.resolve(base or default_base(ws.environ))
+    scope = sorted({clean_glob(p) for p in task_files or []})
+    tree = repo.stage_all_and_write_tree()
+    policy_hash = ws.settings.policy_hash()
+    key = ws.key()
+    with ws.db() as conn:
+        hit = receipts.find(conn, key, tree=tree, policy_hash=policy_hash, base=base_commit, scope=scope)
+    if hit:
+        receipt, report = hit
+        return report.model_copy(update={"cached": True, "receipt": receipt})
+    report = _judge(ws, tree, base_commit, scope)
+    with ws.db() as conn:
+        receipt = receipts.record(conn, key, report, policy_hash=policy_hash, scope=scope,
+                                  session=ws.session_id, task_id=ws.task_id)  # fmt: skip
+    return report.model_copy(update={"receipt": receipt})
+
+
+def _judge(ws: Workspace, tree: str, base: str, scope: list[str]) -> GateReport:
+    repo = ws.repo
+    changes = collect(repo, base, tree)
+    violations = evaluate(repo, ws.settings.policy, changes, scope)
+    safety = result("safety", not violations,
+                    f"{len(violations)} safety violation(s): undo them before anything else runs" if violations
+                    else f"{len(changes.files)} changed file(s), {changes.lines_added + changes.lines_removed} "
+                         "changed line(s), within the policy",
+                    [Finding(path=v.path, message=f"[{v.rule}] {v.message}. Fix: {v.fix}") for v in violations])  # fmt: skip
+    checks = all_checks(ws)
+    tmp = db.ensure_dir(ws.state_dir / "tmp")
+    with tempfile.TemporaryDirectory(prefix="gate-", dir=tmp) as work:
+        ctx = GateContext(repo=repo, settings=ws.settings, changes=changes, work_dir=Path(work),
+                          environ=ws.environ, base_coverage=lambda: None)  # fmt: skip
+        ctx.base_coverage = lambda: _base_coverage(ws, ctx)
+        if violations:
+            results = [skipped(c.name, "not run: the safety policy failed") for c in checks]
+        else:
+            results = _run_checks(ctx, checks)
+        _remember_coverage(ws, tree, ctx)
+    after = repo.worktree_tree()
+    if after != tree:
+        moved = collect(repo, base, after).files
+        touched = sorted({f.path for f in moved} - {f.path for f in changes.files})[:10]
+        results.append(result("unchanged", False, "the working tree changed while the gate ran (a check wrote "
+                              "files, or someone edited them); ignore generated files in .gitignore or wait "
+                              "for the gate before editing", [Finding(path=p, message="changed during the gate")
+                                                               for p in touched]))  # fmt: skip
+    everything = [safety, *results]
+    failed = [c for c in everything if not c.passed]
+    summary = (f"gate failed: {'; '.join(f'{c.name}: {c.summary}' for c in failed)}" if failed else
+               f"gate passed: {', '.join(c.name for c in everything if c.status == 'passed')}; the tree "
+               f"{tree[:12]} has a receipt, so `commit` will accept it")  # fmt: skip
+    return GateReport(passed=not failed, tree=tree, base=base, summary=summary, checks=everything,
+                      violations=violations[:100])  # fmt: skip
+
+
+def _run_checks(ctx: GateContext, checks: list[Check]) -> list[CheckResult]:
+    """Run the enabled checks, chains of dependent checks in order and independent chains side by side."""
+    done: dict[str, CheckResult] = {}
+    chains: list[list[Check]] = []
+    for check in checks:
+        if not check.enabled(ctx.settings):
+            done[check.name] = skipped(check.name, "disabled in overnight.toml")
+            continue
+        chain = next((c for c in chains if any(x.name in check.needs for x in c)), None)
+        if chain is None:
+            chains.append([check])
+        else:
+            chain.append(check)
+
+    def run_chain(chain: list[Check]) -> None:
+        for check in chain:
+            blocked = [n for n in check.needs if n in done and not done[n].passed]
+            done[check.name] = (skipped(check.name, f"not run: `{blocked[0]}` failed") if blocked
+                                else _run_one(ctx, check))  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="gate") as pool:
+        for future in [pool.submit(run_chain, chain) for chain in chains]:
+            future.result()
+    return [done[c.name] for c in checks]
+
+
+def _run_one(ctx: GateContext, check: Check) -> CheckResult:
+    """One check; a check that crashes has failed, with the reason (never a silent pass)."""
+    try:
+        return check.run(ctx)
+    except OvernightError as e:
+        return result(check.name, False, f"could not run: {e}")
+    except Exception as e:
+        log.exception("gate check %s crashed", check.name)
+        return result(check.name, False, f"could not run: {type(e).__name__}: {e}")
+
+
+def _base_coverage(ws: Workspace, ctx: GateContext) -> float | None:
+    """The base's total coverage: remembered by tree, else measured once in a temporary worktree."""
+    base_tree = ctx.changes.base_tree
+    if base_tree == ctx.changes.tree and ctx.artifacts.get("coverage") is not None:
+        return coverage.percent(ctx.artifacts["coverage"])
+    with ws.db() as conn:
+        known = receipts.coverage_of(conn, base_tree)
+    if known is not None:
+        return known[0]
+    where = ctx.work_dir / "base-worktree"
+    ws.repo.run("worktree", "add", "--detach", "--force", str(where), ctx.changes.base)
+    try:
+        _done, data, _missing = tests.measure(where, ws.settings, ctx.work_dir / "base-tests", ctx.env())
+    finally:
+        with contextlib.suppress(OvernightError):
+            ws.repo.run("worktree", "remove", "--force", str(where))
+        ws.repo.run("worktree", "prune", check=False)
+    if data is None:
+        return None
+    with ws.db() as conn:
+        receipts.save_coverage(conn, base_tree, coverage.percent(data), _file_percents(ws, data))
+    return coverage.percent(data)
+
+
+def _remember_coverage(ws: Workspace, tree: str, ctx: GateContext) -> None:
+    data = ctx.artifacts.get("coverage")
+    if data is not None:
+        with ws.db() as conn:
+            receipts.save_coverage(conn, tree, coverage.percent(data), _file_percents(ws, data))
+
+
+def _file_percents(ws: Workspace, data: dict[str, object]) -> dict[str, dict[str, float]]:
+    """Per file: statements, covered lines and percent, as the health report groups them by module."""
+    out = {}
+    for path, info in coverage.per_file(ws.repo.root, data).items():
+        summary = info["summary"]
+        out[path] = {"statements": summary["num_statements"], "covered": summary["covered_lines"],
+                     "percent": round(float(summary["percent_covered"]), 2)}  # fmt: skip
+    return out
+
+
+def gate_status(ws: Workspace) -> GateStatus:
+    """Whether the working tree, as it is now, has a receipt; and how the last gate run ended. Stages nothing."""
+    repo = ws.repo
+    head = repo.require_commits()
+    tree = repo.worktree_tree()
+    policy_hash = ws.settings.policy_hash()
+    with ws.db() as conn:
+        hit = receipts.find(conn, ws.key(), tree=tree, policy_hash=policy_hash)
+        last = receipts.last_runs(conn, 1)
+    last_run = None
+    if last:
+        row = last[0]
+        report = GateReport.model_validate_json(row["report"])
+        last_run = RunSummary(id=row["id"], tree=row["tree"], passed=bool(row["passed"]), created=row["created"],
+                              summary=report.summary, failed=[c.name for c in report.checks if not c.passed])  # fmt: skip
+    clean = tree == repo.tree_of(head)
+    if hit:
+        advice = "the working tree has a passing receipt: `commit` will accept it"
+    elif clean:
+        advice = "nothing to gate: the working tree matches HEAD"
+    else:
+        advice = "the working tree has no receipt: run `run_quality_gate`"
+    return GateStatus(tree=tree, head=head, branch=repo.branch(), clean=clean, receipt=hit[0] if hit else None,
+                      last_run=last_run, policy_hash=policy_hash, advice=advice)  # fmt: skip

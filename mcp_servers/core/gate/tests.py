@@ -1,0 +1,101 @@
+"""The `tests` check: the project's test command, run under coverage.py, with a timeout on its process group."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .. import proc
+from ..config import Settings, resolve_python
+from ..models import Finding
+from .base import Check, GateContext, result
+
+_PYTHON = re.compile(r"(^|/)python(\d+(\.\d+)?)?$")
+_FAILED = re.compile(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$")
+_SUMMARY = re.compile(r"^=*\s*(\d+ (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?).*?)\s*=*$")
+NO_TESTS_COLLECTED = 5  # pytest's exit code
+
+
+def command(settings: Settings, data_file: Path) -> tuple[list[str], bool]:
+    """The argv that runs the tests, wrapped in `coverage run` when coverage is on and the command allows it."""
+    argv = list(settings.gate.test_command)
+    if argv[0] in {"pytest", "py.test"}:
+        argv = ["python", "-m", "pytest", *argv[1:]]
+    argv = resolve_python(argv)
+    cov = settings.gate.coverage
+    if not cov.enabled or not _PYTHON.search(argv[0]) or len(argv) < 2:
+        return argv, False
+    wrap = [argv[0], "-m", "coverage", "run", "--branch", f"--data-file={data_file}"]
+    wrap += [f"--source={s}" for s in cov.source]
+    rest = argv[1:]
+    return (wrap + rest, True) if rest[0] == "-m" or rest[0].endswith(".py") else (argv, False)
+
+
+def measure(
+    root: Path, settings: Settings, work_dir: Path, env: Mapping[str, str],
+) -> tuple[proc.Completed, dict[str, Any] | None, str | None]:
+    """Run the tests in `root`; return how they ended, the coverage data (when measured) and why it is missing."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    data_file = work_dir / ".coverage"
+    argv, wrapped = command(settings, data_file)
+    completed = proc.run(argv, cwd=root, env={**env, "COVERAGE_FILE": str(data_file)},
+                         timeout=settings.gate.test_timeout_s)  # fmt: skip
+    if not wrapped:
+        return completed, None, (
+            f"coverage cannot wrap the test command `{' '.join(settings.gate.test_command)}`: make it a Python "
+            "command (`python -m pytest ...`) or set `gate.coverage.enabled = false` in overnight.toml"
+        )
+    if completed.timed_out or not data_file.exists():
+        return completed, None, "the test run left no coverage data"
+    report = work_dir / "coverage.json"
+    made = proc.run([argv[0], "-m", "coverage", "json", f"--data-file={data_file}", "-o", str(report), "-q",
+                     "--ignore-errors"], cwd=root, env=env, timeout=120)  # fmt: skip
+    if not made.ok or not report.exists():
+        return completed, None, f"coverage could not write its report: {made.describe(tail_lines=5)}"
+    return completed, json.loads(report.read_text()), None
+
+
+def _run(ctx: GateContext) -> Any:
+    started = time.monotonic()
+    completed, coverage, missing = measure(ctx.root, ctx.settings, ctx.work_dir / "tests", ctx.env())
+    ctx.artifacts["coverage"] = coverage
+    ctx.artifacts["coverage_missing"] = missing
+    out = completed.text() + completed.stderr.decode("utf-8", "replace")
+    summary = _summary_line(out)
+    if completed.timed_out:
+        return result("tests", False, f"the test command timed out after {ctx.settings.gate.test_timeout_s:.0f}s "
+                      "and its process group was killed; make the tests finish or raise `gate.test_timeout_s`",
+                      _tail(out), started)  # fmt: skip
+    if completed.returncode == NO_TESTS_COLLECTED and "pytest" in " ".join(completed.argv):
+        return result("tests", False, "no tests were collected: the change must keep the test suite running",
+                      _tail(out), started)  # fmt: skip
+    if completed.returncode != 0:
+        failed = [Finding(path=m.group(2).split("::")[0], message=f"{m.group(1)} {m.group(2)}"
+                          + (f": {m.group(3)}" if m.group(3) else "")) for m in _matches(out)]  # fmt: skip
+        return result("tests", False, f"the tests failed (exit {completed.returncode}): {summary or 'see output'}. "
+                      "Fix the code (or the test, if the test is wrong) and run the gate again.",
+                      failed or _tail(out), started)  # fmt: skip
+    return result("tests", True, summary or "the test command passed", started=started)
+
+
+def _matches(out: str) -> list[re.Match[str]]:
+    return [m for line in out.splitlines() if (m := _FAILED.match(line.strip()))]
+
+
+def _summary_line(out: str) -> str:
+    for line in reversed(out.splitlines()):
+        m = _SUMMARY.match(line.strip())
+        if m:
+            return m.group(1)
+    return ""
+
+
+def _tail(out: str, lines: int = 30) -> list[Finding]:
+    return [Finding(message="\n".join(out.rstrip().splitlines()[-lines:]))] if out.strip() else []
+
+
+CHECK = Check(name="tests", run=_run)

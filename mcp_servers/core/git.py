@@ -1,0 +1,286 @@
+"""git, through the CLI and this one module.
+
+Every call drops inherited `GIT_*` variables (a hook or another worktree must not redirect us; see
+pre-commit's `no_git_env`) and switches off repository configuration that could run code or change the
+output we parse: an agent can write `.git/config`, so fsmonitor, external diff drivers and textconv are
+never honoured here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import proc
+from .errors import GitError, UsageError
+
+# Configuration that must hold whatever the repository's own config says.
+_SAFE_CONFIG = (
+    "-c", "core.fsmonitor=false",
+    "-c", "core.quotePath=true",
+    "-c", "color.ui=never",
+    "-c", "diff.noprefix=false",
+    "-c", "diff.mnemonicPrefix=false",
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "commit.gpgSign=false",
+    "-c", "log.showSignature=false",
+)  # fmt: skip
+_DIFF_OPTS = ("--no-ext-diff", "--no-textconv", "--no-color", "--src-prefix=a/", "--dst-prefix=b/")
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+_OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+# GIT_* variables that say who commits or how to reach a remote, not where the repository is.
+_GIT_ENV_KEPT = re.compile(
+    r"GIT_(AUTHOR|COMMITTER)_(NAME|EMAIL|DATE)|GIT_CONFIG_(GLOBAL|SYSTEM|NOSYSTEM)|GIT_EXEC_PATH"
+    r"|GIT_SSH(_COMMAND|_VARIANT)?|GIT_ASKPASS|GIT_SSL_CAINFO|GIT_SSL_NO_VERIFY|GIT_ALLOW_PROTOCOL",
+)
+
+
+def git_env(environ: Mapping[str, str] | None = None, keep: Iterable[str] = ()) -> dict[str, str]:
+    """`environ` without the `GIT_*` variables that point git elsewhere or inject configuration.
+
+    Identity and transport variables stay; so do the names in `keep` (the pre-commit hook keeps
+    GIT_INDEX_FILE, which names the index being committed). Replacement objects are always ignored: an
+    agent could otherwise make `git replace` show us a different tree than the one a commit holds.
+    """
+    environ = os.environ if environ is None else environ
+    keep = set(keep)
+    env = {
+        k: v
+        for k, v in environ.items()
+        if not k.startswith("GIT_") or k in keep or _GIT_ENV_KEPT.fullmatch(k)
+    }
+    env.setdefault("LC_ALL", "C")
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["GIT_OPTIONAL_LOCKS"] = "0"
+    env["GIT_NO_REPLACE_OBJECTS"] = "1"
+    return env
+
+
+def check_ref(ref: str) -> str:
+    """Refuse a ref that git would read as an option, or that has characters no ref has."""
+    if not ref or ref.startswith("-") or any(c in ref for c in "\0\n\r ") or len(ref) > 256:
+        raise UsageError(f"{ref!r} is not a usable git ref: give a branch, tag or commit id such as `HEAD~1`.")
+    return ref
+
+
+@dataclass(frozen=True)
+class Repo:
+    """A worktree of a git repository: where its files are and where git keeps its data."""
+
+    root: Path
+    git_dir: Path
+    common_dir: Path
+
+    @classmethod
+    def discover(cls, path: str | os.PathLike[str] | None = None) -> Repo:
+        """The repository that contains `path` (default: the working directory)."""
+        where = Path(path or os.getcwd())
+        if not where.is_dir():
+            raise UsageError(f"{where} is not a directory: give the path of a git repository.")
+        result = proc.run(
+            ["git", *_SAFE_CONFIG, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+            cwd=where,
+            env=git_env(),
+        )
+        if not result.ok:
+            raise GitError(
+                f"{where} is not inside a git repository (git says: {result.stderr.decode().strip()}). "
+                "Run this in a repository's working tree, or create one with `git init`.",
+            )
+        lines = result.text().splitlines()
+        if len(lines) < 3 or not lines[0]:
+            raise GitError(f"{where} is inside a bare repository or a .git directory: run this in a working tree.")
+        root, git_dir, common = (Path(x) for x in lines[:3])
+        if not common.is_absolute():
+            common = (where / common).resolve()
+        return cls(root=root, git_dir=git_dir, common_dir=common)
+
+    # -- running git ------------------------------------------------------------------------------
+
+    def run(
+        self,
+        *args: str,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        input: bytes | None = None,
+        timeout: float | None = 300,
+    ) -> proc.Completed:
+        """Run `git ARGS` in this worktree with the safe configuration. Fails with the command and stderr."""
+        result = proc.run(
+            ["git", *_SAFE_CONFIG, *args],
+            cwd=self.root,
+            env=env if env is not None else git_env(),
+            input=input,
+            timeout=timeout,
+        )
+        if check and not result.ok:
+            raise GitError(f"git failed: {result.describe(tail_lines=10)}")
+        return result
+
+    def out(self, *args: str, **kw: object) -> str:
+        """stdout of `git ARGS`, stripped."""
+        return self.run(*args, **kw).text().strip()  # type: ignore[arg-type]
+
+    # -- facts about the repository ---------------------------------------------------------------
+
+    def head(self) -> str | None:
+        """The commit HEAD points at, or None in a repository with no commits yet."""
+        result = self.run("rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
+        return result.text().strip() or None
+
+    def branch(self) -> str | None:
+        """The checked-out branch, or None when HEAD is detached."""
+        result = self.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+        return result.text().strip() or None
+
+    def resolve(self, ref: str) -> str:
+        """The commit id `ref` names; a clear error when it names none."""
+        result = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", check_ref(ref) + "^{commit}",
+                          check=False)  # fmt: skip
+        oid = result.text().strip()
+        if not result.ok or not oid:
+            raise UsageError(f"{ref!r} does not name a commit in {self.root}: check it with `git log --oneline`.")
+        return oid
+
+    def tree_of(self, commit: str) -> str:
+        """The tree id of a commit."""
+        return self.out("rev-parse", "--verify", f"{commit}^{{tree}}")
+
+    def operation_in_progress(self) -> str | None:
+        """The name of an unfinished merge, rebase, cherry-pick, revert or bisect, if any."""
+        markers = {
+            "MERGE_HEAD": "a merge",
+            "rebase-merge": "a rebase",
+            "rebase-apply": "a rebase or `git am`",
+            "CHERRY_PICK_HEAD": "a cherry-pick",
+            "REVERT_HEAD": "a revert",
+            "BISECT_LOG": "a bisect",
+        }
+        for name, what in markers.items():
+            if (self.git_dir / name).exists():
+                return what
+        return None
+
+    def require_commits(self) -> str:
+        """HEAD's commit id, or a GitError saying how to make a first commit."""
+        head = self.head()
+        if head is None:
+            raise GitError(
+                f"{self.root} has no commits yet, so there is nothing to compare the work with. "
+                "Make a first commit (`git add -A && git commit -m 'Initial commit'`) and try again.",
+            )
+        return head
+
+    def require_clean_state(self, *, allow_detached: bool = False) -> str:
+        """HEAD's commit, after checking that no merge or rebase is half-done and (unless allowed) HEAD is on a branch."""
+        head = self.require_commits()
+        op = self.operation_in_progress()
+        if op:
+            raise GitError(
+                f"{self.root} is in the middle of {op}. Finish it or abort it (for a merge: `git merge --abort`) "
+                "before running the gate; the gate never works on a half-done history operation.",
+            )
+        if not allow_detached and self.branch() is None:
+            raise GitError(
+                f"HEAD is detached in {self.root}: the gate and `commit` work on a branch. "
+                "Create or switch to one with `git switch -c NAME`.",
+            )
+        return head
+
+    def hooks_dir(self) -> Path:
+        """Where git looks for this repository's hooks (`core.hooksPath` when set, else `.git/hooks`)."""
+        result = proc.run(["git", "rev-parse", "--path-format=absolute", "--git-path", "hooks"], cwd=self.root,
+                          env=git_env())  # fmt: skip
+        if not result.ok:
+            raise GitError(f"cannot find the hooks directory: {result.describe(tail_lines=5)}")
+        return Path(result.text().strip())
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        return self.run("merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
+
+    # -- trees --------------------------------------------------------------------------------------
+
+    def stage_all_and_write_tree(self) -> str:
+        """Stage everything (`git add -A`) in the real index and return the tree id it now holds."""
+        self.run("add", "-A", "--", ".")
+        return self.out("write-tree")
+
+    def worktree_tree(self) -> str:
+        """The tree id of the working tree (staged, unstaged and untracked files), leaving the index untouched.
+
+        git does the work on a copy of the index, so ignored files stay out and stat data keeps it fast.
+        """
+        index = Path(self.out("rev-parse", "--path-format=absolute", "--git-path", "index"))
+        fd, tmp = tempfile.mkstemp(prefix="overnight-index-", dir=self.git_dir)
+        os.close(fd)
+        try:
+            if index.exists():
+                shutil.copyfile(index, tmp)
+            else:
+                os.unlink(tmp)
+            env = git_env()
+            env["GIT_INDEX_FILE"] = tmp
+            self.run("add", "-A", "--", ".", env=env)
+            return self.run("write-tree", env=env).text().strip()
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+            Path(tmp + ".lock").unlink(missing_ok=True)
+
+    def index_tree(self, env: Mapping[str, str] | None = None) -> str:
+        """The tree id of what is staged now (the index named by GIT_INDEX_FILE when `env` keeps it)."""
+        return self.run("write-tree", env=env).text().strip()
+
+    def diff_trees(self, old: str, new: str, *options: str, max_bytes: int | None = None) -> bytes:
+        """Raw output of `git diff-tree -r OPTIONS OLD NEW` with the safe diff options."""
+        result = self.run("diff-tree", "-r", *_DIFF_OPTS, *options, old, new)
+        if max_bytes is not None and len(result.stdout) > max_bytes:
+            return result.stdout[:max_bytes]
+        return result.stdout
+
+    def read_blobs(self, oids: Sequence[str]) -> dict[str, bytes]:
+        """The contents of many blobs in one `git cat-file --batch` call."""
+        wanted = [o for o in dict.fromkeys(oids) if _OID.match(o)]
+        if not wanted:
+            return {}
+        data = self.run("cat-file", "--batch", input=("\n".join(wanted) + "\n").encode()).stdout
+        blobs: dict[str, bytes] = {}
+        pos = 0
+        for oid in wanted:
+            header_end = data.index(b"\n", pos)
+            header = data[pos:header_end].split()
+            if len(header) == 2 and header[1] == b"missing":
+                pos = header_end + 1
+                continue
+            size = int(header[2])
+            blobs[oid] = data[header_end + 1 : header_end + 1 + size]
+            pos = header_end + 1 + size + 1
+        return blobs
+
+    def ls_tree(self, treeish: str, paths: Sequence[str] = ()) -> dict[str, tuple[str, str]]:
+        """path -> (mode, oid) for the files of a tree (recursively), optionally limited to `paths`."""
+        raw = self.run("ls-tree", "-r", "-z", "--full-tree", treeish, "--", *paths).stdout
+        entries: dict[str, tuple[str, str]] = {}
+        for record in raw.split(b"\0"):
+            if not record:
+                continue
+            meta, _, name = record.partition(b"\t")
+            mode, _type, oid = meta.decode().split()
+            entries[decode_path(name)] = (mode, oid)
+        return entries
+
+
+def decode_path(raw: bytes) -> str:
+    """A path from git's -z output; bytes that are not UTF-8 survive as surrogate escapes."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def is_undecodable(path: str) -> bool:
+    """True when a path carries bytes that are not UTF-8 (see decode_path)."""
+    return any("\udc80" <= ch <= "\udcff" for ch in path)

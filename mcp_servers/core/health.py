@@ -1,0 +1,172 @@
+"""`health_report`: what a planning session needs to know about the code, in a bounded answer.
+
+Coverage by module (from the newest gate run's measurement), complexity hotspots and maintainability (radon),
+security findings (bandit). radon and bandit run in the gate's worker process, with a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path, PurePosixPath
+
+from pydantic import BaseModel, Field
+
+from . import receipts
+from .errors import OvernightError
+from .gate.static import run_worker
+from .paths import inside
+from .workspace import Workspace
+
+MAX_FILES = 5000
+MAX_FILE_BYTES = 1_000_000
+LISTED = 15
+_SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".mypy_cache", ".ruff_cache", "build",
+              "dist"}  # fmt: skip
+
+
+class ModuleCoverage(BaseModel):
+    module: str
+    percent: float
+    statements: int
+
+
+class Hotspot(BaseModel):
+    path: str
+    function: str
+    line: int
+    complexity: int
+    rank: str
+
+
+class Maintainability(BaseModel):
+    path: str
+    index: float
+    rank: str
+
+
+class SecurityIssue(BaseModel):
+    path: str
+    line: int
+    test_id: str
+    severity: str
+    confidence: str
+    text: str
+
+
+class HealthReport(BaseModel):
+    paths: list[str]
+    python_files: int
+    coverage_total: float | None = Field(description="total coverage of the newest measured tree, if any")
+    coverage_tree: str | None = None
+    coverage_by_module: list[ModuleCoverage] = Field(description="least covered first")
+    complexity_hotspots: list[Hotspot] = Field(description="most complex functions first")
+    average_complexity: float | None = None
+    maintainability: list[Maintainability] = Field(description="least maintainable files first")
+    security: list[SecurityIssue]
+    security_total: int
+    notes: list[str] = Field(default_factory=list)
+
+
+def _cc_rank(cc: int) -> str:
+    """radon's rank: A 1-5, B 6-10, C 11-20, D 21-30, E 31-40, F 41 and up."""
+    for limit, rank in ((5, "A"), (10, "B"), (20, "C"), (30, "D"), (40, "E")):
+        if cc <= limit:
+            return rank
+    return "F"
+
+
+def _mi_rank(mi: float) -> str:
+    return "A" if mi >= 20 else "B" if mi >= 10 else "C"
+
+
+def _python_files(ws: Workspace, paths: list[str]) -> tuple[dict[str, str], list[str]]:
+    root = ws.repo.root
+    found: dict[str, str] = {}
+    notes = []
+    for rel in paths:
+        start = root / rel
+        walk = [(str(start.parent), [], [start.name])] if start.is_file() else os.walk(start)
+        for dirpath, dirnames, filenames in walk:
+            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+            for name in sorted(filenames):
+                disk = Path(dirpath) / name
+                if name.endswith(".py") and disk.stat().st_size <= MAX_FILE_BYTES:
+                    found[disk.relative_to(root).as_posix()] = str(disk)
+                if len(found) >= MAX_FILES:
+                    notes.append(f"only the first {MAX_FILES} Python files were analysed")
+                    return found, notes
+    return found, notes
+
+
+def health_report(ws: Workspace, paths: list[str] | None = None) -> HealthReport:
+    """Coverage, complexity, maintainability and security of the code under `paths` (default: the allowed paths)."""
+    root = ws.repo.root
+    if paths:
+        chosen = [inside(root, p) for p in paths]
+    else:
+        chosen = [p for p in (str(PurePosixPath(g.split("*")[0]).as_posix()).rstrip("/")
+                              for g in ws.settings.policy.allowed_paths) if p and (root / p).exists()]  # fmt: skip
+    files, notes = _python_files(ws, chosen)
+    report = HealthReport(paths=chosen, python_files=len(files), coverage_total=None, coverage_by_module=[],
+                          complexity_hotspots=[], maintainability=[], security=[], security_total=0, notes=notes)  # fmt: skip
+    _add_coverage(ws, report, set(files))
+    if not files:
+        report.notes.append("no Python files under these paths")
+        return report
+    timeout = max(300.0, ws.settings.gate.complexity.timeout_s)
+    try:
+        radon = run_worker({"task": "radon", "files": files}, timeout, root)
+    except OvernightError as e:
+        report.notes.append(f"radon could not run: {e}")
+    else:
+        _add_radon(report, radon)
+    sec = ws.settings.gate.security
+    try:
+        issues = run_worker({"task": "bandit", "files": files, "config": None, "severity": sec.severity,
+                             "confidence": sec.confidence}, max(300.0, sec.timeout_s), root)  # fmt: skip
+    except OvernightError as e:
+        report.notes.append(f"bandit could not run: {e}")
+    else:
+        report.security_total = len(issues)
+        report.security = [SecurityIssue(**{k: i[k] for k in SecurityIssue.model_fields}) for i in issues[:30]]
+    return report
+
+
+def _add_radon(report: HealthReport, radon: dict[str, dict[str, object]]) -> None:
+    functions = []
+    for path, info in radon.items():
+        for fn in info.get("functions") or []:  # type: ignore[attr-defined]
+            functions.append(Hotspot(path=path, function=fn["name"], line=fn["line"], complexity=fn["cc"],
+                                     rank=_cc_rank(fn["cc"])))  # fmt: skip
+        if info.get("error"):
+            report.notes.append(f"{path}: {info['error']}")
+    functions.sort(key=lambda h: -h.complexity)
+    report.complexity_hotspots = functions[:LISTED]
+    if functions:
+        report.average_complexity = round(sum(h.complexity for h in functions) / len(functions), 2)
+    mis = [Maintainability(path=p, index=float(i["mi"]), rank=_mi_rank(float(i["mi"])))  # type: ignore[arg-type]
+           for p, i in radon.items() if i.get("mi") is not None]  # fmt: skip
+    report.maintainability = sorted(mis, key=lambda m: m.index)[:LISTED]
+
+
+def _add_coverage(ws: Workspace, report: HealthReport, wanted: set[str]) -> None:
+    with ws.db() as conn:
+        latest = receipts.latest_coverage(conn)
+    if latest is None:
+        report.notes.append("no coverage measured yet: run `run_quality_gate` (or `overnight check --gate`) once")
+        return
+    tree, total, files = latest
+    report.coverage_total, report.coverage_tree = round(total, 2), tree
+    modules: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for path, info in files.items():
+        if wanted and path not in wanted:
+            continue
+        module = str(PurePosixPath(path).parent)
+        modules[module][0] += int(info["covered"])
+        modules[module][1] += int(info["statements"])
+    report.coverage_by_module = sorted(
+        (ModuleCoverage(module=m, percent=round(100.0 * c / n, 2) if n else 100.0, statements=n)
+         for m, (c, n) in modules.items()),
+        key=lambda m: m.percent,
+    )[:30]  # fmt: skip

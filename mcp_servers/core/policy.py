@@ -1,0 +1,357 @@
+"""The safety policy: what an unattended agent may change, judged on git's view of the change.
+
+`check_changes` judges the working tree against a base; `check_task` judges a task before work starts.
+Every violation carries a stable rule id, the path, what is wrong and how to undo it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import tomllib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from . import changes as ch
+from .config import Policy, Settings
+from .git import EMPTY_TREE, Repo, is_undecodable
+from .models import ChangeReport, FileSummary, TaskCheck, Violation, cut
+from .paths import Globs, clean_glob, odd_characters
+from .secrets import find_destructive_sql, find_secrets
+
+_STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "type-changed"}
+_EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+_DEPENDENCY_TABLES = (
+    ("project", "dependencies"), ("project", "optional-dependencies"), ("build-system", "requires"),
+    ("dependency-groups",), ("tool", "poetry", "dependencies"), ("tool", "poetry", "dev-dependencies"),
+    ("tool", "poetry", "group"), ("tool", "pdm", "dev-dependencies"), ("tool", "uv", "dev-dependencies"),
+    ("tool", "uv", "sources"), ("tool", "uv", "index"),
+)  # fmt: skip
+
+
+class _Rules:
+    """The policy's globs, compiled once per check."""
+
+    def __init__(self, policy: Policy, scope: Sequence[str]) -> None:
+        self.policy = policy
+        self.allowed = Globs(policy.allowed_paths)
+        self.protected = Globs(policy.all_protected, folded=True)
+        self.scope = Globs(scope)
+
+
+def check_changes(
+    repo: Repo,
+    settings: Settings,
+    *,
+    base: str | None = None,
+    task_files: Sequence[str] | None = None,
+    tree: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ChangeReport:
+    """The working tree (staged, unstaged, untracked), or `tree` if given, against `base`, judged by the policy."""
+    repo.require_commits()
+    changes = ch.collect(repo, base or ch.default_base(environ), tree or repo.worktree_tree())
+    violations = evaluate(repo, settings.policy, changes, task_files or [])
+    files = [_summary(f) for f in changes.files]
+    return ChangeReport(
+        safe=not violations,
+        base=changes.base,
+        tree=changes.tree,
+        violations=cut(violations),
+        violations_total=len(violations),
+        files=cut(files),
+        files_total=len(files),
+        lines_added=changes.lines_added,
+        lines_removed=changes.lines_removed,
+        policy_hash=settings.policy_hash(),
+    )
+
+
+def evaluate(repo: Repo, policy: Policy, changes: ch.ChangeSet, task_files: Sequence[str]) -> list[Violation]:
+    """Every violation in `changes`, in file order, then the whole-change rules."""
+    rules = _Rules(policy, [clean_glob(p) for p in task_files])
+    found: list[Violation] = []
+    for f in changes.files:
+        for rule in _FILE_RULES:
+            found.extend(rule(f, rules, changes.base))
+    found.extend(_copies_of_protected(repo, changes, rules))
+    found.extend(_dependency_changes(repo, changes))
+    total = changes.lines_added + changes.lines_removed
+    if total > policy.max_changed_lines:
+        found.append(Violation(
+            rule="too-large",
+            message=f"the change has {total} changed lines ({changes.lines_added} added, {changes.lines_removed} "
+                    f"removed); a task may change at most {policy.max_changed_lines}",
+            fix="make a smaller change: split the task, or undo part of the work",
+        ))  # fmt: skip
+    if not changes.scanned:
+        found.append(Violation(
+            rule="unscanned",
+            message=f"the diff is larger than {ch.MAX_PATCH_BYTES // 2**20} MB, so its lines could not be scanned",
+            fix="make a smaller change",
+        ))  # fmt: skip
+    return found
+
+
+def _undo(f: ch.FileChange, base: str) -> str:
+    short = base[:12]
+    if f.status == "A":
+        return f"remove it (`rm -- '{f.path}'`)"
+    if f.status in {"R", "C"} and f.old_path:
+        return f"undo it (`git checkout {short} -- '{f.old_path}'` and `rm -- '{f.path}'`)"
+    return f"restore it (`git checkout {short} -- '{f.path}'`)"
+
+
+# -- rules on one file --------------------------------------------------------------------------------
+
+
+def _path_names(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
+    for path in f.paths:
+        if is_undecodable(path):
+            yield Violation(rule="undecodable-path", path=path.encode("utf-8", "surrogateescape").decode(
+                "utf-8", "replace"), message="the file name is not valid UTF-8",
+                fix=f"give the file a plain ASCII name; {_undo(f, base)}")  # fmt: skip
+            continue
+        odd = odd_characters(path)
+        if odd:
+            yield Violation(rule="suspicious-path", path=path,
+                            message=f"the file name contains invisible or control characters ({', '.join(odd)})",
+                            fix=f"give the file a plain name; {_undo(f, base)}")  # fmt: skip
+        elif rules.policy.ascii_paths_only and not path.isascii():
+            yield Violation(rule="non-ascii-path", path=path,
+                            message="the file name has non-ASCII characters (look-alike letters hide protected "
+                                    "names); policy.ascii_paths_only is on",
+                            fix=f"give the file an ASCII name; {_undo(f, base)}")  # fmt: skip
+
+
+def _protected(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
+    for path in f.paths:
+        pattern = rules.protected.match(path)
+        if pattern:
+            verb = "deleted" if f.status == "D" or path == f.old_path and f.status == "R" else _STATUS[f.status]
+            if path == f.old_path and f.status == "C":
+                continue  # reading a protected file is judged by _copies_of_protected
+            yield Violation(rule="protected-path", path=path,
+                            message=f"`{path}` is protected (pattern `{pattern}`) and was {verb}; only a person "
+                                    "may change it",
+                            fix=_undo(f, base))  # fmt: skip
+
+
+def _outside(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
+    for path in f.paths:
+        if path == f.old_path and f.status == "C":
+            continue
+        if not rules.allowed.match(path):
+            allowed = ", ".join(f"`{p}`" for p in rules.policy.allowed_paths) or "nothing"
+            yield Violation(rule="outside-allowed", path=path,
+                            message=f"`{path}` is outside the paths agents may change ({allowed})",
+                            fix=f"keep the work inside the allowed paths; {_undo(f, base)}")  # fmt: skip
+        if rules.scope and not rules.scope.match(path):
+            scope = ", ".join(f"`{p}`" for p in rules.scope.patterns)
+            yield Violation(rule="out-of-scope", path=path,
+                            message=f"`{path}` is outside this task's Files: scope ({scope})",
+                            fix=f"change only the task's files; {_undo(f, base)}")  # fmt: skip
+
+
+def _deletes(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
+    if rules.policy.allow_delete:
+        return
+    if f.status == "D":
+        yield Violation(rule="no-delete", path=f.path, message=f"`{f.path}` was deleted; agents may not delete files",
+                        fix=_undo(f, base))  # fmt: skip
+    elif f.status == "R" and f.old_path:
+        yield Violation(rule="no-delete", path=f.old_path,
+                        message=f"renaming `{f.old_path}` to `{f.path}` deletes `{f.old_path}`; agents may not "
+                                "delete or move files",
+                        fix=_undo(f, base))  # fmt: skip
+
+
+def _modes(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
+    if "160000" in (f.old_mode, f.new_mode):
+        yield Violation(rule="submodule", path=f.path,
+                        message=f"`{f.path}` is a submodule (gitlink) that was {_STATUS[f.status]}; agents may not "
+                                "add, move or repoint submodules",
+                        fix=f"`git rm --cached -- '{f.path}'`, or `git submodule update -- '{f.path}'` to restore it")  # fmt: skip
+        return
+    if rules.policy.allow_mode_changes:
+        return
+    if f.status == "A" and f.new_mode == "100755":
+        yield Violation(rule="executable", path=f.path, message=f"`{f.path}` was added as an executable file",
+                        fix=f"`chmod 644 '{f.path}'`")  # fmt: skip
+    elif f.status not in {"A", "D"} and f.old_mode != f.new_mode and "120000" not in (f.old_mode, f.new_mode):
+        yield Violation(rule="mode-change", path=f.path,
+                        message=f"the mode of `{f.path}` changed from {f.old_mode} to {f.new_mode}",
+                        fix=f"`chmod {'644' if f.old_mode == '100644' else '755'} '{f.path}'`")  # fmt: skip
+
+
+def _symlinks(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
+    if f.new_mode != "120000" or f.status == "D":
+        return
+    target = f.symlink_target or ""
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(f.path), target))
+    if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+        problem = f"points out of the repository (`{target}`)"
+    elif rules.protected.match(resolved):
+        problem = f"points at the protected path `{resolved}`"
+    elif not rules.allowed.match(resolved):
+        problem = f"points at `{resolved}`, outside the allowed paths"
+    elif not rules.policy.allow_symlinks:
+        problem = f"is a symbolic link (to `{target}`), and policy.allow_symlinks is off"
+    else:
+        return
+    yield Violation(rule="symlink", path=f.path, message=f"`{f.path}` {problem}", fix=f"remove the link; {_undo(f, base)}")
+
+
+def _content(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
+    if f.binary and f.status != "D" and not rules.policy.allow_binary:
+        yield Violation(rule="binary", path=f.path,
+                        message=f"`{f.path}` is a binary file: it cannot be reviewed or scanned for secrets",
+                        fix=f"commit text only, or have a person add it; {_undo(f, base)}")  # fmt: skip
+    for number, text in f.added_lines:
+        if rules.policy.scan_secrets:
+            for secret in find_secrets(text):
+                yield Violation(rule="secret", path=f.path,
+                                message=f"line {number} of `{f.path}` adds what looks like a secret ({secret.kind})",
+                                fix="never commit credentials: read them from the environment, and remove the line")  # fmt: skip
+        if rules.policy.scan_destructive_sql:
+            kind = find_destructive_sql(text)
+            if kind:
+                yield Violation(rule="destructive-sql", path=f.path,
+                                message=f"line {number} of `{f.path}` adds destructive SQL ({kind})",
+                                fix="agents may not drop, truncate or delete data; remove the statement")  # fmt: skip
+
+
+_FILE_RULES: list[Callable[[ch.FileChange, _Rules, str], Iterator[Violation]]] = [
+    _path_names, _protected, _outside, _deletes, _modes, _symlinks, _content,
+]  # fmt: skip
+
+
+# -- rules that need more than one file ----------------------------------------------------------------
+
+
+def _copies_of_protected(repo: Repo, changes: ch.ChangeSet, rules: _Rules) -> Iterator[Violation]:
+    """A new or changed file whose content is exactly a protected file's: a copy out of a protected path."""
+    for f in changes.files:
+        if f.status == "C" and f.old_path and rules.protected.match(f.old_path):
+            yield _copy_violation(f, f.old_path, changes.base)
+    written: dict[str, list[ch.FileChange]] = {}
+    for f in changes.files:
+        if f.status in {"A", "M", "T"} and f.new_oid != _EMPTY_BLOB:
+            written.setdefault(f.new_oid, []).append(f)
+    if not written or changes.base_tree == EMPTY_TREE:
+        return
+    for path, (_mode, oid) in repo.ls_tree(changes.base_tree).items():
+        for f in written.get(oid, ()):
+            if path != f.path and rules.protected.match(path):
+                yield _copy_violation(f, path, changes.base)
+
+
+def _copy_violation(f: ch.FileChange, source: str, base: str) -> Violation:
+    return Violation(rule="copy-from-protected", path=f.path,
+                     message=f"`{f.path}` holds a copy of the protected file `{source}`",
+                     fix=_undo(f, base))  # fmt: skip
+
+
+def _dependency_changes(repo: Repo, changes: ch.ChangeSet) -> Iterator[Violation]:
+    """pyproject.toml may change, but never its dependency tables."""
+    manifests = [f for f in changes.files if posixpath.basename(f.path) == "pyproject.toml" and f.status != "D"]
+    if not manifests:
+        return
+    blobs = repo.read_blobs([oid for f in manifests for oid in (f.old_oid, f.new_oid)])
+    for f in manifests:
+        try:
+            old, new = (_toml(blobs.get(oid, b"")) for oid in (f.old_oid, f.new_oid))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            yield Violation(rule="dependency-change", path=f.path,
+                            message=f"`{f.path}` does not parse ({e}), so its dependency tables cannot be checked",
+                            fix=_undo(f, changes.base))  # fmt: skip
+            continue
+        for table in _DEPENDENCY_TABLES:
+            if _dig(old, table) != _dig(new, table):
+                yield Violation(rule="dependency-change", path=f.path,
+                                message=f"`{'.'.join(table)}` in `{f.path}` changed; only a person changes dependencies",
+                                fix=f"undo the change to `{'.'.join(table)}`")  # fmt: skip
+
+
+def _toml(data: bytes) -> dict[str, Any]:
+    return tomllib.loads(data.decode("utf-8")) if data else {}
+
+
+def _dig(doc: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if not isinstance(doc, dict) or key not in doc:
+            return None
+        doc = doc[key]
+    return doc
+
+
+def _summary(f: ch.FileChange) -> FileSummary:
+    return FileSummary(
+        path=f.path, status=_STATUS.get(f.status, "unknown"),  # type: ignore[arg-type]
+        old_path=f.old_path, added=f.added, removed=f.removed, binary=f.binary, mode=f.new_mode,
+    )  # fmt: skip
+
+
+# -- tasks ------------------------------------------------------------------------------------------------
+
+
+def check_task(
+    settings: Settings,
+    description: str,
+    *,
+    estimated_lines: int | None = None,
+    alignment_score: int | None = None,
+    tests_defined: bool | None = None,
+    files: Sequence[str] | None = None,
+    task_id: str | None = None,
+) -> TaskCheck:
+    """A task against the policy before any work starts: forbidden operations, size, alignment, tests, scope."""
+    policy = settings.policy
+    found: list[Violation] = []
+    for op in policy.all_forbidden:
+        m = re.search(op.pattern, description, re.IGNORECASE)
+        if m:
+            found.append(Violation(rule=f"forbidden:{op.id}",
+                                   message=f"the task asks for {op.message} (\"{m.group(0).strip()}\"), which an "
+                                           "unattended agent may not do",
+                                   fix="leave this task to a person, or reword it if it does not really ask for that"))  # fmt: skip
+    if estimated_lines is None:
+        if policy.require_estimate:
+            found.append(Violation(rule="no-estimate", message="the task has no estimated size",
+                                   fix="add `Estimated lines: N` to the task"))  # fmt: skip
+    elif estimated_lines > policy.max_changed_lines:
+        found.append(Violation(rule="too-large",
+                               message=f"the task is estimated at {estimated_lines} lines; the limit is "
+                                       f"{policy.max_changed_lines}",
+                               fix="split it into smaller tasks"))  # fmt: skip
+    if alignment_score is None or alignment_score < policy.min_alignment_score:
+        got = "no alignment score" if alignment_score is None else f"an alignment score of {alignment_score}"
+        found.append(Violation(rule="low-alignment",
+                               message=f"the task has {got}; at least {policy.min_alignment_score} is needed",
+                               fix="have a person rescore or rework the task"))  # fmt: skip
+    if policy.require_tests and not tests_defined:
+        found.append(Violation(rule="no-tests", message="the task defines no tests",
+                               fix="add `Tests defined: Yes (path/to/test_file.py)` to the task"))  # fmt: skip
+    found.extend(_task_files(settings.policy, files or []))
+    return TaskCheck(ok=not found, task_id=task_id, violations=found)
+
+
+def _task_files(policy: Policy, files: Sequence[str]) -> Iterator[Violation]:
+    allowed, protected = Globs(policy.allowed_paths), Globs(policy.all_protected, folded=True)
+    for raw in files:
+        pattern = clean_glob(raw)
+        sample = _example(pattern)
+        if protected.match(sample) or protected.match(pattern):
+            yield Violation(rule="protected-path", path=pattern,
+                            message=f"the task's scope `{pattern}` covers protected files",
+                            fix="only a person may change protected files; narrow the scope")  # fmt: skip
+        elif not allowed.match(sample):
+            yield Violation(rule="outside-allowed", path=pattern,
+                            message=f"the task's scope `{pattern}` reaches outside the paths agents may change",
+                            fix=f"keep the scope inside {', '.join(policy.allowed_paths)}")  # fmt: skip
+
+
+def _example(pattern: str) -> str:
+    """A concrete path a glob matches, to test the glob against other globs."""
+    text = re.sub(r"\[!?([^\]])[^\]]*\]", r"\1", pattern)
+    return text.replace("**", "x").replace("*", "x").replace("?", "x")

@@ -1,0 +1,157 @@
+"""Gate runs and receipts: every run is recorded, a passing one is a receipt, each row signed with an HMAC.
+
+A receipt binds a tree id to the base it was compared with, the policy hash it was judged under, the task
+scope and the result of every check. A row whose MAC does not verify (edited in the database) counts as no
+receipt at all. The key lives in the state directory with mode 0600; the scheduler re-checks everything
+itself and does not rely on the key being secret from a process running as the same user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from . import db
+from .models import GateReport, Receipt
+
+
+def _mac(key: bytes, fields: dict[str, object]) -> str:
+    blob = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, blob, hashlib.sha256).hexdigest()
+
+
+def _fields(row: sqlite3.Row | dict[str, object]) -> dict[str, object]:
+    names = ("id", "tree", "base", "policy_hash", "scope", "passed", "report", "session", "task_id", "created")
+    return {name: row[name] for name in names}
+
+
+def record(
+    conn: sqlite3.Connection,
+    key: bytes,
+    report: GateReport,
+    *,
+    policy_hash: str,
+    scope: Sequence[str],
+    session: str | None,
+    task_id: str | None,
+) -> Receipt | None:
+    """Store a gate run; for a passing run return its receipt."""
+    checks = {c.name: c.status for c in report.checks}
+    row: dict[str, object] = {
+        "id": secrets.token_hex(8),
+        "tree": report.tree,
+        "base": report.base,
+        "policy_hash": policy_hash,
+        "scope": json.dumps(sorted(scope)),
+        "passed": int(report.passed),
+        "report": report.model_dump_json(exclude={"receipt", "cached"}),
+        "session": session,
+        "task_id": task_id,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+    }
+    mac = _mac(key, row)
+    with db.transaction(conn):
+        conn.execute(
+            "INSERT INTO gate_runs (id, tree, base, policy_hash, scope, passed, report, session, task_id, created, mac)"
+            " VALUES (:id, :tree, :base, :policy_hash, :scope, :passed, :report, :session, :task_id, :created, :mac)",
+            {**row, "mac": mac},
+        )
+    return _receipt(row, checks, mac) if report.passed else None
+
+
+def _receipt(row: sqlite3.Row | dict[str, object], checks: dict[str, str], mac: str) -> Receipt:
+    return Receipt(
+        id=str(row["id"]),
+        tree=str(row["tree"]),
+        base=str(row["base"]),
+        policy_hash=str(row["policy_hash"]),
+        scope=json.loads(str(row["scope"])),
+        checks=checks,
+        session=row["session"],  # type: ignore[arg-type]
+        task_id=row["task_id"],  # type: ignore[arg-type]
+        created=str(row["created"]),
+        mac=mac,
+    )
+
+
+def _verified(key: bytes, row: sqlite3.Row) -> bool:
+    return hmac.compare_digest(_mac(key, _fields(row)), str(row["mac"]))
+
+
+def _from_row(key: bytes, row: sqlite3.Row) -> tuple[Receipt, GateReport] | None:
+    if not _verified(key, row) or not row["passed"]:
+        return None
+    report = GateReport.model_validate_json(row["report"])
+    return _receipt(row, {c.name: c.status for c in report.checks}, row["mac"]), report
+
+
+def find(
+    conn: sqlite3.Connection,
+    key: bytes,
+    *,
+    tree: str,
+    policy_hash: str,
+    base: str | None = None,
+    scope: Sequence[str] | None = None,
+) -> tuple[Receipt, GateReport] | None:
+    """The newest valid receipt for `tree` under `policy_hash` (and `base` and `scope`, when given)."""
+    sql = "SELECT * FROM gate_runs WHERE tree = ? AND policy_hash = ? AND passed = 1"
+    params: list[object] = [tree, policy_hash]
+    if base is not None:
+        sql += " AND base = ?"
+        params.append(base)
+    if scope is not None:
+        sql += " AND scope = ?"
+        params.append(json.dumps(sorted(scope)))
+    for row in conn.execute(sql + " ORDER BY created DESC", params):
+        found = _from_row(key, row)
+        if found:
+            return found
+    return None
+
+
+def get(conn: sqlite3.Connection, key: bytes, receipt_id: str) -> Receipt | None:
+    """The receipt with this id, if it exists, passed and its MAC verifies."""
+    row = conn.execute("SELECT * FROM gate_runs WHERE id = ?", (receipt_id,)).fetchone()
+    found = _from_row(key, row) if row else None
+    return found[0] if found else None
+
+
+def problems(receipt: Receipt | None, *, tree: str, policy_hash: str) -> list[str]:
+    """Why a receipt does not vouch for `tree` under `policy_hash` (empty when it does)."""
+    if receipt is None:
+        return ["no valid receipt (none recorded, it did not pass, or its signature does not verify)"]
+    found = []
+    if receipt.tree != tree:
+        found.append(f"the receipt is for tree {receipt.tree[:12]}, not {tree[:12]}")
+    if receipt.policy_hash != policy_hash:
+        found.append(f"the receipt was made under policy {receipt.policy_hash}, the policy is now {policy_hash}")
+    return found
+
+
+def last_runs(conn: sqlite3.Connection, limit: int = 5) -> list[sqlite3.Row]:
+    return list(conn.execute("SELECT * FROM gate_runs ORDER BY created DESC LIMIT ?", (limit,)))
+
+
+def save_coverage(conn: sqlite3.Connection, tree: str, percent: float, files: dict[str, dict[str, float]]) -> None:
+    with db.transaction(conn):
+        conn.execute(
+            "INSERT OR REPLACE INTO coverage (tree, percent, files, created) VALUES (?, ?, ?, ?)",
+            (tree, percent, json.dumps(files), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
+        )
+
+
+def coverage_of(conn: sqlite3.Connection, tree: str) -> tuple[float, dict[str, Any]] | None:
+    row = conn.execute("SELECT percent, files FROM coverage WHERE tree = ?", (tree,)).fetchone()
+    return (float(row["percent"]), json.loads(row["files"])) if row else None
+
+
+def latest_coverage(conn: sqlite3.Connection) -> tuple[str, float, dict[str, Any]] | None:
+    row = conn.execute("SELECT tree, percent, files FROM coverage ORDER BY created DESC LIMIT 1").fetchone()
+    return (str(row["tree"]), float(row["percent"]), json.loads(row["files"])) if row else None

@@ -1,0 +1,118 @@
+"""Secrets and destructive SQL in text: the policy scans added lines with this, memory redacts with it.
+
+No network and no model: regular expressions for the formats providers publish, plus an entropy test for
+`*_KEY=`/`*_TOKEN=`/`PASSWORD=` assignments so that `API_KEY = os.environ["API_KEY"]` is not a finding.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    start: int
+    end: int
+
+
+# (kind, regex). The secret is group "s" when there is one, else the whole match.
+_SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("private-key", re.compile(
+        r"-----BEGIN (?:RSA |DSA |EC |OPENSSH |PGP |ENCRYPTED |SSH2 )?PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:[\s\S]{0,8192}?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----)?")),
+    ("aws-access-key-id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[0-9A-Z]{16}\b")),
+    ("aws-secret-access-key", re.compile(
+        r"(?i)\baws_?secret_?(?:access_?)?key\b[\"']?\s*[:=]\s*[\"']?(?P<s>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])")),
+    ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b")),
+    ("anthropic-key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}")),
+    ("openai-key", re.compile(r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,}")),
+    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")),
+    ("slack-token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("stripe-key", re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}")),
+    ("gitlab-token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
+    ("npm-token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("pypi-token", re.compile(r"\bpypi-AgE[A-Za-z0-9_-]{50,}")),
+    ("huggingface-token", re.compile(r"\bhf_[A-Za-z0-9]{34,}\b")),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("url-password", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://[^/\s:@'\"]{1,64}:(?P<s>[^/\s@'\"]{3,128})@")),
+]  # fmt: skip
+
+_ASSIGNMENT = re.compile(
+    r"(?i)\b(?P<name>[A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|PWD)[A-Z0-9_]*)\b[\"']?\s*[:=]\s*"
+    r"(?P<q>[\"']?)(?P<s>[^\s\"'`;,)]{12,})(?P=q)",
+)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_REFERENCE = re.compile(r"^(?:\$|%|\{|<|os\.|env\.|process\.env|getenv|settings\.|config\.|self\.|[A-Z_]+$)")
+
+
+def _entropy(value: str) -> float:
+    counts = Counter(value)
+    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+
+
+def _looks_secret(name: str, value: str) -> bool:
+    """A literal that looks like a real credential rather than a reference, placeholder, hash or UUID."""
+    if _REFERENCE.match(value) or _UUID.match(value) or len(set(value)) < 6:
+        return False
+    if not (re.search(r"[A-Za-z]", value) and re.search(r"\d", value)):
+        return False
+    if _HEX.match(value) and not re.search(r"(?i)token|secret|password|passwd|pwd", name):
+        return False  # a bare hex digest under a *_KEY name is usually a cache key or a hash
+    return _entropy(value) >= 3.3
+
+
+def find_secrets(text: str) -> list[Finding]:
+    """Every credential-looking span in `text`, in order, without overlaps."""
+    found: list[Finding] = []
+    for kind, regex in _SECRET_PATTERNS:
+        for m in regex.finditer(text):
+            span = m.span("s") if "s" in regex.groupindex and m.group("s") else m.span()
+            found.append(Finding(kind, *span))
+    for m in _ASSIGNMENT.finditer(text):
+        if _looks_secret(m.group("name"), m.group("s")):
+            found.append(Finding("assigned-secret", *m.span("s")))
+    return _without_overlaps(found)
+
+
+def redact(text: str) -> tuple[str, int]:
+    """`text` with every secret replaced by `[REDACTED:<kind>]`, and how many were replaced."""
+    findings = find_secrets(text)
+    parts, pos = [], 0
+    for f in findings:
+        parts.append(text[pos : f.start])
+        parts.append(f"[REDACTED:{f.kind}]")
+        pos = f.end
+    parts.append(text[pos:])
+    return "".join(parts), len(findings)
+
+
+def _without_overlaps(findings: list[Finding]) -> list[Finding]:
+    kept: list[Finding] = []
+    for f in sorted(findings, key=lambda f: (f.start, -(f.end - f.start))):
+        if kept and f.start < kept[-1].end:
+            continue
+        kept.append(f)
+    return kept
+
+
+_SQL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("drop", re.compile(r"(?i)\bdrop\s+(?:table|database|schema|view|index|column|collection)\b")),
+    ("truncate", re.compile(r"(?i)\btruncate\s+(?:table\s+)?[\w.\"`\[\]]+")),
+    ("alter-drop", re.compile(r"(?i)\balter\s+table\s+[\w.\"`\[\]]+\s+drop\b")),
+    ("delete-without-where", re.compile(r"(?i)\bdelete\s+from\s+[\w.\"`\[\]]+\s*(?:;|$|[\"'`)])")),
+    ("update-without-where", re.compile(r"(?i)\bupdate\s+[\w.\"`\[\]]+\s+set\s+\w+\s*=")),
+]  # fmt: skip
+
+
+def find_destructive_sql(line: str) -> str | None:
+    """The kind of destructive SQL statement in a line (DROP, TRUNCATE, DELETE without WHERE, ...), or None."""
+    for kind, regex in _SQL_PATTERNS:
+        m = regex.search(line)
+        if m and not (kind == "update-without-where" and re.search(r"(?i)\bwhere\b", line)):
+            return kind
+    return None

@@ -1,0 +1,105 @@
+"""A repository under automation: its worktree, its settings and its state directory.
+
+State lives under `<git common dir>/overnight/`, so every worktree shares it, nothing there is ever
+committed, and `git clean` never touches it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import secrets
+import sqlite3
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config, db
+from .errors import StateError
+from .git import Repo
+
+KEY_BYTES = 32
+
+
+@dataclass
+class Workspace:
+    repo: Repo
+    settings: config.Settings
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Workspace:
+        """The repository containing `path` (default: $OVERNIGHT_REPO, else the working directory), with its config."""
+        environ = dict(os.environ if environ is None else environ)
+        repo = Repo.discover(path or environ.get("OVERNIGHT_REPO") or None)
+        return cls(repo=repo, settings=config.load(repo.root), environ=environ)
+
+    @property
+    def state_dir(self) -> Path:
+        return db.ensure_dir(self.repo.common_dir / "overnight")
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "state.db"
+
+    @contextlib.contextmanager
+    def db(self) -> Iterator[sqlite3.Connection]:
+        with db.opened(self.db_path) as conn:
+            yield conn
+
+    def key(self) -> bytes:
+        """The repository's HMAC key, created on first use with mode 0600."""
+        return read_or_create_key(self.state_dir / "key")
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """A cross-process lock, per worktree, held while `name` runs (e.g. the gate, which stages files)."""
+        digest = hashlib.sha256(str(self.repo.root).encode()).hexdigest()[:16]
+        path = db.ensure_dir(self.state_dir / "locks") / f"{name}-{digest}.lock"
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @property
+    def session_id(self) -> str | None:
+        return self.environ.get("OVERNIGHT_SESSION_ID") or self.environ.get("CLAUDE_CODE_SESSION_ID") or None
+
+    @property
+    def task_id(self) -> str | None:
+        return self.environ.get("OVERNIGHT_TASK_ID") or None
+
+
+def read_or_create_key(path: Path) -> bytes:
+    """Read the key file, creating it when absent. Refuse one that others can read.
+
+    The key is written whole to a private temporary file and then hard-linked into place, so a reader never
+    sees a half-written key and two processes creating it at once end up with the same one.
+    """
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(KEY_BYTES))
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise StateError(f"the key file {path} can be read by others (mode {mode:o}): run `chmod 600 {path}`.")
+    data = path.read_bytes()
+    if len(data) != KEY_BYTES:
+        raise StateError(
+            f"the key file {path} is damaged ({len(data)} bytes, expected {KEY_BYTES}): delete it and run "
+            "`overnight doctor`; receipts signed with the old key will no longer verify.",
+        )
+    return data

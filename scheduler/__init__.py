@@ -1,0 +1,1 @@
+"""overnight's scheduler and command line (`overnight`)."""

@@ -1,0 +1,118 @@
+"""`overnight init`: set a repository up for overnight, idempotently, without overwriting a person's files.
+
+Writes a commented `overnight.toml`, a `PROJECT_PLAN.md` template when there is none, and `.mcp.json`
+registering every server the package provides with the absolute path of this interpreter (so it works from
+an IDE and from cron with no virtualenv activated). Creates the state directory and its key.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from mcp_servers.core import config
+from mcp_servers.core.errors import UsageError
+from mcp_servers.core.workspace import Workspace
+
+SERVER_NAMES = ("quality", "project", "memory")
+
+Action = Literal["created", "updated", "unchanged", "kept", "overwritten"]
+
+
+class FileAction(BaseModel):
+    path: str
+    action: Action
+    detail: str = ""
+
+
+class InitResult(BaseModel):
+    root: str
+    state_dir: str
+    files: list[FileAction]
+
+
+def available_servers() -> list[str]:
+    """The servers this installation provides (each is a package with a `server` module)."""
+    return [name for name in SERVER_NAMES if importlib.util.find_spec(f"mcp_servers.{name}.server") is not None]
+
+
+def server_entry(name: str, python: str = sys.executable) -> dict[str, Any]:
+    return {"type": "stdio", "command": python, "args": ["-m", f"mcp_servers.{name}"], "env": {}}
+
+
+def _write(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename: a crash never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.overnight-tmp")
+    tmp.write_text(text, encoding="utf-8", newline="")
+    os.replace(tmp, path)
+
+
+def _plain_file(path: Path, text: str, force: bool, *, never_overwrite: bool = False) -> FileAction:
+    if not path.exists():
+        _write(path, text)
+        return FileAction(path=path.name, action="created")
+    if path.read_text(encoding="utf-8", errors="replace") == text:
+        return FileAction(path=path.name, action="unchanged")
+    if force and not never_overwrite:
+        _write(path, text)
+        return FileAction(path=path.name, action="overwritten")
+    why = "a person's file is never replaced" if never_overwrite else "it differs; pass --force to replace it"
+    return FileAction(path=path.name, action="kept", detail=why)
+
+
+def _mcp_json(path: Path, force: bool, python: str) -> FileAction:
+    wanted = {name: server_entry(name, python) for name in available_servers()}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            if not force:
+                raise UsageError(f"{path} is not valid JSON ({e}): fix it, or pass --force to replace it.") from e
+            data = {}
+        if not isinstance(data, dict) or not isinstance(data.get("mcpServers", {}), dict):
+            raise UsageError(f"{path} has no `mcpServers` object: fix it by hand, then run `overnight init` again.")
+    else:
+        data = {}
+    servers = data.setdefault("mcpServers", {})
+    kept, changed = [], []
+    for name, entry in wanted.items():
+        if servers.get(name) == entry:
+            continue
+        if name in servers and not force:
+            kept.append(name)
+            continue
+        servers[name] = entry
+        changed.append(name)
+    if not changed:
+        detail = f"kept your entries for {', '.join(kept)}; pass --force to replace them" if kept else ""
+        return FileAction(path=path.name, action="kept" if kept else "unchanged", detail=detail)
+    existed = path.exists()
+    _write(path, json.dumps(data, indent=2) + "\n")
+    detail = f"registered {', '.join(changed)}" + (f"; kept your entries for {', '.join(kept)}" if kept else "")
+    return FileAction(path=path.name, action="updated" if existed else "created", detail=detail)
+
+
+def init(path: str | None = None, *, force: bool = False, python: str = sys.executable) -> InitResult:
+    """Set up the repository containing `path`. Safe to run again: it only adds what is missing."""
+    ws = Workspace.open(path)
+    root = ws.repo.root
+    actions = [_plain_file(root / config.CONFIG_NAME, config.template(), force)]
+    plan = root / ws.settings.plan.path
+    if plan.exists():
+        actions.append(FileAction(path=ws.settings.plan.path, action="kept", detail="the plan is a person's file"))
+    else:
+        plan.parent.mkdir(parents=True, exist_ok=True)
+        text = importlib.resources.files("mcp_servers.core").joinpath("templates/PROJECT_PLAN.md").read_text("utf-8")
+        actions.append(_plain_file(plan, text, force=False, never_overwrite=True))
+    actions.append(_mcp_json(root / ".mcp.json", force, python))
+    ws.key()
+    with ws.db():
+        pass
+    return InitResult(root=str(root), state_dir=str(ws.state_dir), files=actions)
