@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -35,15 +35,25 @@ def tool_errors() -> Iterator[None]:
         raise ToolError(str(e)) from e
 
 
+def log_level() -> Literal["DEBUG", "WARNING"]:
+    """WARNING, or DEBUG with OVERNIGHT_DEBUG set. Also keeps uvicorn's access log (stdout) quiet over HTTP."""
+    return "DEBUG" if os.environ.get("OVERNIGHT_DEBUG") else "WARNING"
+
+
 def setup_logging() -> None:
-    level = logging.DEBUG if os.environ.get("OVERNIGHT_DEBUG") else logging.WARNING
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(stream=sys.stderr, level=log_level(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
 def parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=f"python -m mcp_servers.{name}", description=f"overnight's `{name}` MCP server")
-    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio",
-                        help="stdio (default), or streamable HTTP on 127.0.0.1")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog=f"python -m mcp_servers.{name}", description=f"overnight's `{name}` MCP server"
+    )
+    parser.add_argument(
+        "--transport",
+        choices=["stdio", "http"],
+        default="stdio",
+        help="stdio (default), or streamable HTTP on 127.0.0.1",
+    )
     parser.add_argument("--port", type=int, default=8000, help="port for --transport http (default 8000)")
     parser.add_argument("--repo", help="the repository to serve (default: $OVERNIGHT_REPO, else the working directory)")
     return parser.parse_args(argv)

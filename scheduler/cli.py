@@ -32,7 +32,7 @@ def log_dir(environ: dict[str, str] | None = None) -> Path:
     return Path(home)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return per way a run can end)
     """Run `overnight ARGV` and return its exit code; only here do errors become output."""
     try:
         code = cli.main(args=list(argv) if argv is not None else None, prog_name="overnight", standalone_mode=False)
@@ -114,7 +114,12 @@ def doctor(ctx: click.Context, as_json: bool) -> int:
     if as_json:
         out.emit_json(result)
     else:
-        marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "missing": "[red]missing[/]", "error": "[red]error[/]"}
+        marks = {
+            "ok": "[green]ok[/]",
+            "warn": "[yellow]warn[/]",
+            "missing": "[red]missing[/]",
+            "error": "[red]error[/]",
+        }
         table = out.table("check", "status", "detail", "what to do")
         for f in result.findings:
             table.add_row(escape(f.name), marks[f.status], escape(f.detail), escape(f.fix))
@@ -163,12 +168,14 @@ def check(ctx: click.Context, base: str | None, with_gate: bool, task_files: tup
     gate = run_gate(ws, task_files=files, base=base) if with_gate else None
     ok = report.safe and (gate is None or gate.passed)
     if as_json:
-        out.emit_json({
-            "safe": report.safe,
-            "violations": [v.model_dump() for v in report.violations],
-            "files": [f.model_dump() for f in report.files],
-            "gate": gate.model_dump(mode="json") if gate else None,
-        })  # fmt: skip
+        out.emit_json(
+            {
+                "safe": report.safe,
+                "violations": [v.model_dump() for v in report.violations],
+                "files": [f.model_dump() for f in report.files],
+                "gate": gate.model_dump(mode="json") if gate else None,
+            }
+        )
     else:
         _show_check(report, gate)
     return out.OK if ok else out.NO
@@ -176,8 +183,10 @@ def check(ctx: click.Context, base: str | None, with_gate: bool, task_files: tup
 
 def _show_check(report: ChangeReport, gate: GateReport | None) -> None:
     console = out.console()
-    console.print(f"{report.files_total} file(s) changed (+{report.lines_added} -{report.lines_removed}) "
-                  f"against {report.base[:12]}")  # fmt: skip
+    console.print(
+        f"{report.files_total} file(s) changed (+{report.lines_added} -{report.lines_removed}) "
+        f"against {report.base[:12]}"
+    )
     for v in report.violations:
         console.print(f"  [red]✗[/] [bold]{escape(v.rule)}[/] {escape(v.path or '')}: {escape(v.message)}")
         if v.fix:
@@ -193,8 +202,11 @@ def _show_check(report: ChangeReport, gate: GateReport | None) -> None:
                 where = f"{f.path}:{f.line}" if f.line else f.path or ""
                 console.print(f"      {escape(where)} {escape(f.message)}")
         cached = " (from its receipt)" if gate.cached else ""
-        console.print(f"[green]gate passed{cached}[/]: receipt {gate.receipt.id if gate.receipt else '?'}"
-                      if gate.passed else "[red]gate failed[/]")  # fmt: skip
+        console.print(
+            f"[green]gate passed{cached}[/]: receipt {gate.receipt.id if gate.receipt else '?'}"
+            if gate.passed
+            else "[red]gate failed[/]"
+        )
 
 
 @cli.command()
@@ -257,6 +269,6 @@ def hooks_uninstall(ctx: click.Context) -> int:
 @click.pass_context
 def hooks_run(ctx: click.Context, hook: str) -> int:
     """What the installed hook runs: refuse the commit unless its tree has a passing receipt."""
-    ok, message = hooks.check_staged(_ws(ctx), dict(os.environ))  # type: ignore[arg-type]
+    ok, message = hooks.check_staged(_ws(ctx), dict(os.environ))
     out.err_console().print(escape(message))
     return out.OK if ok else out.NO

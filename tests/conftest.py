@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 
-CALC = '''\
+CALC = """\
 def add(a, b):
     return a + b
-'''
+"""
 
-TEST_CALC = '''\
+TEST_CALC = """\
 from app.calc import add
 
 
 def test_add():
     assert add(1, 2) == 3
-'''
+"""
 
-PYPROJECT = '''\
+PYPROJECT = """\
 [project]
 name = "sample"
 version = "0.1.0"
@@ -31,7 +31,7 @@ dependencies = ["requests>=2"]
 
 [tool.pytest.ini_options]
 pythonpath = ["src"]
-'''
+"""
 
 
 @dataclass
@@ -41,8 +41,9 @@ class GitRepo:
     root: Path
 
     def git(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
-        result = subprocess.run(["git", *args], cwd=self.root, capture_output=True, text=True,
-                                env={**os.environ, **(env or {})})  # fmt: skip
+        result = subprocess.run(  # noqa: PLW1510 (the return code is checked below)
+            ["git", *args], cwd=self.root, capture_output=True, text=True, env={**os.environ, **(env or {})}
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
         return result.stdout.strip()
@@ -91,8 +92,18 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     for name in list(os.environ):
-        if name.startswith(("OVERNIGHT_REPO", "OVERNIGHT_SESSION", "OVERNIGHT_TASK", "OVERNIGHT_CHECKPOINT",
-                            "CLAUDE_CODE_", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")):  # fmt: skip
+        if name.startswith(
+            (
+                "OVERNIGHT_REPO",
+                "OVERNIGHT_SESSION",
+                "OVERNIGHT_TASK",
+                "OVERNIGHT_CHECKPOINT",
+                "CLAUDE_CODE_",
+                "GIT_DIR",
+                "GIT_WORK_TREE",
+                "GIT_INDEX_FILE",
+            )
+        ):
             monkeypatch.delenv(name)
 
 

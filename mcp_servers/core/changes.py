@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import UsageError
@@ -19,8 +20,17 @@ MAX_PATCH_BYTES = 64 * 1024 * 1024
 _HUNK = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 _RENAME_COPY = {"R", "C"}
 _OCTAL = re.compile(rb"\\([0-7]{3}|[abfnrtv\\\"])")
-_ESCAPES = {b"a": b"\a", b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"v": b"\v",
-            b"\\": b"\\", b'"': b'"'}  # fmt: skip
+_ESCAPES = {
+    b"a": b"\a",
+    b"b": b"\b",
+    b"f": b"\f",
+    b"n": b"\n",
+    b"r": b"\r",
+    b"t": b"\t",
+    b"v": b"\v",
+    b"\\": b"\\",
+    b'"': b'"',
+}
 
 
 @dataclass
@@ -64,7 +74,7 @@ class ChangeSet:
         return sum(f.removed for f in self.files)
 
 
-def default_base(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
+def default_base(environ: Mapping[str, str] | None = None) -> str:
     """The ref work is compared with: the task's checkpoint when the scheduler set one, else HEAD."""
     environ = os.environ if environ is None else environ
     return environ.get("OVERNIGHT_CHECKPOINT") or "HEAD"

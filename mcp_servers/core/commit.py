@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from .errors import GateError, UsageError
-from .gate import gate_locked
+from .gate import describe_failures, receipt_or_gate
 from .models import CommitResult
 from .workspace import Workspace
 
@@ -51,9 +51,12 @@ def commit(
     with ws.lock("gate"):
         head = repo.require_clean_state()
         branch = repo.branch() or ""
-        report = gate_locked(ws, task_files=task_files, base=base)
+        report = receipt_or_gate(ws, task_files=task_files, base=base)
         if not report.passed or report.receipt is None:
-            raise GateError(f"nothing was committed because the {report.summary}")
+            raise GateError(
+                f"nothing was committed because the gate failed:\n{describe_failures(report)}\n"
+                "Fix these, run `run_quality_gate` again, then `commit`."
+            )
         receipt = report.receipt
         if receipt.tree == repo.tree_of(head):
             raise GateError("nothing to commit: the working tree matches HEAD.")
@@ -70,5 +73,11 @@ def commit(
         new = made.text().strip()
         subject = text.splitlines()[0][:200]
         repo.run("update-ref", "-m", f"overnight commit: {subject}", "HEAD", new, head)
-    return CommitResult(commit=new, branch=branch, tree=receipt.tree, receipt_id=receipt.id, task_id=task_id,
-                        message=full.strip())  # fmt: skip
+    return CommitResult(
+        commit=new,
+        branch=branch,
+        tree=receipt.tree,
+        receipt_id=receipt.id,
+        task_id=task_id,
+        message=full.strip(),
+    )

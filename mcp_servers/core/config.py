@@ -26,46 +26,140 @@ ALLOWED_PATHS = ["src/**", "tests/**", "docs/**"]
 
 PROTECTED_PATHS = [
     # secrets, keys and certificates
-    ".env*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.crt", "*.cer", "*.der", "*.jks", "*.keystore",
-    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "**/.ssh/**", "**/.aws/**", "**/.gnupg/**", ".netrc",
-    ".npmrc", ".pypirc", "credentials*.json", "secrets.json", "secrets.y*ml", "secrets.toml", "*.secrets",
+    ".env*",
+    "*.env",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.crt",
+    "*.cer",
+    "*.der",
+    "*.jks",
+    "*.keystore",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    "**/.ssh/**",
+    "**/.aws/**",
+    "**/.gnupg/**",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+    "credentials*.json",
+    "secrets.json",
+    "secrets.y*ml",
+    "secrets.toml",
+    "*.secrets",
     # CI configuration
-    ".github/workflows/**", ".github/actions/**", ".gitlab-ci.yml", ".gitlab/**", ".circleci/**", "Jenkinsfile",
-    ".travis.yml", "azure-pipelines.yml", ".buildkite/**", "bitbucket-pipelines.yml", ".ci/**",
+    ".github/workflows/**",
+    ".github/actions/**",
+    ".gitlab-ci.yml",
+    ".gitlab/**",
+    ".circleci/**",
+    "Jenkinsfile",
+    ".travis.yml",
+    "azure-pipelines.yml",
+    ".buildkite/**",
+    "bitbucket-pipelines.yml",
+    ".ci/**",
     # containers and deployment
-    "docker-compose*", "compose.y*ml", "Dockerfile*", "*.dockerfile", ".dockerignore",
+    "docker-compose*",
+    "compose.y*ml",
+    "Dockerfile*",
+    "*.dockerfile",
+    ".dockerignore",
     # dependency manifests and lock files
-    "requirements*.txt", "requirements/**", "constraints*.txt", "setup.py", "setup.cfg", "Pipfile*",
-    "poetry.lock", "uv.lock", "pdm.lock", "package.json", "package-lock.json", "npm-shrinkwrap.json",
-    "yarn.lock", "pnpm-lock.yaml", "*.lock", "Cargo.toml", "go.mod", "go.sum", "Gemfile", "environment.y*ml",
+    "requirements*.txt",
+    "requirements/**",
+    "constraints*.txt",
+    "setup.py",
+    "setup.cfg",
+    "Pipfile*",
+    "poetry.lock",
+    "uv.lock",
+    "pdm.lock",
+    "package.json",
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "*.lock",
+    "Cargo.toml",
+    "go.mod",
+    "go.sum",
+    "Gemfile",
+    "environment.y*ml",
     # repository plumbing, git hooks, agent configuration and our own files
-    ".gitignore", ".gitattributes", ".gitmodules", ".githooks/**", ".husky/**", ".pre-commit-config.yaml",
-    "overnight.toml", ".mcp.json", "**/.claude/**", "CLAUDE.md", "AGENTS.md", "GEMINI.md",
+    ".gitignore",
+    ".gitattributes",
+    ".gitmodules",
+    ".githooks/**",
+    ".husky/**",
+    ".pre-commit-config.yaml",
+    "overnight.toml",
+    ".mcp.json",
+    "**/.claude/**",
+    "CLAUDE.md",
+    "AGENTS.md",
+    "GEMINI.md",
     # database migrations
-    "**/migrations/**", "**/alembic/**", "**/db/migrate/**",
-]  # fmt: skip
+    "**/migrations/**",
+    "**/alembic/**",
+    "**/db/migrate/**",
+]
 
 # Phrases in a task's text that name work an unattended agent must not do. Matched case-insensitively.
 FORBIDDEN_OPERATIONS: list[dict[str, str]] = [
-    {"id": "delete-file", "pattern": r"\b(delete|remove|rm)\b.{0,20}\b(files?|director(y|ies)|folders?)\b",
-     "message": "deleting files"},
-    {"id": "drop-table", "pattern": r"\b(drop|truncate)\b.{0,10}\b(tables?|databases?|schemas?)\b",
-     "message": "dropping or truncating tables"},
-    {"id": "remove-column", "pattern": r"\b(remove|drop|delete)\b.{0,20}\bcolumns?\b",
-     "message": "removing database columns"},
-    {"id": "add-dependency", "pattern": r"\b(add|new|introduce|upgrade|bump)\b.{0,20}\b(dependency|dependencies|requirements?)\b",
-     "message": "changing dependencies"},
-    {"id": "install-package", "pattern": r"\b(pip|npm|yarn|pnpm|uv|poetry|apt(-get)?|brew|cargo)\s+(install|add)\b|\binstall\b.{0,20}\b(packages?|librar(y|ies)|modules?)\b",
-     "message": "installing packages"},
-    {"id": "payment", "pattern": r"\b(payments?|billing|checkout|stripe|paypal|credit[- ]cards?|invoices?)\b",
-     "message": "payment code"},
-    {"id": "credentials", "pattern": r"\b(credentials?|passwords?|secrets?|api[- ]?keys?|private[- ]keys?|access[- ]tokens?|auth(entication)?[- ]tokens?)\b",
-     "message": "credential handling"},
-    {"id": "migration", "pattern": r"\b(database|db|schema)\s+migrations?\b|\bmigrat(e|ion)\b.{0,20}\b(database|db|schema)\b",
-     "message": "database migrations"},
-    {"id": "deploy", "pattern": r"\b(deploy|release|publish)\b.{0,20}\b(production|prod|pypi|npm)\b",
-     "message": "deploying or publishing"},
-]  # fmt: skip
+    {
+        "id": "delete-file",
+        "pattern": r"\b(delete|remove|rm)\b.{0,20}\b(files?|director(y|ies)|folders?)\b",
+        "message": "deleting files",
+    },
+    {
+        "id": "drop-table",
+        "pattern": r"\b(drop|truncate)\b.{0,30}\b(tables?|databases?|schemas?)\b",
+        "message": "dropping or truncating tables",
+    },
+    {
+        "id": "remove-column",
+        "pattern": r"\b(remove|drop|delete)\b.{0,20}\bcolumns?\b",
+        "message": "removing database columns",
+    },
+    {
+        "id": "add-dependency",
+        "pattern": r"\b(add|new|introduce|upgrade|bump)\b.{0,20}\b(dependency|dependencies|requirements?)\b",
+        "message": "changing dependencies",
+    },
+    {
+        "id": "install-package",
+        "pattern": r"\b(pip|npm|yarn|pnpm|uv|poetry|apt(-get)?|brew|cargo)\s+(install|add)\b"
+        r"|\binstall\b.{0,20}\b(packages?|librar(y|ies)|modules?)\b",
+        "message": "installing packages",
+    },
+    {
+        "id": "payment",
+        "pattern": r"\b(payments?|billing|checkout (page|flow|process)|stripe|paypal|credit[- ]cards?|invoices?)\b",
+        "message": "payment code",
+    },
+    {
+        "id": "credentials",
+        "pattern": r"\b(credentials?|passwords?|secrets?|api[- ]?keys?|private[- ]keys?|access[- ]tokens?"
+        r"|auth(entication)?[- ]tokens?)\b",
+        "message": "credential handling",
+    },
+    {
+        "id": "migration",
+        "pattern": r"\b(database|db|schema)\s+migrations?\b|\bmigrat(e|ion)\b.{0,20}\b(database|db|schema)\b",
+        "message": "database migrations",
+    },
+    {
+        "id": "deploy",
+        "pattern": r"\b(deploy|release|publish)\b.{0,20}\b(production|prod|pypi|npm)\b",
+        "message": "deploying or publishing",
+    },
+]
 
 
 class _Section(BaseModel):
@@ -97,21 +191,29 @@ class Policy(_Section):
     protected_paths: list[str] = Field(
         default_factory=lambda: list(PROTECTED_PATHS),
         description="paths no agent may touch, even inside allowed_paths; matched case-insensitively and against "
-                    "look-alike letters",
-    )  # fmt: skip
-    extend_protected_paths: list[str] = Field(default_factory=list, description="more protected paths, added to "
-                                              "the defaults above instead of replacing them")  # fmt: skip
+        "look-alike letters",
+    )
+    extend_protected_paths: list[str] = Field(
+        default_factory=list,
+        description="more protected paths, added to the defaults above instead of replacing them",
+    )
     allow_delete: bool = Field(default=False, description="may agents delete (or rename away) files?")
     allow_binary: bool = Field(default=False, description="may agents add binary files (which cannot be scanned)?")
-    allow_symlinks: bool = Field(default=False, description="may agents add symlinks (never out of the repository "
-                                 "or to a protected path)?")  # fmt: skip
+    allow_symlinks: bool = Field(
+        default=False,
+        description="may agents add symlinks (never out of the repository or to a protected path)?",
+    )
     allow_mode_changes: bool = Field(default=False, description="may agents add executables or change file modes?")
-    ascii_paths_only: bool = Field(default=True, description="refuse file names with non-ASCII characters "
-                                   "(look-alikes of protected names)")  # fmt: skip
-    max_changed_lines: Annotated[int, Field(ge=1)] = Field(default=30, description="most lines a task may change "
-                                                           "(added + removed)")  # fmt: skip
-    min_alignment_score: Annotated[int, Field(ge=0, le=100)] = Field(default=80, description="least alignment "
-                                                                     "score a task needs")  # fmt: skip
+    ascii_paths_only: bool = Field(
+        default=True,
+        description="refuse file names with non-ASCII characters (look-alikes of protected names)",
+    )
+    max_changed_lines: Annotated[int, Field(ge=1)] = Field(
+        default=30, description="most lines a task may change (added + removed)"
+    )
+    min_alignment_score: Annotated[int, Field(ge=0, le=100)] = Field(
+        default=80, description="least alignment score a task needs"
+    )
     require_tests: bool = Field(default=True, description="a task must define its tests")
     require_estimate: bool = Field(default=True, description="a task must estimate its size in lines")
     scan_secrets: bool = Field(default=True, description="refuse added lines that look like credentials")
@@ -120,8 +222,9 @@ class Policy(_Section):
         default_factory=lambda: [ForbiddenOperation(**op) for op in FORBIDDEN_OPERATIONS],
         description="work a task may not ask for: a regular expression matched against the task's text",
     )
-    extend_forbidden_operations: list[ForbiddenOperation] = Field(default_factory=list, description="more "
-                                                                  "forbidden operations, added to the defaults")  # fmt: skip
+    extend_forbidden_operations: list[ForbiddenOperation] = Field(
+        default_factory=list, description="more forbidden operations, added to the defaults"
+    )
 
     @property
     def all_protected(self) -> list[str]:
@@ -149,18 +252,21 @@ class Coverage(_Section):
     source: list[str] = Field(default_factory=lambda: ["src"], description="the code whose coverage counts")
     min_total: Annotated[float, Field(ge=0, le=100)] = Field(default=80.0, description="least total coverage, in %")
     compare_base: bool = Field(default=True, description="refuse a change that lowers total coverage below the base's")
-    min_changed_lines: Annotated[float, Field(ge=0, le=100)] = Field(default=80.0, description="least coverage of "
-                                                                     "the statements a change adds, in %")  # fmt: skip
+    min_changed_lines: Annotated[float, Field(ge=0, le=100)] = Field(
+        default=80.0, description="least coverage of the statements a change adds, in %"
+    )
 
 
 class Complexity(_Section):
     """radon, on the changed Python files only, judging what the change made worse."""
 
     enabled: bool = Field(default=True, description="run the complexity check")
-    max_cyclomatic: Annotated[int, Field(ge=1)] = Field(default=10, description="most cyclomatic complexity of a "
-                                                        "function the change touches")  # fmt: skip
-    min_maintainability: Annotated[float, Field(ge=0, le=100)] = Field(default=10.0, description="least "
-                                                                       "maintainability index of a changed file")  # fmt: skip
+    max_cyclomatic: Annotated[int, Field(ge=1)] = Field(
+        default=10, description="most cyclomatic complexity of a function the change touches"
+    )
+    min_maintainability: Annotated[float, Field(ge=0, le=100)] = Field(
+        default=10.0, description="least maintainability index of a changed file"
+    )
     timeout_s: Annotated[float, Field(gt=0)] = Field(default=120, description="seconds before the check is stopped")
 
 
@@ -201,8 +307,9 @@ class Gate(_Section):
         min_length=1,
         description="the test command; `python` means the interpreter overnight runs under",
     )
-    test_timeout_s: Annotated[float, Field(gt=0)] = Field(default=900, description="seconds before the test "
-                                                          "command's process group is killed")  # fmt: skip
+    test_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        default=900, description="seconds before the test command's process group is killed"
+    )
     coverage: Coverage = Field(default_factory=Coverage)
     complexity: Complexity = Field(default_factory=Complexity)
     security: Security = Field(default_factory=Security)
@@ -310,7 +417,20 @@ _HEADER = """\
 # Only people edit this file; agents may not change it. Every key is shown with its default, commented out:
 # uncomment a line to change it. `overnight doctor` checks the file; a mistake is reported with its line.
 """
-_EXAMPLE_COMMAND = ['# [[gate.commands]]', '# name = "ruff"', '# run = "ruff check src tests"', '# timeout_s = 300']
+_EXAMPLES = {
+    "gate.commands": [
+        "# [[gate.commands]]",
+        '# name = "ruff"',
+        '# run = "ruff check src tests"',
+        "# timeout_s = 300",
+    ],
+    "policy.extend_forbidden_operations": [
+        "# [[policy.extend_forbidden_operations]]",
+        '# id = "analytics"',
+        '# pattern = "\\b(tracking|analytics)\\b"',
+        '# message = "analytics code"',
+    ],
+}
 
 
 def template() -> str:
@@ -340,8 +460,8 @@ def _emit(lines: list[str], prefix: str, model: BaseModel) -> None:
     lines.append("")
     for name, items, description in tables:
         lines.append(f"# {description}")
-        if not items and prefix == "gate" and name == "commands":
-            lines.extend(_EXAMPLE_COMMAND)
+        if not items:
+            lines.extend(_EXAMPLES.get(f"{prefix}.{name}", []))
         for item in items:
             lines.append(f"# [[{prefix}.{name}]]")
             for key in type(item).model_fields:

@@ -112,4 +112,3 @@ def ensure_dir(path: Path) -> Path:
 
 def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
-

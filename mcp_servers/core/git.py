@@ -21,15 +21,23 @@ from .errors import GitError, UsageError
 
 # Configuration that must hold whatever the repository's own config says.
 _SAFE_CONFIG = (
-    "-c", "core.fsmonitor=false",
-    "-c", "core.quotePath=true",
-    "-c", "color.ui=never",
-    "-c", "diff.noprefix=false",
-    "-c", "diff.mnemonicPrefix=false",
-    "-c", "core.hooksPath=/dev/null",
-    "-c", "commit.gpgSign=false",
-    "-c", "log.showSignature=false",
-)  # fmt: skip
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.quotePath=true",
+    "-c",
+    "color.ui=never",
+    "-c",
+    "diff.noprefix=false",
+    "-c",
+    "diff.mnemonicPrefix=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "commit.gpgSign=false",
+    "-c",
+    "log.showSignature=false",
+)
 _DIFF_OPTS = ("--no-ext-diff", "--no-textconv", "--no-color", "--src-prefix=a/", "--dst-prefix=b/")
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 _OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -51,11 +59,7 @@ def git_env(environ: Mapping[str, str] | None = None, keep: Iterable[str] = ()) 
     """
     environ = os.environ if environ is None else environ
     keep = set(keep)
-    env = {
-        k: v
-        for k, v in environ.items()
-        if not k.startswith("GIT_") or k in keep or _GIT_ENV_KEPT.fullmatch(k)
-    }
+    env = {k: v for k, v in environ.items() if not k.startswith("GIT_") or k in keep or _GIT_ENV_KEPT.fullmatch(k)}
     env.setdefault("LC_ALL", "C")
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["GIT_OPTIONAL_LOCKS"] = "0"
@@ -142,8 +146,9 @@ class Repo:
 
     def resolve(self, ref: str) -> str:
         """The commit id `ref` names; a clear error when it names none."""
-        result = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", check_ref(ref) + "^{commit}",
-                          check=False)  # fmt: skip
+        result = self.run(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", check_ref(ref) + "^{commit}", check=False
+        )
         oid = result.text().strip()
         if not result.ok or not oid:
             raise UsageError(f"{ref!r} does not name a commit in {self.root}: check it with `git log --oneline`.")
@@ -179,7 +184,7 @@ class Repo:
         return head
 
     def require_clean_state(self, *, allow_detached: bool = False) -> str:
-        """HEAD's commit, after checking that no merge or rebase is half-done and (unless allowed) HEAD is on a branch."""
+        """HEAD's commit, once no merge or rebase is half-done and (unless allowed) HEAD is on a branch."""
         head = self.require_commits()
         op = self.operation_in_progress()
         if op:
@@ -196,8 +201,11 @@ class Repo:
 
     def hooks_dir(self) -> Path:
         """Where git looks for this repository's hooks (`core.hooksPath` when set, else `.git/hooks`)."""
-        result = proc.run(["git", "rev-parse", "--path-format=absolute", "--git-path", "hooks"], cwd=self.root,
-                          env=git_env())  # fmt: skip
+        result = proc.run(
+            ["git", "rev-parse", "--path-format=absolute", "--git-path", "hooks"],
+            cwd=self.root,
+            env=git_env(),
+        )
         if not result.ok:
             raise GitError(f"cannot find the hooks directory: {result.describe(tail_lines=5)}")
         return Path(result.text().strip())
@@ -279,6 +287,11 @@ class Repo:
 def decode_path(raw: bytes) -> str:
     """A path from git's -z output; bytes that are not UTF-8 survive as surrogate escapes."""
     return raw.decode("utf-8", "surrogateescape")
+
+
+def printable(text: str) -> str:
+    """`text` with the undecodable bytes of a path (see decode_path) shown as U+FFFD, fit for JSON."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def is_undecodable(path: str) -> bool:

@@ -21,8 +21,18 @@ from .workspace import Workspace
 MAX_FILES = 5000
 MAX_FILE_BYTES = 1_000_000
 LISTED = 15
-_SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".mypy_cache", ".ruff_cache", "build",
-              "dist"}  # fmt: skip
+_SKIP_DIRS = {
+    ".git",
+    "node_modules",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".tox",
+    ".mypy_cache",
+    ".ruff_cache",
+    "build",
+    "dist",
+}
 
 
 class ModuleCoverage(BaseModel):
@@ -105,11 +115,25 @@ def health_report(ws: Workspace, paths: list[str] | None = None) -> HealthReport
     if paths:
         chosen = [inside(root, p) for p in paths]
     else:
-        chosen = [p for p in (str(PurePosixPath(g.split("*")[0]).as_posix()).rstrip("/")
-                              for g in ws.settings.policy.allowed_paths) if p and (root / p).exists()]  # fmt: skip
+        chosen = [
+            p
+            for p in (
+                str(PurePosixPath(g.split("*")[0]).as_posix()).rstrip("/") for g in ws.settings.policy.allowed_paths
+            )
+            if p and (root / p).exists()
+        ]
     files, notes = _python_files(ws, chosen)
-    report = HealthReport(paths=chosen, python_files=len(files), coverage_total=None, coverage_by_module=[],
-                          complexity_hotspots=[], maintainability=[], security=[], security_total=0, notes=notes)  # fmt: skip
+    report = HealthReport(
+        paths=chosen,
+        python_files=len(files),
+        coverage_total=None,
+        coverage_by_module=[],
+        complexity_hotspots=[],
+        maintainability=[],
+        security=[],
+        security_total=0,
+        notes=notes,
+    )
     _add_coverage(ws, report, set(files))
     if not files:
         report.notes.append("no Python files under these paths")
@@ -123,8 +147,17 @@ def health_report(ws: Workspace, paths: list[str] | None = None) -> HealthReport
         _add_radon(report, radon)
     sec = ws.settings.gate.security
     try:
-        issues = run_worker({"task": "bandit", "files": files, "config": None, "severity": sec.severity,
-                             "confidence": sec.confidence}, max(300.0, sec.timeout_s), root)  # fmt: skip
+        issues = run_worker(
+            {
+                "task": "bandit",
+                "files": files,
+                "config": None,
+                "severity": sec.severity,
+                "confidence": sec.confidence,
+            },
+            max(300.0, sec.timeout_s),
+            root,
+        )
     except OvernightError as e:
         report.notes.append(f"bandit could not run: {e}")
     else:
@@ -137,16 +170,26 @@ def _add_radon(report: HealthReport, radon: dict[str, dict[str, object]]) -> Non
     functions = []
     for path, info in radon.items():
         for fn in info.get("functions") or []:  # type: ignore[attr-defined]
-            functions.append(Hotspot(path=path, function=fn["name"], line=fn["line"], complexity=fn["cc"],
-                                     rank=_cc_rank(fn["cc"])))  # fmt: skip
+            functions.append(
+                Hotspot(
+                    path=path,
+                    function=fn["name"],
+                    line=fn["line"],
+                    complexity=fn["cc"],
+                    rank=_cc_rank(fn["cc"]),
+                )
+            )
         if info.get("error"):
             report.notes.append(f"{path}: {info['error']}")
     functions.sort(key=lambda h: -h.complexity)
     report.complexity_hotspots = functions[:LISTED]
     if functions:
         report.average_complexity = round(sum(h.complexity for h in functions) / len(functions), 2)
-    mis = [Maintainability(path=p, index=float(i["mi"]), rank=_mi_rank(float(i["mi"])))  # type: ignore[arg-type]
-           for p, i in radon.items() if i.get("mi") is not None]  # fmt: skip
+    mis = [
+        Maintainability(path=p, index=float(i["mi"]), rank=_mi_rank(float(i["mi"])))  # type: ignore[arg-type]
+        for p, i in radon.items()
+        if i.get("mi") is not None
+    ]
     report.maintainability = sorted(mis, key=lambda m: m.index)[:LISTED]
 
 
@@ -166,7 +209,9 @@ def _add_coverage(ws: Workspace, report: HealthReport, wanted: set[str]) -> None
         modules[module][0] += int(info["covered"])
         modules[module][1] += int(info["statements"])
     report.coverage_by_module = sorted(
-        (ModuleCoverage(module=m, percent=round(100.0 * c / n, 2) if n else 100.0, statements=n)
-         for m, (c, n) in modules.items()),
+        (
+            ModuleCoverage(module=m, percent=round(100.0 * c / n, 2) if n else 100.0, statements=n)
+            for m, (c, n) in modules.items()
+        ),
         key=lambda m: m.percent,
-    )[:30]  # fmt: skip
+    )[:30]

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import changes as ch
 from .config import Policy, Settings
-from .git import EMPTY_TREE, Repo, is_undecodable
+from .git import EMPTY_TREE, Repo, is_undecodable, printable
 from .models import ChangeReport, FileSummary, TaskCheck, Violation, cut
 from .paths import Globs, clean_glob, odd_characters
 from .secrets import find_destructive_sql, find_secrets
@@ -22,11 +22,18 @@ from .secrets import find_destructive_sql, find_secrets
 _STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "type-changed"}
 _EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
 _DEPENDENCY_TABLES = (
-    ("project", "dependencies"), ("project", "optional-dependencies"), ("build-system", "requires"),
-    ("dependency-groups",), ("tool", "poetry", "dependencies"), ("tool", "poetry", "dev-dependencies"),
-    ("tool", "poetry", "group"), ("tool", "pdm", "dev-dependencies"), ("tool", "uv", "dev-dependencies"),
-    ("tool", "uv", "sources"), ("tool", "uv", "index"),
-)  # fmt: skip
+    ("project", "dependencies"),
+    ("project", "optional-dependencies"),
+    ("build-system", "requires"),
+    ("dependency-groups",),
+    ("tool", "poetry", "dependencies"),
+    ("tool", "poetry", "dev-dependencies"),
+    ("tool", "poetry", "group"),
+    ("tool", "pdm", "dev-dependencies"),
+    ("tool", "uv", "dev-dependencies"),
+    ("tool", "uv", "sources"),
+    ("tool", "uv", "index"),
+)
 
 
 class _Rules:
@@ -78,19 +85,34 @@ def evaluate(repo: Repo, policy: Policy, changes: ch.ChangeSet, task_files: Sequ
     found.extend(_dependency_changes(repo, changes))
     total = changes.lines_added + changes.lines_removed
     if total > policy.max_changed_lines:
-        found.append(Violation(
-            rule="too-large",
-            message=f"the change has {total} changed lines ({changes.lines_added} added, {changes.lines_removed} "
-                    f"removed); a task may change at most {policy.max_changed_lines}",
-            fix="make a smaller change: split the task, or undo part of the work",
-        ))  # fmt: skip
+        found.append(
+            Violation(
+                rule="too-large",
+                message=f"the change has {total} changed lines ({changes.lines_added} added, {changes.lines_removed} "
+                f"removed); a task may change at most {policy.max_changed_lines}",
+                fix="make a smaller change: split the task, or undo part of the work",
+            )
+        )
+    found = [_printable(v) for v in found]
     if not changes.scanned:
-        found.append(Violation(
-            rule="unscanned",
-            message=f"the diff is larger than {ch.MAX_PATCH_BYTES // 2**20} MB, so its lines could not be scanned",
-            fix="make a smaller change",
-        ))  # fmt: skip
+        found.append(
+            Violation(
+                rule="unscanned",
+                message=f"the diff is larger than {ch.MAX_PATCH_BYTES // 2**20} MB, so its lines could not be scanned",
+                fix="make a smaller change",
+            )
+        )
     return found
+
+
+def _printable(v: Violation) -> Violation:
+    """Undecodable file names are matched as they are, but shown with U+FFFD so the answer is valid JSON."""
+    return Violation(
+        rule=v.rule,
+        path=printable(v.path) if v.path else None,
+        message=printable(v.message),
+        fix=printable(v.fix),
+    )
 
 
 def _undo(f: ch.FileChange, base: str) -> str:
@@ -108,33 +130,44 @@ def _undo(f: ch.FileChange, base: str) -> str:
 def _path_names(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
     for path in f.paths:
         if is_undecodable(path):
-            yield Violation(rule="undecodable-path", path=path.encode("utf-8", "surrogateescape").decode(
-                "utf-8", "replace"), message="the file name is not valid UTF-8",
-                fix=f"give the file a plain ASCII name; {_undo(f, base)}")  # fmt: skip
+            yield Violation(
+                rule="undecodable-path",
+                path=path,
+                message="the file name is not valid UTF-8",
+                fix=f"give the file a plain ASCII name; {_undo(f, base)}",
+            )
             continue
         odd = odd_characters(path)
         if odd:
-            yield Violation(rule="suspicious-path", path=path,
-                            message=f"the file name contains invisible or control characters ({', '.join(odd)})",
-                            fix=f"give the file a plain name; {_undo(f, base)}")  # fmt: skip
+            yield Violation(
+                rule="suspicious-path",
+                path=path,
+                message=f"the file name contains invisible or control characters ({', '.join(odd)})",
+                fix=f"give the file a plain name; {_undo(f, base)}",
+            )
         elif rules.policy.ascii_paths_only and not path.isascii():
-            yield Violation(rule="non-ascii-path", path=path,
-                            message="the file name has non-ASCII characters (look-alike letters hide protected "
-                                    "names); policy.ascii_paths_only is on",
-                            fix=f"give the file an ASCII name; {_undo(f, base)}")  # fmt: skip
+            yield Violation(
+                rule="non-ascii-path",
+                path=path,
+                message="the file name has non-ASCII characters (look-alike letters hide protected "
+                "names); policy.ascii_paths_only is on",
+                fix=f"give the file an ASCII name; {_undo(f, base)}",
+            )
 
 
 def _protected(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
     for path in f.paths:
         pattern = rules.protected.match(path)
         if pattern:
-            verb = "deleted" if f.status == "D" or path == f.old_path and f.status == "R" else _STATUS[f.status]
+            verb = "deleted" if f.status == "D" or (path == f.old_path and f.status == "R") else _STATUS[f.status]
             if path == f.old_path and f.status == "C":
                 continue  # reading a protected file is judged by _copies_of_protected
-            yield Violation(rule="protected-path", path=path,
-                            message=f"`{path}` is protected (pattern `{pattern}`) and was {verb}; only a person "
-                                    "may change it",
-                            fix=_undo(f, base))  # fmt: skip
+            yield Violation(
+                rule="protected-path",
+                path=path,
+                message=f"`{path}` is protected (pattern `{pattern}`) and was {verb}; only a person may change it",
+                fix=_undo(f, base),
+            )
 
 
 def _outside(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
@@ -143,45 +176,68 @@ def _outside(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
             continue
         if not rules.allowed.match(path):
             allowed = ", ".join(f"`{p}`" for p in rules.policy.allowed_paths) or "nothing"
-            yield Violation(rule="outside-allowed", path=path,
-                            message=f"`{path}` is outside the paths agents may change ({allowed})",
-                            fix=f"keep the work inside the allowed paths; {_undo(f, base)}")  # fmt: skip
+            yield Violation(
+                rule="outside-allowed",
+                path=path,
+                message=f"`{path}` is outside the paths agents may change ({allowed})",
+                fix=f"keep the work inside the allowed paths; {_undo(f, base)}",
+            )
         if rules.scope and not rules.scope.match(path):
             scope = ", ".join(f"`{p}`" for p in rules.scope.patterns)
-            yield Violation(rule="out-of-scope", path=path,
-                            message=f"`{path}` is outside this task's Files: scope ({scope})",
-                            fix=f"change only the task's files; {_undo(f, base)}")  # fmt: skip
+            yield Violation(
+                rule="out-of-scope",
+                path=path,
+                message=f"`{path}` is outside this task's Files: scope ({scope})",
+                fix=f"change only the task's files; {_undo(f, base)}",
+            )
 
 
 def _deletes(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
     if rules.policy.allow_delete:
         return
     if f.status == "D":
-        yield Violation(rule="no-delete", path=f.path, message=f"`{f.path}` was deleted; agents may not delete files",
-                        fix=_undo(f, base))  # fmt: skip
+        yield Violation(
+            rule="no-delete",
+            path=f.path,
+            message=f"`{f.path}` was deleted; agents may not delete files",
+            fix=_undo(f, base),
+        )
     elif f.status == "R" and f.old_path:
-        yield Violation(rule="no-delete", path=f.old_path,
-                        message=f"renaming `{f.old_path}` to `{f.path}` deletes `{f.old_path}`; agents may not "
-                                "delete or move files",
-                        fix=_undo(f, base))  # fmt: skip
+        yield Violation(
+            rule="no-delete",
+            path=f.old_path,
+            message=f"renaming `{f.old_path}` to `{f.path}` deletes `{f.old_path}`; agents may not "
+            "delete or move files",
+            fix=_undo(f, base),
+        )
 
 
 def _modes(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
     if "160000" in (f.old_mode, f.new_mode):
-        yield Violation(rule="submodule", path=f.path,
-                        message=f"`{f.path}` is a submodule (gitlink) that was {_STATUS[f.status]}; agents may not "
-                                "add, move or repoint submodules",
-                        fix=f"`git rm --cached -- '{f.path}'`, or `git submodule update -- '{f.path}'` to restore it")  # fmt: skip
+        yield Violation(
+            rule="submodule",
+            path=f.path,
+            message=f"`{f.path}` is a submodule (gitlink) that was {_STATUS[f.status]}; agents may not "
+            "add, move or repoint submodules",
+            fix=f"`git rm --cached -- '{f.path}'`, or `git submodule update -- '{f.path}'` to restore it",
+        )
         return
     if rules.policy.allow_mode_changes:
         return
     if f.status == "A" and f.new_mode == "100755":
-        yield Violation(rule="executable", path=f.path, message=f"`{f.path}` was added as an executable file",
-                        fix=f"`chmod 644 '{f.path}'`")  # fmt: skip
+        yield Violation(
+            rule="executable",
+            path=f.path,
+            message=f"`{f.path}` was added as an executable file",
+            fix=f"`chmod 644 '{f.path}'`",
+        )
     elif f.status not in {"A", "D"} and f.old_mode != f.new_mode and "120000" not in (f.old_mode, f.new_mode):
-        yield Violation(rule="mode-change", path=f.path,
-                        message=f"the mode of `{f.path}` changed from {f.old_mode} to {f.new_mode}",
-                        fix=f"`chmod {'644' if f.old_mode == '100644' else '755'} '{f.path}'`")  # fmt: skip
+        yield Violation(
+            rule="mode-change",
+            path=f.path,
+            message=f"the mode of `{f.path}` changed from {f.old_mode} to {f.new_mode}",
+            fix=f"`chmod {'644' if f.old_mode == '100644' else '755'} '{f.path}'`",
+        )
 
 
 def _symlinks(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
@@ -199,31 +255,48 @@ def _symlinks(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]
         problem = f"is a symbolic link (to `{target}`), and policy.allow_symlinks is off"
     else:
         return
-    yield Violation(rule="symlink", path=f.path, message=f"`{f.path}` {problem}", fix=f"remove the link; {_undo(f, base)}")
+    yield Violation(
+        rule="symlink", path=f.path, message=f"`{f.path}` {problem}", fix=f"remove the link; {_undo(f, base)}"
+    )
 
 
 def _content(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
     if f.binary and f.status != "D" and not rules.policy.allow_binary:
-        yield Violation(rule="binary", path=f.path,
-                        message=f"`{f.path}` is a binary file: it cannot be reviewed or scanned for secrets",
-                        fix=f"commit text only, or have a person add it; {_undo(f, base)}")  # fmt: skip
+        yield Violation(
+            rule="binary",
+            path=f.path,
+            message=f"`{f.path}` is a binary file: it cannot be reviewed or scanned for secrets",
+            fix=f"commit text only, or have a person add it; {_undo(f, base)}",
+        )
     for number, text in f.added_lines:
         if rules.policy.scan_secrets:
             for secret in find_secrets(text):
-                yield Violation(rule="secret", path=f.path,
-                                message=f"line {number} of `{f.path}` adds what looks like a secret ({secret.kind})",
-                                fix="never commit credentials: read them from the environment, and remove the line")  # fmt: skip
+                yield Violation(
+                    rule="secret",
+                    path=f.path,
+                    message=f"line {number} of `{f.path}` adds what looks like a secret ({secret.kind})",
+                    fix="never commit credentials: read them from the environment, and remove the line",
+                )
         if rules.policy.scan_destructive_sql:
             kind = find_destructive_sql(text)
             if kind:
-                yield Violation(rule="destructive-sql", path=f.path,
-                                message=f"line {number} of `{f.path}` adds destructive SQL ({kind})",
-                                fix="agents may not drop, truncate or delete data; remove the statement")  # fmt: skip
+                yield Violation(
+                    rule="destructive-sql",
+                    path=f.path,
+                    message=f"line {number} of `{f.path}` adds destructive SQL ({kind})",
+                    fix="agents may not drop, truncate or delete data; remove the statement",
+                )
 
 
 _FILE_RULES: list[Callable[[ch.FileChange, _Rules, str], Iterator[Violation]]] = [
-    _path_names, _protected, _outside, _deletes, _modes, _symlinks, _content,
-]  # fmt: skip
+    _path_names,
+    _protected,
+    _outside,
+    _deletes,
+    _modes,
+    _symlinks,
+    _content,
+]
 
 
 # -- rules that need more than one file ----------------------------------------------------------------
@@ -247,9 +320,12 @@ def _copies_of_protected(repo: Repo, changes: ch.ChangeSet, rules: _Rules) -> It
 
 
 def _copy_violation(f: ch.FileChange, source: str, base: str) -> Violation:
-    return Violation(rule="copy-from-protected", path=f.path,
-                     message=f"`{f.path}` holds a copy of the protected file `{source}`",
-                     fix=_undo(f, base))  # fmt: skip
+    return Violation(
+        rule="copy-from-protected",
+        path=f.path,
+        message=f"`{f.path}` holds a copy of the protected file `{source}`",
+        fix=_undo(f, base),
+    )
 
 
 def _dependency_changes(repo: Repo, changes: ch.ChangeSet) -> Iterator[Violation]:
@@ -262,15 +338,21 @@ def _dependency_changes(repo: Repo, changes: ch.ChangeSet) -> Iterator[Violation
         try:
             old, new = (_toml(blobs.get(oid, b"")) for oid in (f.old_oid, f.new_oid))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            yield Violation(rule="dependency-change", path=f.path,
-                            message=f"`{f.path}` does not parse ({e}), so its dependency tables cannot be checked",
-                            fix=_undo(f, changes.base))  # fmt: skip
+            yield Violation(
+                rule="dependency-change",
+                path=f.path,
+                message=f"`{f.path}` does not parse ({e}), so its dependency tables cannot be checked",
+                fix=_undo(f, changes.base),
+            )
             continue
         for table in _DEPENDENCY_TABLES:
             if _dig(old, table) != _dig(new, table):
-                yield Violation(rule="dependency-change", path=f.path,
-                                message=f"`{'.'.join(table)}` in `{f.path}` changed; only a person changes dependencies",
-                                fix=f"undo the change to `{'.'.join(table)}`")  # fmt: skip
+                yield Violation(
+                    rule="dependency-change",
+                    path=f.path,
+                    message=f"`{'.'.join(table)}` in `{f.path}` changed; only a person changes dependencies",
+                    fix=f"undo the change to `{'.'.join(table)}`",
+                )
 
 
 def _toml(data: bytes) -> dict[str, Any]:
@@ -287,9 +369,14 @@ def _dig(doc: dict[str, Any], keys: tuple[str, ...]) -> Any:
 
 def _summary(f: ch.FileChange) -> FileSummary:
     return FileSummary(
-        path=f.path, status=_STATUS.get(f.status, "unknown"),  # type: ignore[arg-type]
-        old_path=f.old_path, added=f.added, removed=f.removed, binary=f.binary, mode=f.new_mode,
-    )  # fmt: skip
+        path=printable(f.path),
+        status=_STATUS.get(f.status, "unknown"),  # type: ignore[arg-type]
+        old_path=printable(f.old_path) if f.old_path else None,
+        added=f.added,
+        removed=f.removed,
+        binary=f.binary,
+        mode=f.new_mode,
+    )
 
 
 # -- tasks ------------------------------------------------------------------------------------------------
@@ -311,27 +398,48 @@ def check_task(
     for op in policy.all_forbidden:
         m = re.search(op.pattern, description, re.IGNORECASE)
         if m:
-            found.append(Violation(rule=f"forbidden:{op.id}",
-                                   message=f"the task asks for {op.message} (\"{m.group(0).strip()}\"), which an "
-                                           "unattended agent may not do",
-                                   fix="leave this task to a person, or reword it if it does not really ask for that"))  # fmt: skip
+            found.append(
+                Violation(
+                    rule=f"forbidden:{op.id}",
+                    message=f'the task asks for {op.message} ("{m.group(0).strip()}"), which an '
+                    "unattended agent may not do",
+                    fix="leave this task to a person, or reword it if it does not really ask for that",
+                )
+            )
     if estimated_lines is None:
         if policy.require_estimate:
-            found.append(Violation(rule="no-estimate", message="the task has no estimated size",
-                                   fix="add `Estimated lines: N` to the task"))  # fmt: skip
+            found.append(
+                Violation(
+                    rule="no-estimate",
+                    message="the task has no estimated size",
+                    fix="add `Estimated lines: N` to the task",
+                )
+            )
     elif estimated_lines > policy.max_changed_lines:
-        found.append(Violation(rule="too-large",
-                               message=f"the task is estimated at {estimated_lines} lines; the limit is "
-                                       f"{policy.max_changed_lines}",
-                               fix="split it into smaller tasks"))  # fmt: skip
+        found.append(
+            Violation(
+                rule="too-large",
+                message=f"the task is estimated at {estimated_lines} lines; the limit is {policy.max_changed_lines}",
+                fix="split it into smaller tasks",
+            )
+        )
     if alignment_score is None or alignment_score < policy.min_alignment_score:
         got = "no alignment score" if alignment_score is None else f"an alignment score of {alignment_score}"
-        found.append(Violation(rule="low-alignment",
-                               message=f"the task has {got}; at least {policy.min_alignment_score} is needed",
-                               fix="have a person rescore or rework the task"))  # fmt: skip
+        found.append(
+            Violation(
+                rule="low-alignment",
+                message=f"the task has {got}; at least {policy.min_alignment_score} is needed",
+                fix="have a person rescore or rework the task",
+            )
+        )
     if policy.require_tests and not tests_defined:
-        found.append(Violation(rule="no-tests", message="the task defines no tests",
-                               fix="add `Tests defined: Yes (path/to/test_file.py)` to the task"))  # fmt: skip
+        found.append(
+            Violation(
+                rule="no-tests",
+                message="the task defines no tests",
+                fix="add `Tests defined: Yes (path/to/test_file.py)` to the task",
+            )
+        )
     found.extend(_task_files(settings.policy, files or []))
     return TaskCheck(ok=not found, task_id=task_id, violations=found)
 
@@ -342,13 +450,19 @@ def _task_files(policy: Policy, files: Sequence[str]) -> Iterator[Violation]:
         pattern = clean_glob(raw)
         sample = _example(pattern)
         if protected.match(sample) or protected.match(pattern):
-            yield Violation(rule="protected-path", path=pattern,
-                            message=f"the task's scope `{pattern}` covers protected files",
-                            fix="only a person may change protected files; narrow the scope")  # fmt: skip
+            yield Violation(
+                rule="protected-path",
+                path=pattern,
+                message=f"the task's scope `{pattern}` covers protected files",
+                fix="only a person may change protected files; narrow the scope",
+            )
         elif not allowed.match(sample):
-            yield Violation(rule="outside-allowed", path=pattern,
-                            message=f"the task's scope `{pattern}` reaches outside the paths agents may change",
-                            fix=f"keep the scope inside {', '.join(policy.allowed_paths)}")  # fmt: skip
+            yield Violation(
+                rule="outside-allowed",
+                path=pattern,
+                message=f"the task's scope `{pattern}` reaches outside the paths agents may change",
+                fix=f"keep the scope inside {', '.join(policy.allowed_paths)}",
+            )
 
 
 def _example(pattern: str) -> str:

@@ -14,7 +14,7 @@ import hmac
 import json
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import db
@@ -27,7 +27,18 @@ def _mac(key: bytes, fields: dict[str, object]) -> str:
 
 
 def _fields(row: sqlite3.Row | dict[str, object]) -> dict[str, object]:
-    names = ("id", "tree", "base", "policy_hash", "scope", "passed", "report", "session", "task_id", "created")
+    names = (
+        "id",
+        "tree",
+        "base",
+        "policy_hash",
+        "scope",
+        "passed",
+        "report",
+        "session",
+        "task_id",
+        "created",
+    )
     return {name: row[name] for name in names}
 
 
@@ -65,14 +76,14 @@ def record(
     return _receipt(row, checks, mac) if report.passed else None
 
 
-def _receipt(row: sqlite3.Row | dict[str, object], checks: dict[str, str], mac: str) -> Receipt:
+def _receipt(row: sqlite3.Row | dict[str, object], checks: Mapping[str, str], mac: str) -> Receipt:
     return Receipt(
         id=str(row["id"]),
         tree=str(row["tree"]),
         base=str(row["base"]),
         policy_hash=str(row["policy_hash"]),
         scope=json.loads(str(row["scope"])),
-        checks=checks,
+        checks=dict(checks),
         session=row["session"],  # type: ignore[arg-type]
         task_id=row["task_id"],  # type: ignore[arg-type]
         created=str(row["created"]),

@@ -21,12 +21,23 @@ class Finding:
 
 # (kind, regex). The secret is group "s" when there is one, else the whole match.
 _SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("private-key", re.compile(
-        r"-----BEGIN (?:RSA |DSA |EC |OPENSSH |PGP |ENCRYPTED |SSH2 )?PRIVATE KEY(?: BLOCK)?-----"
-        r"(?:[\s\S]{0,8192}?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----)?")),
-    ("aws-access-key-id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[0-9A-Z]{16}\b")),
-    ("aws-secret-access-key", re.compile(
-        r"(?i)\baws_?secret_?(?:access_?)?key\b[\"']?\s*[:=]\s*[\"']?(?P<s>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])")),
+    (
+        "private-key",
+        re.compile(
+            r"-----BEGIN (?:RSA |DSA |EC |OPENSSH |PGP |ENCRYPTED |SSH2 )?PRIVATE KEY(?: BLOCK)?-----"
+            r"(?:[\s\S]{0,8192}?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----)?"
+        ),
+    ),
+    (
+        "aws-access-key-id",
+        re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[0-9A-Z]{16}\b"),
+    ),
+    (
+        "aws-secret-access-key",
+        re.compile(
+            r"(?i)\baws_?secret_?(?:access_?)?key\b[\"']?\s*[:=]\s*[\"']?(?P<s>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"
+        ),
+    ),
     ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b")),
     ("anthropic-key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}")),
     ("openai-key", re.compile(r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,}")),
@@ -38,8 +49,11 @@ _SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("pypi-token", re.compile(r"\bpypi-AgE[A-Za-z0-9_-]{50,}")),
     ("huggingface-token", re.compile(r"\bhf_[A-Za-z0-9]{34,}\b")),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
-    ("url-password", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://[^/\s:@'\"]{1,64}:(?P<s>[^/\s@'\"]{3,128})@")),
-]  # fmt: skip
+    (
+        "url-password",
+        re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://[^/\s:@'\"]{1,64}:(?P<s>[^/\s@'\"]{3,128})@"),
+    ),
+]
 
 _ASSIGNMENT = re.compile(
     r"(?i)\b(?P<name>[A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|PWD)[A-Z0-9_]*)\b[\"']?\s*[:=]\s*"
@@ -102,15 +116,20 @@ def _without_overlaps(findings: list[Finding]) -> list[Finding]:
 
 _SQL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("drop", re.compile(r"(?i)\bdrop\s+(?:table|database|schema|view|index|column|collection)\b")),
-    ("truncate", re.compile(r"(?i)\btruncate\s+(?:table\s+)?[\w.\"`\[\]]+")),
+    ("truncate", re.compile(r"(?i)\btruncate\s+(?:table\s+[\w.\"`\[\]]+|[\w.\"`\[\]]+\s*(?:;|[\"'`)]))")),
     ("alter-drop", re.compile(r"(?i)\balter\s+table\s+[\w.\"`\[\]]+\s+drop\b")),
     ("delete-without-where", re.compile(r"(?i)\bdelete\s+from\s+[\w.\"`\[\]]+\s*(?:;|$|[\"'`)])")),
     ("update-without-where", re.compile(r"(?i)\bupdate\s+[\w.\"`\[\]]+\s+set\s+\w+\s*=")),
-]  # fmt: skip
+]
+
+
+_COMMENT = re.compile(r"^\s*(#|--|//|/\*|\*)")
 
 
 def find_destructive_sql(line: str) -> str | None:
     """The kind of destructive SQL statement in a line (DROP, TRUNCATE, DELETE without WHERE, ...), or None."""
+    if _COMMENT.match(line):
+        return None
     for kind, regex in _SQL_PATTERNS:
         m = regex.search(line)
         if m and not (kind == "update-without-where" and re.search(r"(?i)\bwhere\b", line)):

@@ -21,7 +21,7 @@ from ..core.health import HealthReport
 from ..core.health import health_report as core_health_report
 from ..core.models import ChangeReport, CommitResult, GateReport, GateStatus, TaskCheck
 from ..core.workspace import Workspace
-from ..serving import tool_errors
+from ..serving import log_level, tool_errors
 
 INSTRUCTIONS = """\
 The quality gate of this repository. Nothing reaches a branch unless it passes the safety policy and the gate.
@@ -32,9 +32,11 @@ it needs a passing receipt for the exact tree). `gate_status` tells where the wo
 
 TaskFiles = Annotated[
     list[str] | None,
-    Field(description="the task's Files: scope as globs relative to the repository root, e.g. ['src/models/*.py']; "
-                      "every changed path must match one"),
-]  # fmt: skip
+    Field(
+        description="the task's Files: scope as globs relative to the repository root, e.g. ['src/models/*.py']; "
+        "every changed path must match one"
+    ),
+]
 
 
 class PolicyView(BaseModel):
@@ -47,7 +49,7 @@ class PolicyView(BaseModel):
 
 def build(repo: str | None = None) -> MCPServer:
     """The server, serving the repository at `repo` (default: $OVERNIGHT_REPO, else the working directory)."""
-    mcp = MCPServer("quality", version=__version__, instructions=INSTRUCTIONS)
+    mcp = MCPServer("quality", version=__version__, instructions=INSTRUCTIONS, log_level=log_level())
 
     def ws() -> Workspace:
         return Workspace.open(repo)
@@ -56,7 +58,9 @@ def build(repo: str | None = None) -> MCPServer:
     def validate_task(
         description: Annotated[str, Field(description="what the task asks for, in words", max_length=20_000)],
         estimated_lines: Annotated[int | None, Field(description="expected changed lines", ge=0)] = None,
-        alignment_score: Annotated[int | None, Field(description="alignment with the project, 0-100", ge=0, le=100)] = None,
+        alignment_score: Annotated[
+            int | None, Field(description="alignment with the project, 0-100", ge=0, le=100)
+        ] = None,
         tests_defined: Annotated[bool | None, Field(description="whether the task names its tests")] = None,
         files: TaskFiles = None,
     ) -> TaskCheck:
@@ -65,13 +69,21 @@ def build(repo: str | None = None) -> MCPServer:
         score, whether it defines tests, and whether its files are ones an agent may change. Returns ok and every
         violation with how to fix it. Do not start a task that is not ok."""
         with tool_errors():
-            return policy.check_task(ws().settings, description, estimated_lines=estimated_lines,
-                                     alignment_score=alignment_score, tests_defined=tests_defined, files=files)  # fmt: skip
+            return policy.check_task(
+                ws().settings,
+                description,
+                estimated_lines=estimated_lines,
+                alignment_score=alignment_score,
+                tests_defined=tests_defined,
+                files=files,
+            )
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True))
     def validate_changes(
-        base: Annotated[str | None, Field(description="commit to compare with (default: the task's checkpoint, "
-                                                      "else HEAD)")] = None,  # fmt: skip
+        base: Annotated[
+            str | None,
+            Field(description="commit to compare with (default: the task's checkpoint, else HEAD)"),
+        ] = None,
         task_files: TaskFiles = None,
     ) -> ChangeReport:
         """Judge the working tree (staged, unstaged and untracked files) against the safety policy, as git sees it:
@@ -117,13 +129,19 @@ def build(repo: str | None = None) -> MCPServer:
         with tool_errors():
             w = ws()
             path = w.repo.root / config.CONFIG_NAME
-            return PolicyView(config_path=str(path), config_exists=path.exists(),
-                              policy_hash=w.settings.policy_hash(), policy=w.settings.policy, gate=w.settings.gate)  # fmt: skip
+            return PolicyView(
+                config_path=str(path),
+                config_exists=path.exists(),
+                policy_hash=w.settings.policy_hash(),
+                policy=w.settings.policy,
+                gate=w.settings.gate,
+            )
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True))
     def health_report(
-        paths: Annotated[list[str] | None, Field(description="files or folders to report on (default: the "
-                                                             "allowed paths)")] = None,  # fmt: skip
+        paths: Annotated[
+            list[str] | None, Field(description="files or folders to report on (default: the allowed paths)")
+        ] = None,
     ) -> HealthReport:
         """A picture of the code for planning: coverage by module (from the newest gate run), the most complex
         functions, the least maintainable files and bandit's security findings. Bounded in size."""

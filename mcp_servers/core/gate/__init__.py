@@ -19,6 +19,7 @@ from pathlib import Path
 from .. import db, receipts
 from ..changes import collect, default_base
 from ..errors import OvernightError
+from ..git import printable
 from ..models import CheckResult, Finding, GateReport, GateStatus, RunSummary
 from ..paths import clean_glob
 from ..policy import evaluate
@@ -54,29 +55,70 @@ def gate_locked(ws: Workspace, *, task_files: list[str] | None = None, base: str
     with ws.db() as conn:
         hit = receipts.find(conn, key, tree=tree, policy_hash=policy_hash, base=base_commit, scope=scope)
     if hit:
-        receipt, report = hit
-        return report.model_copy(update={"cached": True, "receipt": receipt})
+        return hit[1].model_copy(update={"cached": True, "receipt": hit[0]})
     report = _judge(ws, tree, base_commit, scope)
     with ws.db() as conn:
-        receipt = receipts.record(conn, key, report, policy_hash=policy_hash, scope=scope,
-                                  session=ws.session_id, task_id=ws.task_id)  # fmt: skip
-    return report.model_copy(update={"receipt": receipt})
+        signed = receipts.record(
+            conn, key, report, policy_hash=policy_hash, scope=scope, session=ws.session_id, task_id=ws.task_id
+        )
+    return report.model_copy(update={"receipt": signed})
+
+
+def receipt_or_gate(ws: Workspace, *, task_files: list[str] | None = None, base: str | None = None) -> GateReport:
+    """A passing receipt for the working tree under the current policy and base, whatever scope it was made
+    with (a scoped run is the stricter one), else a fresh gate run. The caller holds the gate lock."""
+    repo = ws.repo
+    repo.require_clean_state()
+    base_commit = repo.resolve(base or default_base(ws.environ))
+    tree = repo.stage_all_and_write_tree()
+    with ws.db() as conn:
+        hit = receipts.find(conn, ws.key(), tree=tree, policy_hash=ws.settings.policy_hash(), base=base_commit)
+    if hit:
+        receipt, report = hit
+        return report.model_copy(update={"cached": True, "receipt": receipt})
+    return gate_locked(ws, task_files=task_files, base=base)
+
+
+def describe_failures(report: GateReport, per_check: int = 8) -> str:
+    """The failed checks and their first findings, as lines an agent can act on."""
+    lines = []
+    for check in report.checks:
+        if check.status != "failed":
+            continue
+        lines.append(f"- {check.name}: {check.summary}")
+        for f in check.findings[:per_check]:
+            where = f"{f.path}:{f.line}" if f.path and f.line else f.path or ""
+            text = f.message if len(f.message) < 2000 else f.message[-2000:]
+            lines.append(f"    {where} {text}".rstrip())
+        if check.findings_total > per_check:
+            lines.append(f"    ... and {check.findings_total - per_check} more")
+    return "\n".join(lines)
 
 
 def _judge(ws: Workspace, tree: str, base: str, scope: list[str]) -> GateReport:
     repo = ws.repo
     changes = collect(repo, base, tree)
     violations = evaluate(repo, ws.settings.policy, changes, scope)
-    safety = result("safety", not violations,
-                    f"{len(violations)} safety violation(s): undo them before anything else runs" if violations
-                    else f"{len(changes.files)} changed file(s), {changes.lines_added + changes.lines_removed} "
-                         "changed line(s), within the policy",
-                    [Finding(path=v.path, message=f"[{v.rule}] {v.message}. Fix: {v.fix}") for v in violations])  # fmt: skip
+    safety = result(
+        "safety",
+        not violations,
+        f"{len(violations)} safety violation(s): undo them before anything else runs"
+        if violations
+        else f"{len(changes.files)} changed file(s), {changes.lines_added + changes.lines_removed} "
+        "changed line(s), within the policy",
+        [Finding(path=v.path, message=f"[{v.rule}] {v.message}. Fix: {v.fix}") for v in violations],
+    )
     checks = all_checks(ws)
     tmp = db.ensure_dir(ws.state_dir / "tmp")
     with tempfile.TemporaryDirectory(prefix="gate-", dir=tmp) as work:
-        ctx = GateContext(repo=repo, settings=ws.settings, changes=changes, work_dir=Path(work),
-                          environ=ws.environ, base_coverage=lambda: None)  # fmt: skip
+        ctx = GateContext(
+            repo=repo,
+            settings=ws.settings,
+            changes=changes,
+            work_dir=Path(work),
+            environ=ws.environ,
+            base_coverage=lambda: None,
+        )
         ctx.base_coverage = lambda: _base_coverage(ws, ctx)
         if violations:
             results = [skipped(c.name, "not run: the safety policy failed") for c in checks]
@@ -87,17 +129,32 @@ def _judge(ws: Workspace, tree: str, base: str, scope: list[str]) -> GateReport:
     if after != tree:
         moved = collect(repo, base, after).files
         touched = sorted({f.path for f in moved} - {f.path for f in changes.files})[:10]
-        results.append(result("unchanged", False, "the working tree changed while the gate ran (a check wrote "
-                              "files, or someone edited them); ignore generated files in .gitignore or wait "
-                              "for the gate before editing", [Finding(path=p, message="changed during the gate")
-                                                               for p in touched]))  # fmt: skip
+        results.append(
+            result(
+                "unchanged",
+                False,
+                "the working tree changed while the gate ran (a check wrote "
+                "files, or someone edited them); ignore generated files in .gitignore or wait "
+                "for the gate before editing",
+                [Finding(path=printable(p), message="changed during the gate") for p in touched],
+            )
+        )
     everything = [safety, *results]
     failed = [c for c in everything if not c.passed]
-    summary = (f"gate failed: {'; '.join(f'{c.name}: {c.summary}' for c in failed)}" if failed else
-               f"gate passed: {', '.join(c.name for c in everything if c.status == 'passed')}; the tree "
-               f"{tree[:12]} has a receipt, so `commit` will accept it")  # fmt: skip
-    return GateReport(passed=not failed, tree=tree, base=base, summary=summary, checks=everything,
-                      violations=violations[:100])  # fmt: skip
+    summary = (
+        f"gate failed: {'; '.join(f'{c.name}: {c.summary}' for c in failed)}"
+        if failed
+        else f"gate passed: {', '.join(c.name for c in everything if c.status == 'passed')}; the tree "
+        f"{tree[:12]} has a receipt, so `commit` will accept it"
+    )
+    return GateReport(
+        passed=not failed,
+        tree=tree,
+        base=base,
+        summary=summary,
+        checks=everything,
+        violations=violations[:100],
+    )
 
 
 def _run_checks(ctx: GateContext, checks: list[Check]) -> list[CheckResult]:
@@ -117,8 +174,9 @@ def _run_checks(ctx: GateContext, checks: list[Check]) -> list[CheckResult]:
     def run_chain(chain: list[Check]) -> None:
         for check in chain:
             blocked = [n for n in check.needs if n in done and not done[n].passed]
-            done[check.name] = (skipped(check.name, f"not run: `{blocked[0]}` failed") if blocked
-                                else _run_one(ctx, check))  # fmt: skip
+            done[check.name] = (
+                skipped(check.name, f"not run: `{blocked[0]}` failed") if blocked else _run_one(ctx, check)
+            )
 
     with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="gate") as pool:
         for future in [pool.submit(run_chain, chain) for chain in chains]:
@@ -173,8 +231,11 @@ def _file_percents(ws: Workspace, data: dict[str, object]) -> dict[str, dict[str
     out = {}
     for path, info in coverage.per_file(ws.repo.root, data).items():
         summary = info["summary"]
-        out[path] = {"statements": summary["num_statements"], "covered": summary["covered_lines"],
-                     "percent": round(float(summary["percent_covered"]), 2)}  # fmt: skip
+        out[path] = {
+            "statements": summary["num_statements"],
+            "covered": summary["covered_lines"],
+            "percent": round(float(summary["percent_covered"]), 2),
+        }
     return out
 
 
@@ -191,8 +252,14 @@ def gate_status(ws: Workspace) -> GateStatus:
     if last:
         row = last[0]
         report = GateReport.model_validate_json(row["report"])
-        last_run = RunSummary(id=row["id"], tree=row["tree"], passed=bool(row["passed"]), created=row["created"],
-                              summary=report.summary, failed=[c.name for c in report.checks if not c.passed])  # fmt: skip
+        last_run = RunSummary(
+            id=row["id"],
+            tree=row["tree"],
+            passed=bool(row["passed"]),
+            created=row["created"],
+            summary=report.summary,
+            failed=[c.name for c in report.checks if not c.passed],
+        )
     clean = tree == repo.tree_of(head)
     if hit:
         advice = "the working tree has a passing receipt: `commit` will accept it"
@@ -200,5 +267,13 @@ def gate_status(ws: Workspace) -> GateStatus:
         advice = "nothing to gate: the working tree matches HEAD"
     else:
         advice = "the working tree has no receipt: run `run_quality_gate`"
-    return GateStatus(tree=tree, head=head, branch=repo.branch(), clean=clean, receipt=hit[0] if hit else None,
-                      last_run=last_run, policy_hash=policy_hash, advice=advice)  # fmt: skip
+    return GateStatus(
+        tree=tree,
+        head=head,
+        branch=repo.branch(),
+        clean=clean,
+        receipt=hit[0] if hit else None,
+        last_run=last_run,
+        policy_hash=policy_hash,
+        advice=advice,
+    )

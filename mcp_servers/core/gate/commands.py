@@ -18,8 +18,13 @@ def _runner(spec: CommandCheck) -> Check:
             return result(spec.name, True, f"`{' '.join(spec.run)}` passed", started=started)
         how = f"timed out after {spec.timeout_s:.0f}s" if completed.timed_out else f"exit {completed.returncode}"
         output = (completed.text() + completed.stderr.decode("utf-8", "replace")).rstrip().splitlines()
-        return result(spec.name, False, f"`{' '.join(spec.run)}` failed ({how}); fix what it reports",
-                      [Finding(message="\n".join(output[-40:]))] if output else [], started)  # fmt: skip
+        return result(
+            spec.name,
+            False,
+            f"`{' '.join(spec.run)}` failed ({how}); fix what it reports",
+            [Finding(message="\n".join(output[-40:]))] if output else [],
+            started,
+        )
 
     return Check(name=spec.name, run=run)
 

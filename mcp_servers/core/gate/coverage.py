@@ -48,20 +48,42 @@ def _total(ctx: GateContext) -> Any:
     if cov.compare_base:
         base = ctx.base_coverage()
         if base is None:
-            problems.append("the base's coverage could not be measured, so a drop cannot be ruled out "
-                            "(set `gate.coverage.compare_base = false` if the suite cannot run from a clean "
-                            "checkout)")  # fmt: skip
+            problems.append(
+                "the base's coverage could not be measured, so a drop cannot be ruled out "
+                "(set `gate.coverage.compare_base = false` if the suite cannot run from a clean "
+                "checkout)"
+            )
         elif total + TOLERANCE < base:
             problems.append(f"total coverage fell from {base:.2f}% (base) to {total:.2f}%")
     if problems:
         worst = sorted(per_file(ctx.root, data).items(), key=lambda kv: kv[1]["summary"]["percent_covered"])[:10]
-        findings = [Finding(path=p, message=f"{i['summary']['percent_covered']:.1f}% covered; missing lines "
-                            f"{line_ranges(i['missing_lines'])}") for p, i in worst if i["missing_lines"]]  # fmt: skip
-        return result("coverage", False, "; ".join(problems) + ". Add tests for the code the change touches.",
-                      findings, started, percent=round(total, 2), base=base)  # fmt: skip
+        findings = [
+            Finding(
+                path=p,
+                message=f"{i['summary']['percent_covered']:.1f}% covered; missing lines "
+                f"{line_ranges(i['missing_lines'])}",
+            )
+            for p, i in worst
+            if i["missing_lines"]
+        ]
+        return result(
+            "coverage",
+            False,
+            "; ".join(problems) + ". Add tests for the code the change touches.",
+            findings,
+            started,
+            percent=round(total, 2),
+            base=base,
+        )
     vs = f" (base {base:.2f}%)" if base is not None else ""
-    return result("coverage", True, f"total coverage {total:.2f}%{vs}", started=started, percent=round(total, 2),
-                  base=base)  # fmt: skip
+    return result(
+        "coverage",
+        True,
+        f"total coverage {total:.2f}%{vs}",
+        started=started,
+        percent=round(total, 2),
+        base=base,
+    )
 
 
 def _changed(ctx: GateContext) -> Any:
@@ -88,26 +110,49 @@ def _changed(ctx: GateContext) -> Any:
         total += len(statements)
         covered += len(statements) - len(missed)
         if missed:
-            findings.append(Finding(path=f.path, line=missed[0],
-                                    message=f"changed lines not run by any test: {line_ranges(missed)}"))  # fmt: skip
+            findings.append(
+                Finding(
+                    path=f.path,
+                    line=missed[0],
+                    message=f"changed lines not run by any test: {line_ranges(missed)}",
+                )
+            )
     for f in ctx.changes.files:
         for n, text in f.added_lines:
             if _EXCLUSION.search(text):
                 findings.append(Finding(path=f.path, line=n, message="adds a coverage exclusion (`pragma: no cover`)"))
     excluded = [x for x in findings if x.message.startswith("adds a coverage exclusion")]
     if excluded:
-        return result("diff-coverage", False, f"the change adds {len(excluded)} coverage exclusion(s); write tests "
-                      "instead (only a person may exclude code from coverage)", excluded, started)  # fmt: skip
+        return result(
+            "diff-coverage",
+            False,
+            f"the change adds {len(excluded)} coverage exclusion(s); write tests "
+            "instead (only a person may exclude code from coverage)",
+            excluded,
+            started,
+        )
     minimum = ctx.settings.gate.coverage.min_changed_lines
     if total == 0:
         return result("diff-coverage", True, "the change adds no statements under coverage", started=started)
     pct = 100.0 * covered / total
     if pct + TOLERANCE < minimum:
-        return result("diff-coverage", False, f"only {covered} of {total} changed statements ({pct:.1f}%) ran "
-                      f"under the tests; at least {minimum:.0f}% must. Add tests that exercise them.",
-                      findings, started, percent=round(pct, 2))  # fmt: skip
-    return result("diff-coverage", True, f"{covered} of {total} changed statements covered ({pct:.1f}%)",
-                  findings, started, percent=round(pct, 2))  # fmt: skip
+        return result(
+            "diff-coverage",
+            False,
+            f"only {covered} of {total} changed statements ({pct:.1f}%) ran "
+            f"under the tests; at least {minimum:.0f}% must. Add tests that exercise them.",
+            findings,
+            started,
+            percent=round(pct, 2),
+        )
+    return result(
+        "diff-coverage",
+        True,
+        f"{covered} of {total} changed statements covered ({pct:.1f}%)",
+        findings,
+        started,
+        percent=round(pct, 2),
+    )
 
 
 def _enabled(settings: Any) -> bool:

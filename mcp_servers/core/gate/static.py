@@ -25,8 +25,13 @@ WORKER = "mcp_servers.core.gate.worker"
 
 def run_worker(request: dict[str, Any], timeout: float, cwd: Path) -> Any:
     """Ask the worker process; raise proc.ProcessError (with its stderr) when it fails or times out."""
-    completed = proc.run([sys.executable, "-m", WORKER], input=json.dumps(request).encode(), timeout=timeout,
-                         cwd=cwd, check=True)  # fmt: skip
+    completed = proc.run(
+        [sys.executable, "-m", WORKER],
+        input=json.dumps(request).encode(),
+        timeout=timeout,
+        cwd=cwd,
+        check=True,
+    )
     return json.loads(completed.stdout)
 
 
@@ -60,8 +65,11 @@ def _complexity(ctx: GateContext) -> CheckResult:
     if not files:
         return result("complexity", True, "no Python files changed", started=started)
     new, base = _materialise(ctx, files)
-    answer = run_worker({"task": "radon", "files": {**new, **{f"base:{k}": v for k, v in base.items()}}},
-                        cfg.timeout_s, ctx.root)  # fmt: skip
+    answer = run_worker(
+        {"task": "radon", "files": {**new, **{f"base:{k}": v for k, v in base.items()}}},
+        cfg.timeout_s,
+        ctx.root,
+    )
     findings = []
     for f in files:
         report, before = answer.get(f.path, {}), answer.get(f"base:{f.path}")
@@ -74,19 +82,26 @@ def _complexity(ctx: GateContext) -> CheckResult:
             touched = any(fn["line"] <= n <= fn["end"] for n in changed)
             worse = fn["cc"] > old_cc.get(fn["name"], 0)
             if touched and worse and fn["cc"] > cfg.max_cyclomatic:
-                findings.append(Finding(path=f.path, line=fn["line"],
-                                        message=f"`{fn['name']}` has cyclomatic complexity {fn['cc']} (max "
-                                                f"{cfg.max_cyclomatic}); split it into smaller functions"))  # fmt: skip
+                findings.append(
+                    Finding(
+                        path=f.path,
+                        line=fn["line"],
+                        message=f"`{fn['name']}` has cyclomatic complexity {fn['cc']} (max "
+                        f"{cfg.max_cyclomatic}); split it into smaller functions",
+                    )
+                )
         mi, old_mi = report.get("mi"), (before or {}).get("mi")
         if mi is not None and mi < cfg.min_maintainability and (old_mi is None or mi < old_mi):
-            findings.append(Finding(path=f.path,
-                                    message=f"maintainability index {mi:.1f} is below {cfg.min_maintainability:.1f}"
-                                            + (f" (was {old_mi:.1f})" if old_mi is not None else "")))  # fmt: skip
+            findings.append(
+                Finding(
+                    path=f.path,
+                    message=f"maintainability index {mi:.1f} is below {cfg.min_maintainability:.1f}"
+                    + (f" (was {old_mi:.1f})" if old_mi is not None else ""),
+                )
+            )
     if findings:
-        return result("complexity", False, f"{len(findings)} complexity problem(s) in changed code", findings,
-                      started)  # fmt: skip
-    return result("complexity", True, f"{len(files)} changed Python file(s) within complexity limits",
-                  started=started)  # fmt: skip
+        return result("complexity", False, f"{len(findings)} complexity problem(s) in changed code", findings, started)
+    return result("complexity", True, f"{len(files)} changed Python file(s) within complexity limits", started=started)
 
 
 def _bandit_config(root: Path) -> str | None:
@@ -107,8 +122,12 @@ def _security(ctx: GateContext) -> CheckResult:
     if not files:
         return result("security", True, "no Python files changed", started=started)
     new, base = _materialise(ctx, files)
-    request = {"task": "bandit", "config": _bandit_config(ctx.root), "severity": cfg.severity,
-               "confidence": cfg.confidence}  # fmt: skip
+    request = {
+        "task": "bandit",
+        "config": _bandit_config(ctx.root),
+        "severity": cfg.severity,
+        "confidence": cfg.confidence,
+    }
     now = run_worker({**request, "files": new}, cfg.timeout_s, ctx.root)
     before = run_worker({**request, "files": base}, cfg.timeout_s, ctx.root) if base else []
     known = Counter(_key(i) for i in before)
@@ -119,13 +138,23 @@ def _security(ctx: GateContext) -> CheckResult:
         else:
             fresh.append(issue)
     if fresh:
-        findings = [Finding(path=i["path"], line=i["line"],
-                            message=f"{i['test_id']} ({i['severity']} severity, {i['confidence']} confidence): "
-                                    f"{i['text']}") for i in fresh]  # fmt: skip
-        return result("security", False, f"bandit found {len(fresh)} new security issue(s) in changed code; fix "
-                      "them (`# nosec` does not hide a finding from the gate)", findings, started)  # fmt: skip
-    return result("security", True, f"no new bandit findings in {len(files)} changed Python file(s)",
-                  started=started)  # fmt: skip
+        findings = [
+            Finding(
+                path=i["path"],
+                line=i["line"],
+                message=f"{i['test_id']} ({i['severity']} severity, {i['confidence']} confidence): {i['text']}",
+            )
+            for i in fresh
+        ]
+        return result(
+            "security",
+            False,
+            f"bandit found {len(fresh)} new security issue(s) in changed code; fix "
+            "them (`# nosec` does not hide a finding from the gate)",
+            findings,
+            started,
+        )
+    return result("security", True, f"no new bandit findings in {len(files)} changed Python file(s)", started=started)
 
 
 def _key(issue: dict[str, Any]) -> tuple[str, str, str, str, str]:

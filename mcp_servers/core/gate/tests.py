@@ -36,24 +36,46 @@ def command(settings: Settings, data_file: Path) -> tuple[list[str], bool]:
 
 
 def measure(
-    root: Path, settings: Settings, work_dir: Path, env: Mapping[str, str],
+    root: Path,
+    settings: Settings,
+    work_dir: Path,
+    env: Mapping[str, str],
 ) -> tuple[proc.Completed, dict[str, Any] | None, str | None]:
     """Run the tests in `root`; return how they ended, the coverage data (when measured) and why it is missing."""
     work_dir.mkdir(parents=True, exist_ok=True)
     data_file = work_dir / ".coverage"
     argv, wrapped = command(settings, data_file)
-    completed = proc.run(argv, cwd=root, env={**env, "COVERAGE_FILE": str(data_file)},
-                         timeout=settings.gate.test_timeout_s)  # fmt: skip
+    completed = proc.run(
+        argv, cwd=root, env={**env, "COVERAGE_FILE": str(data_file)}, timeout=settings.gate.test_timeout_s
+    )
     if not wrapped:
-        return completed, None, (
-            f"coverage cannot wrap the test command `{' '.join(settings.gate.test_command)}`: make it a Python "
-            "command (`python -m pytest ...`) or set `gate.coverage.enabled = false` in overnight.toml"
+        return (
+            completed,
+            None,
+            (
+                f"coverage cannot wrap the test command `{' '.join(settings.gate.test_command)}`: make it a Python "
+                "command (`python -m pytest ...`) or set `gate.coverage.enabled = false` in overnight.toml"
+            ),
         )
     if completed.timed_out or not data_file.exists():
         return completed, None, "the test run left no coverage data"
     report = work_dir / "coverage.json"
-    made = proc.run([argv[0], "-m", "coverage", "json", f"--data-file={data_file}", "-o", str(report), "-q",
-                     "--ignore-errors"], cwd=root, env=env, timeout=120)  # fmt: skip
+    made = proc.run(
+        [
+            argv[0],
+            "-m",
+            "coverage",
+            "json",
+            f"--data-file={data_file}",
+            "-o",
+            str(report),
+            "-q",
+            "--ignore-errors",
+        ],
+        cwd=root,
+        env=env,
+        timeout=120,
+    )
     if not made.ok or not report.exists():
         return completed, None, f"coverage could not write its report: {made.describe(tail_lines=5)}"
     return completed, json.loads(report.read_text()), None
@@ -67,18 +89,38 @@ def _run(ctx: GateContext) -> Any:
     out = completed.text() + completed.stderr.decode("utf-8", "replace")
     summary = _summary_line(out)
     if completed.timed_out:
-        return result("tests", False, f"the test command timed out after {ctx.settings.gate.test_timeout_s:.0f}s "
-                      "and its process group was killed; make the tests finish or raise `gate.test_timeout_s`",
-                      _tail(out), started)  # fmt: skip
+        return result(
+            "tests",
+            False,
+            f"the test command timed out after {ctx.settings.gate.test_timeout_s:.0f}s "
+            "and its process group was killed; make the tests finish or raise `gate.test_timeout_s`",
+            _tail(out),
+            started,
+        )
     if completed.returncode == NO_TESTS_COLLECTED and "pytest" in " ".join(completed.argv):
-        return result("tests", False, "no tests were collected: the change must keep the test suite running",
-                      _tail(out), started)  # fmt: skip
+        return result(
+            "tests",
+            False,
+            "no tests were collected: the change must keep the test suite running",
+            _tail(out),
+            started,
+        )
     if completed.returncode != 0:
-        failed = [Finding(path=m.group(2).split("::")[0], message=f"{m.group(1)} {m.group(2)}"
-                          + (f": {m.group(3)}" if m.group(3) else "")) for m in _matches(out)]  # fmt: skip
-        return result("tests", False, f"the tests failed (exit {completed.returncode}): {summary or 'see output'}. "
-                      "Fix the code (or the test, if the test is wrong) and run the gate again.",
-                      failed or _tail(out), started)  # fmt: skip
+        failed = [
+            Finding(
+                path=m.group(2).split("::")[0],
+                message=f"{m.group(1)} {m.group(2)}" + (f": {m.group(3)}" if m.group(3) else ""),
+            )
+            for m in _matches(out)
+        ]
+        return result(
+            "tests",
+            False,
+            f"the tests failed (exit {completed.returncode}): {summary or 'see output'}. "
+            "Fix the code (or the test, if the test is wrong) and run the gate again.",
+            failed or _tail(out),
+            started,
+        )
     return result("tests", True, summary or "the test command passed", started=started)
 
 

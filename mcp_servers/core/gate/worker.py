@@ -31,8 +31,9 @@ def radon(files: dict[str, str]) -> dict[str, Any]:
             continue
         functions = []
         for block in _flatten(blocks):
-            functions.append({"name": block.fullname, "line": block.lineno, "end": block.endline,
-                              "cc": block.complexity})  # fmt: skip
+            functions.append(
+                {"name": block.fullname, "line": block.lineno, "end": block.endline, "cc": block.complexity}
+            )
         out[rel] = {"functions": functions, "mi": round(mi, 2), "error": None}
     return out
 

@@ -1,0 +1,155 @@
+"""overnight.toml: defaults from the product's constraints, the generated template, and errors that say where."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from mcp_servers.core import config
+from mcp_servers.core.errors import ConfigError
+
+
+def _load(tmp_path: Path, text: str) -> config.Settings:
+    (tmp_path / "overnight.toml").write_text(text)
+    return config.load(tmp_path)
+
+
+def test_config_defaults_follow_the_product_constraints(tmp_path: Path) -> None:
+    settings = config.load(tmp_path)  # no file: the defaults
+    policy = settings.policy
+    assert policy.allowed_paths == ["src/**", "tests/**", "docs/**"]
+    assert policy.max_changed_lines == 30
+    assert policy.min_alignment_score == 80
+    assert policy.require_tests and not policy.allow_delete
+    for must in (
+        ".env*",
+        ".github/workflows/**",
+        ".gitlab-ci.yml",
+        ".circleci/**",
+        "Jenkinsfile",
+        "docker-compose*",
+        "Dockerfile*",
+        "requirements*.txt",
+        "setup.py",
+        "setup.cfg",
+        "Pipfile*",
+        "poetry.lock",
+        "uv.lock",
+        "package.json",
+        "*.lock",
+        ".gitignore",
+        "overnight.toml",
+        ".githooks/**",
+        "**/migrations/**",
+    ):
+        assert must in policy.protected_paths
+    assert settings.gate.test_command == ["python", "-m", "pytest", "-q"]
+
+
+def test_config_template_parses_to_the_defaults_and_names_every_key() -> None:
+    text = config.template()
+    assert config.Settings.model_validate(tomllib.loads(text)) == config.Settings()
+    for section in (
+        config.Policy,
+        config.Gate,
+        config.Coverage,
+        config.Complexity,
+        config.Security,
+        config.Plan,
+    ):
+        for name in section.model_fields:
+            shown = f"# {name} = " in text or f".{name}]]" in text or f".{name}]\n" in text
+            assert shown, f"{section.__name__}.{name} missing from template"
+
+
+def test_config_template_uncommented_keys_are_valid(tmp_path: Path) -> None:
+    """Every `# key = default` line of the template, uncommented, still loads to the defaults."""
+    lines, in_table = [], False
+    for line in config.template().splitlines():
+        in_table = line.startswith("# [[") or (in_table and line.startswith("# "))
+        if re.match(r"^# [a-z_]+ = [^\[]", line) and not in_table:  # single-line assignments
+            lines.append(line[2:])
+        elif not line.startswith("#"):
+            lines.append(line)
+    assert "max_changed_lines = 30" in lines
+    assert _load(tmp_path, "\n".join(lines)) == config.Settings()
+
+
+def test_config_string_command_is_split_like_a_shell(tmp_path: Path) -> None:
+    settings = _load(
+        tmp_path,
+        "[gate]\ntest_command = \"python -m pytest -x 'tests/a b'\"\n"
+        '[[gate.commands]]\nname = "ruff"\nrun = "ruff check src"\n',
+    )
+    assert settings.gate.test_command == ["python", "-m", "pytest", "-x", "tests/a b"]
+    assert settings.gate.commands[0].run == ["ruff", "check", "src"]
+
+
+def test_config_wrong_type_names_file_key_line_and_expectation(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        _load(tmp_path, '[policy]\nallowed_paths = ["src/**"]\n\nmax_changed_lines = "many"\n')
+    message = str(e.value)
+    assert "overnight.toml:4" in message
+    assert "policy.max_changed_lines" in message
+    assert "integer" in message and "'many'" in message
+
+
+def test_config_unknown_key_is_an_error_with_its_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        _load(tmp_path, "[gate]\ntest_timeout_s = 10\n\n[gate.coverage]\nminimum = 90\n")
+    assert "overnight.toml:5" in str(e.value)
+    assert "gate.coverage.minimum" in str(e.value) and "unknown key" in str(e.value)
+
+
+def test_config_out_of_range_value_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"overnight.toml:2: key `policy.min_alignment_score`"):
+        _load(tmp_path, "[policy]\nmin_alignment_score = 120\n")
+
+
+def test_config_bad_regex_in_forbidden_operation_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a valid regular expression") as e:
+        _load(
+            tmp_path,
+            '[[policy.extend_forbidden_operations]]\nid = "x"\npattern = "(unclosed"\nmessage = "m"\n',
+        )
+    assert "policy.extend_forbidden_operations.0.pattern" in str(e.value)
+    assert "overnight.toml:3" in str(e.value)
+
+
+def test_config_builtin_check_name_cannot_be_reused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="built-in check"):
+        _load(tmp_path, '[[gate.commands]]\nname = "tests"\nrun = "true"\n')
+
+
+def test_config_syntax_error_reports_the_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"not valid TOML: .*line 2"):
+        _load(tmp_path, "[policy]\nallow_delete = yes please\n")
+
+
+def test_config_not_utf8_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "overnight.toml").write_bytes(b"[policy]\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        config.load(tmp_path)
+
+
+def test_config_policy_hash_changes_with_any_gate_or_policy_setting(tmp_path: Path) -> None:
+    base = config.Settings().policy_hash()
+    assert _load(tmp_path, "[policy]\nmax_changed_lines = 31\n").policy_hash() != base
+    assert _load(tmp_path, "[gate.coverage]\nmin_total = 79\n").policy_hash() != base
+    assert _load(tmp_path, "[plan]\npath = 'plan.md'\n").policy_hash() == base  # where the plan lives is not policy
+
+
+def test_config_extend_lists_add_to_the_defaults(tmp_path: Path) -> None:
+    settings = _load(tmp_path, '[policy]\nextend_protected_paths = ["src/vendor/**"]\n')
+    assert "src/vendor/**" in settings.policy.all_protected
+    assert ".env*" in settings.policy.all_protected
+
+
+def test_config_resolve_python_uses_this_interpreter() -> None:
+    import sys
+
+    assert config.resolve_python(["python", "-m", "pytest"]) == [sys.executable, "-m", "pytest"]
+    assert config.resolve_python(["make", "test"]) == ["make", "test"]

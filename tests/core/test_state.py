@@ -1,0 +1,108 @@
+"""The state directory: under the git common dir, SQLite in WAL with ordered migrations, a private key."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcp_servers.core import db
+from mcp_servers.core.errors import StateError
+from mcp_servers.core.workspace import Workspace, read_or_create_key
+
+from ..conftest import GitRepo
+
+
+def test_state_lives_under_the_common_dir_shared_by_worktrees(repo: GitRepo, tmp_path: Path) -> None:
+    repo.git("worktree", "add", "-q", "-b", "side", str(tmp_path / "side"))
+    main, side = Workspace.open(repo.root), Workspace.open(tmp_path / "side")
+    assert main.state_dir == side.state_dir == repo.root / ".git" / "overnight"
+    assert main.key() == side.key()
+    assert repo.status() == ""  # nothing of it shows up in git
+
+
+def test_state_database_is_wal_with_a_busy_timeout_and_current_schema(repo: GitRepo) -> None:
+    with Workspace.open(repo.root).db() as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == db.BUSY_TIMEOUT_MS
+        assert db.schema_version(conn) == len(db.MIGRATIONS)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"gate_runs", "coverage"} <= tables
+
+
+def test_state_migrations_run_in_order_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "state.db"
+    with db.opened(path):
+        pass
+    extra = [["CREATE TABLE later (x INTEGER)"]]
+    monkeypatch.setattr(db, "MIGRATIONS", [*db.MIGRATIONS, *extra])
+    with db.opened(path) as conn:
+        assert db.schema_version(conn) == len(db.MIGRATIONS)
+        conn.execute("INSERT INTO later VALUES (1)")
+    with db.opened(path) as conn:  # opening again applies nothing twice
+        assert conn.execute("SELECT count(*) FROM later").fetchone()[0] == 1
+
+
+def test_state_newer_schema_than_this_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {len(db.MIGRATIONS) + 5}")
+    raw.close()
+    with pytest.raises(StateError, match=r"newer than this overnight knows"):
+        db.connect(path)
+
+
+def test_state_corrupt_database_gets_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StateError, match=r"unusable.*Move it aside"):
+        db.connect(path)
+
+
+def test_state_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
+    with db.opened(tmp_path / "state.db") as conn:
+        with pytest.raises(RuntimeError), db.transaction(conn):
+            conn.execute("INSERT INTO coverage VALUES ('t', 1.0, '{}', 'now')")
+            raise RuntimeError("boom")
+        assert conn.execute("SELECT count(*) FROM coverage").fetchone()[0] == 0
+
+
+def test_state_key_is_created_private_and_stable(tmp_path: Path) -> None:
+    key_path = tmp_path / "key"
+    key = read_or_create_key(key_path)
+    assert len(key) == 32
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    assert read_or_create_key(key_path) == key
+
+
+def test_state_key_readable_by_others_is_refused(tmp_path: Path) -> None:
+    key_path = tmp_path / "key"
+    read_or_create_key(key_path)
+    key_path.chmod(0o644)
+    with pytest.raises(StateError, match=r"chmod 600"):
+        read_or_create_key(key_path)
+
+
+def test_state_damaged_key_is_refused(tmp_path: Path) -> None:
+    key_path = tmp_path / "key"
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"short")
+    os.close(fd)
+    with pytest.raises(StateError, match=r"damaged"):
+        read_or_create_key(key_path)
+
+
+def test_state_key_created_by_racing_processes_is_one_key(tmp_path: Path) -> None:
+    key_path = tmp_path / "key"
+    code = (
+        "import sys; from pathlib import Path; from mcp_servers.core.workspace import read_or_create_key; "
+        "sys.stdout.write(read_or_create_key(Path(sys.argv[1])).hex())"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(key_path)], stdout=subprocess.PIPE) for _ in range(6)]
+    keys = {p.communicate()[0] for p in procs}
+    assert len(keys) == 1 and len(next(iter(keys))) == 64
