@@ -77,7 +77,7 @@ class Child:
                 line, self._buf = self._buf.split(b"\n", 1)
                 if not line.strip():
                     continue
-                message = json.loads(line)
+                message: dict[str, object] = json.loads(line)
                 if message.get("id") == request_id:
                     return message
             left = deadline - time.monotonic()
@@ -192,7 +192,8 @@ def main() -> int:
     for name in variants:
         v = times[name]
         print(f"  {name:8s} ({tools[name]} tools): median {statistics.median(v) * 1000:7.1f} ms   "
-              f"p25 {pct(v, 0.25) * 1000:7.1f}   p75 {pct(v, 0.75) * 1000:7.1f}   min {min(v) * 1000:7.1f} ms")  # fmt: skip
+              f"p25 {pct(v, 0.25) * 1000:7.1f}   p75 {pct(v, 0.75) * 1000:7.1f}   "
+              f"min {min(v) * 1000:7.1f} ms")  # fmt: skip
     print(f"  ratio quality/minimal (of medians): {ratio:.3f}x   (median of per-round ratios: {paired:.3f}x)")
     ratio_ok = ratio <= TARGET
     print(f"  target <= {TARGET:.2f}x: {'PASS' if ratio_ok else 'FAIL'}")

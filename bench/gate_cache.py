@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -31,25 +32,61 @@ from mcp import Client, StdioServerParameters
 TARGET_MS = 50.0
 
 FILES = {
-    "pyproject.toml": '[project]\nname = "app"\nversion = "0.1.0"\n\n'
-    '[tool.pytest.ini_options]\npythonpath = ["src"]\ntestpaths = ["tests"]\n',
-    ".gitignore": "__pycache__/\n*.pyc\n.coverage\n",
-    "src/app/__init__.py": '"""A small calculator."""\n',
-    "src/app/calc.py": '"""Arithmetic helpers."""\n\n\ndef add(a: int, b: int) -> int:\n    return a + b\n',
-    "tests/test_calc.py": "from app.calc import add\n\n\ndef test_add() -> None:\n    assert add(2, 3) == 5\n",
+    "pyproject.toml": """
+        [project]
+        name = "app"
+        version = "0.1.0"
+
+        [tool.pytest.ini_options]
+        pythonpath = ["src"]
+        testpaths = ["tests"]
+        """,
+    ".gitignore": """
+        __pycache__/
+        *.pyc
+        .coverage
+        """,
+    "src/app/__init__.py": '''
+        """A small calculator."""
+        ''',
+    "src/app/calc.py": '''
+        """Arithmetic helpers."""
+
+
+        def add(a: int, b: int) -> int:
+            return a + b
+        ''',
+    "tests/test_calc.py": """
+        from app.calc import add
+
+
+        def test_add() -> None:
+            assert add(2, 3) == 5
+        """,
 }
 
-# the tested change left in the working tree
+# the tested change left in the working tree: a new function and its test
+NEW_FUNCTION = '''
+
+        def clamp(value: int, low: int, high: int) -> int:
+            """`value` limited to [low, high]."""
+            if value < low:
+                return low
+            if value > high:
+                return high
+            return value
+        '''
+NEW_TEST = """
+
+        def test_clamp() -> None:
+            assert clamp(5, 0, 3) == 3
+            assert clamp(-1, 0, 3) == 0
+            assert clamp(2, 0, 3) == 2
+        """
 CHANGE = {
-    "src/app/calc.py": '"""Arithmetic helpers."""\n\n\ndef add(a: int, b: int) -> int:\n    return a + b\n\n\n'
-                       'def clamp(value: int, low: int, high: int) -> int:\n'
-                       '    """`value` limited to [low, high]."""\n'
-                       '    if value < low:\n        return low\n    if value > high:\n        return high\n'
-                       '    return value\n',
-    "tests/test_calc.py": "from app.calc import add, clamp\n\n\ndef test_add() -> None:\n    assert add(2, 3) == 5\n\n\n"
-                          "def test_clamp() -> None:\n    assert clamp(5, 0, 3) == 3\n"
-                          "    assert clamp(-1, 0, 3) == 0\n    assert clamp(2, 0, 3) == 2\n",
-}  # fmt: skip
+    "src/app/calc.py": FILES["src/app/calc.py"] + NEW_FUNCTION,
+    "tests/test_calc.py": FILES["tests/test_calc.py"].replace("import add", "import add, clamp") + NEW_TEST,
+}
 
 
 def git(repo: Path, *args: str) -> None:
@@ -57,15 +94,19 @@ def git(repo: Path, *args: str) -> None:
                     "-c", "commit.gpgsign=false", *args], cwd=repo, check=True, capture_output=True)  # fmt: skip
 
 
+def source(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+
 def make_project(repo: Path) -> None:
     for rel, text in FILES.items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text)
+        (repo / rel).write_text(source(text))
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "Initial commit")
     for rel, text in CHANGE.items():
-        (repo / rel).write_text(text)
+        (repo / rel).write_text(source(text))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -90,9 +131,7 @@ async def measure(repo: Path, calls: int) -> dict[str, Any]:
         floor_ms: list[float] = []
         not_cached = 0
         for i in range(calls):
-            for name in (
-                ("run_quality_gate", "get_policy") if i % 2 == 0 else ("get_policy", "run_quality_gate")
-            ):
+            for name in ("run_quality_gate", "get_policy") if i % 2 == 0 else ("get_policy", "run_quality_gate"):
                 t = time.perf_counter()
                 answer = await client.call_tool(name, {})
                 elapsed = (time.perf_counter() - t) * 1000

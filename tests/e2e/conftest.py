@@ -97,9 +97,7 @@ def _runs(argv: list[str], home: Path, expect: str, hint: str = "") -> None:
     except (OSError, subprocess.TimeoutExpired) as e:
         problem = str(e)
     if problem:
-        pytest.fail(
-            f"`{' '.join(argv)}` does not work ({problem.strip()}){hint}; {INSTALL_HINT}", pytrace=False
-        )
+        pytest.fail(f"`{' '.join(argv)}` does not work ({problem.strip()}){hint}; {INSTALL_HINT}", pytrace=False)
 
 
 # Without its postinstall (install.cjs), the package's bin/claude.exe is a small placeholder script, not the

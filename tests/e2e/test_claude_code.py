@@ -87,9 +87,7 @@ def overnight_init(overnight_cli: list[str], repo: Path, env: dict[str, str]) ->
         text=True,
         timeout=CLIENT_TIMEOUT,
     )
-    assert result.returncode == 0, (
-        f"`overnight init` exit {result.returncode}:\n{result.stdout}{result.stderr}"
-    )
+    assert result.returncode == 0, f"`overnight init` exit {result.returncode}:\n{result.stdout}{result.stderr}"
     servers: dict[str, dict[str, object]] = json.loads((repo / ".mcp.json").read_text())["mcpServers"]
     assert Path(str(servers["quality"]["command"])).is_absolute(), servers
     return servers

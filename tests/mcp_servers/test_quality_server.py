@@ -194,3 +194,22 @@ async def test_quality_server_over_streamable_http(repo: GitRepo) -> None:
         server.terminate()
         out, _err = server.communicate(timeout=10)
     assert out == b""  # servers never print to stdout, not even uvicorn's access log
+
+
+async def test_quality_server_via_overnight_serve(repo: GitRepo) -> None:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "scheduler", "serve", "quality"], cwd=str(repo.root)
+    )
+    async with Client(params) as c:
+        result = await c.call_tool("gate_status", {})
+        assert result.structured_content["clean"] is True
+
+
+def test_quality_server_start_up_imports_no_analysis_library() -> None:
+    """bandit, radon and coverage load only in the gate's worker processes: start-up stays fast."""
+    code = (
+        "import sys; from mcp_servers.quality.server import build; build(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'bandit', 'radon', 'coverage', 'git'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -160,6 +160,15 @@ def test_cli_hook_refuses_a_commit_without_a_receipt(repo: GitRepo, capsys: pyte
     assert "previous-hook-ran" not in refused.stderr
     assert repo.head() == head
     assert main(["-C", str(repo.root), "check", "--gate"]) == 0
+    repo.append("src/app/calc.py", "\n# staged after the gate\n")
+    repo.git("add", "-A")
+    other_tree = _git_commit(repo)  # the receipt is for the gated tree, not this one
+    assert other_tree.returncode != 0 and "no passing gate receipt" in other_tree.stderr
+    repo.git("checkout", "-q", "--", ".")
+    repo.write(
+        "src/app/calc.py", (repo.root / "src/app/calc.py").read_text().replace("\n# staged after the gate\n", "")
+    )
+    repo.git("add", "-A")
     accepted = _git_commit(repo)
     assert accepted.returncode == 0, accepted.stderr
     assert "has gate receipt" in accepted.stderr and "previous-hook-ran" in accepted.stderr
