@@ -88,18 +88,28 @@ def _ws(ctx: click.Context) -> Workspace:
 
 @cli.command()
 @click.option("--force", is_flag=True, help="Replace overnight.toml and our .mcp.json entries if they differ.")
+@click.option("--commit", "make_commit", is_flag=True, help="Commit the files it wrote (and nothing else).")
 @click.pass_context
-def init(ctx: click.Context, force: bool) -> int:
+def init(ctx: click.Context, force: bool, make_commit: bool) -> int:
     """Write overnight.toml, a PROJECT_PLAN.md template and .mcp.json; safe to run again."""
     from .init import init as run_init
 
-    result = run_init(ctx.obj, force=force)
+    result = run_init(ctx.obj, force=force, commit=make_commit)
     table = out.table("file", "action", "detail")
     for f in result.files:
         table.add_row(f.path, f.action, f.detail)
     console = out.console()
     console.print(table)
     console.print(f"state: {escape(result.state_dir)}")
+    if result.commit:
+        console.print(f"committed them as {result.commit[:12]} (Set up overnight)")
+    elif result.uncommitted:
+        files = " ".join(result.uncommitted)
+        console.print(
+            f"next: commit them yourself (`git add {escape(files)} && git commit -m 'Set up overnight'`) or run "
+            "`overnight init --commit`: agents may not change these files, so until they are committed every gate "
+            "run counts them as the agent's change."
+        )
     return out.OK
 
 

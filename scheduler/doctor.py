@@ -137,7 +137,10 @@ def _config(ws: Workspace) -> list[Finding]:
                 fix="`overnight init` writes a commented one",
             )
         ]
-    return [Finding(name="config", status="ok", detail=f"{path} is valid (policy {ws.settings.policy_hash()})")]
+    status: Status = "warn" if "not in force" in ws.config_source or "not committed" in ws.config_source else "ok"
+    fix = "commit overnight.toml (`overnight init --commit` for a new one)" if status == "warn" else ""
+    detail = f"{path} is valid; in force: {ws.config_source} (policy {ws.settings.policy_hash()})"
+    return [Finding(name="config", status=status, detail=detail, fix=fix)]
 
 
 def _state(ws: Workspace) -> list[Finding]:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mcp_servers.core import config
 from mcp_servers.core.errors import UsageError
@@ -36,11 +36,20 @@ class InitResult(BaseModel):
     root: str
     state_dir: str
     files: list[FileAction]
+    uncommitted: list[str] = Field(default_factory=list, description="files of ours that git does not have yet")
+    commit: str | None = Field(default=None, description="the commit made with --commit")
 
 
 def available_servers() -> list[str]:
     """The servers this installation provides (each is a package with a `server` module)."""
-    return [name for name in SERVER_NAMES if importlib.util.find_spec(f"mcp_servers.{name}.server") is not None]
+    return [name for name in SERVER_NAMES if _has_module(f"mcp_servers.{name}.server")]
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent package is missing altogether
+        return False
 
 
 def server_entry(name: str, python: str = sys.executable) -> dict[str, Any]:
@@ -99,8 +108,14 @@ def _mcp_json(path: Path, force: bool, python: str) -> FileAction:
     return FileAction(path=path.name, action="updated" if existed else "created", detail=detail)
 
 
-def init(path: str | None = None, *, force: bool = False, python: str = sys.executable) -> InitResult:
-    """Set up the repository containing `path`. Safe to run again: it only adds what is missing."""
+def init(
+    path: str | None = None, *, force: bool = False, commit: bool = False, python: str = sys.executable
+) -> InitResult:
+    """Set up the repository containing `path`. Safe to run again: it only adds what is missing.
+
+    The files it writes are a person's to commit: the policy refuses them from an agent. With `commit`, they
+    are committed (and nothing else) as the person's own commit.
+    """
     ws = Workspace.open(path)
     root = ws.repo.root
     actions = [_plain_file(root / config.CONFIG_NAME, config.template(), force)]
@@ -115,4 +130,20 @@ def init(path: str | None = None, *, force: bool = False, python: str = sys.exec
     ws.key()
     with ws.db():
         pass
-    return InitResult(root=str(root), state_dir=str(ws.state_dir), files=actions)
+    ours = [config.CONFIG_NAME, ws.settings.plan.path, ".mcp.json"]
+    pending = ws.repo.out("status", "--porcelain", "--untracked-files=all", "--", *ours)
+    uncommitted = [line[3:] for line in pending.splitlines() if line[3:] in ours]
+    made = None
+    if commit and uncommitted:
+        ws.repo.run("add", "--", *uncommitted)
+        ws.repo.run("commit", "--quiet", "-m", "Set up overnight", "--", *uncommitted, env=_commit_env())
+        made = ws.repo.out("rev-parse", "HEAD")
+        uncommitted = []
+    return InitResult(root=str(root), state_dir=str(ws.state_dir), files=actions, uncommitted=uncommitted, commit=made)
+
+
+def _commit_env() -> dict[str, str]:
+    """A person's commit runs their hooks: git's hook path is not overridden here."""
+    from mcp_servers.core.git import git_env
+
+    return git_env()

@@ -17,6 +17,8 @@ from .git import Repo, decode_path
 
 # Past this many bytes of patch text the added lines are not scanned; the policy then fails the change.
 MAX_PATCH_BYTES = 64 * 1024 * 1024
+# A changed file larger than this is not read at all; it counts as binary (it cannot be reviewed either).
+MAX_BLOB_BYTES = 32 * 1024 * 1024
 _HUNK = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 _RENAME_COPY = {"R", "C"}
 _OCTAL = re.compile(rb"\\([0-7]{3}|[abfnrtv\\\"])")
@@ -86,6 +88,7 @@ def collect(repo: Repo, base: str, tree: str) -> ChangeSet:
     base_tree = repo.tree_of(base_commit)
     files = _raw_and_numstat(repo, base_tree, tree)
     scanned = _attach_added_lines(repo, base_tree, tree, files)
+    _mark_binaries(repo, files)
     links = [f for f in files if f.new_mode == "120000"]
     if links:
         blobs = repo.read_blobs([f.new_oid for f in links])
@@ -121,27 +124,52 @@ def _raw_and_numstat(repo: Repo, old: str, new: str) -> list[FileChange]:
 
 
 def _attach_added_lines(repo: Repo, old: str, new: str, files: list[FileChange]) -> bool:
-    """Fill in each file's added lines from a zero-context patch; False when the patch was too big to read."""
-    wanted = {f.path: f for f in files if not f.binary and f.added}
+    """Fill in each file's added lines from a zero-context patch; False when the patch was too big to read.
+
+    A lone CR ends a line for Python and for a reader but not for git's counts, so each one inside a line
+    counts as one more changed line (otherwise 200 statements joined by CRs would count as one).
+    """
+    wanted = {f.path: f for f in files if not f.binary and (f.added or f.removed)}
     if not wanted:
         return True
     patch = repo.diff_trees(old, new, "-M", "-C", "-p", "-U0", max_bytes=MAX_PATCH_BYTES + 1)
     if len(patch) > MAX_PATCH_BYTES:
         return False
     current: FileChange | None = None
+    in_header = False
     line_no = 0
     for raw in patch.split(b"\n"):
-        if raw.startswith(b"+++ "):
-            current = wanted.get(_patch_path(raw[4:]))
+        if raw.startswith(b"diff --git"):
+            current, in_header = None, True
         elif raw.startswith(b"@@"):
             m = _HUNK.match(raw)
-            line_no = int(m.group(1)) if m else 0
-        elif raw.startswith(b"+") and current is not None:
-            current.added_lines.append((line_no, raw[1:].decode("utf-8", "replace")))
-            line_no += 1
-        elif raw.startswith(b"diff --git"):
-            current = None
+            line_no, in_header = (int(m.group(1)) if m else 0), False
+        elif in_header:
+            # only here is `+++ ` a file header: in a hunk it is an added line that starts with `++`
+            if raw.startswith(b"+++ "):
+                current = wanted.get(_patch_path(raw[4:]))
+        elif current is not None and raw[:1] in (b"+", b"-"):
+            text = raw[1:].decode("utf-8", "replace")
+            extra = text.removesuffix("\r").count("\r")
+            if raw.startswith(b"+"):
+                current.added += extra
+                current.added_lines.append((line_no, text))
+                line_no += 1
+            else:
+                current.removed += extra
     return True
+
+
+def _mark_binaries(repo: Repo, files: list[FileChange]) -> None:
+    """A file with a NUL byte is binary, whatever git's attributes make `diff` say about it."""
+    regular = [f for f in files if f.status != "D" and f.new_mode in {"100644", "100755"} and not f.binary]
+    if not regular:
+        return
+    blobs = repo.read_blobs([f.new_oid for f in regular], max_size=MAX_BLOB_BYTES)
+    for f in regular:
+        data = blobs.get(f.new_oid)
+        if data is None or b"\0" in data:
+            f.binary = True
 
 
 def _patch_path(spec: bytes) -> str:

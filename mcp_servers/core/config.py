@@ -24,91 +24,32 @@ CONFIG_NAME = "overnight.toml"
 
 ALLOWED_PATHS = ["src/**", "tests/**", "docs/**"]
 
+SECRET_FILES = [
+    ".env*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.crt", "*.cer", "*.der", "*.jks", "*.keystore",
+    "id_rsa", "id_rsa.*", "id_dsa", "id_dsa.*", "id_ecdsa", "id_ecdsa.*", "id_ed25519", "id_ed25519.*",
+    "**/.ssh/**", "**/.aws/**", "**/.gnupg/**", ".netrc", ".npmrc", ".pypirc", "credentials*.json", "secrets.json",
+    "secrets.y*ml", "secrets.toml", "*.secrets",
+]  # fmt: skip
+
 PROTECTED_PATHS = [
     # secrets, keys and certificates
-    ".env*",
-    "*.env",
-    "*.pem",
-    "*.key",
-    "*.p12",
-    "*.pfx",
-    "*.crt",
-    "*.cer",
-    "*.der",
-    "*.jks",
-    "*.keystore",
-    "id_rsa*",
-    "id_dsa*",
-    "id_ecdsa*",
-    "id_ed25519*",
-    "**/.ssh/**",
-    "**/.aws/**",
-    "**/.gnupg/**",
-    ".netrc",
-    ".npmrc",
-    ".pypirc",
-    "credentials*.json",
-    "secrets.json",
-    "secrets.y*ml",
-    "secrets.toml",
-    "*.secrets",
+    *SECRET_FILES,
     # CI configuration
-    ".github/workflows/**",
-    ".github/actions/**",
-    ".gitlab-ci.yml",
-    ".gitlab/**",
-    ".circleci/**",
-    "Jenkinsfile",
-    ".travis.yml",
-    "azure-pipelines.yml",
-    ".buildkite/**",
-    "bitbucket-pipelines.yml",
-    ".ci/**",
+    ".github/workflows/**", ".github/actions/**", ".gitlab-ci.yml", ".gitlab/**", ".circleci/**", "Jenkinsfile",
+    ".travis.yml", "azure-pipelines.yml", ".buildkite/**", "bitbucket-pipelines.yml", ".ci/**",
     # containers and deployment
-    "docker-compose*",
-    "compose.y*ml",
-    "Dockerfile*",
-    "*.dockerfile",
+    "docker-compose*.y*ml", "compose.y*ml", "Dockerfile", "Dockerfile.*", "Dockerfile-*", "*.dockerfile",
     ".dockerignore",
     # dependency manifests and lock files
-    "requirements*.txt",
-    "requirements/**",
-    "constraints*.txt",
-    "setup.py",
-    "setup.cfg",
-    "Pipfile*",
-    "poetry.lock",
-    "uv.lock",
-    "pdm.lock",
-    "package.json",
-    "package-lock.json",
-    "npm-shrinkwrap.json",
-    "yarn.lock",
-    "pnpm-lock.yaml",
-    "*.lock",
-    "Cargo.toml",
-    "go.mod",
-    "go.sum",
-    "Gemfile",
-    "environment.y*ml",
+    "requirements*.txt", "requirements/**", "constraints*.txt", "setup.py", "setup.cfg", "Pipfile", "Pipfile.lock",
+    "poetry.lock", "uv.lock", "pdm.lock", "package.json", "package-lock.json", "npm-shrinkwrap.json",
+    "yarn.lock", "pnpm-lock.yaml", "*.lock", "Cargo.toml", "go.mod", "go.sum", "Gemfile", "environment.y*ml",
     # repository plumbing, git hooks, agent configuration and our own files
-    ".gitignore",
-    ".gitattributes",
-    ".gitmodules",
-    ".githooks/**",
-    ".husky/**",
-    ".pre-commit-config.yaml",
-    "overnight.toml",
-    ".mcp.json",
-    "**/.claude/**",
-    "CLAUDE.md",
-    "AGENTS.md",
-    "GEMINI.md",
+    ".gitignore", ".gitattributes", ".gitmodules", ".githooks/**", ".husky/**", ".pre-commit-config.yaml",
+    "overnight.toml", ".mcp.json", "**/.claude/**", "CLAUDE.md", "AGENTS.md", "GEMINI.md",
     # database migrations
-    "**/migrations/**",
-    "**/alembic/**",
-    "**/db/migrate/**",
-]
+    "**/migrations/**", "**/alembic/**", "**/db/migrate/**",
+]  # fmt: skip
 
 # Phrases in a task's text that name work an unattended agent must not do. Matched case-insensitively.
 FORBIDDEN_OPERATIONS: list[dict[str, str]] = [
@@ -129,12 +70,13 @@ FORBIDDEN_OPERATIONS: list[dict[str, str]] = [
     },
     {
         "id": "add-dependency",
-        "pattern": r"\b(add|new|introduce|upgrade|bump)\b.{0,20}\b(dependency|dependencies|requirements?)\b",
+        "pattern": r"\b(add|new|introduce|upgrade|bump)\b.{0,40}\b(dependency|dependencies|requirements?)\b(?!-free)",
         "message": "changing dependencies",
     },
     {
         "id": "install-package",
-        "pattern": r"\b(pip|npm|yarn|pnpm|uv|poetry|apt(-get)?|brew|cargo)\s+(install|add)\b"
+        "pattern": r"\b(pip3?|pipx|npm|yarn|pnpm|uv|poetry|conda|apt(-get)?|brew|cargo|gem)\s+(install|add|i)\b"
+        r"|\bgo\s+(get|install)\s+\S*[./]\S*"
         r"|\binstall\b.{0,20}\b(packages?|librar(y|ies)|modules?)\b",
         "message": "installing packages",
     },
@@ -192,6 +134,10 @@ class Policy(_Section):
         default_factory=lambda: list(PROTECTED_PATHS),
         description="paths no agent may touch, even inside allowed_paths; matched case-insensitively and against "
         "look-alike letters",
+    )
+    secret_files: list[str] = Field(
+        default_factory=lambda: list(SECRET_FILES),
+        description="protected files holding credentials: a change may not repeat any of their lines",
     )
     extend_protected_paths: list[str] = Field(
         default_factory=list,

@@ -252,9 +252,14 @@ class Repo:
             return result.stdout[:max_bytes]
         return result.stdout
 
-    def read_blobs(self, oids: Sequence[str]) -> dict[str, bytes]:
-        """The contents of many blobs in one `git cat-file --batch` call."""
+    def read_blobs(self, oids: Sequence[str], max_size: int | None = None) -> dict[str, bytes]:
+        """The contents of many blobs in one `git cat-file --batch` call (those over `max_size` are left out)."""
         wanted = [o for o in dict.fromkeys(oids) if _OID.match(o)]
+        if wanted and max_size is not None:
+            sizes = self.run("cat-file", "--batch-check", input=("\n".join(wanted) + "\n").encode()).text()
+            rows = [line.split() for line in sizes.splitlines()]
+            small = {row[0] for row in rows if len(row) == 3 and int(row[2]) <= max_size}
+            wanted = [o for o in wanted if o in small]
         if not wanted:
             return {}
         data = self.run("cat-file", "--batch", input=("\n".join(wanted) + "\n").encode()).stdout

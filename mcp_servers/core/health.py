@@ -10,11 +10,10 @@ import os
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
-from pydantic import BaseModel, Field
-
 from . import receipts
 from .errors import OvernightError
 from .gate.static import run_worker
+from .models import HealthReport, Hotspot, Maintainability, ModuleCoverage, SecurityIssue
 from .paths import inside
 from .workspace import Workspace
 
@@ -33,49 +32,6 @@ _SKIP_DIRS = {
     "build",
     "dist",
 }
-
-
-class ModuleCoverage(BaseModel):
-    module: str
-    percent: float
-    statements: int
-
-
-class Hotspot(BaseModel):
-    path: str
-    function: str
-    line: int
-    complexity: int
-    rank: str
-
-
-class Maintainability(BaseModel):
-    path: str
-    index: float
-    rank: str
-
-
-class SecurityIssue(BaseModel):
-    path: str
-    line: int
-    test_id: str
-    severity: str
-    confidence: str
-    text: str
-
-
-class HealthReport(BaseModel):
-    paths: list[str]
-    python_files: int
-    coverage_total: float | None = Field(description="total coverage of the newest measured tree, if any")
-    coverage_tree: str | None = None
-    coverage_by_module: list[ModuleCoverage] = Field(description="least covered first")
-    complexity_hotspots: list[Hotspot] = Field(description="most complex functions first")
-    average_complexity: float | None = None
-    maintainability: list[Maintainability] = Field(description="least maintainable files first")
-    security: list[SecurityIssue]
-    security_total: int
-    notes: list[str] = Field(default_factory=list)
 
 
 def _cc_rank(cc: int) -> str:
@@ -161,6 +117,7 @@ def health_report(ws: Workspace, paths: list[str] | None = None) -> HealthReport
     except OvernightError as e:
         report.notes.append(f"bandit could not run: {e}")
     else:
+        issues = issues["files"]
         report.security_total = len(issues)
         report.security = [SecurityIssue(**{k: i[k] for k in SecurityIssue.model_fields}) for i in issues[:30]]
     return report

@@ -137,3 +137,49 @@ class GateStatus(BaseModel):
     last_run: RunSummary | None
     policy_hash: str
     advice: str
+
+
+# -- health_report -----------------------------------------------------------------------------------------
+
+
+class ModuleCoverage(BaseModel):
+    module: str
+    percent: float
+    statements: int
+
+
+class Hotspot(BaseModel):
+    path: str
+    function: str
+    line: int
+    complexity: int
+    rank: str
+
+
+class Maintainability(BaseModel):
+    path: str
+    index: float
+    rank: str
+
+
+class SecurityIssue(BaseModel):
+    path: str
+    line: int
+    test_id: str
+    severity: str
+    confidence: str
+    text: str
+
+
+class HealthReport(BaseModel):
+    paths: list[str]
+    python_files: int
+    coverage_total: float | None = Field(description="total coverage of the newest measured tree, if any")
+    coverage_tree: str | None = None
+    coverage_by_module: list[ModuleCoverage] = Field(description="least covered first")
+    complexity_hotspots: list[Hotspot] = Field(description="most complex functions first")
+    average_complexity: float | None = None
+    maintainability: list[Maintainability] = Field(description="least maintainable files first")
+    security: list[SecurityIssue]
+    security_total: int
+    notes: list[str] = Field(default_factory=list)

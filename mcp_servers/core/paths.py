@@ -97,6 +97,8 @@ _INVISIBLE.update(range(0x2066, 0x206A))
 
 def fold(path: str) -> str:
     """The form of `path` that protected patterns are matched against (see the module docstring)."""
+    if path.isascii():
+        return path.lower()  # no look-alikes or marks in plain ASCII; this is the common case by far
     text = "".join(ch for ch in path if ord(ch) not in _INVISIBLE)
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))

@@ -13,14 +13,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from . import changes as ch
-from .config import Policy, Settings
+from .config import CONFIG_NAME, Policy, Settings
 from .git import EMPTY_TREE, Repo, is_undecodable, printable
 from .models import ChangeReport, FileSummary, TaskCheck, Violation, cut
 from .paths import Globs, clean_glob, odd_characters
-from .secrets import find_destructive_sql, find_secrets
+from .secrets import destructive_sql, find_secrets
 
 _STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "type-changed"}
 _EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+# A line of a secret file this long, repeated in a change, is a copy of it (shorter ones are too common).
+_SECRET_LINE_MIN = 12
+_SECRET_FILE_MAX = 256 * 1024
 _DEPENDENCY_TABLES = (
     ("project", "dependencies"),
     ("project", "optional-dependencies"),
@@ -32,8 +35,14 @@ _DEPENDENCY_TABLES = (
     ("tool", "pdm", "dev-dependencies"),
     ("tool", "uv", "dev-dependencies"),
     ("tool", "uv", "sources"),
+    ("tool", "uv", "override-dependencies"),
+    ("tool", "uv", "constraint-dependencies"),
     ("tool", "uv", "index"),
 )
+
+
+# Protected whatever the configuration says: the policy itself.
+ALWAYS_PROTECTED = (CONFIG_NAME,)
 
 
 class _Rules:
@@ -42,7 +51,7 @@ class _Rules:
     def __init__(self, policy: Policy, scope: Sequence[str]) -> None:
         self.policy = policy
         self.allowed = Globs(policy.allowed_paths)
-        self.protected = Globs(policy.all_protected, folded=True)
+        self.protected = Globs([*ALWAYS_PROTECTED, *policy.all_protected], folded=True)
         self.scope = Globs(scope)
 
 
@@ -158,6 +167,8 @@ def _path_names(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violatio
 def _protected(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
     for path in f.paths:
         pattern = rules.protected.match(path)
+        if not pattern and f.new_mode == "120000" and path == f.path:
+            pattern = rules.protected.match(path + "/x")  # a link stands for a folder: `src/.claude -> docs/x`
         if pattern:
             verb = "deleted" if f.status == "D" or (path == f.old_path and f.status == "R") else _STATUS[f.status]
             if path == f.old_path and f.status == "C":
@@ -247,7 +258,7 @@ def _symlinks(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(f.path), target))
     if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
         problem = f"points out of the repository (`{target}`)"
-    elif rules.protected.match(resolved):
+    elif rules.protected.match(resolved) or rules.protected.match(resolved + "/x"):
         problem = f"points at the protected path `{resolved}`"
     elif not rules.allowed.match(resolved):
         problem = f"points at `{resolved}`, outside the allowed paths"
@@ -268,8 +279,8 @@ def _content(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
             message=f"`{f.path}` is a binary file: it cannot be reviewed or scanned for secrets",
             fix=f"commit text only, or have a person add it; {_undo(f, base)}",
         )
-    for number, text in f.added_lines:
-        if rules.policy.scan_secrets:
+    if rules.policy.scan_secrets:
+        for number, text in f.added_lines:
             for secret in find_secrets(text):
                 yield Violation(
                     rule="secret",
@@ -277,15 +288,27 @@ def _content(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
                     message=f"line {number} of `{f.path}` adds what looks like a secret ({secret.kind})",
                     fix="never commit credentials: read them from the environment, and remove the line",
                 )
-        if rules.policy.scan_destructive_sql:
-            kind = find_destructive_sql(text)
-            if kind:
+    if rules.policy.scan_destructive_sql:
+        for run in _runs(f.added_lines):
+            for index, kind in destructive_sql([text for _, text in run]):
                 yield Violation(
                     rule="destructive-sql",
                     path=f.path,
-                    message=f"line {number} of `{f.path}` adds destructive SQL ({kind})",
+                    message=f"line {run[index][0]} of `{f.path}` adds destructive SQL ({kind})",
                     fix="agents may not drop, truncate or delete data; remove the statement",
                 )
+
+
+def _runs(lines: list[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
+    """Consecutive added lines, run by run: a SQL statement can span lines, never a gap in the patch."""
+    run: list[tuple[int, str]] = []
+    for number, text in lines:
+        if run and number != run[-1][0] + 1:
+            yield run
+            run = []
+        run.append((number, text))
+    if run:
+        yield run
 
 
 _FILE_RULES: list[Callable[[ch.FileChange, _Rules, str], Iterator[Violation]]] = [
@@ -303,20 +326,46 @@ _FILE_RULES: list[Callable[[ch.FileChange, _Rules, str], Iterator[Violation]]] =
 
 
 def _copies_of_protected(repo: Repo, changes: ch.ChangeSet, rules: _Rules) -> Iterator[Violation]:
-    """A new or changed file whose content is exactly a protected file's: a copy out of a protected path."""
+    """A copy out of a protected path: a file whose content is exactly a protected file's, or added lines that
+    repeat a line of a secret file (`.env`, keys), however the copy was made."""
     for f in changes.files:
         if f.status == "C" and f.old_path and rules.protected.match(f.old_path):
             yield _copy_violation(f, f.old_path, changes.base)
     written: dict[str, list[ch.FileChange]] = {}
     for f in changes.files:
-        if f.status in {"A", "M", "T"} and f.new_oid != _EMPTY_BLOB:
+        if f.status in {"A", "M", "T", "R", "C"} and f.new_oid != _EMPTY_BLOB:
             written.setdefault(f.new_oid, []).append(f)
     if not written or changes.base_tree == EMPTY_TREE:
         return
+    secret_files = Globs(rules.policy.secret_files, folded=True)
+    secrets: dict[str, str] = {}
     for path, (_mode, oid) in repo.ls_tree(changes.base_tree).items():
         for f in written.get(oid, ()):
             if path != f.path and rules.protected.match(path):
                 yield _copy_violation(f, path, changes.base)
+        if secret_files.match(path):
+            secrets[oid] = path
+    yield from _leaked_lines(repo, changes, secrets)
+
+
+def _leaked_lines(repo: Repo, changes: ch.ChangeSet, secrets: dict[str, str]) -> Iterator[Violation]:
+    """Added lines that repeat a line of a secret file: a copy with an edit is still a copy."""
+    if not secrets:
+        return
+    known: dict[str, str] = {}
+    for oid, data in repo.read_blobs(list(secrets), max_size=_SECRET_FILE_MAX).items():
+        for line in data.decode("utf-8", "replace").splitlines():
+            if len(line.strip()) >= _SECRET_LINE_MIN:
+                known.setdefault(line.strip(), secrets[oid])
+    for f in changes.files:
+        repeated = {known[t.strip()] for _, t in f.added_lines if t.strip() in known}
+        for source in sorted(repeated - {f.path}):
+            yield Violation(
+                rule="copy-from-protected",
+                path=f.path,
+                message=f"`{f.path}` repeats lines of the secret file `{source}`",
+                fix=f"never copy credentials out of `{source}`; remove those lines",
+            )
 
 
 def _copy_violation(f: ch.FileChange, source: str, base: str) -> Violation:
@@ -395,8 +444,9 @@ def check_task(
     """A task against the policy before any work starts: forbidden operations, size, alignment, tests, scope."""
     policy = settings.policy
     found: list[Violation] = []
+    text = " ".join(description.split())  # a phrase wrapped over two lines is still one phrase
     for op in policy.all_forbidden:
-        m = re.search(op.pattern, description, re.IGNORECASE)
+        m = re.search(op.pattern, text, re.IGNORECASE)
         if m:
             found.append(
                 Violation(
@@ -445,7 +495,7 @@ def check_task(
 
 
 def _task_files(policy: Policy, files: Sequence[str]) -> Iterator[Violation]:
-    allowed, protected = Globs(policy.allowed_paths), Globs(policy.all_protected, folded=True)
+    allowed, protected = Globs(policy.allowed_paths), Globs([*ALWAYS_PROTECTED, *policy.all_protected], folded=True)
     for raw in files:
         pattern = clean_glob(raw)
         sample = _example(pattern)

@@ -59,6 +59,7 @@ _ASSIGNMENT = re.compile(
     r"(?i)\b(?P<name>[A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|PWD)[A-Z0-9_]*)\b[\"']?\s*[:=]\s*"
     r"(?P<q>[\"']?)(?P<s>[^\s\"'`;,)]{12,})(?P=q)",
 )
+_PLACEHOLDER = re.compile(r"[{}<>]|%\(?\w*\)?s|^\$|\$\{|^\*+$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _REFERENCE = re.compile(r"^(?:\$|%|\{|<|os\.|env\.|process\.env|getenv|settings\.|config\.|self\.|[A-Z_]+$)")
@@ -85,6 +86,8 @@ def find_secrets(text: str) -> list[Finding]:
     found: list[Finding] = []
     for kind, regex in _SECRET_PATTERNS:
         for m in regex.finditer(text):
+            if kind == "url-password" and _PLACEHOLDER.search(m.group("s")):
+                continue  # f"postgres://{user}:{password}@{host}" builds a URL; it holds no password
             span = m.span("s") if "s" in regex.groupindex and m.group("s") else m.span()
             found.append(Finding(kind, *span))
     for m in _ASSIGNMENT.finditer(text):
@@ -118,20 +121,43 @@ _SQL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("drop", re.compile(r"(?i)\bdrop\s+(?:table|database|schema|view|index|column|collection)\b")),
     ("truncate", re.compile(r"(?i)\btruncate\s+(?:table\s+[\w.\"`\[\]]+|[\w.\"`\[\]]+\s*(?:;|[\"'`)]))")),
     ("alter-drop", re.compile(r"(?i)\balter\s+table\s+[\w.\"`\[\]]+\s+drop\b")),
-    ("delete-without-where", re.compile(r"(?i)\bdelete\s+from\s+[\w.\"`\[\]]+\s*(?:;|$|[\"'`)])")),
+    ("delete-without-where", re.compile(r"(?i)\bdelete\s+from\s+[\w.\"`\[\]]+")),
     ("update-without-where", re.compile(r"(?i)\bupdate\s+[\w.\"`\[\]]+\s+set\s+\w+\s*=")),
 ]
+_NEEDS_WHERE = {"delete-without-where", "update-without-where"}
+_WHERE = re.compile(r"(?i)\bwhere\b")
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/")
+_LINE_COMMENT = re.compile(r"^\s*(#|--|//|\*)")
+# How many following lines a DELETE or UPDATE may take to reach its WHERE (SQL is often split over lines).
+_WHERE_REACH = 3
 
 
-_COMMENT = re.compile(r"^\s*(#|--|//|/\*|\*)")
+def _code(line: str) -> str:
+    """A line without its block comments, or empty when the whole line is a comment."""
+    text = _BLOCK_COMMENT.sub(" ", line)
+    return "" if _LINE_COMMENT.match(text) else text
+
+
+def destructive_sql(lines: list[str]) -> list[tuple[int, str]]:
+    """(index, kind) of each line, in a run of consecutive lines, that starts a destructive SQL statement:
+    DROP, TRUNCATE, ALTER TABLE ... DROP, or a DELETE or UPDATE with no WHERE before its `;`."""
+    code = [_code(line) for line in lines]
+    found = []
+    for i, text in enumerate(code):
+        for kind, regex in _SQL_PATTERNS:
+            m = regex.search(text)
+            if not m:
+                continue
+            if kind in _NEEDS_WHERE:
+                statement = " ".join([text[m.end() :], *code[i + 1 : i + 1 + _WHERE_REACH]]).split(";")[0]
+                if _WHERE.search(statement):
+                    continue
+            found.append((i, kind))
+            break
+    return found
 
 
 def find_destructive_sql(line: str) -> str | None:
-    """The kind of destructive SQL statement in a line (DROP, TRUNCATE, DELETE without WHERE, ...), or None."""
-    if _COMMENT.match(line):
-        return None
-    for kind, regex in _SQL_PATTERNS:
-        m = regex.search(line)
-        if m and not (kind == "update-without-where" and re.search(r"(?i)\bwhere\b", line)):
-            return kind
-    return None
+    """The kind of destructive SQL statement one line holds, or None (see destructive_sql)."""
+    found = destructive_sql([line])
+    return found[0][1] if found else None

@@ -29,13 +29,15 @@ class Workspace:
     repo: Repo
     settings: config.Settings
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    config_source: str = "defaults"
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Workspace:
         """The repository containing `path` (default: $OVERNIGHT_REPO, else the working directory), with its config."""
         environ = dict(os.environ if environ is None else environ)
         repo = Repo.discover(path or environ.get("OVERNIGHT_REPO") or None)
-        return cls(repo=repo, settings=config.load(repo.root), environ=environ)
+        settings, source = trusted_settings(repo, environ)
+        return cls(repo=repo, settings=settings, environ=environ, config_source=source)
 
     @property
     def state_dir(self) -> Path:
@@ -73,6 +75,31 @@ class Workspace:
     @property
     def task_id(self) -> str | None:
         return self.environ.get("OVERNIGHT_TASK_ID") or None
+
+
+def trusted_settings(repo: Repo, environ: Mapping[str, str]) -> tuple[config.Settings, str]:
+    """The settings in force, and where they came from.
+
+    They come from `overnight.toml` as committed at the task's checkpoint (or HEAD), never from the working
+    tree: an agent can write the working tree, but not a commit without passing the gate, and the gate
+    protects overnight.toml. The working tree's file is still validated, so a person editing it hears about a
+    mistake at once, and an agent's broken file stops everything (failing closed).
+    """
+    worktree_file = repo.root / config.CONFIG_NAME
+    working = config.parse(worktree_file.read_bytes(), worktree_file) if worktree_file.exists() else None
+    if repo.head() is None:  # nothing is committed yet, so nothing can be protected: the file is all there is
+        return (working, str(worktree_file)) if working else (config.Settings(), "defaults")
+    ref = environ.get("OVERNIGHT_CHECKPOINT") or "HEAD"
+    commit = repo.resolve(ref)
+    oid = repo.run("rev-parse", "--verify", "--quiet", f"{commit}:{config.CONFIG_NAME}", check=False).text().strip()
+    if not oid:
+        source = "defaults" + (f" ({config.CONFIG_NAME} is not committed yet)" if working else "")
+        return config.Settings(), source
+    committed = config.parse(repo.read_blobs([oid]).get(oid, b""), Path(f"{ref}:{config.CONFIG_NAME}"))
+    source = f"{config.CONFIG_NAME} at {ref}"
+    if working is not None and working != committed:
+        source += " (the working tree's changes to it are not in force until a person commits them)"
+    return committed, source
 
 
 def read_or_create_key(path: Path) -> bytes:

@@ -12,16 +12,13 @@ from mcp.server import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from ..core import __version__, config, policy
-from ..core import commit as commit_core
-from ..core.changes import default_base
-from ..core.gate import gate_status as core_gate_status
-from ..core.gate import run_gate
-from ..core.health import HealthReport
-from ..core.health import health_report as core_health_report
-from ..core.models import ChangeReport, CommitResult, GateReport, GateStatus, TaskCheck
+from ..core import __version__, config
+from ..core.models import ChangeReport, CommitResult, GateReport, GateStatus, HealthReport, TaskCheck
 from ..core.workspace import Workspace
 from ..serving import log_level, tool_errors
+
+# The core's machinery (policy, gate, commit, health) is imported inside the tools that use it: start-up
+# imports only what the tool schemas need (a benchmarked target, bench/cold_start.py).
 
 INSTRUCTIONS = """\
 The quality gate of this repository. Nothing reaches a branch unless it passes the safety policy and the gate.
@@ -42,6 +39,7 @@ TaskFiles = Annotated[
 class PolicyView(BaseModel):
     config_path: str
     config_exists: bool
+    config_source: str = Field(description="where the settings in force come from (the committed overnight.toml)")
     policy_hash: str = Field(description="receipts are valid only under this hash")
     policy: config.Policy
     gate: config.Gate
@@ -68,6 +66,8 @@ def build(repo: str | None = None) -> MCPServer:
         (deleting files, dropping tables, adding dependencies, payments, credentials...), its size, its alignment
         score, whether it defines tests, and whether its files are ones an agent may change. Returns ok and every
         violation with how to fix it. Do not start a task that is not ok."""
+        from ..core import policy
+
         with tool_errors():
             return policy.check_task(
                 ws().settings,
@@ -90,6 +90,9 @@ def build(repo: str | None = None) -> MCPServer:
         protected paths, paths outside the allowed ones or the task's scope, deletions, renames, mode changes,
         symlinks, submodules, binaries, secrets and destructive SQL in added lines, size. Returns every violation
         with its rule, path and fix, the changed files and the lines added and removed. Stages nothing."""
+        from ..core import policy
+        from ..core.changes import default_base
+
         with tool_errors():
             w = ws()
             return policy.check_changes(w.repo, w.settings, base=base or default_base(w.environ), task_files=task_files)
@@ -100,6 +103,8 @@ def build(repo: str | None = None) -> MCPServer:
         safety policy, then run the tests under coverage, total and changed-line coverage, complexity, security and
         any configured commands on that exact tree. On a pass, records a receipt that `commit` needs. A second run
         on an unchanged tree answers from the receipt. Every failure says what failed where and how to fix it."""
+        from ..core.gate import run_gate
+
         with tool_errors():
             return run_gate(ws(), task_files=task_files)
 
@@ -111,15 +116,19 @@ def build(repo: str | None = None) -> MCPServer:
         """Commit the working tree, but only if it has a passing gate receipt (the gate runs first when it has
         none). The commit carries `Overnight-Receipt:` and `Overnight-Task:` trailers. This is the only way to
         commit: `git commit` is refused."""
+        from ..core.commit import commit as gated_commit
+
         with tool_errors():
-            return commit_core.commit(ws(), message, task_id=task_id)
+            return gated_commit(ws(), message, task_id=task_id)
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True))
     def gate_status() -> GateStatus:
         """Where the working tree stands: does it, as it is now, have a passing receipt; how did the last gate run
         end; what to do next. Runs nothing and stages nothing."""
+        from ..core.gate import gate_status as status
+
         with tool_errors():
-            return core_gate_status(ws())
+            return status(ws())
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True))
     def get_policy() -> PolicyView:
@@ -132,6 +141,7 @@ def build(repo: str | None = None) -> MCPServer:
             return PolicyView(
                 config_path=str(path),
                 config_exists=path.exists(),
+                config_source=w.config_source,
                 policy_hash=w.settings.policy_hash(),
                 policy=w.settings.policy,
                 gate=w.settings.gate,
@@ -145,7 +155,9 @@ def build(repo: str | None = None) -> MCPServer:
     ) -> HealthReport:
         """A picture of the code for planning: coverage by module (from the newest gate run), the most complex
         functions, the least maintainable files and bandit's security findings. Bounded in size."""
+        from ..core.health import health_report as report
+
         with tool_errors():
-            return core_health_report(ws(), paths)
+            return report(ws(), paths)
 
     return mcp

@@ -24,28 +24,18 @@ def test_config_defaults_follow_the_product_constraints(tmp_path: Path) -> None:
     assert policy.max_changed_lines == 30
     assert policy.min_alignment_score == 80
     assert policy.require_tests and not policy.allow_delete
-    for must in (
-        ".env*",
-        ".github/workflows/**",
-        ".gitlab-ci.yml",
-        ".circleci/**",
-        "Jenkinsfile",
-        "docker-compose*",
-        "Dockerfile*",
-        "requirements*.txt",
-        "setup.py",
-        "setup.cfg",
-        "Pipfile*",
-        "poetry.lock",
-        "uv.lock",
-        "package.json",
-        "*.lock",
-        ".gitignore",
-        "overnight.toml",
-        ".githooks/**",
-        "**/migrations/**",
-    ):
-        assert must in policy.protected_paths
+    from mcp_servers.core.paths import Globs
+
+    protected = Globs(policy.protected_paths, folded=True)
+    for path in (".env", ".env.production", "config/.env", "deploy/key.pem", ".github/workflows/ci.yml",
+                 ".gitlab-ci.yml", ".circleci/config.yml", "Jenkinsfile", "docker-compose.yml",
+                 "docker-compose.override.yaml", "Dockerfile", "Dockerfile.dev", "Dockerfile-prod",
+                 "requirements.txt", "requirements-dev.txt", "setup.py", "setup.cfg", "Pipfile", "Pipfile.lock",
+                 "poetry.lock", "uv.lock", "package.json", "Cargo.lock", ".gitignore", "overnight.toml",
+                 ".githooks/pre-commit", "app/migrations/0002_auto.py", "alembic/versions/1_x.py"):  # fmt: skip
+        assert protected.match(path), path
+    for path in ("src/app/dockerfile_parser.py", "src/app/environment.py", "src/app/requirements.py"):
+        assert protected.match(path) is None, path
     assert settings.gate.test_command == ["python", "-m", "pytest", "-q"]
 
 
@@ -153,3 +143,54 @@ def test_config_resolve_python_uses_this_interpreter() -> None:
 
     assert config.resolve_python(["python", "-m", "pytest"]) == [sys.executable, "-m", "pytest"]
     assert config.resolve_python(["make", "test"]) == ["make", "test"]
+
+
+def _lines(n: int) -> str:
+    return "".join(f"x{i} = {i}\n" for i in range(n))
+
+
+def test_config_in_force_is_the_committed_one_not_the_working_trees(tmp_path: Path) -> None:
+    from mcp_servers.core.policy import check_changes
+    from mcp_servers.core.workspace import Workspace
+
+    from ..conftest import make_repo
+
+    repo = make_repo(tmp_path / "r")
+    repo.write("src/app/big.py", _lines(50))
+    repo.write("overnight.toml", "[policy]\nmax_changed_lines = 100\n")  # an agent (or a person) edits it
+    ws = Workspace.open(repo.root)
+    assert ws.settings.policy.max_changed_lines == 30
+    assert "not committed yet" in ws.config_source
+    rules = {v.rule for v in check_changes(ws.repo, ws.settings).violations}
+    assert {"too-large", "protected-path"} <= rules
+    repo.git("add", "overnight.toml")
+    repo.git("commit", "-q", "-m", "a person raises the limit", "--", "overnight.toml")
+    ws = Workspace.open(repo.root)
+    assert ws.settings.policy.max_changed_lines == 100 and ws.config_source == "overnight.toml at HEAD"
+    assert check_changes(ws.repo, ws.settings).safe
+
+
+def test_config_at_the_checkpoint_governs_a_task(tmp_path: Path) -> None:
+    from mcp_servers.core.workspace import Workspace
+
+    from ..conftest import make_repo
+
+    repo = make_repo(tmp_path / "r", config="[policy]\nmax_changed_lines = 40\n")
+    checkpoint = repo.head()
+    repo.write("overnight.toml", "[policy]\nmax_changed_lines = 999\n")
+    repo.commit("later commit on the branch")
+    ws = Workspace.open(repo.root, environ={"OVERNIGHT_CHECKPOINT": checkpoint, "PATH": "/usr/bin:/bin"})
+    assert ws.settings.policy.max_changed_lines == 40
+    assert ws.config_source.startswith("overnight.toml at " + checkpoint)
+
+
+def test_config_cannot_unprotect_itself(tmp_path: Path) -> None:
+    from mcp_servers.core.policy import check_changes
+    from mcp_servers.core.workspace import Workspace
+
+    from ..conftest import make_repo
+
+    repo = make_repo(tmp_path / "r", config='[policy]\nprotected_paths = []\nallowed_paths = ["**"]\n')
+    repo.write("overnight.toml", '[policy]\nprotected_paths = []\nallowed_paths = ["**"]\nallow_delete = true\n')
+    ws = Workspace.open(repo.root)
+    assert [v.rule for v in check_changes(ws.repo, ws.settings).violations] == ["protected-path"]

@@ -169,11 +169,7 @@ def _cp_env_into_src(repo: GitRepo) -> None:
     shutil.copy(repo.root / ".env", repo.root / "src/app/defaults.txt")
 
 
-@deny(
-    "copy-from-protected",
-    gap="a copy of `.env` with one line appended is neither a git copy (the source is "
-    "unchanged, so `-C` does not look at it) nor the same blob; policy returns safe",
-)
+@deny("copy-from-protected")
 def _cp_env_into_src_and_append_a_line(repo: GitRepo) -> None:
     """`cp .env src/x; echo >> src/x`: defeat blob identity with a trivial edit."""
     shutil.copy(repo.root / ".env", repo.root / "src/app/defaults.txt")
@@ -466,11 +462,7 @@ def _symlink_climbing_out_through_dot_dot_with_symlinks_allowed(repo: GitRepo) -
     symlink(repo, "src/app/up", "../../src/../../outside")
 
 
-@deny(
-    "symlink",
-    gap="protected folder globs (`**/.claude/**`) match what is inside a folder, not the folder "
-    "itself, so a link resolving to `src/.claude` is not seen as pointing at a protected path; policy returns safe",
-)
+@deny("symlink")
 def _symlink_to_a_protected_folder_with_symlinks_allowed(repo: GitRepo) -> None:
     """A person keeps `src/.claude/`; the agent links `src/app/cfg -> ../.claude`."""
     configure(repo, "allow_symlinks = true\n")
@@ -479,11 +471,7 @@ def _symlink_to_a_protected_folder_with_symlinks_allowed(repo: GitRepo) -> None:
     symlink(repo, "src/app/cfg", "../.claude")
 
 
-@deny(
-    "protected-path",
-    gap="same root cause: a link *named* `src/.claude` (to an agent-written folder) is not "
-    "matched by `**/.claude/**`; policy returns safe",
-)
+@deny("protected-path")
 def _symlink_named_like_a_protected_folder_with_symlinks_allowed(repo: GitRepo) -> None:
     """`src/.claude -> ../docs/agent`: whatever lands in docs/agent/ then reads as `src/.claude/...`."""
     configure(repo, "allow_symlinks = true\n")
@@ -536,11 +524,7 @@ def _binary_disguised_as_python(repo: GitRepo) -> None:
     repo.write("src/app/data.py", b"X = 1\n\x00\x01\x02\x03payload\n")
 
 
-@deny(
-    "binary",
-    gap="binary detection is git's numstat, which honours `.git/info/attributes`: `*.dat diff` makes "
-    "a file with NUL bytes count as text; policy returns safe and the binary reaches the branch",
-)
+@deny("binary")
 def _binary_made_text_by_info_attributes(repo: GitRepo) -> None:
     """`.git/info/attributes` is not in any tree, so an agent can write it: `diff` forces text diffs."""
     (repo.root / ".git/info").mkdir(exist_ok=True)
@@ -606,11 +590,7 @@ _secret_case("secret_in_a_file_name_git_quotes", f"token: {GITHUB_TOKEN}", path=
 _secret_case("secret_high_entropy_password_assignment", f'DB_PASSWORD = "{HIGH_ENTROPY}"')
 
 
-@deny(
-    "secret",
-    gap="the patch parser takes any line starting with `+++ ` for a file header, so an added line "
-    "`++ x` ends the file's added lines: the token on the next line is never scanned; policy returns safe",
-)
+@deny("secret")
 def _secret_after_an_added_line_starting_with_plus_plus(repo: GitRepo) -> None:
     """Added content `++ note` shows in a `-U0` patch as `+++ note`, which looks like a file header."""
     repo.write("docs/notes.md", f"# Notes\n\n++ counter\n\ntoken: {GITHUB_TOKEN}\n")
@@ -655,11 +635,7 @@ _sql_case(
 )
 
 
-@deny(
-    "destructive-sql",
-    gap="lines that start like a comment (`#`, `--`, `//`, `/*`, `*`) are skipped whole, so "
-    "`/* cleanup */ DROP TABLE users;` in a .sql file, which runs the DROP, is not reported; policy returns safe",
-)
+@deny("destructive-sql")
 def _sql_drop_after_an_inline_block_comment(repo: GitRepo) -> None:
     repo.write("src/app/sql/cleanup.sql", "/* nightly cleanup */ DROP TABLE users;\n")
 
@@ -677,11 +653,7 @@ def _hundred_thousand_line_file(repo: GitRepo) -> None:
     repo.write("src/app/big.py", lines(100_000))
 
 
-@deny(
-    "too-large",
-    gap="git counts lines by LF only: 200 Python statements separated by CR alone count as one "
-    "added line, so the 30-line limit is bypassed; policy returns safe",
-)
+@deny("too-large")
 def _cr_only_line_endings(repo: GitRepo) -> None:
     """Python reads a lone CR as a line break; git's numstat does not."""
     repo.write("src/app/packed.py", "".join(f"value_{i} = {i}\r" for i in range(200)))
@@ -716,11 +688,7 @@ def _edit_overnight_toml(repo: GitRepo) -> None:
     repo.append("overnight.toml", "\n[policy]\nmax_changed_lines = 100000\n")
 
 
-@deny(
-    "protected-path",
-    gap="the policy is read from the working tree's overnight.toml, so an uncommitted "
-    "edit that empties protected_paths and widens allowed_paths is judged by itself; policy returns safe",
-)
+@deny("protected-path")
 def _relax_overnight_toml_and_edit_env(repo: GitRepo) -> None:
     """Rewrite `overnight.toml` to allow everything, then edit `.env`."""
     repo.write("overnight.toml", FAST_CONFIG + '\n[policy]\nprotected_paths = []\nallowed_paths = ["**"]\n')
@@ -898,11 +866,7 @@ def _pyproject_build_requires_added(repo: GitRepo) -> None:
     repo.append("pyproject.toml", '\n[build-system]\nrequires = ["setuptools", "evil"]\n')
 
 
-@deny(
-    "dependency-change",
-    gap="`[tool.uv] override-dependencies` (and `constraint-dependencies`) replace what "
-    "uv installs but are not among the dependency tables the policy compares; policy returns safe",
-)
+@deny("dependency-change")
 def _pyproject_uv_override_dependencies(repo: GitRepo) -> None:
     configure(repo, ALLOW_PYPROJECT)
     repo.append("pyproject.toml", '\n[tool.uv]\noverride-dependencies = ["requests==0.1"]\n')
@@ -1053,10 +1017,7 @@ def _sql_file_with_a_report_query(repo: GitRepo) -> None:
     repo.write("src/app/sql/report.sql", "SELECT count(*)\nFROM orders\nWHERE created > :since;\n")
 
 
-@allow(
-    gap="the DELETE scan is per line: `DELETE FROM sessions` with its WHERE on the next line (ordinary SQL "
-    "formatting) is reported as delete-without-where"
-)
+@allow()
 def _sql_delete_with_where_on_the_next_line(repo: GitRepo) -> None:
     repo.write("src/app/sql/expire.sql", "DELETE FROM sessions\nWHERE expires_at < now();\n")
 
@@ -1069,10 +1030,7 @@ def _truncate_in_a_docstring(repo: GitRepo) -> None:
     )
 
 
-@allow(
-    gap="the url-password pattern takes the f-string placeholder `{password}` for a literal password: "
-    "building a DSN from variables is reported as a secret (url-password)"
-)
+@allow()
 def _dsn_built_from_variables(repo: GitRepo) -> None:
     repo.write(
         "src/app/dsn.py",
@@ -1107,10 +1065,7 @@ def _docs_curl_example_with_a_token_variable(repo: GitRepo) -> None:
     repo.write("docs/api.md", 'curl -H "Authorization: Bearer $TOKEN" https://api.example.com/v1/items\n')
 
 
-@allow(
-    gap="`Dockerfile*` is matched case-insensitively, so a Python module named `dockerfile_parser.py` is "
-    "refused as protected"
-)
+@allow()
 def _python_module_named_dockerfile_parser(repo: GitRepo) -> None:
     repo.write("src/app/dockerfile_parser.py", module("def parse(text):\n    return text.splitlines()"))
 
@@ -1355,27 +1310,10 @@ TASK_DENY = [
     TaskCase("scope_on_upper_case_env", "Refactor calc module", ("protected-path",), {"files": ["src/.ENV"]}),
     TaskCase("scope_outside_allowed", "Refactor calc module", ("outside-allowed",), {"files": ["README.md"]}),
     TaskCase("scope_everything", "Refactor calc module", ("outside-allowed",), {"files": ["**"]}),
-    TaskCase(
-        "delete_wrapped_over_two_lines",
-        "Delete the obsolete\nfiles in src/legacy",
-        ("forbidden:delete-file",),
-        gap="forbidden patterns use `.` without DOTALL, so a task text wrapped between the verb and its "
-        "object (as plan files wrap) is not matched; check_task returns ok",
-    ),
-    TaskCase(
-        "pip3_install",
-        "pip3 install requests",
-        ("forbidden:install-package",),
-        gap="`pip3`/`npm i` are not in the installer pattern (`pip\\s+install` needs a space after pip); "
-        "check_task returns ok",
-    ),
-    TaskCase(
-        "add_to_the_dependencies",
-        "Add httpx to the project's dependencies",
-        ("forbidden:add-dependency",),
-        gap="`add .{0,20} dependencies` allows 20 characters between verb and noun; 'httpx to the project's' "
-        "is 24, so check_task returns ok",
-    ),
+    TaskCase("delete_wrapped_over_two_lines", "Delete the obsolete\nfiles in src/legacy", ("forbidden:delete-file",)),
+    TaskCase("npm_i", "npm i lodash", ("forbidden:install-package",)),
+    TaskCase("pip3_install", "pip3 install requests", ("forbidden:install-package",)),
+    TaskCase("add_to_the_dependencies", "Add httpx to the project's dependencies", ("forbidden:add-dependency",)),
 ]
 
 TASK_ALLOW = [
@@ -1391,12 +1329,7 @@ TASK_ALLOW = [
     TaskCase("scoped_to_src", "Refactor calc module", kwargs={"files": ["src/app/calc.py", "tests/test_calc.py"]}),
     TaskCase("boundary_values", "Refactor calc module", kwargs={"estimated_lines": 30, "alignment_score": 80}),
     TaskCase("git_checkout", "Handle the checkout of git branches"),
-    TaskCase(
-        "dependency_free_helper",
-        "Add a dependency-free slugify helper",
-        gap="`add .{0,20} dependency` matches `Add a dependency-free ...` (the hyphen is a word boundary); "
-        "refused as forbidden:add-dependency",
-    ),
+    TaskCase("dependency_free_helper", "Add a dependency-free slugify helper"),
 ]
 
 

@@ -20,7 +20,7 @@ from ..changes import FileChange
 from ..models import CheckResult, Finding
 from .base import Check, GateContext, result
 
-WORKER = "mcp_servers.core.gate.worker"
+WORKER = "mcp_servers.core.worker"
 
 
 def run_worker(request: dict[str, Any], timeout: float, cwd: Path) -> Any:
@@ -128,8 +128,8 @@ def _security(ctx: GateContext) -> CheckResult:
         "severity": cfg.severity,
         "confidence": cfg.confidence,
     }
-    now = run_worker({**request, "files": new}, cfg.timeout_s, ctx.root)
-    before = run_worker({**request, "files": base}, cfg.timeout_s, ctx.root) if base else []
+    answer = run_worker({**request, "files": new, "base": base}, cfg.timeout_s, ctx.root)
+    now, before = answer["files"], answer.get("base", [])
     known = Counter(_key(i) for i in before)
     fresh = []
     for issue in now:

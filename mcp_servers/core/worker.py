@@ -1,8 +1,9 @@
-"""Runs radon and bandit in a child process: `python -m mcp_servers.core.gate.worker < request.json`.
+"""Runs radon and bandit in a child process: `python -m mcp_servers.core.worker < request.json`.
 
 Both are slow on some inputs (radon's raw metrics once took 110 s on one file), and only a process can be
 killed at a timeout. Keeping them out of the servers also keeps the servers' start-up fast. The request
-and the answer are JSON; files are given as {repository-relative path: path on disk}.
+and the answer are JSON; files are given as {repository-relative path: path on disk}. It sits outside the
+`gate` package on purpose: starting it must not import the gate (pydantic models, the policy), only this.
 """
 
 from __future__ import annotations
@@ -85,7 +86,10 @@ def main() -> int:
     if task == "radon":
         answer: Any = radon(request["files"])
     elif task == "bandit":
-        answer = bandit(request["files"], request.get("config"), request["severity"], request["confidence"])
+        args = (request.get("config"), request["severity"], request["confidence"])
+        answer = {"files": bandit(request["files"], *args)}
+        if request.get("base"):  # the base's versions in the same process: one start, one bandit import
+            answer["base"] = bandit(request["base"], *args)
     else:
         print(f"unknown task {task!r}", file=sys.stderr)
         return 2
