@@ -215,3 +215,21 @@ def test_cli_runs_as_a_module() -> None:
         [sys.executable, "-m", "scheduler", "--version"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0 and "overnight" in result.stdout
+
+
+def test_cli_init_commit_commits_only_its_own_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = make_repo(tmp_path / "r")
+    repo.append("src/app/calc.py", ADD_SUB)  # the person's work in progress stays uncommitted
+    repo.append("tests/test_calc.py", TEST_SUB)
+    assert main(["-C", str(repo.root), "init"]) == 0
+    assert "overnight init --commit" in capsys.readouterr().out  # says what to do with the new files
+    head = repo.head()
+    assert main(["-C", str(repo.root), "init", "--commit"]) == 0
+    assert repo.git("rev-parse", "HEAD^") == head
+    assert sorted(repo.git("show", "--name-only", "--format=", "HEAD").splitlines()) == [
+        ".mcp.json",
+        "PROJECT_PLAN.md",
+        "overnight.toml",
+    ]
+    assert repo.git("diff", "--name-only").splitlines() == ["src/app/calc.py", "tests/test_calc.py"]
+    assert main(["-C", str(repo.root), "check", "--gate"]) == 0  # the scaffolding no longer counts as a change
