@@ -23,6 +23,13 @@ def test_add():
     assert add(1, 2) == 3
 """
 
+# A small, tested change to the sample project, and the tool names of the quality server's contract.
+ADD_SUB = "\n\ndef sub(a, b):\n    return a - b\n"
+TEST_SUB = "\n\ndef test_sub():\n    from app.calc import sub\n\n    assert sub(3, 1) == 2\n"
+QUALITY_TOOLS = frozenset(
+    {"validate_task", "validate_changes", "run_quality_gate", "commit", "gate_status", "get_policy", "health_report"}
+)
+
 PYPROJECT = """\
 [project]
 name = "sample"
@@ -77,6 +84,16 @@ class GitRepo:
 
     def index_tree(self) -> str:
         return self.git("write-tree")
+
+    def conflicting_merge(self) -> None:
+        """Leave the repository in the middle of a merge with a conflict in src/app/calc.py."""
+        self.git("checkout", "-q", "-b", "other")
+        self.write("src/app/calc.py", "def add(a, b):\n    return b + a\n")
+        self.commit("other")
+        self.git("checkout", "-q", "main")
+        self.write("src/app/calc.py", "def add(a, b):\n    return a + b + 0\n")
+        self.commit("main")
+        self.git("merge", "other", check=False)
 
 
 @pytest.fixture(autouse=True)

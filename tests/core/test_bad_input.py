@@ -55,13 +55,7 @@ def test_bad_input_detached_head_refuses_the_gate_but_not_a_read(repo: GitRepo) 
 
 
 def test_bad_input_merge_in_progress(repo: GitRepo) -> None:
-    repo.git("checkout", "-q", "-b", "other")
-    repo.write("src/app/calc.py", "def add(a, b):\n    return b + a\n")
-    repo.commit("other")
-    repo.git("checkout", "-q", "main")
-    repo.write("src/app/calc.py", "def add(a, b):\n    return a + b + 0\n")
-    repo.commit("main")
-    repo.git("merge", "other", check=False)
+    repo.conflicting_merge()
     before = _snapshot(repo)
     with pytest.raises(GitError, match=r"middle of a merge"):
         run_gate(Workspace.open(repo.root))

@@ -9,10 +9,7 @@ from mcp_servers.core.errors import GateError, GitError, UsageError
 from mcp_servers.core.gate import run_gate
 from mcp_servers.core.workspace import Workspace
 
-from ..conftest import GitRepo
-
-ADD_SUB = "\n\ndef sub(a, b):\n    return a - b\n"
-TEST_SUB = "\n\ndef test_sub():\n    from app.calc import sub\n\n    assert sub(3, 1) == 2\n"
+from ..conftest import ADD_SUB, TEST_SUB, GitRepo
 
 
 def _trailers(repo: GitRepo, commit_id: str) -> str:
@@ -104,12 +101,6 @@ def test_commit_refuses_a_detached_head_and_changes_nothing(repo: GitRepo) -> No
 
 
 def test_commit_refuses_during_a_merge(repo: GitRepo) -> None:
-    repo.git("checkout", "-q", "-b", "other")
-    repo.write("src/app/calc.py", "def add(a, b):\n    return b + a\n")
-    repo.commit("other")
-    repo.git("checkout", "-q", "main")
-    repo.write("src/app/calc.py", "def add(a, b):\n    return a + b + 0\n")
-    repo.commit("main")
-    repo.git("merge", "other", check=False)
+    repo.conflicting_merge()
     with pytest.raises(GitError, match=r"middle of a merge.*git merge --abort"):
         commit(Workspace.open(repo.root), "x")

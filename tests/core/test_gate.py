@@ -13,10 +13,7 @@ from mcp_servers.core.gate import gate_status, run_gate
 from mcp_servers.core.models import GateReport
 from mcp_servers.core.workspace import Workspace
 
-from ..conftest import FAST_CONFIG, GitRepo, make_repo
-
-ADD_SUB = "\n\ndef sub(a, b):\n    return a - b\n"
-TEST_SUB = "\n\ndef test_sub():\n    from app.calc import sub\n\n    assert sub(3, 1) == 2\n"
+from ..conftest import ADD_SUB, FAST_CONFIG, TEST_SUB, GitRepo, make_repo
 
 
 def _gate(repo: GitRepo, **kw: object) -> GateReport:

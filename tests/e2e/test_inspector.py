@@ -16,20 +16,11 @@ from typing import Any
 
 import pytest
 
-from ..conftest import make_repo
+from ..conftest import QUALITY_TOOLS, make_repo
 from .conftest import CLIENT_TIMEOUT
 
 pytestmark = pytest.mark.e2e
 
-TOOLS = {
-    "validate_task",
-    "validate_changes",
-    "run_quality_gate",
-    "commit",
-    "gate_status",
-    "get_policy",
-    "health_report",
-}
 # Passed to the server explicitly: the Inspector's stdio client hands a server only a few of its variables.
 _FORWARDED = ("OVERNIGHT_HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")
 
@@ -94,8 +85,8 @@ def test_tools_list_has_all_seven_tools_with_output_schemas(
 
     assert run.returncode == 0, f"exit {run.returncode}\n{run.stdout}\n{run.stderr}"
     tools = {tool["name"]: tool for tool in run.result["tools"]}
-    assert tools.keys() >= TOOLS, f"missing: {sorted(TOOLS - tools.keys())}"
-    for name in TOOLS:
+    assert tools.keys() >= QUALITY_TOOLS, f"missing: {sorted(QUALITY_TOOLS - tools.keys())}"
+    for name in QUALITY_TOOLS:
         schema = tools[name].get("outputSchema")
         assert isinstance(schema, dict) and schema.get("type") == "object", f"{name}: outputSchema {schema!r}"
 

@@ -17,21 +17,9 @@ from mcp.types import TextContent
 
 from mcp_servers.quality.server import build
 
-from ..conftest import GitRepo
+from ..conftest import ADD_SUB, QUALITY_TOOLS, TEST_SUB, GitRepo
 
 pytestmark = pytest.mark.anyio
-
-TOOLS = {
-    "validate_task",
-    "validate_changes",
-    "run_quality_gate",
-    "commit",
-    "gate_status",
-    "get_policy",
-    "health_report",
-}
-ADD_SUB = "\n\ndef sub(a, b):\n    return a - b\n"
-TEST_SUB = "\n\ndef test_sub():\n    from app.calc import sub\n\n    assert sub(3, 1) == 2\n"
 
 
 @pytest.fixture
@@ -46,7 +34,7 @@ def _text(result: Any) -> str:
 
 async def test_quality_server_lists_the_contract_tools_with_schemas(client: Client) -> None:
     tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == TOOLS
+    assert set(tools) == QUALITY_TOOLS
     for tool in tools.values():
         assert tool.output_schema and tool.output_schema["type"] == "object", tool.name
         assert tool.annotations is not None and tool.description, tool.name
@@ -149,7 +137,7 @@ async def test_quality_server_over_stdio(repo: GitRepo) -> None:
     repo.write(".env", "TOKEN=x\n")
     params = StdioServerParameters(command=sys.executable, args=["-m", "mcp_servers.quality"], cwd=str(repo.root))
     async with Client(params) as c:
-        assert {t.name for t in (await c.list_tools()).tools} == TOOLS
+        assert {t.name for t in (await c.list_tools()).tools} == QUALITY_TOOLS
         result = await c.call_tool("validate_changes", {})
         assert result.structured_content["safe"] is False
 

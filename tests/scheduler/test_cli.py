@@ -13,10 +13,7 @@ import pytest
 from mcp_servers.core import config
 from scheduler.cli import main
 
-from ..conftest import GitRepo, make_repo
-
-ADD_SUB = "\n\ndef sub(a, b):\n    return a - b\n"
-TEST_SUB = "\n\ndef test_sub():\n    from app.calc import sub\n\n    assert sub(3, 1) == 2\n"
+from ..conftest import ADD_SUB, TEST_SUB, GitRepo, make_repo
 
 
 def _json(capsys: pytest.CaptureFixture[str]) -> dict:  # type: ignore[type-arg]
