@@ -16,13 +16,14 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from mcp_servers.core import __version__, hooks, policy
+from mcp_servers.core import __version__, hooks
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.models import ChangeReport, GateReport
 from mcp_servers.core.workspace import Workspace
 
 from . import output as out
 from .init import SERVER_NAMES
+from .plan_commands import plan_group
 
 
 def log_dir(environ: dict[str, str] | None = None) -> Path:
@@ -169,12 +170,12 @@ def check(ctx: click.Context, base: str | None, with_gate: bool, task_files: tup
 
     Exit 0 when safe (and gated), 1 when not, 2 on a usage or environment error."""
     from mcp_servers.core.changes import default_base
-    from mcp_servers.core.gate import run_gate
+    from mcp_servers.core.gate import check_workspace, run_gate
 
     ws = _ws(ctx)
     base = base or default_base(ws.environ)
     files = list(task_files)
-    report = policy.check_changes(ws.repo, ws.settings, base=base, task_files=files)
+    report = check_workspace(ws, base=base, task_files=files)
     gate = run_gate(ws, task_files=files, base=base) if with_gate else None
     ok = report.safe and (gate is None or gate.passed)
     if as_json:
@@ -247,7 +248,9 @@ def health(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> int:
     return out.OK
 
 
-# -- hooks --------------------------------------------------------------------------------------------------
+# -- plan, hooks ----------------------------------------------------------------------------------------------
+
+cli.add_command(plan_group)
 
 
 @cli.group(name="hooks")

@@ -7,6 +7,7 @@ the key, the line and what was expected, and nothing runs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -268,6 +269,21 @@ class Plan(_Section):
     """The task queue people edit."""
 
     path: str = Field(default="PROJECT_PLAN.md", description="the plan file, relative to the repository root")
+    base_branch: str = Field(
+        default="",
+        description="the branch whose plan approves tasks (empty: the current HEAD); the scheduler sets its own",
+    )
+    max_attempts: Annotated[int, Field(ge=1)] = Field(
+        default=3, description="failed attempts before a task is set aside"
+    )
+    claim_ttl_s: Annotated[float, Field(gt=0)] = Field(default=1800, description="seconds a claim lasts unless renewed")
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if not value or value.startswith(("/", "~")) or ".." in value.replace("\\", "/").split("/"):
+            raise ValueError("the plan path is relative to the repository root, with no `..`")
+        return value
 
 
 class Settings(_Section):
@@ -302,6 +318,13 @@ def load(root: Path) -> Settings:
 
 def parse(data: bytes, path: Path) -> Settings:
     """Settings from the bytes of a config file; ConfigError with file, key, line and expectation otherwise."""
+    return _parse(data, str(path))
+
+
+@functools.lru_cache(maxsize=32)
+def _parse(data: bytes, where: str) -> Settings:
+    """parse(), remembered: a server reads the same file on every call, and Settings are immutable."""
+    path = Path(where)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

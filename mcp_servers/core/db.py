@@ -41,6 +41,57 @@ MIGRATIONS: list[list[str]] = [
             created TEXT NOT NULL
         )""",
     ],
+    [  # 2: the task queue's runtime state, keyed by the plan's task ids
+        """CREATE TABLE task_claims (
+            task_id TEXT PRIMARY KEY,
+            session TEXT NOT NULL,
+            claimed_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            attempt_id INTEGER NOT NULL
+        )""",
+        """CREATE TABLE task_attempts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            task_id TEXT NOT NULL,
+            session TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            outcome TEXT NOT NULL,
+            reason TEXT,
+            cleared INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX task_attempts_by_task ON task_attempts (task_id, cleared)",
+        """CREATE TABLE task_completions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            task_id TEXT NOT NULL,
+            session TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            commit_id TEXT NOT NULL,
+            receipt_id TEXT NOT NULL,
+            completed_at REAL NOT NULL,
+            cleared INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX task_completions_by_task ON task_completions (task_id, cleared)",
+        """CREATE TABLE plan_ops (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            branch TEXT NOT NULL,
+            op TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            session TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX plan_ops_by_branch ON plan_ops (branch, id)",
+        """CREATE TABLE task_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            task_id TEXT NOT NULL,
+            at REAL NOT NULL,
+            session TEXT,
+            actor TEXT NOT NULL,
+            event TEXT NOT NULL,
+            detail TEXT
+        )""",
+        "CREATE INDEX task_events_by_task ON task_events (task_id, at)",
+    ],
 ]
 
 

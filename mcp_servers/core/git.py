@@ -8,10 +8,14 @@ never honoured here.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import re
 import shutil
+import subprocess
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +78,90 @@ def check_ref(ref: str) -> str:
     return ref
 
 
+class ObjectReader:
+    """One long-running `git cat-file --batch` for a worktree: a ref, a commit or `REV:path` in a fraction of a
+    millisecond instead of a process start. It resolves names afresh on every request (new commits, moved
+    branches and packed refs are seen at once), and it is restarted if it dies."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def read(self, name: str) -> tuple[str, str, bytes] | None:
+        """(object id, type, content) of what `name` names, or None when it names nothing."""
+        if not name or any(c in name for c in "\n\r\0"):
+            return None
+        with self._lock:
+            for _ in range(2):
+                try:
+                    return self._ask(name)
+                except (OSError, ValueError):
+                    self._stop()
+            raise GitError(f"git cat-file stopped answering in {self.root}; is the repository still there?")
+
+    def _ask(self, name: str) -> tuple[str, str, bytes] | None:
+        proc = self._start()
+        assert proc.stdin is not None and proc.stdout is not None  # noqa: S101 (pipes are always set by _start)
+        proc.stdin.write(name.encode("utf-8", "surrogateescape") + b"\n")
+        proc.stdin.flush()
+        header = proc.stdout.readline()
+        if not header:
+            raise ValueError("cat-file closed its output")
+        fields = header.split()
+        if len(fields) != 3:
+            return None  # "<name> missing" or "<name> ambiguous"
+        content = proc.stdout.read(int(fields[2]) + 1)[:-1]
+        return fields[0].decode(), fields[1].decode(), content
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                ["git", *_SAFE_CONFIG, "cat-file", "--batch"],
+                cwd=self.root,
+                env=git_env(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        return self._proc
+
+    def _stop(self) -> None:
+        if self._proc is not None:
+            with contextlib.suppress(OSError):
+                self._proc.kill()
+                self._proc.wait(timeout=5)
+            self._proc = None
+
+
+_READERS: dict[Path, ObjectReader] = {}
+_READERS_LOCK = threading.Lock()
+
+
+def _reader(root: Path) -> ObjectReader:
+    with _READERS_LOCK:
+        found = _READERS.get(root)
+        if found is None:
+            found = _READERS[root] = ObjectReader(root)
+        return found
+
+
+@atexit.register
+def _stop_readers() -> None:
+    for reader in list(_READERS.values()):
+        reader._stop()
+
+
+_DISCOVERED: dict[str, tuple[tuple[int, int], Repo]] = {}
+_ANCESTRY: dict[tuple[Path, str, str], bool] = {}
+
+
+def _marker(root: Path) -> tuple[int, int]:
+    """The identity of a worktree's `.git` (a folder, or a file in linked worktrees), to notice a new repository."""
+    st = os.stat(root / ".git")
+    return st.st_ino, st.st_ctime_ns
+
+
 @dataclass(frozen=True)
 class Repo:
     """A worktree of a git repository: where its files are and where git keeps its data."""
@@ -88,6 +176,12 @@ class Repo:
         where = Path(path or os.getcwd())
         if not where.is_dir():
             raise UsageError(f"{where} is not a directory: give the path of a git repository.")
+        key = str(where.resolve())
+        cached = _DISCOVERED.get(key)
+        if cached is not None:
+            with contextlib.suppress(OSError):
+                if _marker(cached[1].root) == cached[0]:
+                    return cached[1]
         result = proc.run(
             ["git", *_SAFE_CONFIG, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
             cwd=where,
@@ -104,7 +198,14 @@ class Repo:
         root, git_dir, common = (Path(x) for x in lines[:3])
         if not common.is_absolute():
             common = (where / common).resolve()
-        return cls(root=root, git_dir=git_dir, common_dir=common)
+        repo = cls(root=root, git_dir=git_dir, common_dir=common)
+        with contextlib.suppress(OSError):
+            _DISCOVERED[key] = (_marker(root), repo)
+        return repo
+
+    def read_object(self, name: str) -> tuple[str, str, bytes] | None:
+        """(id, type, content) of the object `name` names (`HEAD`, `main:PROJECT_PLAN.md`), or None."""
+        return _reader(self.root).read(name)
 
     # -- running git ------------------------------------------------------------------------------
 
@@ -136,8 +237,8 @@ class Repo:
 
     def head(self) -> str | None:
         """The commit HEAD points at, or None in a repository with no commits yet."""
-        result = self.run("rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
-        return result.text().strip() or None
+        found = self.read_object("HEAD^{commit}")
+        return found[0] if found else None
 
     def branch(self) -> str | None:
         """The checked-out branch, or None when HEAD is detached."""
@@ -146,17 +247,17 @@ class Repo:
 
     def resolve(self, ref: str) -> str:
         """The commit id `ref` names; a clear error when it names none."""
-        result = self.run(
-            "rev-parse", "--verify", "--quiet", "--end-of-options", check_ref(ref) + "^{commit}", check=False
-        )
-        oid = result.text().strip()
-        if not result.ok or not oid:
+        found = self.read_object(check_ref(ref) + "^{commit}")
+        if found is None or found[1] != "commit":
             raise UsageError(f"{ref!r} does not name a commit in {self.root}: check it with `git log --oneline`.")
-        return oid
+        return found[0]
 
     def tree_of(self, commit: str) -> str:
         """The tree id of a commit."""
-        return self.out("rev-parse", "--verify", f"{commit}^{{tree}}")
+        found = self.read_object(f"{commit}^{{tree}}")
+        if found is None:
+            raise GitError(f"{commit} has no tree: is it a commit of this repository?")
+        return found[0]
 
     def operation_in_progress(self) -> str | None:
         """The name of an unfinished merge, rebase, cherry-pick, revert or bisect, if any."""
@@ -211,7 +312,16 @@ class Repo:
         return Path(result.text().strip())
 
     def is_ancestor(self, older: str, newer: str) -> bool:
-        return self.run("merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
+        """Is commit `older` in the history of `newer`? Remembered for commit ids, which never change."""
+        key = (self.common_dir, older, newer)
+        if key in _ANCESTRY:
+            return _ANCESTRY[key]
+        answer = self.run("merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
+        if _OID.match(older) and _OID.match(newer):
+            if len(_ANCESTRY) > 4096:
+                _ANCESTRY.clear()
+            _ANCESTRY[key] = answer
+        return answer
 
     # -- trees --------------------------------------------------------------------------------------
 
@@ -275,6 +385,14 @@ class Repo:
             blobs[oid] = data[header_end + 1 : header_end + 1 + size]
             pos = header_end + 1 + size + 1
         return blobs
+
+    def show_file(self, ref: str, path: str) -> bytes | None:
+        """A file as committed at `ref`, or None when it is not there (a ref that names nothing is an error)."""
+        found = self.read_object(f"{check_ref(ref)}:{path}")
+        if found is None:
+            self.resolve(ref)
+            return None
+        return found[2] if found[1] == "blob" else None
 
     def ls_tree(self, treeish: str, paths: Sequence[str] = ()) -> dict[str, tuple[str, str]]:
         """path -> (mode, oid) for the files of a tree (recursively), optionally limited to `paths`."""

@@ -10,7 +10,8 @@ import posixpath
 import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from . import changes as ch
 from .config import CONFIG_NAME, Policy, Settings
@@ -45,6 +46,24 @@ _DEPENDENCY_TABLES = (
 ALWAYS_PROTECTED = (CONFIG_NAME,)
 
 
+class PlanGuard(Protocol):
+    """Tells whether a change to the plan file is exactly what the project tools wrote (see core.queue)."""
+
+    path: str
+
+    def accepts(self, old: bytes, new: bytes) -> bool: ...
+
+
+@dataclass
+class NoToolEdits:
+    """The guard when no tool has written the plan: any change to it is a person's or an agent's hand edit."""
+
+    path: str
+
+    def accepts(self, old: bytes, new: bytes) -> bool:
+        return old == new
+
+
 class _Rules:
     """The policy's globs, compiled once per check."""
 
@@ -63,11 +82,13 @@ def check_changes(
     task_files: Sequence[str] | None = None,
     tree: str | None = None,
     environ: Mapping[str, str] | None = None,
+    plan: PlanGuard | None = None,
 ) -> ChangeReport:
     """The working tree (staged, unstaged, untracked), or `tree` if given, against `base`, judged by the policy."""
     repo.require_commits()
     changes = ch.collect(repo, base or ch.default_base(environ), tree or repo.worktree_tree())
-    violations = evaluate(repo, settings.policy, changes, task_files or [])
+    guard = plan or NoToolEdits(settings.plan.path)
+    violations = evaluate(repo, settings.policy, changes, task_files or [], guard)
     files = [_summary(f) for f in changes.files]
     return ChangeReport(
         safe=not violations,
@@ -83,11 +104,16 @@ def check_changes(
     )
 
 
-def evaluate(repo: Repo, policy: Policy, changes: ch.ChangeSet, task_files: Sequence[str]) -> list[Violation]:
+def evaluate(
+    repo: Repo, policy: Policy, changes: ch.ChangeSet, task_files: Sequence[str], plan: PlanGuard
+) -> list[Violation]:
     """Every violation in `changes`, in file order, then the whole-change rules."""
     rules = _Rules(policy, [clean_glob(p) for p in task_files])
     found: list[Violation] = []
     for f in changes.files:
+        if plan.path in f.paths:
+            found.extend(_plan_file(repo, f, rules, changes.base, plan))
+            continue
         for rule in _FILE_RULES:
             found.extend(rule(f, rules, changes.base))
     found.extend(_copies_of_protected(repo, changes, rules))
@@ -320,6 +346,24 @@ _FILE_RULES: list[Callable[[ch.FileChange, _Rules, str], Iterator[Violation]]] =
     _symlinks,
     _content,
 ]
+
+
+def _plan_file(repo: Repo, f: ch.FileChange, rules: _Rules, base: str, plan: PlanGuard) -> Iterator[Violation]:
+    """The plan file changes only through the project tools (a completed task's Status, a proposal)."""
+    if f.status == "M" and f.path == plan.path:
+        blobs = repo.read_blobs([f.old_oid, f.new_oid], max_size=ch.MAX_BLOB_BYTES)
+        old, new = blobs.get(f.old_oid), blobs.get(f.new_oid)
+        if old is not None and new is not None and plan.accepts(old, new):
+            yield from _path_names(f, rules, base)
+            yield from _content(f, rules, base)
+            return
+    yield Violation(
+        rule="plan-edit",
+        path=plan.path,
+        message=f"`{plan.path}` was {_STATUS.get(f.status, 'changed')} by hand: only people edit the plan; "
+        "an agent changes it only through `complete_task` (a Status line) and `propose_task` (a new proposal)",
+        fix=_undo(f, base),
+    )
 
 
 # -- rules that need more than one file ----------------------------------------------------------------

@@ -91,11 +91,11 @@ def trusted_settings(repo: Repo, environ: Mapping[str, str]) -> tuple[config.Set
         return (working, str(worktree_file)) if working else (config.Settings(), "defaults")
     ref = environ.get("OVERNIGHT_CHECKPOINT") or "HEAD"
     commit = repo.resolve(ref)
-    oid = repo.run("rev-parse", "--verify", "--quiet", f"{commit}:{config.CONFIG_NAME}", check=False).text().strip()
-    if not oid:
+    found = repo.read_object(f"{commit}:{config.CONFIG_NAME}")
+    if found is None or found[1] != "blob":
         source = "defaults" + (f" ({config.CONFIG_NAME} is not committed yet)" if working else "")
         return config.Settings(), source
-    committed = config.parse(repo.read_blobs([oid]).get(oid, b""), Path(f"{ref}:{config.CONFIG_NAME}"))
+    committed = config.parse(found[2], Path(f"{ref}:{config.CONFIG_NAME}"))
     source = f"{config.CONFIG_NAME} at {ref}"
     if working is not None and working != committed:
         source += " (the working tree's changes to it are not in force until a person commits them)"

@@ -13,6 +13,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..core import __version__, config
+from ..core.errors import UsageError
 from ..core.models import ChangeReport, CommitResult, GateReport, GateStatus, HealthReport, TaskCheck
 from ..core.workspace import Workspace
 from ..serving import log_level, tool_errors
@@ -54,21 +55,30 @@ def build(repo: str | None = None) -> MCPServer:
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True))
     def validate_task(
-        description: Annotated[str, Field(description="what the task asks for, in words", max_length=20_000)],
+        description: Annotated[
+            str, Field(description="what the task asks for, in words (not needed with task_id)", max_length=20_000)
+        ] = "",
         estimated_lines: Annotated[int | None, Field(description="expected changed lines", ge=0)] = None,
         alignment_score: Annotated[
             int | None, Field(description="alignment with the project, 0-100", ge=0, le=100)
         ] = None,
         tests_defined: Annotated[bool | None, Field(description="whether the task names its tests")] = None,
         files: TaskFiles = None,
+        task_id: Annotated[
+            str | None, Field(description="check this task of PROJECT_PLAN.md instead (its text and fields)")
+        ] = None,
     ) -> TaskCheck:
         """Check a task against the safety policy before any work starts: forbidden operations named in its text
         (deleting files, dropping tables, adding dependencies, payments, credentials...), its size, its alignment
         score, whether it defines tests, and whether its files are ones an agent may change. Returns ok and every
         violation with how to fix it. Do not start a task that is not ok."""
-        from ..core import policy
+        from ..core import policy, queue
 
         with tool_errors():
+            if task_id:
+                return queue.check_plan_task(ws(), task_id)
+            if not description.strip():
+                raise UsageError("give the task's `description`, or the `task_id` of a task in the plan.")
             return policy.check_task(
                 ws().settings,
                 description,
@@ -90,12 +100,10 @@ def build(repo: str | None = None) -> MCPServer:
         protected paths, paths outside the allowed ones or the task's scope, deletions, renames, mode changes,
         symlinks, submodules, binaries, secrets and destructive SQL in added lines, size. Returns every violation
         with its rule, path and fix, the changed files and the lines added and removed. Stages nothing."""
-        from ..core import policy
-        from ..core.changes import default_base
+        from ..core.gate import check_workspace
 
         with tool_errors():
-            w = ws()
-            return policy.check_changes(w.repo, w.settings, base=base or default_base(w.environ), task_files=task_files)
+            return check_workspace(ws(), base=base, task_files=task_files)
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
     def run_quality_gate(task_files: TaskFiles = None) -> GateReport:

@@ -16,13 +16,13 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import db, receipts
+from .. import db, queue, receipts
 from ..changes import collect, default_base
 from ..errors import OvernightError
 from ..git import printable
-from ..models import CheckResult, Finding, GateReport, GateStatus, RunSummary
+from ..models import ChangeReport, CheckResult, Finding, GateReport, GateStatus, RunSummary
 from ..paths import clean_glob
-from ..policy import evaluate
+from ..policy import check_changes, evaluate
 from ..workspace import Workspace
 from . import commands, coverage, static, tests
 from .base import Check, GateContext, result, skipped
@@ -48,7 +48,7 @@ def gate_locked(ws: Workspace, *, task_files: list[str] | None = None, base: str
     repo = ws.repo
     repo.require_clean_state()
     base_commit = repo.resolve(base or default_base(ws.environ))
-    scope = sorted({clean_glob(p) for p in task_files or []})
+    scope = sorted({clean_glob(p) for p in task_files or queue.task_scope(ws) or []})
     tree = repo.stage_all_and_write_tree()
     policy_hash = ws.settings.policy_hash()
     key = ws.key()
@@ -62,6 +62,17 @@ def gate_locked(ws: Workspace, *, task_files: list[str] | None = None, base: str
             conn, key, report, policy_hash=policy_hash, scope=scope, session=ws.session_id, task_id=ws.task_id
         )
     return report.model_copy(update={"receipt": signed})
+
+
+def check_workspace(ws: Workspace, *, base: str | None = None, task_files: list[str] | None = None) -> ChangeReport:
+    """The working tree judged by the policy, with the session task's scope and the project tools' plan edits."""
+    return check_changes(
+        ws.repo,
+        ws.settings,
+        base=base or default_base(ws.environ),
+        task_files=task_files or queue.task_scope(ws),
+        plan=queue.plan_guard(ws),
+    )
 
 
 def receipt_or_gate(ws: Workspace, *, task_files: list[str] | None = None, base: str | None = None) -> GateReport:
@@ -98,7 +109,7 @@ def describe_failures(report: GateReport, per_check: int = 8) -> str:
 def _judge(ws: Workspace, tree: str, base: str, scope: list[str]) -> GateReport:
     repo = ws.repo
     changes = collect(repo, base, tree)
-    violations = evaluate(repo, ws.settings.policy, changes, scope)
+    violations = evaluate(repo, ws.settings.policy, changes, scope, queue.plan_guard(ws))
     safety = result(
         "safety",
         not violations,

@@ -1,0 +1,222 @@
+"""PROJECT_PLAN.md: strict, loud reading with line numbers; writing that changes only the lines it means to."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mcp_servers.core import plan as P
+from mcp_servers.core.errors import UsageError
+
+PLAN = """\
+# Project Plan
+Prose before the queue 🎉, kept as it is.
+
+## Task Queue
+
+### Ready for Autonomous Execution ✅
+→ **[task_3]** Add User model with email and password fields
+  - Priority: P1
+  - Depends on: task_1, task_2
+  - Files: src/models/*.py, tests/unit/test_models.py
+  - Alignment score: 95/100
+  - Estimated lines: 10
+  - Tests defined: ✅ Yes (tests/unit/test_models.py)
+  - Safety check: ✅ Passed
+  - Status: READY
+  - Owner: Ada
+
+- **[task_1]** Base settings
+  - Status: DONE
+- **[task_2]** Logging
+  - Depends on: task_1
+  Some prose under the task, part of its description.
+
+### Pending Approval ⏳
+- **[task_4]** Implement login endpoint
+
+### Not Ready ❌
+- **[task_6]** Design database schema
+  - Reason: Requires user input and architectural decisions
+
+## Notes
+Not part of the queue. **[task_99]** is not a task here.
+"""
+
+
+def _parse(text: str) -> P.Plan:
+    return P.parse(text.encode())
+
+
+def test_plan_reads_sections_tasks_and_fields() -> None:
+    plan = _parse(PLAN)
+    assert plan.ok, plan.problems
+    assert [(t.id, t.section) for t in plan.tasks] == [
+        ("task_3", "ready"), ("task_1", "ready"), ("task_2", "ready"), ("task_4", "pending"), ("task_6", "not-ready"),
+    ]  # fmt: skip
+    task = plan.by_id["task_3"]
+    assert (task.priority, task.depends_on, task.files) == (
+        1,
+        ("task_1", "task_2"),
+        ("src/models/*.py", "tests/unit/test_models.py"),
+    )
+    assert (task.alignment_score, task.estimated_lines, task.tests_defined, task.status) == (95, 10, True, "ready")
+    assert task.get("owner") == "Ada" and task.get("safety_check") == "✅ Passed"
+    assert task.line == 7
+    assert plan.by_id["task_4"].priority == 2  # the default
+    assert plan.by_id["task_2"].body == ["Some prose under the task, part of its description."]
+    assert "part of its description" in plan.by_id["task_2"].text
+
+
+@pytest.mark.parametrize(
+    ("heading", "section"),
+    [
+        ("### Ready for Autonomous Execution ✅", "ready"),
+        ("### ready for autonomous execution", "ready"),
+        ("#### Ready", "ready"),
+        ("### ⏳ Pending Approval", "pending"),
+        ("### Not Ready ❌", "not-ready"),
+        ("##### NOT READY", "not-ready"),
+    ],
+)
+def test_plan_sections_are_recognised_with_or_without_emoji_at_any_deeper_level(heading: str, section: str) -> None:
+    plan = _parse(f"## Task Queue\n{heading}\n- **[t1]** A task\n")
+    assert plan.ok and plan.by_id["t1"].section == section
+
+
+def test_plan_queue_may_sit_at_any_level_and_ends_at_the_next_equal_heading() -> None:
+    plan = _parse("# Task Queue\n## Ready\n- **[a]** A\n# Other\n- **[b]** B\n")
+    assert list(plan.by_id) == ["a"]
+
+
+def test_plan_comments_and_code_fences_hold_no_tasks() -> None:
+    text = "## Task Queue\n### Ready\n<!-- example:\n- **[x]** Hidden\n-->\n```\n- **[y]** Code\n```\n- **[z]** Real\n"
+    assert list(_parse(text).by_id) == ["z"]
+
+
+def test_plan_sub_headings_inside_a_section_keep_it() -> None:
+    plan = _parse("## Task Queue\n### Ready\n#### Epic: auth\n- **[a]** A\n### Not Ready\n- **[b]** B\n")
+    assert plan.by_id["a"].section == "ready" and plan.by_id["b"].section == "not-ready"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "code"),
+    [
+        ("## Task Queue\n### Ready\n- **[a]** A\n- **[a]** Again\n", 4, "duplicate-id"),
+        ("## Task Queue\n### Ready\n- **[a]** A\n  - Depends on: b\n", 4, "missing-dependency"),
+        ("## Task Queue\n### Ready\n- **[a]** A\n  - Priority: urgentish\n", 4, "bad-priority"),
+        ("## Task Queue\n### Ready\n- **[a]** A\n  - Alignment score: 120/100\n", 4, "bad-alignment-score"),
+        ("## Task Queue\n### Ready\n- **[a]** A\n  - Estimated lines: a few\n", 4, "bad-estimated-lines"),
+        ("## Task Queue\n### Ready\n- **[a]** A\n  - Tests defined: maybe\n", 4, "bad-tests-defined"),
+        ("## Task Queue\n### Ready\n- **[a]** A\n  - Status: SOMETIME\n", 4, "bad-status"),
+        ("## Task Queue\n### Ready\n- **[a]** A\n  - Files: ../outside/*\n", 4, "bad-files"),
+        ("## Task Queue\n### Ready\n- **[bad id!]** A\n", 3, "bad-id"),
+        ("## Task Queue\n### Someday\n- **[a]** A\n", 3, "no-section"),
+        ("# Just notes\n- **[a]** A\n", None, "no-queue"),
+    ],
+)
+def test_plan_problems_are_reported_with_their_line(text: str, line: int | None, code: str) -> None:
+    plan = _parse(text)
+    assert not plan.ok
+    assert (plan.errors[0].line, plan.errors[0].code) == (line, code)
+
+
+def test_plan_cycle_is_reported_as_its_path() -> None:
+    text = (
+        "## Task Queue\n### Ready\n- **[a]** A\n  - Depends on: c\n- **[b]** B\n  - Depends on: a\n"
+        "- **[c]** C\n  - Depends on: b\n- **[d]** D\n  - Depends on: d\n"
+    )
+    cycles = [p for p in _parse(text).errors if p.code == "cycle"]
+    assert len(cycles) == 2
+    messages = sorted(p.message for p in cycles)
+    assert "dependency cycle: d → d" in messages[1]
+    path = messages[0].split(": ")[1].split(";")[0].split(" → ")
+    assert sorted(path[:-1]) == ["a", "b", "c"] and path[0] == path[-1]
+
+
+def test_plan_not_utf8_is_an_error_on_its_line() -> None:
+    plan = P.parse(b"## Task Queue\n### Ready\n- **[a]** caf\xe9\n")
+    assert plan.errors[0].code == "encoding" and plan.errors[0].line == 3
+
+
+def test_plan_cycle_detection_is_linear_and_never_recursive() -> None:
+    chain = {f"t{i}": [f"t{i + 1}"] for i in range(20_000)}
+    chain["t20000"] = ["t0"]  # one cycle through 20,001 nodes: recursion would overflow
+    started = time.monotonic()
+    cycles = P.find_cycles(chain)
+    assert time.monotonic() - started < 5
+    assert len(cycles) == 1 and len(cycles[0]) == 20_001
+    ladder = {f"n{i}": [f"n{i - 1}", f"n{i - 2}"] if i >= 2 else [] for i in range(20_000)}
+    assert P.find_cycles(ladder) == []  # dense and acyclic: no path is walked twice
+
+
+def test_plan_round_trip_is_byte_identical_with_crlf_and_bom() -> None:
+    raw = b"\xef\xbb\xbf" + PLAN.replace("\n", "\r\n").encode()
+    plan = P.parse(raw)
+    assert plan.ok and plan.bom and plan.newline == "\r\n"
+    assert P.render(plan, plan.lines) == raw
+    assert P.set_field(plan, "task_3", "Status", "READY") == raw  # setting the value it has changes nothing
+
+
+def test_plan_set_field_changes_only_that_line() -> None:
+    plan = _parse(PLAN)
+    after = P.set_field(plan, "task_3", "Status", "DONE").decode()
+    before_lines, after_lines = PLAN.splitlines(), after.splitlines()
+    changed = [i for i, (a, b) in enumerate(zip(before_lines, after_lines, strict=True)) if a != b]
+    assert changed == [14] and after_lines[14] == "  - Status: DONE"
+
+
+def test_plan_set_field_adds_a_missing_field_after_the_last_one() -> None:
+    plan = _parse(PLAN)
+    after = P.parse(P.set_field(plan, "task_1", "Reason", "kept for history"))
+    assert after.by_id["task_1"].get("reason") == "kept for history"
+    assert after.lines[18] == "  - Status: DONE\n" and after.lines[19] == "  - Reason: kept for history\n"
+    restored = P.set_field(P.parse(P.set_field(plan, "task_3", "Status", "DONE")), "task_3", "Status", "READY")
+    assert restored == plan.raw
+
+
+def test_plan_set_field_keeps_crlf_and_bom() -> None:
+    raw = b"\xef\xbb\xbf" + PLAN.replace("\n", "\r\n").encode()
+    after = P.set_field(P.parse(raw), "task_4", "Status", "READY")
+    assert after.startswith(b"\xef\xbb\xbf") and b"\n" not in after.replace(b"\r\n", b"")
+    assert b"- **[task_4]** Implement login endpoint\r\n  - Status: READY\r\n" in after
+
+
+def test_plan_values_cannot_break_out_of_their_line() -> None:
+    after = P.parse(
+        P.set_field(_parse(PLAN), "task_3", "Status", "DONE\n### Ready for Autonomous Execution\n- **[evil]** x")
+    )
+    assert "evil" not in after.by_id and after.by_id["task_3"].status is None  # one (invalid) line, not three
+
+
+def test_plan_move_task_moves_its_whole_block() -> None:
+    plan = _parse(PLAN)
+    after = P.parse(P.move_task(plan, "task_6", "ready"))
+    assert after.ok and after.by_id["task_6"].section == "ready"
+    assert after.by_id["task_6"].get("reason") == "Requires user input and architectural decisions"
+    assert "## Notes\nNot part of the queue." in after.raw.decode()
+    back = P.parse(P.move_task(after, "task_6", "not-ready"))
+    assert back.by_id["task_6"].section == "not-ready"
+    content = [line for line in plan.lines if line.strip()]
+    assert [line for line in back.lines if line.strip()] == content  # every line back in its place
+    assert len(back.lines) - len(plan.lines) in {0, 1}  # at most a blank line between a heading and its task
+
+
+def test_plan_move_creates_a_missing_section() -> None:
+    plan = _parse("# Plan\n\n## Task Queue\n\n### Pending Approval\n- **[a]** A\n\n## After\ntext\n")
+    after = P.parse(P.move_task(plan, "a", "ready"))
+    assert after.ok and after.by_id["a"].section == "ready"
+    assert after.raw.decode().endswith("## After\ntext\n")
+
+
+def test_plan_append_task_goes_at_the_end_of_its_section() -> None:
+    plan = _parse(PLAN)
+    after = P.parse(P.append_task(plan, "pending", ["- **[task_7]** New", "  - Priority: P3"]))
+    assert after.ok and after.by_id["task_7"].section == "pending" and after.by_id["task_7"].priority == 3
+    assert after.by_id["task_7"].line == after.by_id["task_4"].line + 1
+
+
+def test_plan_unknown_task_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="no task `nope`"):
+        P.set_field(_parse(PLAN), "nope", "Status", "DONE")
