@@ -93,7 +93,7 @@ def overnight_init(overnight_cli: list[str], repo: Path, env: dict[str, str]) ->
     return servers
 
 
-def test_claude_code_connects_to_the_quality_server_registered_by_overnight_init(
+def test_claude_code_connects_to_every_server_registered_by_overnight_init(
     tmp_path: Path,
     claude_bin: Path,
     overnight_cli: list[str],
@@ -101,14 +101,16 @@ def test_claude_code_connects_to_the_quality_server_registered_by_overnight_init
     client_env: dict[str, str],
 ) -> None:
     repo = make_repo(tmp_path / "repo")
-    overnight_init(overnight_cli, repo.root, client_env)
-    approve_project_servers(client_home, ["quality"])
+    servers = overnight_init(overnight_cli, repo.root, client_env)
+    assert {"quality", "project"} <= set(servers)
+    approve_project_servers(client_home, sorted(servers))
 
     output = claude_mcp_list(claude_bin, repo.root, client_env)
 
-    quality = server_health(output, "quality")
-    assert quality.connected, f"Claude Code did not connect to `quality`: {quality.status}\n{output}"
-    assert "mcp_servers.quality" in quality.target
+    for name in sorted(servers):
+        health = server_health(output, name)
+        assert health.connected, f"Claude Code did not connect to `{name}`: {health.status}\n{output}"
+        assert f"mcp_servers.{name}" in health.target
 
 
 def test_negative_control_a_server_with_a_missing_interpreter_is_not_connected(
