@@ -23,6 +23,7 @@ from mcp_servers.core.workspace import Workspace
 
 from . import output as out
 from .init import SERVER_NAMES
+from .memory_commands import memory_group
 from .plan_commands import plan_group
 
 
@@ -251,6 +252,7 @@ def health(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> int:
 # -- plan, hooks ----------------------------------------------------------------------------------------------
 
 cli.add_command(plan_group)
+cli.add_command(memory_group)
 
 
 @cli.group(name="hooks")

@@ -92,6 +92,61 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX task_events_by_task ON task_events (task_id, at)",
     ],
+    [  # 3: memory: sessions, entries with their files, full-text search kept in step by triggers
+        """CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            goal TEXT,
+            source TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            outcome TEXT,
+            stop_reason TEXT,
+            branch TEXT,
+            base_commit TEXT,
+            final_commit TEXT,
+            record TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX sessions_by_start ON sessions (started_at)",
+        """CREATE TABLE entries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL,
+            session TEXT,
+            task_id TEXT,
+            source TEXT NOT NULL,
+            tags TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            redactions INTEGER NOT NULL DEFAULT 0,
+            state TEXT,
+            closed_at REAL,
+            closed_by TEXT,
+            closed_note TEXT
+        )""",
+        "CREATE INDEX entries_by_time ON entries (created_at)",
+        "CREATE INDEX entries_by_task ON entries (task_id, created_at)",
+        "CREATE INDEX entries_by_session ON entries (session, created_at)",
+        "CREATE INDEX entries_by_state ON entries (kind, state)",
+        """CREATE TABLE entry_files (
+            entry_id INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            blob TEXT
+        )""",
+        "CREATE INDEX entry_files_by_path ON entry_files (path, entry_id)",
+        "CREATE INDEX entry_files_by_entry ON entry_files (entry_id)",
+        """CREATE VIRTUAL TABLE entries_fts USING fts5(
+            text, tags, content='entries', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+        )""",
+        """CREATE TRIGGER entries_ai AFTER INSERT ON entries BEGIN
+            INSERT INTO entries_fts (rowid, text, tags) VALUES (new.id, new.text, new.tags);
+        END""",
+        """CREATE TRIGGER entries_ad AFTER DELETE ON entries BEGIN
+            INSERT INTO entries_fts (entries_fts, rowid, text, tags) VALUES ('delete', old.id, old.text, old.tags);
+        END""",
+        """CREATE TRIGGER entries_au AFTER UPDATE OF text, tags ON entries BEGIN
+            INSERT INTO entries_fts (entries_fts, rowid, text, tags) VALUES ('delete', old.id, old.text, old.tags);
+            INSERT INTO entries_fts (rowid, text, tags) VALUES (new.id, new.text, new.tags);
+        END""",
+    ],
 ]
 
 

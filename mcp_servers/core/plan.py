@@ -11,11 +11,12 @@ it means to change and keeps every other byte: prose, emoji, blank lines, CRLF, 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from .errors import UsageError
@@ -62,13 +63,17 @@ _FIELD_NAMES = {
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
-_TASK = re.compile(
-    r"^[ \t]*(?:(?:[-*+•]|→|->|\d{1,4}[.)])[ \t]+)?\*\*\[(?P<id>[^\]\n]*)\]\*\*[ \t]*(?P<title>.*?)[ \t]*$"
-)
+_TASK = re.compile(r"^[ \t]*(?:(?:[-*+•]|→|->|\d{1,4}[.)])[ \t]+)?\*\*\[(?P<id>[^\]\n]*)\]\*\*(?P<title>.*)$")
 _FIELD = re.compile(
     r"^(?P<indent>[ \t]*)(?P<bullet>[-*+•])[ \t]+(?P<key>[A-Za-z][A-Za-z0-9 _'/-]{0,39}?)[ \t]*:(?P<value>.*)$"
 )
 _FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
+_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9 _'/-]{0,39}$")
+_ID_LIST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*(?:,[A-Za-z0-9][A-Za-z0-9_.:-]*)*")
+# A Files value with none of these needs no cleaning (clean_glob refuses or rewrites them).
+_UNUSUAL = re.compile(r"\\|`|\.\.|//|\./|\0|\t|,\s*,")
+# Field names whose text is kept as written (shown to people, or free text); the others are kept interpreted.
+_TEXT_FIELDS = {"status", "reason", "description", "safety_check", "proposed_by", "tests_defined"}
 _NONE = {"", "-", "—", "–", "none", "n/a", "na", "nothing"}  # noqa: RUF001 (dashes people type for "none")
 
 
@@ -81,22 +86,15 @@ class Problem:
 
 
 @dataclass(slots=True)
-class PlanField:
-    key: str  # as written
-    name: str  # normalised: priority, depends_on, ... or the lower-cased key for unknown fields
-    value: str
-    index: int  # 0-based line index
-
-
-@dataclass(slots=True)
 class Task:
+    """One task as the plan has it: its interpreted fields, and the text of the others."""
+
     id: str
     title: str
     section: str | None
     index: int  # 0-based index of the task line
     end: int  # 0-based index one past the block's last line
-    fields: list[PlanField] = field(default_factory=list)
-    body: list[str] = field(default_factory=list)
+    order: int = 0
     priority: int = 2
     depends_on: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
@@ -104,22 +102,27 @@ class Task:
     estimated_lines: int | None = None
     tests_defined: bool | None = None
     status: str | None = None
-    order: int = 0
+    values: dict[str, str] | None = None  # name -> text, for text fields and fields this module does not know
+    keys: dict[str, str] | None = None  # name -> key as written, for fields this module does not know
+    body: list[str] | None = None  # indented prose under the task
 
     @property
     def line(self) -> int:
         return self.index + 1
 
     def get(self, name: str) -> str | None:
-        for f in self.fields:
-            if f.name == name:
-                return f.value
-        return None
+        return self.values.get(name) if self.values else None
+
+    def other_fields(self) -> dict[str, str]:
+        """Fields this module does not know, as written (kept, never interpreted)."""
+        if not self.keys or not self.values:
+            return {}
+        return {key: self.values[name] for name, key in self.keys.items()}
 
     @property
     def text(self) -> str:
         """What the task asks for, in words: the title, the description and any prose under it."""
-        parts = [self.title, self.get("description") or "", *self.body]
+        parts = [self.title, self.get("description") or "", *(self.body or [])]
         return " ".join(p for p in parts if p)
 
 
@@ -132,16 +135,22 @@ class Heading:
 
 @dataclass
 class Plan:
+    """A parsed plan. It keeps its bytes, not its lines: writers split them again when they need to."""
+
     raw: bytes
     bom: bool
     newline: str
-    lines: list[str]
     tasks: list[Task]
     by_id: dict[str, Task]
     problems: list[Problem]
     queue: Heading | None
     queue_end: int  # 0-based index one past the queue's last line
     headings: list[Heading]
+
+    @property
+    def lines(self) -> list[str]:
+        text = self.raw[3:] if self.bom else self.raw
+        return split_lines(text.decode("utf-8"))
 
     @property
     def digest(self) -> str:
@@ -184,7 +193,21 @@ def _normal(text: str) -> str:
 
 
 def parse(raw: bytes) -> Plan:
-    """Read a plan. Problems are collected with line numbers, never raised."""
+    """Read a plan. Problems are collected with line numbers, never raised.
+
+    The collector is paused meanwhile: a 10,000-task plan makes a quarter of a million objects, none of them
+    in a cycle, and collecting them while they are made only costs time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(raw)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse(raw: bytes) -> Plan:
     problems: list[Problem] = []
     bom = raw.startswith(b"\xef\xbb\xbf")
     try:
@@ -192,36 +215,74 @@ def parse(raw: bytes) -> Plan:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         problems.append(Problem(line, "encoding", f"the file is not UTF-8 (byte {e.start}); save it as UTF-8"))
-        return Plan(raw, bom, "\n", [], [], {}, problems, None, 0, [])
-    lines = split_lines(text)
+        return Plan(raw, bom, "\n", [], {}, problems, None, 0, [])
+    reader = _Reader(problems)
+    reader.read(text)
     newline = "\r\n" if "\r\n" in text else "\n"
-    reader = _Reader(lines, problems)
-    reader.run()
-    plan = Plan(raw, bom, newline, lines, reader.tasks, {}, problems, reader.queue, reader.queue_end, reader.headings)
+    plan = Plan(raw, bom, newline, reader.tasks, {}, problems, reader.queue, reader.queue_end, reader.headings)
     _index(plan)
     check_graph(plan)
     return plan
 
 
+_KEYS: dict[str, str | None] = {}  # a field key as written -> its name (None: not a field key)
+# A field key as written -> (its name, the reader for the field-run fast path, None for fields kept as text).
+_HANDLERS: dict[str, tuple[str, Callable[[Task, str], str | None] | None] | None] = {}
+
+
+def _handler(key: str) -> tuple[str, Callable[[Task, str], str | None] | None] | None:
+    name = _name(key)
+    found = None if name is None else (name, None if name in _TEXT_FIELDS else _READERS.get(name))
+    if len(_HANDLERS) < 10_000:
+        _HANDLERS[key] = found
+    return found
+
+
+_INTERNED: dict[str, str] = {}
+
+
+def _name(key: str) -> str | None:
+    """The normalised name of a field key as written, or None when it cannot be one; remembered."""
+    found = _KEYS.get(key, "")
+    if found != "":
+        return found
+    plain = key.strip()
+    name: str | None = None
+    if _KEY.match(plain):
+        words = " ".join(plain.lower().replace("_", " ").split())
+        name = _FIELD_NAMES.get(words, words)
+    if len(_KEYS) < 10_000:
+        _KEYS[key] = name
+    return name
+
+
 class _Reader:
     """One pass over the lines, tracking comments, code fences, the queue, its sections and the open task."""
 
-    def __init__(self, lines: list[str], problems: list[Problem]) -> None:
-        self.lines = lines
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         self.tasks: list[Task] = []
         self.headings: list[Heading] = []
         self.queue: Heading | None = None
-        self.queue_end = len(lines)
+        self.queue_end = 0
         self.section: str | None = None
         self.section_level = 0
         self.task: Task | None = None
+        self.seen: set[str] = set()
 
-    def run(self) -> None:
+    def read(self, text: str) -> None:  # noqa: C901, PLR0912, PLR0915 (the hot loop, in one piece for speed)
+        lines = text.split("\n")
+        self.queue_end = count = len(lines)
         in_comment = False
         fence: str | None = None
-        for i, raw in enumerate(self.lines):
-            line = raw.rstrip("\r\n")
+        keys, known, readers = _KEYS, _KNOWN, _READERS
+        i = -1
+        while i + 1 < count:
+            i += 1
+            raw = lines[i]
+            line = raw[:-1] if raw and raw[-1] == "\r" else raw
+            if not line:
+                continue
             if in_comment:
                 in_comment = "-->" not in line
                 continue
@@ -229,8 +290,12 @@ class _Reader:
                 if line.lstrip().startswith(fence):
                     fence = None
                 continue
-            if (m := _FENCE.match(line)) is not None:
-                fence = m.group(1)
+            first = line[0]
+            if first == "#" and (m := _HEADING.match(line)) is not None:
+                self._heading(i, len(m.group(1)), m.group(2))
+                continue
+            if ("`" in line or "~" in line) and (fm := _FENCE.match(line)) is not None:
+                fence = fm.group(1)
                 self._close_task()
                 continue
             if "<!--" in line:
@@ -239,7 +304,40 @@ class _Reader:
                 line = line[:start]
                 if not line.strip():
                     continue
-            self._line(i, line)
+                first = line[0]
+            if self.queue is None or i >= self.queue_end:
+                continue
+            task = self.task
+            indented = first == " " or first == "\t"  # noqa: PLR1714 (two compares beat a tuple in this loop)
+            body = line.lstrip(" \t") if indented else line
+            if not body:
+                continue
+            if task is not None and body[0] in "-*+•" and body[1:2] in (" ", "\t"):
+                key, sep, value = body[2:].partition(":")
+                if sep:
+                    name = keys[key] if key in keys else _name(key)
+                    if name is not None and (indented or name in known):
+                        task.end = i + 1
+                        reader = readers.get(name)
+                        if reader is not None and name not in _TEXT_FIELDS and name not in self.seen:
+                            self.seen.add(name)  # the fast path: an interpreted field met for the first time
+                            expected = reader(task, value.strip().strip("`"))
+                            if expected:
+                                self._bad(i, task, name, expected, value)
+                        else:
+                            self._field(i, key, name, value.strip())
+                        continue
+            if "**[" in body[:10] and (m := _TASK.match(line)) is not None:
+                self._task(i, m.group("id"), m.group("title").strip())
+                i = self._fields(lines, i)
+            elif task is not None:
+                if indented:
+                    if task.body is None:
+                        task.body = []
+                    task.body.append(body.strip())
+                    task.end = i + 1
+                else:
+                    self._close_task()
         self._close_task()
         if fence is not None:
             self.problems.append(Problem(None, "fence", "a code fence (``` or ~~~) is never closed"))
@@ -254,27 +352,46 @@ class _Reader:
                 )
             )
 
-    def _line(self, i: int, line: str) -> None:
-        if line.startswith("#") and (m := _HEADING.match(line)) is not None:
-            self._heading(i, len(m.group(1)), m.group(2))
-            return
-        if self.queue is None or i >= self.queue_end:
-            return
-        if "**[" in line and (m := _TASK.match(line)) is not None:
-            self._task(i, m.group("id"), m.group("title"))
-            return
-        if self.task is None:
-            return
-        if not line.strip():
-            return  # blank lines inside a task neither end it nor belong to it
-        m = _FIELD.match(line)
-        if m is not None and (m.group("indent") or m.group("key").strip().lower() in _FIELD_NAMES):
-            self._field(i, m.group("key").strip(), m.group("value").strip())
-        elif line[:1] in (" ", "\t"):
-            self.task.body.append(line.strip())
-            self.task.end = i + 1
-        else:
-            self._close_task()
+    def _fields(self, lines: list[str], i: int) -> int:
+        """Read the field lines right under task line `i` in a tight loop; the index of the last line read.
+
+        Each line is handled exactly as the main loop would handle it. Anything the main loop treats another way
+        (a blank line, a comment, a fence, prose, a key that is not one) ends this loop, and the main loop goes on
+        from there.
+        """
+        task, handlers, seen = self.task, _HANDLERS, self.seen
+        if task is None:
+            return i
+        count = len(lines)
+        while i + 1 < count:
+            line = lines[i + 1]
+            if line[:4] == "  - ":  # the usual indentation: no need to look for other bullets
+                key, sep, value = line[4:].partition(":")
+            else:
+                body = line.lstrip(" \t")
+                if body is line or body[:1] not in ("-", "*", "+", "•") or body[1:2] not in (" ", "\t"):
+                    break
+                key, sep, value = body[2:].partition(":")
+            if not sep or "<!--" in line or "```" in line or "~~~" in line:
+                break
+            handler = handlers[key] if key in handlers else _handler(key)
+            if handler is None:
+                break
+            i += 1
+            name, reader = handler
+            if reader is not None and name not in seen:
+                seen.add(name)
+                expected = reader(task, value.strip(" \t\r`"))
+                if expected:
+                    self._bad(i, task, name, expected, value)
+            else:
+                self._field(i, key, name, value.strip())
+            task.end = i + 1
+        return i
+
+    def _bad(self, i: int, task: Task, name: str, expected: str, value: str) -> None:
+        code = f"bad-{name.replace('_', '-')}"
+        self.problems.append(Problem(i + 1, code, f"task `{task.id}`: {expected} (got {value.strip()!r})"))
 
     def _heading(self, i: int, level: int, text: str) -> None:
         self._close_task()
@@ -282,7 +399,6 @@ class _Reader:
         if self.queue is None or i >= self.queue_end:
             if self.queue is None and "task queue" in name:
                 self.queue = Heading(i, level, None)
-                self.queue_end = len(self.lines)
             self.headings.append(Heading(i, level, None))
             return
         if level <= self.queue.level:
@@ -320,22 +436,37 @@ class _Reader:
         if not title:
             self.problems.append(Problem(i + 1, "no-title", f"task `{task_id}` has no title", "warning"))
         self.task = Task(id=task_id, title=title, section=self.section, index=i, end=i + 1, order=len(self.tasks))
+        self.seen.clear()
 
-    def _field(self, i: int, key: str, value: str) -> None:
+    def _field(self, i: int, key: str, name: str, value: str) -> None:
+        """A field kept as text, a field met twice, or one this module does not know."""
         task = self.task
         if task is None:
             return
-        name = _FIELD_NAMES.get(" ".join(key.lower().replace("_", " ").split()), key.lower())
-        if any(f.name == name for f in task.fields):
+        if name in self.seen:
             self.problems.append(
                 Problem(
-                    i + 1, "duplicate-field", f"task `{task.id}` has `{key}` twice; the first one counts", "warning"
+                    i + 1,
+                    "duplicate-field",
+                    f"task `{task.id}` has `{key.strip()}` twice; the first one counts",
+                    "warning",
                 )
             )
-        else:
-            _interpret(task, name, value, i + 1, self.problems)
-        task.fields.append(PlanField(key, name, value, i))
-        task.end = i + 1
+            return
+        self.seen.add(name)
+        reader = _READERS.get(name)
+        if reader is not None:
+            expected = reader(task, value.strip("`"))
+            if expected:
+                self._bad(i, task, name, expected, value)
+        values = task.values
+        if values is None:
+            values = task.values = {}
+        values[name] = _INTERNED.setdefault(value, value) if len(value) <= 24 else value
+        if name not in _KNOWN:
+            if task.keys is None:
+                task.keys = {}
+            task.keys[name] = key.strip()
 
     def _close_task(self) -> None:
         if self.task is not None:
@@ -343,29 +474,58 @@ class _Reader:
             self.task = None
 
 
-def _interpret(task: Task, name: str, value: str, line: int, problems: list[Problem]) -> None:
-    """Turn a known field's text into its value; a value that cannot be read is an error on its line."""
-    reader = _READERS.get(name)
-    if reader is None:
-        return
-    expected = reader(task, value.strip().strip("`"))
-    if expected:
-        code = f"bad-{name.replace('_', '-')}"
-        problems.append(Problem(line, code, f"task `{task.id}`: {expected} (got {value!r})"))
+_CACHED: dict[tuple[str, str], tuple[int | None, str | None]] = {}
 
 
-def _priority(task: Task, plain: str) -> str | None:
+def _cached(
+    name: str, plain: str, read: Callable[[str], tuple[int | None, str | None]]
+) -> tuple[int | None, str | None]:
+    """A short field value read once: `P1`, `95/100` and `10` repeat across thousands of tasks."""
+    key = (name, plain)
+    found = _CACHED.get(key)
+    if found is None:
+        found = read(plain)
+        if len(_CACHED) < 10_000 and len(plain) <= 32:
+            _CACHED[key] = found
+    return found
+
+
+def _read_priority(plain: str) -> tuple[int | None, str | None]:
     m = re.match(r"^P([0-3])\b", plain, re.IGNORECASE)
     word = PRIORITY_WORDS.get(plain.lower())
     if m is None and word is None:
-        return "Priority is P0, P1, P2 or P3"
-    task.priority = int(m.group(1)) if m else int(word or 0)
-    return None
+        return None, "Priority is P0, P1, P2 or P3"
+    return (int(m.group(1)) if m else int(word or 0)), None
+
+
+def _read_alignment(plain: str) -> tuple[int | None, str | None]:
+    m = re.match(r"^(\d{1,3})(?:\s*/\s*100|\s*%)?$", plain)
+    if m is None or int(m.group(1)) > 100:
+        return None, "Alignment score is a number from 0 to 100 (e.g. `95/100`)"
+    return int(m.group(1)), None
+
+
+def _read_estimate(plain: str) -> tuple[int | None, str | None]:
+    m = re.match(r"^~?\s*(\d{1,7})\b", plain)
+    return (int(m.group(1)), None) if m else (None, "Estimated lines is a number (e.g. `10`)")
+
+
+def _priority(task: Task, plain: str) -> str | None:
+    value, error = _cached("priority", plain, _read_priority)
+    if value is not None:
+        task.priority = value
+    return error
 
 
 def _depends_on(task: Task, plain: str) -> str | None:
     if plain.lower() in _NONE:
         return None
+    compact = plain.replace(" ", "")
+    if _ID_LIST.fullmatch(compact):  # the usual form, `task_1, task_2`: one check instead of one per id
+        ids = compact.split(",")
+        if len(compact) <= 64 or max(map(len, ids)) <= 64:
+            task.depends_on = tuple(ids) if len(set(ids)) == len(ids) else tuple(dict.fromkeys(ids))
+            return None
     ids = [x.strip("[]`* ") for x in re.split(r"[,;\s]+", plain) if x.strip("[]`* ")]
     task.depends_on = tuple(dict.fromkeys(x for x in ids if ID_PATTERN.match(x)))
     wrong = [x for x in ids if not ID_PATTERN.match(x)]
@@ -373,7 +533,14 @@ def _depends_on(task: Task, plain: str) -> str | None:
 
 
 def _files(task: Task, plain: str) -> str | None:
-    globs = [] if plain.lower() in _NONE else [g.strip().strip("`") for g in plain.split(",") if g.strip()]
+    if plain.lower() in _NONE:
+        return None
+    if _UNUSUAL.search(plain) is None:  # plain relative globs (the usual case): nothing to clean
+        simple = tuple(g.strip() for g in plain.split(","))
+        if all(g and g[0] not in "-/~" and g[1:2] != ":" for g in simple):
+            task.files = simple
+            return None
+    globs = [g.strip().strip("`") for g in plain.split(",") if g.strip()]
     try:
         task.files = tuple(clean_glob(g) for g in globs)
     except UsageError as e:
@@ -382,35 +549,44 @@ def _files(task: Task, plain: str) -> str | None:
 
 
 def _alignment(task: Task, plain: str) -> str | None:
-    m = re.match(r"^(\d{1,3})(?:\s*/\s*100|\s*%)?$", plain)
-    if m is None or int(m.group(1)) > 100:
-        return "Alignment score is a number from 0 to 100 (e.g. `95/100`)"
-    task.alignment_score = int(m.group(1))
-    return None
+    value, error = _cached("alignment_score", plain, _read_alignment)
+    task.alignment_score = value
+    return error
 
 
 def _estimate(task: Task, plain: str) -> str | None:
-    m = re.match(r"^~?\s*(\d{1,7})\b", plain)
-    if m is None:
-        return "Estimated lines is a number (e.g. `10`)"
-    task.estimated_lines = int(m.group(1))
-    return None
+    value, error = _cached("estimated_lines", plain, _read_estimate)
+    task.estimated_lines = value
+    return error
 
 
 def _tests(task: Task, plain: str) -> str | None:
-    words = re.sub(r"[^a-z]+", " ", plain.lower()).split()
-    if "✅" in plain or (words and words[0] in {"yes", "y", "true"}):
+    head = plain[:6].lower()
+    if plain.startswith("✅") or head.startswith(("yes", "y ", "true")) or head == "y":
         task.tests_defined = True
-    elif "❌" in plain or (words and words[0] in {"no", "n", "false", "none"}):
+    elif plain.startswith("❌") or head.startswith(("no", "n ", "false", "none")) or head == "n":
         task.tests_defined = False
     else:
-        return "Tests defined is `Yes (path/to/test.py)` or `No`"
+        words = re.sub(r"[^a-z]+", " ", plain.lower()).split()
+        if "✅" in plain or (words and words[0] in {"yes", "y", "true"}):
+            task.tests_defined = True
+        elif "❌" in plain or (words and words[0] in {"no", "n", "false", "none"}):
+            task.tests_defined = False
+        else:
+            return "Tests defined is `Yes (path/to/test.py)` or `No`"
     return None
 
 
+_STATUS_OF: dict[str, str | None] = {}
+
+
 def _status(task: Task, plain: str) -> str | None:
-    key = " ".join(re.sub(r"[^a-z' _-]+", " ", plain.lower()).replace("_", " ").split())
-    status = STATUSES.get(key) or STATUSES.get(key.replace(" ", "-"))
+    status = _STATUS_OF.get(plain, "")
+    if status == "":
+        key = " ".join(re.sub(r"[^a-z' _-]+", " ", plain.lower()).replace("_", " ").split())
+        status = STATUSES.get(key) or STATUSES.get(key.replace(" ", "-"))
+        if len(_STATUS_OF) < 1000:
+            _STATUS_OF[plain] = status
     if status is None:
         return f"Status is one of {', '.join(sorted(set(STATUSES.values())))}"
     task.status = status
@@ -426,6 +602,7 @@ _READERS: dict[str, Callable[[Task, str], str | None]] = {
     "tests_defined": _tests,
     "status": _status,
 }
+_KNOWN = set(_FIELD_NAMES.values())
 
 
 def _index(plan: Plan) -> None:
@@ -443,22 +620,99 @@ def _index(plan: Plan) -> None:
 
 
 def check_graph(plan: Plan) -> None:
-    """Missing dependencies and cycles, each reported at the line of the task that names them."""
-    for task in plan.by_id.values():
+    """Missing dependencies and cycles, each reported at the line of the task that names them. Linear time.
+
+    Every cycle has a back edge (a task depending on one later in the file) from its earliest task, and the
+    rest of the cycle stays among tasks no earlier than that one. So a plan with no back edge (the usual way
+    to write one) has no cycle, and otherwise a search from each back edge, kept to later tasks, finds them;
+    past a budget of work proportional to the graph, Kahn's and Tarjan's algorithms take over.
+    """
+    by_id = plan.by_id
+    back: list[tuple[Task, Task]] = []
+    edges = 0
+    for task in by_id.values():
+        if not task.depends_on:
+            continue
+        resolved = []
         for dep in task.depends_on:
-            if dep not in plan.by_id:
-                line = next((f.index + 1 for f in task.fields if f.name == "depends_on"), task.line)
-                plan.problems.append(
-                    Problem(
-                        line, "missing-dependency", f"task `{task.id}` depends on `{dep}`, which is not in the plan"
-                    )
-                )
-    for cycle in find_cycles({t.id: [d for d in t.depends_on if d in plan.by_id] for t in plan.by_id.values()}):
-        first = plan.by_id[cycle[0]]
-        path = " → ".join([*cycle, cycle[0]])
-        plan.problems.append(
-            Problem(first.line, "cycle", f"dependency cycle: {path}; remove one of these dependencies")
-        )
+            target = by_id.get(dep)
+            if target is None:
+                message = f"task `{task.id}` depends on `{dep}`, which is not in the plan"
+                plan.problems.append(Problem(_field_line(plan, task, "depends_on"), "missing-dependency", message))
+                continue
+            resolved.append(target.id)  # the task's own string: one object per id, however often it is named
+            if target.order > task.order:
+                back.append((task, target))
+        edges += len(resolved)
+        task.depends_on = tuple(resolved)
+    if back and not _no_cycle_through(back, by_id, 4 * (len(by_id) + edges)):
+        _report_cycles(plan)
+
+
+def _no_cycle_through(back: list[tuple[Task, Task]], by_id: dict[str, Task], budget: int) -> bool:
+    """True when no back edge closes a cycle; False when one does, or when the search ran out of budget."""
+    for tail, head in back:
+        floor = tail.order
+        stack, seen = [head], {head.id}
+        while stack:
+            budget -= 1
+            if budget < 0:
+                return False
+            node = stack.pop()
+            if node is tail:
+                return False
+            for dep in node.depends_on:
+                nxt = by_id[dep]
+                if nxt.order >= floor and dep not in seen:
+                    seen.add(dep)
+                    stack.append(nxt)
+    return True
+
+
+def _report_cycles(plan: Plan) -> None:
+    by_id = plan.by_id
+    left = _not_orderable(by_id)
+    for cycle in find_cycles({t: [d for d in by_id[t].depends_on if d in left] for t in left}):
+        first = by_id[cycle[0]]
+        shown = cycle if len(cycle) <= 12 else [*cycle[:6], f"… {len(cycle) - 10} more …", *cycle[-4:]]
+        path = " → ".join([*shown, cycle[0]])
+        message = f"dependency cycle of {len(cycle)} tasks: {path}; remove one of these dependencies"
+        plan.problems.append(Problem(first.line, "cycle", message))
+
+
+def _not_orderable(by_id: dict[str, Task]) -> set[str]:
+    """Kahn's algorithm: peel off tasks whose dependencies are all peeled; what remains is in, or behind, a cycle."""
+    index = {task_id: n for n, task_id in enumerate(by_id)}
+    waiting = [0] * len(index)
+    dependents: list[list[int]] = [[] for _ in index]
+    for task_id, task in by_id.items():
+        me = index[task_id]
+        for dep in task.depends_on:
+            waiting[me] += 1
+            dependents[index[dep]].append(me)
+    ready = [n for n, count in enumerate(waiting) if count == 0]
+    while ready:
+        for nxt in dependents[ready.pop()]:
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                ready.append(nxt)
+    ids = list(index)
+    return {ids[n] for n, count in enumerate(waiting) if count}
+
+
+def _field_line(plan: Plan, task: Task, name: str) -> int:
+    """The line of a task's field (for messages); the task's line when it cannot be found."""
+    index = _field_index(plan.lines, task, name)
+    return index + 1 if index is not None else task.line
+
+
+def _field_index(lines: Sequence[str], task: Task, name: str) -> int | None:
+    """The index of the line holding a task's field `name`, found again in the text (writers use it)."""
+    for index in range(task.index + 1, task.end):
+        m = _FIELD.match(lines[index].rstrip("\r\n"))
+        if m and _name(m.group("key")) == name:
+            return index
+    return None
 
 
 def find_cycles(graph: dict[str, list[str]]) -> list[list[str]]:
@@ -543,26 +797,28 @@ def set_field(plan: Plan, task_id: str, key: str, value: str) -> bytes:
     """The plan with one field of one task set: its line rewritten, or a new line after the task's last field."""
     task = plan.task(task_id)
     value = one_line(value)
-    name = _FIELD_NAMES.get(key.lower(), key.lower())
-    lines = list(plan.lines)
-    existing = next((f for f in task.fields if f.name == name), None)
+    name = _name(key) or key.lower()
+    lines = plan.lines
+    existing = _field_index(lines, task, name)
     if existing is not None:
-        old = lines[existing.index]
-        prefix = old[: old.index(":", old.index(existing.key)) + 1]
-        lines[existing.index] = f"{prefix} {value}{_ending(old, plan)}"
+        old = lines[existing]
+        m = _FIELD.match(old.rstrip("\r\n"))
+        assert m is not None  # noqa: S101 (_field_index matched this line)
+        prefix = old[: m.start("value")]
+        lines[existing] = f"{prefix} {value}{_ending(old, plan)}"
     else:
         at = task.end
-        indent = _field_indent(plan, task)
+        indent = _field_indent(lines, task)
         ending = _ending(lines[at - 1], plan)
         if not lines[at - 1].endswith("\n"):
             lines[at - 1] += plan.newline
-        lines.insert(at, f"{indent}{key}: {value}{ending if at < len(plan.lines) else ''}")
+        lines.insert(at, f"{indent}{key}: {value}{ending if at < len(lines) else ''}")
     return render(plan, lines)
 
 
-def _field_indent(plan: Plan, task: Task) -> str:
-    if task.fields:
-        m = _FIELD.match(plan.lines[task.fields[0].index].rstrip("\r\n"))
+def _field_indent(lines: Sequence[str], task: Task) -> str:
+    for index in range(task.index + 1, task.end):
+        m = _FIELD.match(lines[index].rstrip("\r\n"))
         if m:
             return f"{m.group('indent')}{m.group('bullet')} "
     return "  - "
@@ -573,42 +829,54 @@ def move_task(plan: Plan, task_id: str, section: str) -> bytes:
     task = plan.task(task_id)
     if task.section == section:
         return plan.raw
-    block = plan.lines[task.index : task.end]
+    lines = plan.lines
+    block = lines[task.index : task.end]
     if not block[-1].endswith("\n"):
         block[-1] += plan.newline
-    rest = plan.lines[: task.index] + plan.lines[task.end :]
+    rest = lines[: task.index] + lines[task.end :]
     shift = task.end - task.index
-    moved = Plan(plan.raw, plan.bom, plan.newline, rest, [], {}, [], plan.queue, plan.queue_end - shift, [])
-    for h in plan.headings:
-        moved.headings.append(Heading(h.index - shift if h.index > task.index else h.index, h.level, h.section))
-    return render(plan, _insert_in_section(moved, section, block))
+    headings = [
+        Heading(h.index - shift if h.index > task.index else h.index, h.level, h.section) for h in plan.headings
+    ]
+    where = _Layout(headings, plan.queue, plan.queue_end - shift, plan.newline)
+    return render(plan, _insert_in_section(rest, where, section, block))
 
 
 def append_task(plan: Plan, section: str, block: Sequence[str]) -> bytes:
     """The plan with new task lines (already formatted, no line endings) at the end of a section."""
-    return render(plan, _insert_in_section(plan, section, [line + plan.newline for line in block]))
+    where = _Layout(plan.headings, plan.queue, plan.queue_end, plan.newline)
+    return render(plan, _insert_in_section(plan.lines, where, section, [line + plan.newline for line in block]))
 
 
-def _insert_in_section(plan: Plan, section: str, block: list[str]) -> list[str]:
+@dataclass
+class _Layout:
+    headings: list[Heading]
+    queue: Heading | None
+    queue_end: int
+    newline: str
+
+
+def _insert_in_section(lines: list[str], where: _Layout, section: str, block: list[str]) -> list[str]:
     """Insert `block` after the last non-blank line of `section` (creating the section when it is missing)."""
-    lines = list(plan.lines)
-    heading = next((h for h in reversed(plan.headings) if h.section == section), None)
+    lines = list(lines)
+    nl = where.newline
+    heading = next((h for h in reversed(where.headings) if h.section == section), None)
     if heading is None:
-        if plan.queue is None:
+        if where.queue is None:
             raise UsageError("the plan has no `## Task Queue` heading to add a section to; add one first.")
-        level = "#" * (plan.queue.level + 1)
-        at = _last_content(lines, plan.queue.index, plan.queue_end) + 1
+        level = "#" * (where.queue.level + 1)
+        at = _last_content(lines, where.queue.index, where.queue_end) + 1
         if lines and not lines[-1].endswith("\n") and at == len(lines):
-            lines[-1] += plan.newline
-        lines[at:at] = [plan.newline, f"{level} {SECTION_TITLES[section]}{plan.newline}", plan.newline, *block]
+            lines[-1] += nl
+        lines[at:at] = [nl, f"{level} {SECTION_TITLES[section]}{nl}", nl, *block]
         return lines
-    end = next((h.index for h in plan.headings if h.index > heading.index and h.level <= heading.level), len(lines))
-    end = min(end, plan.queue_end) if plan.queue_end > heading.index else end
+    end = next((h.index for h in where.headings if h.index > heading.index and h.level <= heading.level), len(lines))
+    end = min(end, where.queue_end) if where.queue_end > heading.index else end
     at = _last_content(lines, heading.index, end) + 1
     if at == heading.index + 1:
-        block = [plan.newline, *block]  # a blank line between a heading and its first task
+        block = [nl, *block]  # a blank line between a heading and its first task
     if at > 0 and not lines[at - 1].endswith("\n"):
-        lines[at - 1] += plan.newline
+        lines[at - 1] += nl
     lines[at:at] = block
     return lines
 

@@ -251,17 +251,6 @@ class _Judge:
         working = self.plans.working.by_id.get(task.id) if self.plans.working else None
         shown = base or task
         state = self.state(task.id)
-        known = {
-            "priority",
-            "depends_on",
-            "files",
-            "alignment_score",
-            "estimated_lines",
-            "tests_defined",
-            "status",
-            "reason",
-            "description",
-        }
         claim = None
         if state.claim:
             claim = ClaimInfo(
@@ -295,7 +284,7 @@ class _Judge:
             status=shown.get("status"),
             reason=shown.get("reason"),
             description=shown.get("description"),
-            fields={f.key: f.value for f in shown.fields if f.name not in known},
+            fields=shown.other_fields(),
             working_section=working.section
             if working and working.section != (base.section if base else None)
             else None,

@@ -129,10 +129,17 @@ def test_plan_cycle_is_reported_as_its_path() -> None:
     )
     cycles = [p for p in _parse(text).errors if p.code == "cycle"]
     assert len(cycles) == 2
-    messages = sorted(p.message for p in cycles)
-    assert "dependency cycle: d → d" in messages[1]
-    path = messages[0].split(": ")[1].split(";")[0].split(" → ")
+    messages = {p.message.split(" tasks: ")[0]: p.message for p in cycles}
+    assert "dependency cycle of 1 tasks: d → d;" in messages["dependency cycle of 1"]
+    path = messages["dependency cycle of 3"].split(": ")[1].split(";")[0].split(" → ")
     assert sorted(path[:-1]) == ["a", "b", "c"] and path[0] == path[-1]
+
+
+def test_plan_long_cycle_is_shown_shortened() -> None:
+    tasks = "".join(f"- **[t{i}]** T\n  - Depends on: t{(i + 1) % 200}\n" for i in range(200))
+    cycle = next(p for p in _parse("## Task Queue\n### Ready\n" + tasks).errors if p.code == "cycle")
+    assert "dependency cycle of 200 tasks" in cycle.message and "… 190 more …" in cycle.message
+    assert len(cycle.message) < 300
 
 
 def test_plan_not_utf8_is_an_error_on_its_line() -> None:

@@ -1,0 +1,271 @@
+"""Memory in `state.db`: sessions, entries and the files they are about, searched with FTS5 and BM25.
+
+Every write is one short `BEGIN IMMEDIATE` transaction: when it returns, the entry is committed to the WAL
+and survives the writer being killed. No model and no network anywhere in writing or searching.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import db
+from .errors import StateError
+
+_WORD = re.compile(r"\w[\w.'-]*", re.UNICODE)
+MAX_TERMS = 24
+
+
+@dataclass(frozen=True)
+class Filters:
+    kind: str | None = None
+    task_id: str | None = None
+    file: str | None = None
+    session: str | None = None
+    since: float | None = None
+
+    def sql(self) -> tuple[str, list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        for column, value in (("e.kind", self.kind), ("e.task_id", self.task_id), ("e.session", self.session)):
+            if value is not None:
+                parts.append(f"{column} = ?")
+                params.append(value)
+        if self.since is not None:
+            parts.append("e.created_at >= ?")
+            params.append(self.since)
+        if self.file is not None:
+            parts.append("EXISTS (SELECT 1 FROM entry_files f WHERE f.entry_id = e.id AND f.path = ?)")
+            params.append(self.file)
+        return "".join(f" AND {p}" for p in parts), params
+
+
+def check_fts(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("SELECT 1 FROM entries_fts LIMIT 0")
+    except sqlite3.OperationalError as e:
+        raise StateError(f"this Python's SQLite cannot search memory ({e}); use a Python built with FTS5") from e
+
+
+def ensure_session(conn: sqlite3.Connection, session: str, source: str, now: float, goal: str | None = None) -> None:
+    conn.execute(
+        "INSERT INTO sessions (id, goal, source, started_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        (session, goal, source, now),
+    )
+
+
+def start_session(conn: sqlite3.Connection, session: str, source: str, now: float, goal: str | None) -> None:
+    with db.transaction(conn):
+        ensure_session(conn, session, source, now, goal)
+        if goal:
+            conn.execute("UPDATE sessions SET goal = ? WHERE id = ?", (goal, session))
+
+
+def end_session(
+    conn: sqlite3.Connection, session: str, now: float, outcome: str, stop_reason: str | None, record: dict[str, Any]
+) -> None:
+    with db.transaction(conn):
+        ensure_session(conn, session, "agent", now)
+        old = json.loads(conn.execute("SELECT record FROM sessions WHERE id = ?", (session,)).fetchone()[0] or "{}")
+        merged = {**old, **record}
+        conn.execute(
+            "UPDATE sessions SET ended_at = ?, outcome = ?, stop_reason = ?, record = ?, "
+            "branch = COALESCE(?, branch), base_commit = COALESCE(?, base_commit), "
+            "final_commit = COALESCE(?, final_commit) WHERE id = ?",
+            (
+                now,
+                outcome,
+                stop_reason,
+                json.dumps(merged, sort_keys=True),
+                merged.get("branch"),
+                merged.get("base_commit"),
+                merged.get("final_commit"),
+                session,
+            ),
+        )
+
+
+def add_entry(
+    conn: sqlite3.Connection, row: dict[str, Any], files: Sequence[tuple[str, str | None]], entry_id: int | None = None
+) -> int:
+    """Insert one entry (and its session, when new) in one transaction; its id once committed."""
+    with db.transaction(conn):
+        if row.get("session"):
+            ensure_session(conn, row["session"], row["source"], row["created_at"])
+        columns = [
+            "kind",
+            "text",
+            "session",
+            "task_id",
+            "source",
+            "tags",
+            "created_at",
+            "redactions",
+            "state",
+            "closed_at",
+            "closed_by",
+            "closed_note",
+        ]
+        values = [row.get(c) for c in columns]
+        if entry_id is not None:
+            columns.insert(0, "id")
+            values.insert(0, entry_id)
+        cursor = conn.execute(
+            f"INSERT INTO entries ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            values,
+        )
+        new_id = int(cursor.lastrowid or 0)
+        conn.executemany(
+            "INSERT INTO entry_files (entry_id, path, blob) VALUES (?, ?, ?)", [(new_id, p, b) for p, b in files]
+        )
+        return new_id
+
+
+def fts_query(text: str, any_word: bool) -> str | None:
+    """An FTS5 query of the text's words, each quoted (so no word is read as an operator)."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:MAX_TERMS]
+    if not words:
+        return None
+    quoted = ['"' + w.replace('"', '""') + '"' for w in words]
+    return (" OR " if any_word else " ").join(quoted)
+
+
+def search(conn: sqlite3.Connection, query: str, filters: Filters, limit: int) -> list[sqlite3.Row]:
+    """Matching entries, best BM25 rank first (text weighs more than tags), with a snippet."""
+    where, params = filters.sql()
+    sql = (
+        "SELECT e.*, bm25(entries_fts, 1.0, 0.5) AS rank, "
+        "snippet(entries_fts, 0, '[', ']', '…', 16) AS snippet "
+        "FROM entries_fts JOIN entries e ON e.id = entries_fts.rowid "
+        f"WHERE entries_fts MATCH ?{where} ORDER BY rank LIMIT ?"
+    )
+    return list(conn.execute(sql, [query, *params, limit]))
+
+
+def recent(conn: sqlite3.Connection, filters: Filters, limit: int) -> list[sqlite3.Row]:
+    where, params = filters.sql()
+    sql = f"SELECT e.*, 0.0 AS rank, substr(e.text, 1, 200) AS snippet FROM entries e WHERE 1 = 1{where} "
+    return list(conn.execute(sql + "ORDER BY e.created_at DESC, e.id DESC LIMIT ?", [*params, limit]))
+
+
+def entries(conn: sqlite3.Connection, ids: Sequence[int]) -> list[sqlite3.Row]:
+    marks = ", ".join("?" * len(ids))
+    return list(conn.execute(f"SELECT * FROM entries WHERE id IN ({marks}) ORDER BY id", list(ids)))
+
+
+def files_of(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, list[tuple[str, str | None]]]:
+    found: dict[int, list[tuple[str, str | None]]] = {i: [] for i in ids}
+    if not ids:
+        return found
+    marks = ", ".join("?" * len(ids))
+    for row in conn.execute(f"SELECT entry_id, path, blob FROM entry_files WHERE entry_id IN ({marks})", list(ids)):
+        found[row["entry_id"]].append((row["path"], row["blob"]))
+    return found
+
+
+def about(
+    conn: sqlite3.Connection, kinds: Sequence[str], paths: Sequence[str], task_id: str | None, limit: int
+) -> list[sqlite3.Row]:
+    """Entries of these kinds about any of these files, or about this task, newest first."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if paths:
+        conditions.append(f"e.id IN (SELECT entry_id FROM entry_files WHERE path IN ({', '.join('?' * len(paths))}))")
+        params.extend(paths)
+    if task_id:
+        conditions.append("e.task_id = ?")
+        params.append(task_id)
+    if not conditions:
+        return []
+    sql = (
+        f"SELECT e.* FROM entries e WHERE e.kind IN ({', '.join('?' * len(kinds))}) AND ({' OR '.join(conditions)}) "
+        "ORDER BY e.created_at DESC, e.id DESC LIMIT ?"
+    )
+    return list(conn.execute(sql, [*kinds, *params, limit]))
+
+
+def open_steps(conn: sqlite3.Connection, limit: int) -> list[sqlite3.Row]:
+    return list(
+        conn.execute(
+            "SELECT * FROM entries WHERE kind = 'next_step' AND state = 'open' ORDER BY created_at, id LIMIT ?",
+            (limit,),
+        )
+    )
+
+
+def close_step(conn: sqlite3.Connection, entry_id: int, now: float, by: str, note: str | None) -> sqlite3.Row | None:
+    with db.transaction(conn):
+        row: sqlite3.Row | None = conn.execute("SELECT * FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        if row is None or row["kind"] != "next_step":
+            return row
+        if row["state"] != "done":
+            conn.execute(
+                "UPDATE entries SET state = 'done', closed_at = ?, closed_by = ?, closed_note = ? WHERE id = ?",
+                (now, by, note, entry_id),
+            )
+        found: sqlite3.Row | None = conn.execute("SELECT * FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        return found
+
+
+def sessions(conn: sqlite3.Connection, limit: int) -> list[sqlite3.Row]:
+    return list(
+        conn.execute(
+            "SELECT s.*, (SELECT count(*) FROM entries e WHERE e.session = s.id) AS entry_count FROM sessions s "
+            "ORDER BY s.started_at DESC LIMIT ?",
+            (limit,),
+        )
+    )
+
+
+def session(conn: sqlite3.Connection, session_id: str) -> sqlite3.Row | None:
+    found: sqlite3.Row | None = conn.execute(
+        "SELECT s.*, (SELECT count(*) FROM entries e WHERE e.session = s.id) AS entry_count FROM sessions s "
+        "WHERE s.id = ?",
+        (session_id,),
+    ).fetchone()
+    return found
+
+
+def kinds_of(conn: sqlite3.Connection, session_id: str) -> dict[str, int]:
+    rows = conn.execute("SELECT kind, count(*) FROM entries WHERE session = ? GROUP BY kind", (session_id,))
+    return {r[0]: r[1] for r in rows}
+
+
+def dump(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
+    """Every session, then every entry with its files, as plain dicts (the export format)."""
+    for row in conn.execute("SELECT * FROM sessions ORDER BY started_at, id"):
+        yield {"type": "session", **dict(row), "record": json.loads(row["record"] or "{}")}
+    files = files_of(conn, [r[0] for r in conn.execute("SELECT id FROM entries")])
+    for row in conn.execute("SELECT * FROM entries ORDER BY id"):
+        yield {"type": "entry", **dict(row), "files": [{"path": p, "blob": b} for p, b in files[row["id"]]]}
+
+
+def restore_session(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+    columns = [
+        "id",
+        "goal",
+        "source",
+        "started_at",
+        "ended_at",
+        "outcome",
+        "stop_reason",
+        "branch",
+        "base_commit",
+        "final_commit",
+        "record",
+    ]
+    values = [json.dumps(row.get(c) or {}, sort_keys=True) if c == "record" else row.get(c) for c in columns]
+    conn.execute(
+        f"INSERT INTO sessions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        "ON CONFLICT (id) DO NOTHING",
+        values,
+    )
+
+
+def entry_row(conn: sqlite3.Connection, entry_id: int) -> sqlite3.Row | None:
+    found: sqlite3.Row | None = conn.execute("SELECT * FROM entries WHERE id = ?", (entry_id,)).fetchone()
+    return found

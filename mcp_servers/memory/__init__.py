@@ -1,0 +1,16 @@
+"""The `memory` MCP server: `python -m mcp_servers.memory [--transport http --port N]`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server (stdio by default). Logs go to stderr; stdout carries the protocol."""
+    from ..serving import parse_args, serve, setup_logging
+    from .server import build
+
+    args = parse_args("memory", argv)
+    setup_logging()
+    serve(build(args.repo), args.transport, args.port)
+    return 0

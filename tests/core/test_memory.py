@@ -1,0 +1,219 @@
+"""Memory on real SQLite files: sessions, entries, search ranking, staleness, limits, next steps, export/import."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mcp_servers.core import memory
+from mcp_servers.core.errors import UsageError
+from mcp_servers.core.workspace import Workspace
+
+from ..conftest import GitRepo
+
+DAY = 86400.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _ws(repo: GitRepo, **env: str) -> Workspace:
+    return Workspace.open(repo.root, environ={**os.environ, **env})
+
+
+def test_memory_session_id_comes_from_the_environment(repo: GitRepo) -> None:
+    logged = memory.log_event(_ws(repo, OVERNIGHT_SESSION_ID="night-7"), "note", "hello")
+    assert logged.session == "night-7"
+    claude = memory.log_event(_ws(repo, CLAUDE_CODE_SESSION_ID="cc-42"), "note", "hi")
+    assert claude.session == "cc-42"
+    both = memory.log_event(_ws(repo, OVERNIGHT_SESSION_ID="night-7", CLAUDE_CODE_SESSION_ID="cc-42"), "note", "x")
+    assert both.session == "night-7"
+    made = memory.log_event(_ws(repo), "note", "no session in the environment")
+    assert made.session.startswith("s-")  # created for this process, and the same for every call in it
+    assert memory.log_event(_ws(repo), "note", "again").session == made.session
+
+
+def test_memory_first_log_opens_a_session_and_end_records_the_run(repo: GitRepo) -> None:
+    clock = Clock()
+    ws = _ws(repo, OVERNIGHT_SESSION_ID="night-1")
+    memory.log_event(ws, "decision", "Use banker's rounding", clock=clock)
+    opened = memory.get_session(ws, "night-1")
+    assert opened.outcome is None and opened.entries == 1 and opened.source == "agent"
+    clock.now += 3600
+    record = {"branch": "overnight/2026-11-23-x", "base_commit": "a" * 40, "final_commit": "b" * 40,
+              "commits": ["b" * 40], "tasks_done": ["task_1"], "tasks_failed": ["task_2"], "turns": 31,
+              "tokens_in": 120_000, "tokens_out": 9000, "cost_usd": 1.25,
+              "gate": {"task_1": "passed"}, "note": "token ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"}  # fmt: skip
+    ended = memory.end_session(ws, outcome="completed", stop_reason="no ready task", summary="Did task_1.",
+                               record=record, source="scheduler", clock=clock)  # fmt: skip
+    assert ended.outcome == "completed" and ended.stop_reason == "no ready task"
+    assert ended.branch == "overnight/2026-11-23-x" and ended.final_commit == "b" * 40
+    assert (ended.tasks_done, ended.tasks_failed, ended.cost_usd) == (1, 1, 1.25)
+    assert ended.record["turns"] == 31 and "ghp_" not in json.dumps(ended.record)
+    assert ended.by_kind == {"decision": 1, "summary": 1}
+    with pytest.raises(UsageError, match="outcome 'fine' is not one of"):
+        memory.end_session(ws, outcome="fine")
+
+
+def test_memory_entries_are_redacted_and_marked_by_source(repo: GitRepo) -> None:
+    ws = _ws(repo, OVERNIGHT_SESSION_ID="s1")
+    key = "sk-ant-api03-" + "Zz9" * 30
+    logged = memory.log_event(ws, "failure", f"the deploy used {key} by mistake", source="agent")
+    assert logged.redacted == 1
+    entry = memory.get_entries(ws, [logged.id]).entries[0]
+    assert key not in entry.text and "[REDACTED:anthropic-key]" in entry.text
+    assert entry.source == "agent" and entry.redactions == 1
+    assert "not instructions" in memory.get_entries(ws, [logged.id]).notice
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kind": "rumour", "text": "x"}, "kind 'rumour' is not one of"),
+        ({"kind": "note", "text": "   "}, "the entry is empty"),
+        ({"kind": "note", "text": "x" * (16 * 1024 + 1)}, "keep it under 16384"),
+        ({"kind": "note", "text": "x", "tags": ["Not A Tag"]}, "tags are lower-case words"),
+        ({"kind": "note", "text": "x", "tags": [f"t{i}" for i in range(11)]}, "at most 10 tags"),
+        ({"kind": "note", "text": "x", "files": ["../elsewhere.py"]}, "outside the repository"),
+        ({"kind": "note", "text": "x", "task_id": "--all"}, "not a task id"),
+        ({"kind": "note", "text": "x", "source": "god"}, "source 'god' is not one of"),
+    ],
+)
+def test_memory_limits_give_clear_errors_and_store_nothing(
+    repo: GitRepo, kwargs: dict[str, object], message: str
+) -> None:
+    ws = _ws(repo)
+    with pytest.raises(UsageError, match=message):
+        memory.log_event(ws, **kwargs)  # type: ignore[arg-type]
+    assert memory.search(ws, "").hits == []
+
+
+def test_memory_search_ranks_relevance_and_recency(repo: GitRepo) -> None:
+    clock = Clock()
+    ws = _ws(repo, OVERNIGHT_SESSION_ID="s1")
+    old = memory.log_event(ws, "lesson", "The coverage gate fails when tests import the package twice", clock=clock)
+    clock.now += 60 * DAY
+    new = memory.log_event(ws, "lesson", "The coverage gate fails when tests import the package twice", clock=clock)
+    other = memory.log_event(ws, "note", "Coverage of the parser is low", clock=clock)
+    result = memory.search(ws, "coverage gate import", clock=clock)
+    assert result.matched_all_words
+    assert [h.id for h in result.hits] == [new.id, old.id]  # same words: the newer first; `other` lacks `gate`
+    assert result.hits[0].score > result.hits[1].score
+    closest = memory.search(ws, "coverage parser gate", clock=clock)
+    assert not closest.matched_all_words and other.id in [h.id for h in closest.hits]
+    assert "[coverage]" in closest.hits[0].snippet.lower()
+
+
+def test_memory_search_filters(repo: GitRepo) -> None:
+    clock = Clock()
+    ws = _ws(repo, OVERNIGHT_SESSION_ID="s1")
+    a = memory.log_event(ws, "failure", "flaky timeout in the parser", task_id="task_1", files=["src/app/calc.py"],
+                         clock=clock)  # fmt: skip
+    clock.now += 10 * DAY
+    b = memory.log_event(_ws(repo, OVERNIGHT_SESSION_ID="s2"), "lesson", "parser timeout fixed with a retry",
+                         task_id="task_2", clock=clock)  # fmt: skip
+    ids = lambda **kw: [h.id for h in memory.search(ws, "parser timeout", clock=clock, **kw).hits]  # noqa: E731
+    assert sorted(ids()) == sorted([a.id, b.id])
+    assert ids(kind="failure") == [a.id]
+    assert ids(task_id="task_2") == [b.id]
+    assert ids(file="src/app/calc.py") == [a.id]
+    assert ids(session="s2") == [b.id]
+    assert ids(since="5d") == [b.id]
+    assert ids(since="2028-01-01") == []
+    with pytest.raises(UsageError, match="neither"):
+        memory.search(ws, "x", since="last tuesday")
+    with pytest.raises(UsageError, match="keep it under 500"):
+        memory.search(ws, "x" * 501)
+
+
+def test_memory_search_words_are_never_operators(repo: GitRepo) -> None:
+    ws = _ws(repo)
+    memory.log_event(ws, "note", 'the NEAR/2 "quoted" column:value and OR NOT AND words')
+    for query in ("NEAR/2", '"quoted"', "column:value", "OR NOT AND", "*", "(", "AND", '"'):
+        memory.search(ws, query)  # none raises an FTS syntax error
+    assert memory.search(ws, "column:value").hits
+
+
+def test_memory_entry_about_changed_code_is_stale(repo: GitRepo) -> None:
+    ws = _ws(repo)
+    logged = memory.log_event(ws, "lesson", "add() must stay pure", files=["src/app/calc.py", "src/app/new.py"])
+    entry = memory.get_entries(ws, [logged.id]).entries[0]
+    assert not entry.stale and [f.stale for f in entry.files] == [False, False]  # new.py absent then and now
+    repo.append("src/app/calc.py", "\n# edited\n")
+    entry = memory.get_entries(ws, [logged.id]).entries[0]
+    assert entry.stale and [f.stale for f in entry.files] == [True, False]
+    assert memory.search(ws, "pure").hits[0].stale
+    repo.write("src/app/new.py", "x = 1\n")
+    assert memory.get_entries(ws, [logged.id]).entries[0].files[1].stale
+
+
+def test_memory_lessons_for_files_and_tasks(repo: GitRepo) -> None:
+    clock = Clock()
+    ws = _ws(repo)
+    memory.log_event(ws, "lesson", "calc: keep add() pure", files=["src/app/calc.py"], clock=clock)
+    clock.now += 1
+    memory.log_event(ws, "failure", "task_1 broke the build", task_id="task_1", clock=clock)
+    clock.now += 1
+    memory.log_event(ws, "decision", "calc: rounding decided", files=["src/app/calc.py"], clock=clock)  # not a lesson
+    found = memory.lessons_for(ws, files=["src/app/calc.py"], task_id="task_1")
+    assert [e.text for e in found.entries] == ["task_1 broke the build", "calc: keep add() pure"]
+    with pytest.raises(UsageError, match="name the files or the task"):
+        memory.lessons_for(ws)
+
+
+def test_memory_next_steps_open_and_close(repo: GitRepo) -> None:
+    ws = _ws(repo, OVERNIGHT_SESSION_ID="night-1")
+    step = memory.log_event(ws, "next_step", "Add tests for sub() rounding")
+    note = memory.log_event(ws, "note", "not a step")
+    assert [s.id for s in memory.open_next_steps(ws).steps] == [step.id]
+    closed = memory.close_next_step(_ws(repo, OVERNIGHT_SESSION_ID="night-2"), step.id, note="done in task_5")
+    assert closed.state == "done" and closed.closed_note == "done in task_5" and closed.closed is not None
+    assert memory.open_next_steps(ws).steps == []
+    with pytest.raises(UsageError, match="is a note, not a next step"):
+        memory.close_next_step(ws, note.id)
+    with pytest.raises(UsageError, match="there is no entry 999"):
+        memory.close_next_step(ws, 999)
+
+
+def test_memory_answers_stay_bounded(repo: GitRepo) -> None:
+    ws = _ws(repo)
+    ids = [memory.log_event(ws, "note", f"entry {i} " + "word " * 3000).id for i in range(10)]
+    found = memory.get_entries(ws, ids)
+    assert found.truncated and sum(len(e.text) for e in found.entries) < memory.MAX_ANSWER_CHARS + 1000
+    assert all(len(h.snippet) <= 240 for h in memory.search(ws, "word", limit=50).hits)
+    with pytest.raises(UsageError, match="at most 50 entries"):
+        memory.get_entries(ws, list(range(51)))
+
+
+def test_memory_export_then_import_into_an_empty_store_gives_the_same_entries(repo: GitRepo, tmp_path: Path) -> None:
+    from ..conftest import make_repo
+
+    ws = _ws(repo, OVERNIGHT_SESSION_ID="night-1")
+    memory.start_session(ws, goal="test export")
+    for i, kind in enumerate(memory.KINDS):
+        memory.log_event(ws, kind, f"{kind} number {i}", task_id=f"task_{i}", files=["src/app/calc.py"], tags=[f"t{i}"])
+    memory.end_session(ws, outcome="completed", record={"turns": 3})
+    lines = list(memory.export(ws))
+    other = make_repo(tmp_path / "other")
+    result = memory.import_lines(Workspace.open(other.root), lines)
+    assert (result.sessions, result.entries, result.skipped) == (1, len(memory.KINDS), 0)
+    assert list(memory.export(Workspace.open(other.root))) == lines
+    again = memory.import_lines(Workspace.open(other.root), lines)
+    assert (again.entries, again.skipped) == (0, len(memory.KINDS))  # importing twice changes nothing
+
+
+def test_memory_import_refuses_a_bad_line_and_imports_nothing(repo: GitRepo) -> None:
+    ws = _ws(repo)
+    good = json.dumps({"type": "entry", "id": 1, "kind": "note", "text": "ok", "source": "person", "created_at": 1.0})
+    for bad in ("not json", json.dumps({"type": "entry", "id": 2}), json.dumps({"type": "poem"})):
+        with pytest.raises(UsageError, match="line 2 of the import"):
+            memory.import_lines(ws, [good, bad])
+        assert memory.search(ws, "").hits == []
