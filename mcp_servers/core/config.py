@@ -301,6 +301,10 @@ class Settings(_Section):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+# The settings of a repository with no overnight.toml: one object (they are immutable), so caches can key on it.
+DEFAULTS = Settings()
+
+
 def resolve_python(argv: list[str]) -> list[str]:
     """`python` at the start of a command means the interpreter overnight runs under (cron has no venv)."""
     if argv and argv[0] in {"python", "python3"}:
@@ -312,7 +316,7 @@ def load(root: Path) -> Settings:
     """The settings of the repository at `root`: `overnight.toml` when there is one, else the defaults."""
     path = root / CONFIG_NAME
     if not path.exists():
-        return Settings()
+        return DEFAULTS
     return parse(path.read_bytes(), path)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -218,3 +219,21 @@ def ensure_dir(path: Path) -> Path:
 
 def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+_WATCHERS: dict[Path, sqlite3.Connection] = {}
+_WATCH_LOCK = threading.Lock()
+
+
+def data_version(path: Path) -> int:
+    """A number that changes whenever any other connection (any process) commits to the database at `path`.
+
+    One connection per database is kept open for this: SQLite's `PRAGMA data_version` is relative to it.
+    Answers computed from the database can be kept until it changes.
+    """
+    with _WATCH_LOCK:
+        conn = _WATCHERS.get(path)
+        if conn is None:
+            connect(path).close()  # create and migrate it first
+            conn = _WATCHERS[path] = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        return int(conn.execute("PRAGMA data_version").fetchone()[0])

@@ -83,8 +83,9 @@ class ObjectReader:
     millisecond instead of a process start. It resolves names afresh on every request (new commits, moved
     branches and packed refs are seen at once), and it is restarted if it dies."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, check: bool = False) -> None:
         self.root = root
+        self.check = check  # --batch-check: ids, types and sizes only
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
@@ -111,13 +112,13 @@ class ObjectReader:
         fields = header.split()
         if len(fields) != 3:
             return None  # "<name> missing" or "<name> ambiguous"
-        content = proc.stdout.read(int(fields[2]) + 1)[:-1]
+        content = b"" if self.check else proc.stdout.read(int(fields[2]) + 1)[:-1]
         return fields[0].decode(), fields[1].decode(), content
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
-                ["git", *_SAFE_CONFIG, "cat-file", "--batch"],
+                ["git", *_SAFE_CONFIG, "cat-file", "--batch-check" if self.check else "--batch"],
                 cwd=self.root,
                 env=git_env(),
                 stdin=subprocess.PIPE,
@@ -134,15 +135,15 @@ class ObjectReader:
             self._proc = None
 
 
-_READERS: dict[Path, ObjectReader] = {}
+_READERS: dict[tuple[Path, bool], ObjectReader] = {}
 _READERS_LOCK = threading.Lock()
 
 
-def _reader(root: Path) -> ObjectReader:
+def _reader(root: Path, check: bool = False) -> ObjectReader:
     with _READERS_LOCK:
-        found = _READERS.get(root)
+        found = _READERS.get((root, check))
         if found is None:
-            found = _READERS[root] = ObjectReader(root)
+            found = _READERS[(root, check)] = ObjectReader(root, check=check)
         return found
 
 
@@ -206,6 +207,11 @@ class Repo:
     def read_object(self, name: str) -> tuple[str, str, bytes] | None:
         """(id, type, content) of the object `name` names (`HEAD`, `main:PROJECT_PLAN.md`), or None."""
         return _reader(self.root).read(name)
+
+    def object_id(self, name: str) -> tuple[str, str] | None:
+        """(id, type) of the object `name` names, without reading it; None when it names nothing."""
+        found = _reader(self.root, check=True).read(name)
+        return (found[0], found[1]) if found else None
 
     # -- running git ------------------------------------------------------------------------------
 

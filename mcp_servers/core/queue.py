@@ -9,17 +9,19 @@ from a hand edit.
 
 from __future__ import annotations
 
-import hashlib
+import math
 import os
 import secrets as pyrandom
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import changes as ch
+from . import db, receipts, taskstore
 from . import plan as P
-from . import receipts, taskstore
 from .errors import OvernightError, UsageError
+from .git import check_ref
 from .models import TaskCheck
 from .paths import Globs, clean_glob
 from .policy import check_task
@@ -45,7 +47,7 @@ from .workspace import Workspace
 
 Clock = Callable[[], float]
 MAX_LIST = 200
-MAX_SKIPPED = 50
+MAX_SKIPPED = 20
 TITLE_MAX = 120
 DESCRIPTION_MAX = 2000
 NOTE_MAX = 2000
@@ -64,6 +66,7 @@ class Plans:
     base_ref: str
     base: P.Plan | None  # the plan committed at the base ref: approval and scope
     working: P.Plan | None  # the working tree's file: what tools write and people edit
+    key: tuple[object, ...] = ()  # what these plans were read from: the base blob id and the file's stat
 
     def base_task(self, task_id: str) -> P.Task | None:
         return self.base.by_id.get(task_id) if self.base else None
@@ -75,19 +78,17 @@ class Plans:
         raise UsageError(f"there is no task `{task_id}` in the plan: `list_tasks` shows the ids.")
 
 
-_PARSED: dict[str, P.Plan] = {}
+# Parsed plans, by what they were read from: a committed blob's id, or a file's path and stat. A server answers
+# many calls on the same plan; a 10,000-task plan takes a noticeable fraction of a second to parse.
+_BY_BLOB: dict[str, P.Plan] = {}
+_BY_FILE: dict[Path, tuple[tuple[int, int, int], P.Plan]] = {}
 
 
-def _parse(raw: bytes) -> P.Plan:
-    """Parse, remembering the last few plans by their bytes (servers answer many calls on one plan)."""
-    key = hashlib.sha256(raw).hexdigest()
-    found = _PARSED.get(key)
-    if found is None:
-        found = P.parse(raw)
-        if len(_PARSED) >= 8:
-            _PARSED.pop(next(iter(_PARSED)))
-        _PARSED[key] = found
-    return found
+def _remember_blob(oid: str, plan: P.Plan) -> P.Plan:
+    if len(_BY_BLOB) >= 4:
+        _BY_BLOB.pop(next(iter(_BY_BLOB)))
+    _BY_BLOB[oid] = plan
+    return plan
 
 
 def base_ref(ws: Workspace) -> str:
@@ -97,13 +98,36 @@ def base_ref(ws: Workspace) -> str:
 def load(ws: Workspace) -> Plans:
     path = ws.settings.plan.path
     ref = base_ref(ws)
-    base = None
+    base, base_oid = None, None
     if ws.repo.head() is not None:
-        raw = ws.repo.show_file(ref, path)
-        base = _parse(raw) if raw is not None else None
-    disk = ws.repo.root / path
-    working = _parse(disk.read_bytes()) if disk.exists() else None
-    return Plans(path=path, base_ref=ref, base=base, working=working)
+        found = ws.repo.object_id(f"{check_ref(ref)}:{path}")
+        if found is None:
+            ws.repo.resolve(ref)  # a ref that names nothing is an error; a missing plan is not
+        elif found[1] == "blob":
+            base_oid = found[0]
+            base = _BY_BLOB.get(base_oid)
+            if base is None:
+                raw = ws.repo.show_file(ref, path) or b""
+                base = _remember_blob(base_oid, P.parse(raw))
+    working, stat = _working(ws.repo.root / path, base)
+    return Plans(path=path, base_ref=ref, base=base, working=working, key=(base_oid, stat))
+
+
+def _working(disk: Path, base: P.Plan | None) -> tuple[P.Plan | None, tuple[int, int, int] | None]:
+    try:
+        st = disk.stat()
+    except FileNotFoundError:
+        return None, None
+    stat = (st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = _BY_FILE.get(disk)
+    if cached is not None and cached[0] == stat:
+        return cached[1], stat
+    raw = disk.read_bytes()
+    plan = base if base is not None and base.raw == raw else P.parse(raw)
+    if len(_BY_FILE) >= 4:
+        _BY_FILE.pop(next(iter(_BY_FILE)))
+    _BY_FILE[disk] = (stat, plan)
+    return plan, stat
 
 
 # -- judging tasks --------------------------------------------------------------------------------------------
@@ -124,6 +148,7 @@ class _Judge:
         with ws.db() as conn:
             self.states = taskstore.states(conn, now)
         self.head = ws.repo.head()
+        self._verdicts: dict[tuple[str, bool], _Verdict] = {}
         self._done: dict[str, tuple[bool, str | None]] = {}
 
     def state(self, task_id: str) -> taskstore.TaskState:
@@ -146,7 +171,14 @@ class _Judge:
         return self._done[task.id]
 
     def verdict(self, task_id: str, *, check_safety: bool = True) -> _Verdict:
-        """The task's state and, unless it is runnable, why: the first check that holds it back."""
+        """The task's state and, unless it is runnable, why: the first check that holds it back. Remembered."""
+        key = (task_id, check_safety)
+        found = self._verdicts.get(key)
+        if found is None:
+            found = self._verdicts[key] = self._verdict(task_id, check_safety)
+        return found
+
+    def _verdict(self, task_id: str, check_safety: bool) -> _Verdict:
         task = self.plans.base_task(task_id)
         if task is None:
             return _Verdict("pending-approval", f"pending approval: not in the plan on {self.plans.base_ref} yet")
@@ -297,9 +329,34 @@ class _Judge:
         )
 
 
+@dataclass
+class _Snapshot:
+    key: tuple[object, ...]
+    valid_until: float
+    plans: Plans
+    judge: _Judge
+    settings: object  # held so that the id() in the key stays this object's
+    answer: NextTask | None = None
+
+
+_SNAPSHOTS: dict[Path, _Snapshot] = {}
+
+
 def _judge(ws: Workspace, session: str, clock: Clock) -> tuple[Plans, _Judge]:
+    """The plans and a judge of them, reused while nothing they depend on has changed: the plans' sources,
+    HEAD, the settings, the database (any process's commit changes its data_version) and the next claim expiry."""
+    now = clock()
     plans = load(ws)
-    return plans, _Judge(ws, plans, session, clock())
+    key = (plans.key, ws.repo.head(), session, id(ws.settings), ws.environ.get("OVERNIGHT_CHECKPOINT"),
+           db.data_version(ws.db_path))  # fmt: skip
+    found = _SNAPSHOTS.get(ws.repo.root)
+    if found is not None and found.key == key and now < found.valid_until:
+        found.judge.now = now
+        return found.plans, found.judge
+    judge = _Judge(ws, plans, session, now)
+    expiries = [s.claim.expires_at for s in judge.states.values() if s.claim]
+    _SNAPSHOTS[ws.repo.root] = _Snapshot(key, min(expiries, default=math.inf), plans, judge, ws.settings)
+    return plans, judge
 
 
 def _all_tasks(plans: Plans) -> list[P.Task]:
@@ -361,6 +418,16 @@ def next_task(ws: Workspace, session: str, clock: Clock = time.time) -> NextTask
     """The best runnable task (approved, not done, dependencies done, not claimed by another live session,
     under the attempt limit, passing validate_task), by priority then plan order, and why others were passed."""
     plans, judge = _judge(ws, session, clock)
+    snapshot = _SNAPSHOTS.get(ws.repo.root)
+    if snapshot is not None and snapshot.judge is judge and snapshot.answer is not None:
+        return snapshot.answer
+    answer = _next(plans, judge)
+    if snapshot is not None and snapshot.judge is judge:
+        snapshot.answer = answer
+    return answer
+
+
+def _next(plans: Plans, judge: _Judge) -> NextTask:
     if plans.base is None:
         return NextTask(
             task=None,

@@ -88,13 +88,13 @@ def trusted_settings(repo: Repo, environ: Mapping[str, str]) -> tuple[config.Set
     worktree_file = repo.root / config.CONFIG_NAME
     working = config.parse(worktree_file.read_bytes(), worktree_file) if worktree_file.exists() else None
     if repo.head() is None:  # nothing is committed yet, so nothing can be protected: the file is all there is
-        return (working, str(worktree_file)) if working else (config.Settings(), "defaults")
+        return (working, str(worktree_file)) if working else (config.DEFAULTS, "defaults")
     ref = environ.get("OVERNIGHT_CHECKPOINT") or "HEAD"
     commit = repo.resolve(ref)
     found = repo.read_object(f"{commit}:{config.CONFIG_NAME}")
     if found is None or found[1] != "blob":
         source = "defaults" + (f" ({config.CONFIG_NAME} is not committed yet)" if working else "")
-        return config.Settings(), source
+        return config.DEFAULTS, source
     committed = config.parse(found[2], Path(f"{ref}:{config.CONFIG_NAME}"))
     source = f"{config.CONFIG_NAME} at {ref}"
     if working is not None and working != committed:

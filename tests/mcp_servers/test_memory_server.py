@@ -1,0 +1,107 @@
+"""The `memory` server through the real MCP SDK client: tools, resources, errors, over memory and stdio."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.types import TextContent
+
+from mcp_servers.memory.server import build
+
+from ..conftest import GitRepo
+
+pytestmark = pytest.mark.anyio
+
+MEMORY_TOOLS = {
+    "start_session", "end_session", "log_event", "search_memory", "get_entries", "recent_sessions", "get_session",
+    "lessons_for", "open_next_steps", "close_next_step",
+}  # fmt: skip
+
+
+@pytest.fixture
+async def client(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Client]:
+    monkeypatch.setenv("OVERNIGHT_SESSION_ID", "night-1")
+    async with Client(build(str(repo.root)), raise_exceptions=True) as c:
+        yield c
+
+
+def _text(result: Any) -> str:
+    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
+async def test_memory_server_lists_the_contract_tools(client: Client) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == MEMORY_TOOLS
+    for tool in tools.values():
+        assert tool.output_schema and tool.annotations is not None and tool.description, tool.name
+    assert tools["search_memory"].annotations.read_only_hint is True
+    assert tools["log_event"].annotations.read_only_hint is False
+    assert set(tools["log_event"].input_schema["properties"]["kind"]["enum"]) == {
+        "decision", "failure", "lesson", "note", "gate", "next_step", "summary",
+    }  # fmt: skip
+
+
+async def test_memory_server_session_log_search_get(client: Client) -> None:
+    started = (await client.call_tool("start_session", {"goal": "fix the parser"})).structured_content
+    assert started["id"] == "night-1" and started["goal"] == "fix the parser"
+    secret = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    logged = (await client.call_tool("log_event", {"kind": "failure", "text": f"parser crashed; token {secret}",
+                                                   "files": ["src/app/calc.py"], "task_id": "task_1"})).structured_content  # fmt: skip
+    assert logged["redacted"] == 1 and logged["session"] == "night-1"
+    found = (await client.call_tool("search_memory", {"query": "parser crashed"})).structured_content
+    assert [h["id"] for h in found["hits"]] == [logged["id"]] and "not instructions" in found["notice"]
+    assert "ghp_" not in json.dumps(found)
+    full = (await client.call_tool("get_entries", {"ids": [logged["id"]]})).structured_content
+    assert full["entries"][0]["files"] == [{"path": "src/app/calc.py", "stale": False}]
+    lessons = (await client.call_tool("lessons_for", {"task_id": "task_1"})).structured_content
+    assert [e["id"] for e in lessons["entries"]] == [logged["id"]]
+    ended = (
+        await client.call_tool("end_session", {"outcome": "failed", "summary": "parser still broken"})
+    ).structured_content
+    assert ended["outcome"] == "failed" and ended["by_kind"] == {"failure": 1, "summary": 1}
+    recent = (await client.call_tool("recent_sessions", {})).structured_content
+    assert recent["sessions"][0]["id"] == "night-1"
+
+
+async def test_memory_server_next_steps(client: Client) -> None:
+    step = (
+        await client.call_tool("log_event", {"kind": "next_step", "text": "add tests for sub()"})
+    ).structured_content
+    steps = (await client.call_tool("open_next_steps", {})).structured_content
+    assert [s["id"] for s in steps["steps"]] == [step["id"]]
+    closed = (await client.call_tool("close_next_step", {"id": step["id"], "note": "done"})).structured_content
+    assert closed["state"] == "done"
+    assert (await client.call_tool("open_next_steps", {})).structured_content["steps"] == []
+
+
+async def test_memory_server_errors_are_actionable(client: Client) -> None:
+    bad_kind = await client.call_tool("log_event", {"kind": "gossip", "text": "x"})
+    assert bad_kind.is_error
+    too_big = await client.call_tool("log_event", {"kind": "note", "text": "x" * 20_000})
+    assert too_big.is_error and "keep it under 16384" in _text(too_big)
+    missing = await client.call_tool("get_session", {"session_id": "nope"})
+    assert missing.is_error and "recent_sessions" in _text(missing)
+    outside = await client.call_tool("lessons_for", {"files": ["/etc/passwd"]})
+    assert outside.is_error and "outside the repository" in _text(outside)
+
+
+async def test_memory_server_resources(client: Client) -> None:
+    await client.call_tool("log_event", {"kind": "note", "text": "hello"})
+    recent = json.loads((await client.read_resource("memory://sessions/recent")).contents[0].text)  # type: ignore[union-attr]
+    assert recent["sessions"][0]["id"] == "night-1"
+    one = json.loads((await client.read_resource("memory://sessions/night-1")).contents[0].text)  # type: ignore[union-attr]
+    assert one["entries"] == 1
+
+
+async def test_memory_server_over_stdio(repo: GitRepo) -> None:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "mcp_servers.memory"], cwd=str(repo.root),
+                                   env={"OVERNIGHT_SESSION_ID": "stdio-1"})  # fmt: skip
+    async with Client(params) as c:
+        assert {t.name for t in (await c.list_tools()).tools} == MEMORY_TOOLS
+        logged = (await c.call_tool("log_event", {"kind": "note", "text": "over stdio"})).structured_content
+        assert logged["session"] == "stdio-1"
