@@ -50,8 +50,17 @@ async def test_memory_server_session_log_search_get(client: Client) -> None:
     started = (await client.call_tool("start_session", {"goal": "fix the parser"})).structured_content
     assert started["id"] == "night-1" and started["goal"] == "fix the parser"
     secret = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
-    logged = (await client.call_tool("log_event", {"kind": "failure", "text": f"parser crashed; token {secret}",
-                                                   "files": ["src/app/calc.py"], "task_id": "task_1"})).structured_content  # fmt: skip
+    logged = (
+        await client.call_tool(
+            "log_event",
+            {
+                "kind": "failure",
+                "text": f"parser crashed; token {secret}",
+                "files": ["src/app/calc.py"],
+                "task_id": "task_1",
+            },
+        )
+    ).structured_content
     assert logged["redacted"] == 1 and logged["session"] == "night-1"
     found = (await client.call_tool("search_memory", {"query": "parser crashed"})).structured_content
     assert [h["id"] for h in found["hits"]] == [logged["id"]] and "not instructions" in found["notice"]
