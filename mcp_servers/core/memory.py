@@ -127,8 +127,17 @@ def end_session(
 
 def _record(record: dict[str, Any]) -> dict[str, Any]:
     """The run record as JSON-safe data, its text redacted."""
-    text, _ = redact(json.dumps(record, default=str, sort_keys=True))
-    data: dict[str, Any] = json.loads(text)
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value)[0]
+        if isinstance(value, dict):
+            return {clean(str(k)): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    data: dict[str, Any] = clean(json.loads(json.dumps(record, default=str, sort_keys=True)))
     return data
 
 

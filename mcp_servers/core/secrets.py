@@ -25,7 +25,7 @@ _SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         "private-key",
         re.compile(
             r"-----BEGIN (?:RSA |DSA |EC |OPENSSH |PGP |ENCRYPTED |SSH2 )?PRIVATE KEY(?: BLOCK)?-----"
-            r"(?:[\s\S]{0,8192}?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----)?"
+            r"(?:[\s\S]{0,8192}?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|(?:(?:\r?\n|\\n)[A-Za-z0-9+/=]{16,})*)"
         ),
     ),
     (
@@ -51,16 +51,19 @@ _SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
     (
         "url-password",
-        re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://[^/\s:@'\"]{1,64}:(?P<s>[^/\s@'\"]{3,128})@"),
+        re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://[^/\s:@'\"?#]{0,64}:(?P<s>[^/\s@'\"?#]{3,128})@"),
     ),
 ]
 
 _ASSIGNMENT = re.compile(
     r"(?i)\b(?P<name>[A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|PWD)[A-Z0-9_]*)\b[\"']?\s*[:=]\s*"
-    r"(?P<q>[\"']?)(?P<s>[^\s\"'`;,)]{12,})(?P=q)",
+    r"(?:(?P<q>[\"'])(?P<s>[^\s\"']{8,256}?)(?P=q)|(?P<u>[^\s\"'`;,)]{8,}))",
 )
 _PLACEHOLDER = re.compile(r"[{}<>]|%\(?\w*\)?s|^\$|\$\{|^\*+$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^@\s]*$")  # no userinfo: url-password handles those
+_PATH = re.compile(r"^(?:~|\.{1,2})?/(?:[a-z0-9._@-]+/)*[a-z0-9._@-]+$|^[a-z0-9._-]+(?:/[a-z0-9._-]+)+$")
+_DIGEST = re.compile(r"(?i)^(?:sha(?:1|224|256|384|512)|md5|blake2[bs]?)[:-][0-9a-f]{32,}$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _REFERENCE = re.compile(r"^(?:\$|%|\{|<|os\.|env\.|process\.env|getenv|settings\.|config\.|self\.|[A-Z_]+$)")
 
@@ -74,11 +77,16 @@ def _looks_secret(name: str, value: str) -> bool:
     """A literal that looks like a real credential rather than a reference, placeholder, hash or UUID."""
     if _REFERENCE.match(value) or _UUID.match(value) or len(set(value)) < 6:
         return False
+    password = re.search(r"(?i)secret|password|passwd|pwd", name)
+    if len(value) < 12 and not password:
+        return False
+    if _URL.match(value) or _PATH.match(value) or _DIGEST.match(value):
+        return False
     if not (re.search(r"[A-Za-z]", value) and re.search(r"\d", value)):
         return False
     if _HEX.match(value) and not re.search(r"(?i)token|secret|password|passwd|pwd", name):
         return False  # a bare hex digest under a *_KEY name is usually a cache key or a hash
-    return _entropy(value) >= 3.3
+    return _entropy(value) >= min(3.3, math.log2(len(value)) - 0.1)
 
 
 def find_secrets(text: str) -> list[Finding]:
@@ -90,9 +98,14 @@ def find_secrets(text: str) -> list[Finding]:
                 continue  # f"postgres://{user}:{password}@{host}" builds a URL; it holds no password
             span = m.span("s") if "s" in regex.groupindex and m.group("s") else m.span()
             found.append(Finding(kind, *span))
+    specific = _without_overlaps(found)
     for m in _ASSIGNMENT.finditer(text):
-        if _looks_secret(m.group("name"), m.group("s")):
-            found.append(Finding("assigned-secret", *m.span("s")))
+        group = "s" if m.group("s") is not None else "u"
+        start, end = m.span(group)
+        if _looks_secret(m.group("name"), m.group(group)) and not any(
+            f.start < end and start < f.end for f in specific
+        ):
+            found.append(Finding("assigned-secret", start, end))
     return _without_overlaps(found)
 
 
