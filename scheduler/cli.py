@@ -287,3 +287,16 @@ def hooks_run(ctx: click.Context, hook: str) -> int:
     ok, message = hooks.check_staged(_ws(ctx), dict(os.environ))
     out.err_console().print(escape(message))
     return out.OK if ok else out.NO
+
+
+# -- run, stop, resume, status, report, cron, demo -------------------------------------------------------------
+
+
+def _sessions() -> None:
+    from .run_commands import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_sessions()

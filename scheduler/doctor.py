@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-import anyio
 from pydantic import BaseModel
 
 from mcp_servers.core import config, db, hooks, proc
@@ -23,7 +22,6 @@ from mcp_servers.core.workspace import Workspace
 from .init import available_servers
 
 Status = Literal["ok", "warn", "missing", "error"]
-SERVER_TIMEOUT_S = 20
 _PACKAGES = ("mcp", "pydantic", "radon", "bandit", "coverage", "pytest", "click", "rich", "anyio")
 
 
@@ -271,34 +269,13 @@ def _claude(ws: Workspace) -> list[Finding]:
 
 def _servers(ws: Workspace) -> list[Finding]:
     """Start each server as Claude Code would and ask for `initialize` and `tools/list`."""
-    return [anyio.run(_probe, name, ws.repo.root) for name in available_servers()]
+    from .probe import probe_all
 
-
-async def _probe(name: str, root: Path) -> Finding:
-    from mcp import Client, StdioServerParameters
-
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", f"mcp_servers.{name}"],
-        cwd=str(root),
-        env={k: v for k, v in os.environ.items() if k.startswith("OVERNIGHT_")},
-    )
-    try:
-        with anyio.fail_after(SERVER_TIMEOUT_S):
-            async with Client(params) as client:
-                tools = (await client.list_tools()).tools
-    except TimeoutError:
-        return Finding(
-            name=f"server {name}",
-            status="error",
-            detail=f"no answer within {SERVER_TIMEOUT_S}s",
-            fix=f"run `{sys.executable} -m mcp_servers.{name}` to see its errors",
-        )
-    except Exception as e:  # any failure to start or answer is the finding itself
-        return Finding(
-            name=f"server {name}",
-            status="error",
-            detail=f"{type(e).__name__}: {e}",
-            fix=f"run `{sys.executable} -m mcp_servers.{name}` to see its errors",
-        )
-    return Finding(name=f"server {name}", status="ok", detail=f"answers initialize and tools/list ({len(tools)} tools)")
+    return [
+        Finding(name=f"server {name}", status="error", detail=found.problem,
+                fix=f"run `{sys.executable} -m mcp_servers.{name}` to see its errors")
+        if found.problem
+        else Finding(name=f"server {name}", status="ok",
+                     detail=f"answers initialize and tools/list ({found.tools} tools)")
+        for name, found in probe_all(ws.repo.root).items()
+    ]

@@ -286,10 +286,29 @@ class Plan(_Section):
         return value
 
 
+class Scheduler(_Section):
+    """Unattended sessions: `overnight run` (and `overnight cron install` to start it at night)."""
+
+    agent: Literal["claude", "replay"] = Field(default="claude", description="the agent that does the work")
+    base_branch: str = Field(default="", description="the branch sessions start from (empty: the one checked out)")
+    branch_prefix: str = Field(default="overnight/", description="session branches are <prefix><date>-<id>")
+    max_tasks: Annotated[int, Field(ge=1)] = Field(default=5, description="tasks a session works on at most")
+    max_hours: Annotated[float, Field(gt=0)] = Field(default=4.0, description="hours a session lasts at most")
+    task_timeout_min: Annotated[float, Field(gt=0)] = Field(default=30.0, description="minutes an agent gets per task")
+    max_consecutive_failures: Annotated[int, Field(ge=1)] = Field(default=2, description="failed tasks in a row "
+                                                                  "that end the session")  # fmt: skip
+    claude_command: str = Field(default="claude", description="the Claude Code CLI (a name on PATH, or a path)")
+    model: str = Field(default="", description="the model to ask for (empty: Claude Code's default)")
+    max_turns: Annotated[int, Field(ge=1)] = Field(default=80, description="turns the agent gets per task")
+    max_budget_usd: Annotated[float, Field(ge=0)] = Field(default=0.0, description="spend per task, in USD (0: no cap)")
+    replay_script: str = Field(default="", description="for the replay agent: the scripted session file")
+
+
 class Settings(_Section):
     policy: Policy = Field(default_factory=Policy)
     gate: Gate = Field(default_factory=Gate)
     plan: Plan = Field(default_factory=Plan)
+    scheduler: Scheduler = Field(default_factory=Scheduler)
 
     def policy_hash(self) -> str:
         """A digest of everything that decides whether a tree passes; a receipt is valid only under it."""

@@ -129,14 +129,31 @@ class ObjectReader:
 
     def _stop(self) -> None:
         if self._proc is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 self._proc.kill()
                 self._proc.wait(timeout=5)
+            for pipe in (self._proc.stdin, self._proc.stdout):
+                with contextlib.suppress(OSError):
+                    if pipe is not None:
+                        pipe.close()
             self._proc = None
 
 
 _READERS: dict[tuple[Path, bool], ObjectReader] = {}
 _READERS_LOCK = threading.Lock()
+
+
+def forget(root: Path) -> None:
+    """Stop the readers of a worktree that is going away (the scheduler removes its worktrees)."""
+    with _READERS_LOCK:
+        gone = [key for key in _READERS if key[0] == root]
+        readers = [_READERS.pop(key) for key in gone]
+    for reader in readers:
+        with reader._lock:
+            reader._stop()
+    for key, (_, repo) in list(_DISCOVERED.items()):
+        if repo.root == root:
+            _DISCOVERED.pop(key, None)
 
 
 def _reader(root: Path, check: bool = False) -> ObjectReader:

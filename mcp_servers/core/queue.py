@@ -13,7 +13,7 @@ import math
 import os
 import secrets as pyrandom
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -414,10 +414,17 @@ def get_task(ws: Workspace, task_id: str, session: str, clock: Clock = time.time
     return judge.detail(plans.any_task(task_id))
 
 
-def next_task(ws: Workspace, session: str, clock: Clock = time.time) -> NextTask:
+def next_task(
+    ws: Workspace, session: str, clock: Clock = time.time, exclude: Collection[str] = ()
+) -> NextTask:
     """The best runnable task (approved, not done, dependencies done, not claimed by another live session,
-    under the attempt limit, passing validate_task), by priority then plan order, and why others were passed."""
+    under the attempt limit, passing validate_task), by priority then plan order, and why others were passed.
+
+    `exclude`: tasks the caller passes over (the scheduler does not retry, in one session, a task it failed).
+    """
     plans, judge = _judge(ws, session, clock)
+    if exclude:
+        return _next(plans, judge, frozenset(exclude))
     snapshot = _SNAPSHOTS.get(ws.repo.root)
     if snapshot is not None and snapshot.judge is judge and snapshot.answer is not None:
         return snapshot.answer
@@ -427,7 +434,7 @@ def next_task(ws: Workspace, session: str, clock: Clock = time.time) -> NextTask
     return answer
 
 
-def _next(plans: Plans, judge: _Judge) -> NextTask:
+def _next(plans: Plans, judge: _Judge, exclude: frozenset[str] = frozenset()) -> NextTask:
     if plans.base is None:
         return NextTask(
             task=None,
@@ -439,6 +446,9 @@ def _next(plans: Plans, judge: _Judge) -> NextTask:
     for task in _ranked(_all_tasks(plans)):
         verdict = judge.verdict(task.id)
         if verdict.state in {"done", "cancelled"}:
+            continue
+        if task.id in exclude and verdict.runnable:
+            skipped.append(SkippedTask(id=task.id, reason="already tried in this session"))
             continue
         if verdict.runnable:
             detail = judge.detail(task)

@@ -150,6 +150,15 @@ def last_runs(conn: sqlite3.Connection, limit: int = 5) -> list[sqlite3.Row]:
     return list(conn.execute("SELECT * FROM gate_runs ORDER BY created DESC LIMIT ?", (limit,)))
 
 
+def last_run_for(conn: sqlite3.Connection, session: str, task_id: str) -> GateReport | None:
+    """The newest gate run a session made for a task (passed or not), for the morning report."""
+    row = conn.execute(
+        "SELECT report FROM gate_runs WHERE session = ? AND task_id = ? ORDER BY created DESC LIMIT 1",
+        (session, task_id),
+    ).fetchone()
+    return GateReport.model_validate_json(row["report"]) if row else None
+
+
 def save_coverage(conn: sqlite3.Connection, tree: str, percent: float, files: dict[str, dict[str, float]]) -> None:
     with db.transaction(conn):
         conn.execute(

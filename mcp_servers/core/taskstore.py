@@ -244,3 +244,39 @@ def _event(
 def events(conn: sqlite3.Connection, task_id: str, limit: int = 10) -> list[sqlite3.Row]:
     """The newest events of a task, newest first."""
     return list(conn.execute("SELECT * FROM task_events WHERE task_id = ? ORDER BY id DESC LIMIT ?", (task_id, limit)))
+
+
+def retract(conn: sqlite3.Connection, task_id: str, session: str, now: float, reason: str) -> None:
+    """Withdraw a session's completions of a task (its work was rolled back), keeping them in the history."""
+    with db.transaction(conn):
+        conn.execute("UPDATE task_completions SET cleared = 1 WHERE task_id = ? AND session = ?", (task_id, session))
+        _event(conn, task_id, now, session, "scheduler", "retracted", reason)
+
+
+def settle(conn: sqlite3.Connection, task_id: str, session: str, now: float, outcome: str, reason: str) -> None:
+    """Record the scheduler's verdict on the session's attempt at a task, once.
+
+    The claim still held: the attempt ends with `outcome`. Already ended by the agent as failed, blocked or
+    interrupted: that stands. Released or completed by the agent but refused by the scheduler: one more failed
+    attempt is recorded with the reason.
+    """
+    with db.transaction(conn):
+        _expire(conn, now)
+        row = conn.execute("SELECT * FROM task_claims WHERE task_id = ?", (task_id,)).fetchone()
+        if row is not None and row["session"] == session:
+            conn.execute("UPDATE task_attempts SET outcome = ?, reason = ?, ended_at = ? WHERE id = ?",
+                         (outcome, reason, now, row["attempt_id"]))  # fmt: skip
+            conn.execute("DELETE FROM task_claims WHERE task_id = ?", (task_id,))
+        else:
+            last = conn.execute(
+                "SELECT outcome FROM task_attempts WHERE task_id = ? AND session = ? AND cleared = 0 "
+                "ORDER BY id DESC LIMIT 1",
+                (task_id, session),
+            ).fetchone()
+            if last is None or last["outcome"] not in {*FAILED, "blocked"}:
+                conn.execute(
+                    "INSERT INTO task_attempts (task_id, session, started_at, ended_at, outcome, reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (task_id, session, now, now, outcome, reason),
+                )
+        _event(conn, task_id, now, session, "scheduler", outcome, reason)

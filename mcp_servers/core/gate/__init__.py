@@ -37,13 +37,21 @@ def all_checks(ws: Workspace) -> list[Check]:
     return [*BUILTIN, *commands.checks(ws.settings)]
 
 
-def run_gate(ws: Workspace, *, task_files: list[str] | None = None, base: str | None = None) -> GateReport:
-    """Run the gate on the working tree (staging it) and return the report, with a receipt when it passed."""
+def run_gate(
+    ws: Workspace, *, task_files: list[str] | None = None, base: str | None = None, fresh: bool = False
+) -> GateReport:
+    """Run the gate on the working tree (staging it) and return the report, with a receipt when it passed.
+
+    With `fresh`, every check runs even when a receipt exists: the scheduler's own verification trusts no
+    receipt an agent could have had a hand in.
+    """
     with ws.lock("gate"):
-        return gate_locked(ws, task_files=task_files, base=base)
+        return gate_locked(ws, task_files=task_files, base=base, fresh=fresh)
 
 
-def gate_locked(ws: Workspace, *, task_files: list[str] | None = None, base: str | None = None) -> GateReport:
+def gate_locked(
+    ws: Workspace, *, task_files: list[str] | None = None, base: str | None = None, fresh: bool = False
+) -> GateReport:
     """`run_gate` for a caller that already holds the workspace's gate lock (`commit` does)."""
     repo = ws.repo
     repo.require_clean_state()
@@ -52,10 +60,11 @@ def gate_locked(ws: Workspace, *, task_files: list[str] | None = None, base: str
     tree = repo.stage_all_and_write_tree()
     policy_hash = ws.settings.policy_hash()
     key = ws.key()
-    with ws.db() as conn:
-        hit = receipts.find(conn, key, tree=tree, policy_hash=policy_hash, base=base_commit, scope=scope)
-    if hit:
-        return hit[1].model_copy(update={"cached": True, "receipt": hit[0]})
+    if not fresh:
+        with ws.db() as conn:
+            hit = receipts.find(conn, key, tree=tree, policy_hash=policy_hash, base=base_commit, scope=scope)
+        if hit:
+            return hit[1].model_copy(update={"cached": True, "receipt": hit[0]})
     report = _judge(ws, tree, base_commit, scope)
     with ws.db() as conn:
         signed = receipts.record(

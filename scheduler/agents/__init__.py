@@ -1,0 +1,263 @@
+"""Agents the scheduler can run: Claude Code, and a replay of a scripted session.
+
+Both run as a child process in a process group of their own, with a wall clock the scheduler enforces itself
+(turn caps are soft) and a stop signal (`overnight stop`). Both write stream-json lines whose last `result`
+line says how the run ended; the scheduler reads that, and then trusts none of it: it verifies the work itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from mcp_servers.core.proc import kill_group
+
+SERVERS = ("quality", "project", "memory")
+_GRACE_S = 5.0
+
+
+@dataclass
+class AgentJob:
+    """One task for an agent: what to do, where, with which identity, and how long it may take."""
+
+    task_id: str
+    prompt: str
+    worktree: Path
+    env: dict[str, str]  # OVERNIGHT_SESSION_ID, OVERNIGHT_TASK_ID, OVERNIGHT_CHECKPOINT, OVERNIGHT_BASE, ...
+    run_dir: Path  # per-run files: the MCP config, the settings, the log
+    timeout_s: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    on_start: Callable[[int], None] | None = None  # told the agent's pid
+
+
+class AgentResult(BaseModel):
+    agent: str
+    exit_code: int | None = None
+    is_error: bool = True
+    terminal_reason: str | None = None
+    timed_out: bool = False
+    stopped: bool = False
+    turns: int | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    permission_denials: list[str] = Field(default_factory=list, description="tool calls the permission rules refused")
+    refused: list[str] = Field(
+        default_factory=list, description="tool calls that came back as errors (hooks, servers, commands), and why"
+    )
+    duration_s: float = 0.0
+    log: str = ""
+    final: str = Field(default="", description="the agent's last words (cut to 2,000 characters)")
+    servers: dict[str, str] = Field(default_factory=dict, description="MCP server name -> status at start")
+
+
+class Agent(Protocol):
+    name: str
+
+    def problems(self, environ: Mapping[str, str]) -> list[str]:
+        """What stops this agent from running at all (missing CLI, no credentials); empty when it can run."""
+
+    def run(self, job: AgentJob) -> AgentResult:
+        """Run the agent on one task and report how it ended."""
+
+
+def mcp_config(job: AgentJob, python: str = sys.executable) -> dict[str, Any]:
+    """The per-run MCP config: the three servers, on the worktree, each told the session, task and checkpoint."""
+    env = {k: v for k, v in job.env.items() if k.startswith("OVERNIGHT_")}
+    return {
+        "mcpServers": {
+            name: {
+                "type": "stdio",
+                "command": python,
+                "args": ["-m", f"mcp_servers.{name}", "--repo", str(job.worktree)],
+                "env": env,
+                "timeout": 900_000,  # the gate runs the test suite: give tool calls their time
+            }
+            for name in SERVERS
+        }
+    }
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+@dataclass
+class Outcome:
+    exit_code: int | None
+    timed_out: bool
+    stopped: bool
+    duration_s: float
+    lines: list[dict[str, Any]]
+
+
+def run_process(
+    argv: list[str], job: AgentJob, env: Mapping[str, str], log: Path, on_line: Callable[[dict[str, Any]], None]
+) -> Outcome:
+    """Run an agent in its own process group; its stdout (JSON lines) goes to `log` and to `on_line`.
+
+    The wall clock and the stop signal end the whole group (SIGTERM, then SIGKILL), whatever the agent is doing.
+    """
+    started = time.monotonic()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out, (log.with_suffix(".stderr")).open("w") as err:
+        proc = subprocess.Popen(argv, cwd=job.worktree, env=dict(env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=err, start_new_session=True)  # fmt: skip
+        if job.on_start is not None:
+            job.on_start(proc.pid)
+        lines: list[dict[str, Any]] = []
+        reader = threading.Thread(target=_read, args=(proc, out, lines, on_line), daemon=True)
+        reader.start()
+        timed_out = stopped = False
+        while proc.poll() is None:
+            if time.monotonic() - started > job.timeout_s:
+                timed_out = True
+            elif job.stop.is_set():
+                stopped = True
+            else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=0.25)
+                continue
+            _end(proc)
+            break
+        reader.join(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    return Outcome(proc.returncode, timed_out, stopped, time.monotonic() - started, lines)
+
+
+def _read(proc: subprocess.Popen[bytes], out: Any, lines: list[dict[str, Any]], on_line: Callable[..., None]) -> None:
+    assert proc.stdout is not None  # noqa: S101 (stdout is a pipe)
+    for raw in proc.stdout:
+        text = raw.decode("utf-8", "replace")
+        out.write(text)
+        out.flush()
+        try:
+            item = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(item, dict):
+            lines.append(item)
+            on_line(item)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    for sig in ("SIGTERM", "SIGKILL"):
+        import signal
+
+        kill_group(proc.pid, getattr(signal, sig))
+        try:
+            proc.wait(timeout=_GRACE_S)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def result_from(agent: str, outcome: Outcome, log: Path) -> AgentResult:
+    """What the last `result` line says, with the exit code and the wall clock the scheduler saw itself."""
+    final = next((line for line in reversed(outcome.lines) if line.get("type") == "result"), None)
+    init = next((line for line in outcome.lines if line.get("type") == "system" and line.get("subtype") == "init"), {})
+    servers = {str(s.get("name")): str(s.get("status")) for s in init.get("mcp_servers", []) if isinstance(s, dict)}
+    result = AgentResult(agent=agent, exit_code=outcome.exit_code, timed_out=outcome.timed_out, stopped=outcome.stopped,
+                         duration_s=round(outcome.duration_s, 2), log=str(log), servers=servers,
+                         refused=refusals(outcome.lines))
+    if final is None:
+        result.terminal_reason = "timed out" if outcome.timed_out else "stopped" if outcome.stopped else "no result"
+        return result
+    usage = final.get("usage") or {}
+    result.is_error = bool(final.get("is_error", True)) or outcome.exit_code != 0 or outcome.timed_out
+    result.terminal_reason = final.get("terminal_reason") or final.get("subtype")
+    result.turns = final.get("num_turns")
+    result.tokens_in = _tokens(usage, "input")
+    result.tokens_out = usage.get("output_tokens")
+    result.cost_usd = final.get("total_cost_usd")
+    result.final = str(final.get("result") or "")[:2000]
+    result.permission_denials = [_denial(d) for d in final.get("permission_denials") or [] if isinstance(d, dict)]
+    return result
+
+
+def refusals(lines: list[dict[str, Any]], limit: int = 50) -> list[str]:
+    """Tool calls that came back as errors, from Claude Code's stream (tool_use, then an is_error tool_result)
+    or the replay agent's steps: `tool: why` (the first line of the error)."""
+    names: dict[str, str] = {}
+    found: list[str] = []
+    for line in lines:
+        if line.get("type") == "step" and line.get("ok") is False:
+            what = line.get("tool") or " ".join(map(str, line.get("argv") or [])) or line.get("action")
+            found.append(f"{what}: {_first(line.get('error') or line.get('result') or line.get('output'))}")
+            continue
+        message = line.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "tool_use":
+                names[str(block.get("id"))] = str(block.get("name"))
+            elif block.get("type") == "tool_result" and block.get("is_error"):
+                found.append(f"{names.get(str(block.get('tool_use_id')), 'a tool')}: {_first(block.get('content'))}")
+    return list(dict.fromkeys(found))[:limit]
+
+
+def _first(content: Any) -> str:
+    """A tool result's text on one line, cut to 300 characters (a string, or a list of text blocks)."""
+    if isinstance(content, list):
+        content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+    text = " ".join(ln.strip() for ln in str(content or "").splitlines() if ln.strip().strip("{}[]"))
+    text = text.removeprefix("Error executing tool ") or "(no reason given)"
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _tokens(usage: Mapping[str, Any], kind: str) -> int | None:
+    parts = [usage.get(f"{kind}_tokens"), usage.get("cache_read_input_tokens"),
+             usage.get("cache_creation_input_tokens")]
+    found = [int(p) for p in parts if isinstance(p, int)]
+    return sum(found) if found else None
+
+
+def _denial(denial: Mapping[str, Any]) -> str:
+    data = denial.get("tool_input")
+    shown = data.get("command") or data.get("file_path") if isinstance(data, dict) else None
+    return f"{denial.get('tool_name')}: {shown}" if shown else str(denial.get("tool_name"))
+
+
+def agent_env(job: AgentJob, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The agent's environment: ours, plus the job's OVERNIGHT_* variables and the worktree as the repo."""
+    env = dict(os.environ if environ is None else environ)
+    env.update(job.env)
+    env["OVERNIGHT_REPO"] = str(job.worktree)
+    return env
+
+
+def make(name: str, scheduler: Any, root: Path, script: Path | None = None) -> Agent:
+    """The agent `overnight run` uses: `name` (else `scheduler.agent`), the replay one with its script."""
+    if name == "claude":
+        from .claude import ClaudeAgent
+
+        return ClaudeAgent(scheduler)
+    if name == "replay":
+        from mcp_servers.core.errors import UsageError
+
+        from .replay import ReplayAgent
+
+        if script is None:
+            if not scheduler.replay_script:
+                raise UsageError("the replay agent needs a script: `--script FILE`, or `replay_script` under "
+                                 "[scheduler] in overnight.toml")
+            script = root / scheduler.replay_script
+        return ReplayAgent(script.resolve())
+    from mcp_servers.core.errors import UsageError
+
+    raise UsageError(f"unknown agent {name!r}: choose claude or replay")

@@ -1,0 +1,100 @@
+"""The Claude Code adapter: `claude -p` with a per-run MCP config, per-run hooks, locked-down permissions.
+
+Flags as DESIGN.md gives them, never `--bare` (it turns hooks off). The `PreToolUse` hook (`scheduler.guard`)
+refuses `git commit`, `git push`, `--no-verify`, `core.hooksPath` and writes outside the allowed paths by
+exiting 2; the permission rules deny the same again; the scheduler verifies everything afterwards anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from mcp_servers.core import proc
+from mcp_servers.core.config import Scheduler
+
+from . import AgentJob, AgentResult, agent_env, mcp_config, result_from, run_process, write_json
+
+ALLOWED = [
+    "Read", "Glob", "Grep", "LS", "Edit", "MultiEdit", "Write", "NotebookEdit", "TodoWrite",
+    "Bash(python -m pytest:*)", "Bash(pytest:*)", "Bash(git status:*)", "Bash(git diff:*)", "Bash(git log:*)",
+    "Bash(git show:*)", "Bash(ls:*)",
+    "mcp__quality", "mcp__project", "mcp__memory",
+]  # fmt: skip
+DENIED = [
+    "Bash(git commit:*)", "Bash(git push:*)", "Bash(git reset:*)", "Bash(git rebase:*)", "Bash(git config:*)",
+    "Bash(git update-ref:*)", "Bash(git checkout -b:*)", "Bash(git switch:*)", "Bash(overnight:*)",
+    "WebFetch", "WebSearch",
+]  # fmt: skip
+
+
+def settings(python: str = sys.executable) -> dict[str, Any]:
+    """Per-run Claude Code settings: the guard as a PreToolUse hook on every tool that runs or writes."""
+    return {
+        "hooks": {
+            "PreToolUse": [
+                {
+                    "matcher": "Bash|Write|Edit|MultiEdit|NotebookEdit",
+                    "hooks": [{"type": "command", "command": f"'{python}' -m scheduler.guard", "timeout": 60}],
+                }
+            ]
+        },
+        "permissions": {"allow": ALLOWED, "deny": DENIED},
+    }
+
+
+class ClaudeAgent:
+    name = "claude"
+
+    def __init__(self, config: Scheduler, environ: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.environ = dict(os.environ if environ is None else environ)
+
+    def executable(self) -> str | None:
+        command = self.config.claude_command
+        if os.path.isabs(command):
+            return command if os.access(command, os.X_OK) else None
+        return shutil.which(command, path=self.environ.get("PATH"))
+
+    def problems(self, environ: Mapping[str, str]) -> list[str]:
+        exe = self.executable()
+        if exe is None:
+            return [f"the Claude Code CLI `{self.config.claude_command}` was not found: install it "
+                    "(`npm install -g @anthropic-ai/claude-code`) or set `scheduler.claude_command`"]  # fmt: skip
+        version = proc.run([exe, "--version"], env=self.environ, timeout=60)
+        if not version.ok:
+            return [f"`{exe} --version` failed: {version.describe(tail_lines=5)}"]
+        if environ.get("ANTHROPIC_API_KEY") or environ.get("CLAUDE_CODE_OAUTH_TOKEN"):
+            return []
+        status = proc.run([exe, "auth", "status"], env=self.environ, timeout=60)
+        if not status.ok:
+            return ["Claude Code is not logged in and no ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN is set: run "
+                    "`claude setup-token` and put the token in the env file `overnight cron install` made"]  # fmt: skip
+        return []
+
+    def command(self, job: AgentJob) -> list[str]:
+        exe = self.executable() or self.config.claude_command
+        mcp = write_json(job.run_dir / "mcp.json", mcp_config(job))
+        hooks = write_json(job.run_dir / "settings.json", settings())
+        argv = [exe, "-p", job.prompt, "--output-format", "stream-json", "--verbose",
+                "--mcp-config", str(mcp), "--strict-mcp-config", "--settings", str(hooks),
+                "--permission-mode", "dontAsk", "--allowedTools", *ALLOWED, "--disallowedTools", *DENIED,
+                "--max-turns", str(self.config.max_turns), "--session-id", str(uuid.uuid4())]  # fmt: skip
+        if self.config.model:
+            argv += ["--model", self.config.model]
+        if self.config.max_budget_usd > 0:
+            argv += ["--max-budget-usd", str(self.config.max_budget_usd)]
+        return argv
+
+    def run(self, job: AgentJob) -> AgentResult:
+        argv = self.command(job)
+        env = agent_env(job, self.environ)
+        env.setdefault("DISABLE_AUTOUPDATER", "1")
+        env.setdefault("MCP_TIMEOUT", "60000")
+        log = job.run_dir / "agent.jsonl"
+        outcome = run_process(argv, job, env, log, lambda _line: None)
+        return result_from(self.name, outcome, log)

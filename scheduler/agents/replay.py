@@ -1,0 +1,177 @@
+"""The replay agent: a scripted session, run as a child process that speaks MCP to the servers as an agent would.
+
+It makes `overnight demo` possible with no API key, and lets a team drill its policy against known-bad sessions:
+edit these files, call these tools, run this command. The script is TOML:
+
+    [[task]]
+    id = "task_1"                   # or "*" for any task
+    [[task.step]]
+    append = "src/app/calc.py"      # also `write` (replace the file)
+    text = "def sub(a, b): ..."
+    [[task.step]]
+    call = "quality.run_quality_gate"
+    [[task.step]]
+    call = "quality.commit"
+    args = { message = "Add sub()", task_id = "{task_id}" }
+    [[task.step]]
+    run = ["git", "commit", "-qam", "straight to git"]
+    [[task.step]]
+    sleep = 3600                    # a hanging agent
+    [[task.step]]
+    say = "Done."                   # the session's last words
+
+Each step is reported as a JSON line; the last line is a `result`, as Claude Code's stream-json ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mcp_servers.core.errors import UsageError
+
+from . import AgentJob, AgentResult, agent_env, mcp_config, result_from, run_process, write_json
+
+STEP_KINDS = ("write", "append", "call", "run", "sleep", "say")
+
+
+def load_script(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Task id -> steps, checked: a script that cannot run is refused before a session starts."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"the replay script {path} cannot be read: {e}") from e
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    for n, task in enumerate(data.get("task") or [], start=1):
+        task_id = task.get("id") if isinstance(task, dict) else None
+        steps = task.get("step") if isinstance(task, dict) else None
+        if not isinstance(task_id, str) or not isinstance(steps, list):
+            raise UsageError(f"{path}: [[task]] number {n} needs an `id` and [[task.step]] entries.")
+        for m, step in enumerate(steps, start=1):
+            kinds = [k for k in STEP_KINDS if isinstance(step, dict) and k in step]
+            if len(kinds) != 1:
+                raise UsageError(f"{path}: task {task_id} step {m} needs exactly one of {', '.join(STEP_KINDS)}.")
+        tasks[task_id] = steps
+    return tasks
+
+
+class ReplayAgent:
+    name = "replay"
+
+    def __init__(self, script: Path) -> None:
+        self.script = script
+
+    def problems(self, environ: Mapping[str, str]) -> list[str]:
+        try:
+            load_script(self.script)
+        except UsageError as e:
+            return [str(e)]
+        return []
+
+    def run(self, job: AgentJob) -> AgentResult:
+        mcp = write_json(job.run_dir / "mcp.json", mcp_config(job))
+        argv = [sys.executable, "-m", "scheduler.agents.replay", "--script", str(self.script), "--task", job.task_id,
+                "--mcp-config", str(mcp)]  # fmt: skip
+        log = job.run_dir / "agent.jsonl"
+        outcome = run_process(argv, job, agent_env(job), log, lambda _line: None)
+        return result_from(self.name, outcome, log)
+
+
+# -- the child process ----------------------------------------------------------------------------------------
+
+
+def _emit(item: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(item) + "\n")
+    sys.stdout.flush()
+
+
+def _fill(value: Any, task_id: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{task_id}", task_id)
+    if isinstance(value, list):
+        return [_fill(v, task_id) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, task_id) for k, v in value.items()}
+    return value
+
+
+def _inside(root: Path, rel: str) -> Path:
+    path = (root / rel).resolve()
+    path.relative_to(root.resolve())  # ValueError: the script may not write outside the worktree
+    return path
+
+
+async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mapping[str, Any]) -> dict[str, Any]:
+    from mcp import Client, StdioServerParameters
+
+    root = Path.cwd()
+    clients: dict[str, Any] = {}
+    errors, final = 0, ""
+    async with contextlib.AsyncExitStack() as stack:  # servers are left in the reverse order they were reached
+        for n, raw in enumerate(steps, start=1):
+            step = _fill(raw, task_id)
+            event: dict[str, Any] = {"type": "step", "n": n}
+            try:
+                if "write" in step or "append" in step:
+                    rel = step.get("write") or step["append"]
+                    path = _inside(root, rel)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    before = path.read_text() if "append" in step and path.exists() else ""
+                    path.write_text(before + str(step.get("text", "")))
+                    event.update(action="write", path=rel, ok=True)
+                elif "call" in step:
+                    server, _, tool = str(step["call"]).partition(".")
+                    if server not in clients:
+                        spec = servers[server]
+                        params = StdioServerParameters(command=spec["command"], args=spec["args"],
+                                                       env={**os.environ, **spec.get("env", {})})  # fmt: skip
+                        clients[server] = await stack.enter_async_context(Client(params))
+                    result = await clients[server].call_tool(tool, step.get("args") or {})
+                    text = "\n".join(getattr(c, "text", "") for c in result.content)
+                    event.update(action="call", tool=step["call"], ok=not result.is_error, result=text[:4000])
+                elif "run" in step:
+                    done = subprocess.run([str(a) for a in step["run"]], capture_output=True, text=True, check=False)
+                    event.update(action="run", argv=step["run"], ok=done.returncode == 0, exit=done.returncode,
+                                 output=(done.stdout + done.stderr)[-2000:])  # fmt: skip
+                elif "sleep" in step:
+                    time.sleep(float(step["sleep"]))
+                    event.update(action="sleep", ok=True)
+                else:
+                    final = str(step["say"])
+                    event.update(action="say", ok=True)
+            except Exception as e:  # a step that fails is reported; the session goes on, as an agent's would
+                event.update(ok=False, error=f"{type(e).__name__}: {e}")
+            errors += 0 if event.get("ok") else 1
+            _emit(event)
+    return {"type": "result", "subtype": "success", "is_error": False, "terminal_reason": "completed",
+            "num_turns": len(steps), "total_cost_usd": 0.0, "usage": {"input_tokens": 0, "output_tokens": 0},
+            "result": final or f"replayed {len(steps)} step(s), {errors} failed", "permission_denials": []}  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import anyio
+
+    parser = argparse.ArgumentParser(prog="python -m scheduler.agents.replay")
+    parser.add_argument("--script", required=True, type=Path)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--mcp-config", required=True, type=Path)
+    args = parser.parse_args(argv)
+    tasks = load_script(args.script)
+    steps = tasks.get(args.task, tasks.get("*", []))
+    servers = json.loads(args.mcp_config.read_text())["mcpServers"]
+    _emit({"type": "system", "subtype": "init", "mcp_servers": [{"name": n, "status": "configured"} for n in servers]})
+    _emit(anyio.run(_replay, steps, args.task, servers))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

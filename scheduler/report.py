@@ -1,0 +1,153 @@
+"""The morning report: what each task did, what was refused and rolled back and why, kept under the state
+directory as Markdown (for people) and JSON (for `overnight status` and tools)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from mcp_servers.core.errors import UsageError
+from mcp_servers.core.models import CheckResult
+
+from .agents import AgentResult
+
+Outcome = Literal["passed", "failed", "stopped", "timed-out"]
+
+
+class TaskRecord(BaseModel):
+    task_id: str
+    title: str
+    outcome: Outcome
+    attempt: int = 1
+    reasons: list[str] = Field(default_factory=list, description="why it failed or was rolled back")
+    commits: list[str] = Field(default_factory=list)
+    checks: list[CheckResult] = Field(default_factory=list, description="the scheduler's own gate run")
+    coverage: float | None = None
+    coverage_base: float | None = None
+    refused: list[str] = Field(default_factory=list, description="actions the agent tried that were refused")
+    leftovers: list[str] = Field(default_factory=list)
+    started: str
+    duration_s: float = 0.0
+    agent: AgentResult | None = None
+
+
+class SessionRecord(BaseModel):
+    id: str
+    repo: str
+    branch: str = ""
+    base_branch: str = ""
+    base_commit: str = ""
+    final_commit: str = ""
+    started: str
+    ended: str | None = None
+    outcome: str = "running"
+    stop_reason: str = ""
+    agent: str = ""
+    problems: list[str] = Field(default_factory=list, description="preflight problems that stopped the session")
+    tasks: list[TaskRecord] = Field(default_factory=list)
+
+    @property
+    def cost_usd(self) -> float:
+        return round(sum((t.agent.cost_usd or 0.0) for t in self.tasks if t.agent), 4)
+
+    @property
+    def turns(self) -> int:
+        return sum((t.agent.turns or 0) for t in self.tasks if t.agent)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def reports_dir(state_dir: Path) -> Path:
+    path = state_dir / "reports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save(state_dir: Path, record: SessionRecord) -> Path:
+    """Write the session's JSON and Markdown (atomically); the Markdown's path."""
+    folder = reports_dir(state_dir)
+    for suffix, text in ((".json", record.model_dump_json(indent=2)), (".md", render(record))):
+        tmp = folder / f".{record.id}{suffix}.tmp"
+        tmp.write_text(text)
+        tmp.replace(folder / f"{record.id}{suffix}")
+    return folder / f"{record.id}.md"
+
+
+def load(state_dir: Path, session: str | None = None) -> SessionRecord:
+    """A session's record; the newest one without an id."""
+    folder = reports_dir(state_dir)
+    if session is None:
+        found = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise UsageError("there is no session report yet: `overnight run` (or `overnight demo`) makes one.")
+        path = found[-1]
+    else:
+        path = folder / f"{session}.json"
+        if not path.exists():
+            raise UsageError(f"there is no report for session {session!r}: `overnight status` lists sessions.")
+    return SessionRecord.model_validate_json(path.read_text())
+
+
+def recent(state_dir: Path, limit: int = 10) -> list[SessionRecord]:
+    found = sorted(reports_dir(state_dir).glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [SessionRecord.model_validate_json(p.read_text()) for p in found[:limit]]
+
+
+def render(record: SessionRecord) -> str:
+    done = [t for t in record.tasks if t.outcome == "passed"]
+    lines = [
+        f"# overnight session {record.id}",
+        "",
+        f"- Outcome: **{record.outcome}**" + (f" ({record.stop_reason})" if record.stop_reason else ""),
+        f"- Branch: `{record.branch}` from `{record.base_branch}` at {record.base_commit[:12]}"
+        + (f", now at {record.final_commit[:12]}" if record.final_commit else ""),
+        f"- Started {record.started}" + (f", ended {record.ended}" if record.ended else ""),
+        f"- Tasks: {len(done)} done, {len(record.tasks) - len(done)} rolled back; agent `{record.agent}`, "
+        f"{record.turns} turns, ${record.cost_usd:.2f}",
+    ]
+    if record.problems:
+        lines += ["", "## Preflight stopped the session", ""] + [f"- {p}" for p in record.problems]
+    for task in record.tasks:
+        lines += ["", *_task(task)]
+    if not record.tasks and not record.problems:
+        lines += ["", "No task was worked on."]
+    return "\n".join(lines) + "\n"
+
+
+def _task(t: TaskRecord) -> list[str]:
+    mark = {"passed": "✅ kept", "failed": "❌ rolled back", "stopped": "⏹ stopped, rolled back",
+            "timed-out": "⏱ timed out, rolled back"}[t.outcome]  # fmt: skip
+    out = [f"## `{t.task_id}` {t.title}: {mark}", ""]
+    agent = t.agent
+    facts = [f"attempt {t.attempt}", f"{t.duration_s:.0f}s"]
+    if agent is not None:
+        facts += [f"{agent.turns or 0} turns", f"${agent.cost_usd or 0.0:.2f}"]
+        if agent.tokens_in is not None:
+            facts.append(f"{agent.tokens_in} tokens in, {agent.tokens_out or 0} out")
+        if agent.terminal_reason:
+            facts.append(f"agent ended: {agent.terminal_reason}" + (" (error)" if agent.is_error else ""))
+    out.append("- " + "; ".join(facts))
+    if t.commits:
+        out.append(f"- Commits: {', '.join(c[:12] for c in t.commits)}")
+    if t.coverage is not None:
+        base = f" (base {t.coverage_base:.2f}%)" if t.coverage_base is not None else ""
+        out.append(f"- Coverage: {t.coverage:.2f}%{base}")
+    for reason in t.reasons:
+        first, *rest = reason.splitlines()
+        out.append(f"- Why: {first}")
+        out += [f"  {line}" for line in rest[:20]]
+    for refused in t.refused:
+        out.append(f"- Refused: {refused}")
+    if t.leftovers:
+        out.append(f"- Uncommitted and dropped: {', '.join(t.leftovers[:20])}")
+    if t.checks:
+        out += ["", "| check | result | detail |", "|---|---|---|"]
+        for c in t.checks:
+            summary = c.summary.replace("|", "\\|").replace("\n", " ")
+            out.append(f"| {c.name} | {c.status} | {summary[:200]} |")
+    return out

@@ -1,0 +1,189 @@
+"""`overnight run | stop | resume | status | report | cron | demo`: the unattended sessions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from mcp_servers.core.workspace import Workspace
+
+from . import output as out
+
+RUN_EXIT = {"completed": out.OK, "no-work": out.OK, "stopped": out.OK, "failed": out.NO, "preflight-failed": out.USAGE}
+
+
+def _ws(ctx: click.Context) -> Workspace:
+    return Workspace.open(ctx.find_root().obj)
+
+
+@click.command()
+@click.option("--agent", "agent_name", type=click.Choice(["claude", "replay"]),
+              help="The agent (default: `scheduler.agent` in overnight.toml, else claude).")
+@click.option("--script", type=click.Path(dir_okay=False, path_type=Path),
+              help="For --agent replay: the scripted session to play.")
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Read secrets (ANTHROPIC_API_KEY, ...) from this file, which must be mode 0600.")
+@click.pass_context
+def run(ctx: click.Context, agent_name: str | None, script: Path | None, env_file: Path | None) -> int:
+    """Run one unattended session: work through the ready tasks on a new branch, keep what passes, roll back
+    the rest, and print the report. A second run while one is going exits at once (status 0)."""
+    from . import agents, runner
+    from .cron import load_env_file
+
+    if env_file is not None:
+        os.environ.update(load_env_file(env_file))
+    ws = Workspace.open(ctx.find_root().obj)
+    settings = ws.settings.scheduler
+    agent = agents.make(agent_name or settings.agent, settings, ws.repo.root, script)
+    record = runner.Runner(ws, agent).run()
+    if record is None:
+        return out.OK
+    from .report import render, reports_dir
+
+    click.echo("")
+    click.echo(render(record), nl=False)
+    click.echo(f"\n(kept as {reports_dir(ws.state_dir) / (record.id + '.md')})")
+    return RUN_EXIT.get(record.outcome, out.NO)
+
+
+@click.command()
+@click.pass_context
+def stop(ctx: click.Context) -> int:
+    """Set the kill switch and stop the running session (its task is rolled back, its report written)."""
+    from .runner import request_stop
+
+    out.console().print(escape(request_stop(_ws(ctx))))
+    return out.OK
+
+
+@click.command()
+@click.pass_context
+def resume(ctx: click.Context) -> int:
+    """Clear the kill switch `overnight stop` set."""
+    from .runner import resume as clear
+
+    out.console().print(escape(clear(_ws(ctx))))
+    return out.OK
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> int:
+    """The running session (task, elapsed time, agent pid) and the last sessions with their outcomes and costs."""
+    from .runner import status as current
+
+    data = current(_ws(ctx))
+    if as_json:
+        out.emit_json(data)
+        return out.OK
+    console = out.console()
+    running = data["running"]
+    if running:
+        task = running.get("task")
+        doing = f"task {task}, {running.get('task_elapsed_s', 0)}s in, agent pid {running.get('agent_pid')}" \
+            if task else "between tasks"
+        console.print(f"running: session {escape(str(running.get('session')))} (pid {running.get('pid')}) on "
+                      f"{escape(str(running.get('branch') or '-'))}: {escape(doing)}")
+    else:
+        console.print("no session is running")
+    if data["kill_switch"]:
+        console.print("[yellow]the kill switch is set[/]: `overnight resume` clears it")
+    if data["sessions"]:
+        table = out.table("session", "outcome", "done", "rolled back", "cost", "branch", "why it stopped")
+        for s in data["sessions"]:
+            table.add_row(escape(s["id"]), s["outcome"], str(s["tasks_done"]), str(s["tasks_failed"]),
+                          f"${s['cost_usd']:.2f}", escape(s["branch"] or "-"), escape(s["stop_reason"] or ""))
+        console.print(table)
+    return out.OK
+
+
+@click.command()
+@click.argument("session", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the session record as JSON.")
+@click.pass_context
+def report(ctx: click.Context, session: str | None, as_json: bool) -> int:
+    """Show a session's report (the newest without SESSION)."""
+    from .report import load, render
+
+    record = load(_ws(ctx).state_dir, session)
+    if as_json:
+        out.emit_json(record)
+    else:
+        click.echo(render(record), nl=False)
+    return out.OK
+
+
+@click.group(name="cron")
+def cron_group() -> None:
+    """Start `overnight run` from cron (secrets in a 0600 env file, never in the crontab)."""
+
+
+@cron_group.command("install")
+@click.option("--schedule", default="0 2 * * *", show_default=True, help="When, as five cron fields.")
+@click.pass_context
+def cron_install(ctx: click.Context, schedule: str) -> int:
+    """Add (or replace) this repository's crontab line."""
+    from . import cron
+
+    line, env_note, action = cron.install(_ws(ctx), schedule)
+    console = out.console()
+    console.print(f"crontab line {action}:\n  {escape(line)}")
+    console.print(f"env file: {escape(env_note)}")
+    return out.OK
+
+
+@cron_group.command("remove")
+@click.pass_context
+def cron_remove(ctx: click.Context) -> int:
+    """Remove this repository's crontab line (the env file and the log stay)."""
+    from . import cron
+
+    removed = cron.remove(_ws(ctx))
+    out.console().print("crontab line removed" if removed else "there was no crontab line for this repository")
+    return out.OK
+
+
+@cron_group.command("show")
+@click.pass_context
+def cron_show(ctx: click.Context) -> int:
+    """Show this repository's crontab line, its env file and its log (exit 1 when there is no line)."""
+    from . import cron
+
+    ws = _ws(ctx)
+    line = cron.show(ws)
+    console = out.console()
+    if line is None:
+        console.print("no crontab line for this repository: `overnight cron install` adds one")
+        return out.NO
+    console.print(escape(line))
+    console.print(f"env file: {escape(str(cron.env_file(ws)))}; log: {escape(str(cron.log_file(ws)))}")
+    return out.OK
+
+
+@click.command()
+@click.option("--dir", "where", type=click.Path(file_okay=False, path_type=Path),
+              help="Make the demo repository here (a new or empty folder; default: a temporary one, kept).")
+def demo(where: Path | None) -> int:
+    """Watch a whole session with no API key: in a throwaway repository a scripted agent does three tasks; one
+    lands on the branch, an unsafe one and a test-breaking one are rolled back; the report is printed."""
+    from . import demo as make
+    from .report import render
+    from .runner import Runner
+
+    repo, script = make.create(where)
+    console = out.console()
+    console.print(f"demo repository: {escape(str(repo))}\nscripted agent: {escape(str(script))}\n")
+    record = Runner(Workspace.open(repo), make.agent(script)).run()
+    if record is None:  # pragma: no cover (a fresh repository has no other session)
+        return out.BUG
+    click.echo("")
+    click.echo(render(record), nl=False)
+    click.echo(f"\nLook around: cd {repo} && git log --oneline --all && overnight report && overnight memory sessions")
+    return out.OK if record.outcome != "preflight-failed" else out.USAGE
+
+
+COMMANDS = (run, stop, resume, status, report, cron_group, demo)

@@ -1,0 +1,502 @@
+"""`overnight run`: one unattended session, from the lock to the morning report.
+
+lock (a second run exits at once) → recover what a dead session left → preflight (kill switch, agent, the three
+servers, a ready task) → worktree on `overnight/<date>-<id>` from the base branch → for each task `next_task`
+offers: validate, claim (renewed while the agent works), prompt, agent in its own process group under a wall
+clock → verify, trusting nothing → keep (complete the task on the branch) or roll back to the checkpoint →
+record in memory → stop on no ready task, the task limit, the time limit, consecutive failures, the kill switch →
+report, and the memory session closed with its run record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcp_servers.core import memory, queue, taskstore
+from mcp_servers.core.errors import OvernightError
+from mcp_servers.core.paths import Globs
+from mcp_servers.core.proc import kill_group
+from mcp_servers.core.queue_models import TaskDetail
+from mcp_servers.core.workspace import Workspace
+
+from . import prompt, report, verify, worktree
+from .agents import Agent, AgentJob, AgentResult
+
+STOP_FILE = "STOP"
+LOCK_FILE = "run.lock"
+STATUS_FILE = "run.json"
+Clock = Callable[[], float]
+
+
+def stop_file(ws: Workspace) -> Path:
+    return ws.state_dir / STOP_FILE
+
+
+# -- the lock -------------------------------------------------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a pid can be reused: a live process that is not ours does not hold the lock
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"scheduler" in cmdline or b"overnight" in cmdline
+
+
+def _works_in(pid: int, path: Path) -> bool:
+    """Whether process `pid` is still running inside `path` (so it is the agent, not a reused pid)."""
+    if not str(path) or not path.name:
+        return False
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return False
+    return cwd == path or path in cwd.parents
+
+
+def read_lock(ws: Workspace) -> dict[str, Any] | None:
+    try:
+        data = json.loads((ws.state_dir / LOCK_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@contextlib.contextmanager
+def run_lock(ws: Workspace, info: dict[str, Any]) -> Iterator[tuple[bool, dict[str, Any] | None]]:
+    """(taken, stale): taken is False when a live session holds the lock; stale is a dead session's lock info."""
+    path = ws.state_dir / LOCK_FILE
+    stale = None
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            held = read_lock(ws)
+            if held is not None and isinstance(held.get("pid"), int) and _alive(held["pid"]):
+                yield False, held
+                return
+            stale = held
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as handle:
+            json.dump(info, handle)
+        try:
+            yield True, stale
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    yield False, read_lock(ws)
+
+
+def _update_lock(ws: Workspace, **changes: Any) -> None:
+    path = ws.state_dir / LOCK_FILE
+    data = read_lock(ws) or {}
+    data.update(changes)
+    tmp = path.with_name(f".{LOCK_FILE}.tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+# -- recovery -------------------------------------------------------------------------------------------------
+
+
+def recover(ws: Workspace, stale: Mapping[str, Any], clock: Clock = time.time) -> list[str]:
+    """Clean up after a session that died (SIGKILL, reboot): what was done, in words."""
+    done: list[str] = []
+    session = str(stale.get("session") or "")
+    path = Path(str(stale.get("worktree") or ""))
+    agent = stale.get("agent_pid")
+    if isinstance(agent, int) and _works_in(agent, path):  # an agent outlives its scheduler in its own group
+        kill_group(agent, signal.SIGKILL)
+        done.append(f"ended the agent the dead session left running (pid {agent})")
+    if session and path.name == session and path.exists():
+        with contextlib.suppress(OvernightError):
+            worktree.rollback(path, "HEAD")
+        worktree.remove(ws, path)
+        done.append(f"removed the worktree of session {session}")
+    if session:
+        with ws.db() as conn:
+            for task_id, state in taskstore.states(conn, clock()).items():
+                if state.claim and state.claim.session == session:
+                    taskstore.settle(conn, task_id, session, clock(), "interrupted",
+                                     "the session died (killed, or the machine restarted)")  # fmt: skip
+                    done.append(f"released {task_id} (attempt recorded as interrupted)")
+        with contextlib.suppress(OvernightError):
+            memory.end_session(ws, session=session, outcome="crashed", source="scheduler", clock=clock,
+                               stop_reason="the process died; the next run cleaned up after it")  # fmt: skip
+            done.append(f"closed memory session {session} as crashed")
+        with contextlib.suppress(OvernightError, ValueError):
+            record = report.load(ws.state_dir, session)
+            record.outcome, record.stop_reason, record.ended = "crashed", "the process died", report.now_iso()
+            report.save(ws.state_dir, record)
+    return done
+
+
+# -- preflight ------------------------------------------------------------------------------------------------
+
+
+def preflight(ws: Workspace, agent: Agent) -> list[str]:
+    """Everything that must hold before anything is spent; each problem says what to do."""
+    from .probe import probe_all
+
+    problems = []
+    if stop_file(ws).exists():
+        problems.append("the kill switch is set (`overnight stop` set it): `overnight resume` clears it")
+    problems += agent.problems(ws.environ)
+    for name, found in probe_all(ws.repo.root, ws.environ).items():
+        if found.problem:
+            problems.append(f"the `{name}` server does not answer initialize and tools/list: {found.problem} (run "
+                            f"`{sys.executable} -m mcp_servers.{name}` to see its errors)")
+    return problems
+
+
+# -- the session ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Runner:
+    ws: Workspace
+    agent: Agent
+    clock: Clock = time.time
+    say: Callable[[str], None] = lambda line: print(line, flush=True)
+    stop: threading.Event = field(default_factory=threading.Event)
+    record: report.SessionRecord | None = None
+
+    def run(self) -> report.SessionRecord | None:
+        """Run a session; None when another one holds the lock."""
+        ws = self.ws
+        session = f"{time.strftime('%Y-%m-%d', time.gmtime(self.clock()))}-{secrets.token_hex(3)}"
+        info = {"pid": os.getpid(), "session": session, "started": report.now_iso()}
+        with run_lock(ws, info) as (taken, other):
+            if not taken:
+                held = other or {}
+                self.say(f"overnight: another session ({held.get('session')}, pid {held.get('pid')}) is running; "
+                         "nothing to do")  # fmt: skip
+                return None
+            if other:
+                for line in recover(ws, other, self.clock):
+                    self.say(f"overnight: recovery: {line}")
+            with self._signals():
+                return self._session(session)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """`overnight stop` sends SIGTERM: end the agent, roll back, write the report, then exit."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+        for sig in old:
+            signal.signal(sig, lambda *_: self.stop.set())
+        watcher = threading.Thread(target=self._watch_kill_switch, daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+    def _watch_kill_switch(self) -> None:
+        while not self.stop.is_set():
+            if stop_file(self.ws).exists():
+                self.stop.set()
+                return
+            time.sleep(0.5)
+
+    def _session(self, session: str) -> report.SessionRecord:
+        ws = self.ws
+        record = self.record = report.SessionRecord(id=session, repo=str(ws.repo.root), started=report.now_iso(),
+                                                    agent=self.agent.name)  # fmt: skip
+        problems = preflight(ws, self.agent)
+        if problems:
+            return self._finish(record, "preflight-failed", "preflight failed", problems=problems)
+        base_name, base = worktree.base_commit(ws)
+        record.base_branch, record.base_commit = base_name, base
+        ready = queue.next_task(Workspace.open(ws.repo.root, environ={**ws.environ, "OVERNIGHT_BASE": base}), session)
+        if ready.task is None:
+            return self._finish(record, "no-work", f"no ready task ({ready.summary})")
+        root = worktree.create(ws, session, base)
+        record.branch = ws.settings.scheduler.branch_prefix + session
+        _update_lock(ws, worktree=str(root), branch=record.branch)
+        report.save(ws.state_dir, record)
+        memory.start_session(self._wt(root, session, base), session=session, source="scheduler", clock=self.clock,
+                             goal=f"overnight run on {record.branch} from {base_name}")  # fmt: skip
+        self.say(f"overnight: session {session} on {record.branch} (worktree {root})")
+        try:
+            outcome, why = self._loop(root, session, base, record)
+        finally:
+            record.final_commit = worktree.head(root)
+            worktree.remove(ws, root)
+            if record.final_commit == base:
+                ws.repo.run("branch", "-D", record.branch, check=False)  # nothing kept: no empty branch left
+        return self._finish(record, outcome, why)
+
+    def _wt(self, root: Path, session: str, base: str, **extra: str) -> Workspace:
+        env = {**self.ws.environ, "OVERNIGHT_SESSION_ID": session, "OVERNIGHT_BASE": base, **extra}
+        env.pop("CLAUDE_CODE_SESSION_ID", None)
+        return Workspace.open(root, environ=env)
+
+    def _loop(self, root: Path, session: str, base: str, record: report.SessionRecord) -> tuple[str, str]:
+        limits = self.ws.settings.scheduler
+        deadline = self.clock() + limits.max_hours * 3600
+        failures_in_row = 0
+        while True:
+            if self.stop.is_set():
+                return "stopped", "the kill switch (`overnight stop`)"
+            if len(record.tasks) >= limits.max_tasks:
+                return "completed", f"the task limit ({limits.max_tasks})"
+            if self.clock() >= deadline:
+                return "completed", f"the time limit ({limits.max_hours:g} hours)"
+            if failures_in_row >= limits.max_consecutive_failures:
+                return "failed", f"{failures_in_row} failed tasks in a row"
+            tried = [t.task_id for t in record.tasks]  # a task that failed is not tried again in the same session
+            found = queue.next_task(self._wt(root, session, base), session, clock=self.clock, exclude=tried)
+            if found.task is None:
+                return "completed", f"no ready task ({found.summary})"
+            task = self._task(root, session, base, found.task, deadline)
+            record.tasks.append(task)
+            report.save(self.ws.state_dir, record)
+            failures_in_row = 0 if task.outcome == "passed" else failures_in_row + 1
+            if task.outcome == "stopped":
+                return "stopped", "the kill switch (`overnight stop`)"
+
+    def _task(self, root: Path, session: str, base: str, task: TaskDetail, deadline: float) -> report.TaskRecord:
+        limits = self.ws.settings.scheduler
+        started = time.monotonic()
+        checkpoint = worktree.head(root)
+        wt = self._wt(root, session, base, OVERNIGHT_TASK_ID=task.id, OVERNIGHT_CHECKPOINT=checkpoint)
+        self.say(f"overnight: task {task.id}: {task.title}")
+        record = report.TaskRecord(task_id=task.id, title=task.title, outcome="failed", started=report.now_iso(),
+                                   attempt=task.attempts + 1)  # fmt: skip
+        timeout = max(1.0, min(limits.task_timeout_min * 60, deadline - self.clock()))
+        checked = queue.check_plan_task(wt, task.id)  # next_task judged it too; the scheduler asks again itself
+        if not checked.ok:
+            record.reasons = [f"validate_task refused it: [{v.rule}] {v.message}" for v in checked.violations]
+            self.say(f"overnight: task {task.id}: refused before any work ({record.reasons[0]})")
+            return record
+        queue.claim_task(wt, task.id, session, ttl_s=timeout + 300, clock=self.clock)
+        files = _files_in_scope(wt, task.files)
+        lessons = memory.lessons_for(wt, files=files or None, task_id=task.id).entries
+        text = prompt.build(task, wt.settings, lessons, memory.open_next_steps(wt).steps)
+        run_dir = self.ws.state_dir / "runs" / session / f"{task.id}-{record.attempt}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "prompt.md").write_text(text, encoding="utf-8")
+        job = AgentJob(task_id=task.id, prompt=text, worktree=root, env=_job_env(wt), run_dir=run_dir,
+                       timeout_s=timeout, stop=self.stop,
+                       on_start=lambda pid: _update_lock(self.ws, task=task.id, agent_pid=pid,
+                                                         task_started=report.now_iso()))  # fmt: skip
+        with _renewing(wt, task.id, session, timeout + 300, self.clock):
+            result = self.agent.run(job)
+        record.agent = result
+        record.refused = [f"denied by the permission rules: {d}" for d in result.permission_denials] + result.refused
+        self._judge(wt, root, session, task, checkpoint, record, result)
+        record.duration_s = round(time.monotonic() - started, 1)
+        _update_lock(self.ws, task=None, agent_pid=None)
+        self.say(f"overnight: task {task.id}: {record.outcome}" + (f" ({record.reasons[0].splitlines()[0]})"
+                                                                  if record.reasons else ""))  # fmt: skip
+        return record
+
+    def _judge(self, wt: Workspace, root: Path, session: str, task: TaskDetail, checkpoint: str,
+               record: report.TaskRecord, result: AgentResult) -> None:  # fmt: skip
+        if result.stopped:
+            record.outcome, record.reasons = "stopped", ["stopped by `overnight stop`: the work was rolled back"]
+            self._roll_back(wt, root, session, task, checkpoint, record, settle=False)
+            return
+        if result.timed_out:
+            record.outcome = "timed-out"
+            record.reasons = [f"the agent ran past the task's wall clock ({result.duration_s:.0f}s) and was ended"]
+            self._roll_back(wt, root, session, task, checkpoint, record)
+            return
+        checked = verify.verify(wt, list(task.files), checkpoint)
+        record.commits, record.leftovers, record.checks = checked.commits, checked.leftovers, checked.checks
+        record.coverage, record.coverage_base = checked.coverage, checked.coverage_base
+        if not checked.passed:
+            record.reasons = checked.reasons
+            self._roll_back(wt, root, session, task, checkpoint, record)
+            return
+        record.outcome = "passed"
+        queue.complete_task(wt, task.id, session, commit=worktree.head(root), clock=self.clock)
+        _commit_plan_update(wt, task.id)
+        text = (f"Task {task.id} ({task.title}) passed verification and was kept: commits "
+                f"{', '.join(c[:12] for c in record.commits)}; coverage {record.coverage}.")
+        memory.log_event(wt, "gate", text, task_id=task.id, files=_changed(wt, checkpoint), source="scheduler",
+                         clock=self.clock)
+
+    def _roll_back(self, wt: Workspace, root: Path, session: str, task: TaskDetail, checkpoint: str,
+                   record: report.TaskRecord, *, settle: bool = True) -> None:  # fmt: skip
+        touched = _changed(wt, checkpoint)
+        worktree.rollback(root, checkpoint)
+        reason = " ".join(" ".join(r.split()) for r in record.reasons)[:1900]
+        now = self.clock()
+        with wt.db() as conn:
+            taskstore.retract(conn, task.id, session, now, "the work was rolled back")
+            if settle:
+                taskstore.settle(conn, task.id, session, now, "failed", reason)
+            else:
+                taskstore.settle(conn, task.id, session, now, "released", reason)
+        if not settle:
+            return
+        memory.log_event(wt, "failure", f"Task {task.id} ({task.title}) was rolled back: {reason}",
+                         task_id=task.id, files=touched, source="scheduler", clock=self.clock)  # fmt: skip
+        memory.log_event(wt, "lesson", _lesson(task, record), task_id=task.id, files=touched, source="scheduler",
+                         clock=self.clock)  # fmt: skip
+
+    def _finish(self, record: report.SessionRecord, outcome: str, why: str, problems: list[str] | None = None
+                ) -> report.SessionRecord:  # fmt: skip
+        record.outcome, record.stop_reason, record.ended = outcome, why, report.now_iso()
+        record.problems = problems or []
+        path = report.save(self.ws.state_dir, record)
+        if record.branch:
+            run = {
+                "branch": record.branch, "base_commit": record.base_commit, "final_commit": record.final_commit,
+                "commits": [c for t in record.tasks for c in t.commits if t.outcome == "passed"],
+                "tasks_attempted": [t.task_id for t in record.tasks],
+                "tasks_done": [t.task_id for t in record.tasks if t.outcome == "passed"],
+                "tasks_failed": [t.task_id for t in record.tasks if t.outcome != "passed"],
+                "gate": {t.task_id: t.outcome for t in record.tasks}, "turns": record.turns,
+                "tokens_in": sum((t.agent.tokens_in or 0) for t in record.tasks if t.agent),
+                "tokens_out": sum((t.agent.tokens_out or 0) for t in record.tasks if t.agent),
+                "cost_usd": record.cost_usd, "report": str(path),
+            }  # fmt: skip
+            memory_outcome = {"preflight-failed": "failed", "no-work": "no-work"}.get(outcome, outcome)
+            with contextlib.suppress(OvernightError):
+                memory.end_session(self.ws, session=record.id, outcome=memory_outcome, stop_reason=why,
+                                   summary=_summary(record), record=run, source="scheduler", clock=self.clock)
+        self.say(f"overnight: session {record.id} {outcome}: {why}; report {path}")
+        return record
+
+
+def _job_env(wt: Workspace) -> dict[str, str]:
+    return {k: v for k, v in wt.environ.items() if k.startswith("OVERNIGHT_")}
+
+
+@contextlib.contextmanager
+def _renewing(wt: Workspace, task_id: str, session: str, ttl: float, clock: Clock) -> Iterator[None]:
+    """Keep the claim alive while the agent works (a dead scheduler's claim then expires on its own)."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(min(60.0, ttl / 3)):
+            with contextlib.suppress(OvernightError):
+                queue.claim_task(wt, task_id, session, ttl_s=ttl, clock=clock)
+
+    thread = threading.Thread(target=renew, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=5)
+
+
+def _files_in_scope(wt: Workspace, globs: tuple[str, ...] | list[str]) -> list[str]:
+    if not globs:
+        return []
+    scope = Globs(list(globs))
+    return [p for p in wt.repo.out("ls-files").splitlines() if scope.match(p)][:50]
+
+
+def _changed(wt: Workspace, checkpoint: str) -> list[str]:
+    """Files the attempt touched (committed or not), for memory's stale tracking."""
+    committed = wt.repo.run("diff", "--name-only", "-z", checkpoint, "HEAD").text().split("\0")
+    return [p for p in dict.fromkeys(committed + worktree.pending(wt.repo.root)) if p][:50]
+
+
+def _commit_plan_update(wt: Workspace, task_id: str) -> str | None:
+    """Commit the plan's Status line that complete_task set, as the scheduler's own commit."""
+    repo, path = wt.repo, wt.settings.plan.path
+    if not repo.out("status", "--porcelain", "--", path):
+        return None
+    repo.run("add", "--", path)
+    tree = repo.out("write-tree")
+    head = repo.require_commits()
+    message = (f"Mark {task_id} done\n\nOvernight-Task: {task_id}\n"
+               "Overnight-Plan-Update: by the scheduler, after verifying the task's commits\n")  # fmt: skip
+    new = repo.run("commit-tree", tree, "-p", head, "-F", "-", input=message.encode()).text().strip()
+    repo.run("update-ref", "-m", f"overnight: {task_id} done", "HEAD", new, head)
+    return new
+
+
+def _lesson(task: TaskDetail, record: report.TaskRecord) -> str:
+    """What the next attempt should know: the cause that mattered, its detail, and what to do instead."""
+    reasons = record.reasons or [record.outcome]
+    gate = next((r for r in reasons if "gate run failed" in r), None)
+    outside = next((r for r in reasons if "outside the gate" in r), None)
+    policy = [r for r in reasons if r.startswith("[")]
+    if gate:
+        cause = " ".join(gate.split())[:700]
+        hint = "run the tests (`mcp__quality__run_quality_gate`) and fix every failure before committing"
+    elif outside:
+        cause = outside + ("; " + "; ".join(policy)[:500] if policy else "")
+        hint = "never commit with `git commit`: only `mcp__quality__commit`, after the gate passes, counts"
+    elif policy:
+        cause = "; ".join(policy)[:700]
+        hint = f"stay inside the task's scope ({', '.join(task.files) or 'the allowed paths'}) and the safety policy"
+    elif "no commit was made" in reasons[0]:
+        cause = reasons[0]
+        hint = "commit with `mcp__quality__commit` once the gate passes; uncommitted work is dropped"
+    else:
+        cause = reasons[0].splitlines()[0]
+        hint = "keep the change small, test it, and pass the gate before committing"
+    return f"Task {task.id} ({task.title}) was rolled back: {cause}. Next time: {hint}."
+
+
+def _summary(record: report.SessionRecord) -> str:
+    done = [t.task_id for t in record.tasks if t.outcome == "passed"]
+    failed = [f"{t.task_id} ({t.outcome})" for t in record.tasks if t.outcome != "passed"]
+    return (f"Session {record.id} on {record.branch}: {record.outcome} ({record.stop_reason}). "
+            f"Done: {', '.join(done) or 'nothing'}. Rolled back: {', '.join(failed) or 'nothing'}.")  # fmt: skip
+
+
+def status(ws: Workspace) -> dict[str, Any]:
+    """The running session (if any) and the last sessions, for `overnight status`."""
+    held = read_lock(ws)
+    running = None
+    if held and isinstance(held.get("pid"), int) and _alive(held["pid"]):
+        running = dict(held)
+        if held.get("task_started"):
+            import datetime as dt
+
+            started = dt.datetime.fromisoformat(str(held["task_started"]))
+            running["task_elapsed_s"] = round((dt.datetime.now(dt.UTC) - started).total_seconds())
+    last = [{"id": r.id, "outcome": r.outcome, "stop_reason": r.stop_reason, "started": r.started,
+             "ended": r.ended, "branch": r.branch, "tasks_done": sum(t.outcome == "passed" for t in r.tasks),
+             "tasks_failed": sum(t.outcome != "passed" for t in r.tasks), "cost_usd": r.cost_usd}
+            for r in report.recent(ws.state_dir)]  # fmt: skip
+    return {"running": running, "kill_switch": stop_file(ws).exists(), "sessions": last}
+
+
+def request_stop(ws: Workspace) -> str:
+    """Set the kill switch and signal the running session."""
+    stop_file(ws).write_text(report.now_iso() + "\n")
+    held = read_lock(ws)
+    if held and isinstance(held.get("pid"), int) and _alive(held["pid"]):
+        os.kill(int(held["pid"]), signal.SIGTERM)
+        return f"kill switch set; session {held.get('session')} (pid {held['pid']}) signalled to stop"
+    return "kill switch set; no session is running (`overnight resume` clears it)"
+
+
+def resume(ws: Workspace) -> str:
+    path = stop_file(ws)
+    if path.exists():
+        path.unlink()
+        return "kill switch cleared: sessions may run again"
+    return "the kill switch was not set"
+

@@ -1,0 +1,85 @@
+"""The session's git worktree: created on `overnight/<date>-<id>` from the base branch, rolled back to a task's
+checkpoint when its work fails, removed at the end (the branch stays).
+
+The person's own checkout, its index and its branch are never touched: everything happens in a worktree under
+the state directory, on a branch of its own.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mcp_servers.core import git, hooks
+from mcp_servers.core.errors import GitError
+from mcp_servers.core.git import Repo
+from mcp_servers.core.workspace import Workspace
+
+
+def base_commit(ws: Workspace) -> tuple[str, str]:
+    """(the base branch's name, its commit): `scheduler.base_branch`, else the branch checked out."""
+    name = ws.settings.scheduler.base_branch or ws.repo.branch()
+    if not name:
+        raise GitError(
+            "HEAD is detached and `scheduler.base_branch` is not set: say which branch sessions start from "
+            "(e.g. `base_branch = \"main\"` under [scheduler] in overnight.toml).",
+        )
+    return name, ws.repo.resolve(name)
+
+
+def create(ws: Workspace, session: str, base: str) -> Path:
+    """A new worktree for `session` on its own branch from commit `base`, with the receipt hook installed."""
+    path = ws.state_dir / "worktrees" / session
+    branch = ws.settings.scheduler.branch_prefix + session
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ws.repo.run("worktree", "add", "--quiet", "-b", branch, str(path), base)
+    # The receipt hook for this worktree only: hooks normally live in the common git dir, where they would also
+    # bind the person's checkout. A per-worktree core.hooksPath (git's worktreeConfig extension) keeps them apart.
+    ws.repo.run("config", "extensions.worktreeConfig", "true")
+    hooks_dir = ws.state_dir / "hooks" / session
+    hooks_dir.mkdir(parents=True, exist_ok=True)
+    wt = Workspace.open(path, environ=ws.environ)
+    wt.repo.run("config", "--worktree", "core.hooksPath", str(hooks_dir))
+    hooks.install(wt)
+    return path
+
+
+def rollback(root: Path, checkpoint: str) -> None:
+    """Put the worktree back exactly at `checkpoint`: tracked files reset, everything else removed."""
+    repo = Repo.discover(root)
+    repo.run("reset", "--quiet", "--hard", checkpoint)
+    repo.run("clean", "-q", "-f", "-d", "-x")
+
+
+def clean(root: Path) -> None:
+    """Drop whatever is not committed (the scheduler only keeps commits)."""
+    rollback(root, "HEAD")
+
+
+def remove(ws: Workspace, path: Path) -> None:
+    """Remove a session's worktree and its hooks (its branch and commits stay)."""
+    for root in {path, path.resolve()}:
+        git.forget(root)
+    ws.repo.run("worktree", "remove", "--force", str(path), check=False)
+    for leftover in (path, ws.state_dir / "hooks" / path.name):
+        if leftover.exists():
+            shutil.rmtree(leftover, ignore_errors=True)
+    ws.repo.run("worktree", "prune", check=False)
+
+
+def pending(root: Path) -> list[str]:
+    """Paths with uncommitted changes (modified, added, deleted or untracked), as git names them."""
+    fields = Repo.discover(root).run("status", "--porcelain", "-z", "--untracked-files=all").text().split("\0")
+    paths, skip = [], False
+    for field in fields:
+        if skip:  # the source of a rename or copy
+            skip = False
+            continue
+        if len(field) > 3:
+            paths.append(field[3:])
+            skip = field[0] in "RC"
+    return paths
+
+
+def head(root: Path) -> str:
+    return Repo.discover(root).require_commits()

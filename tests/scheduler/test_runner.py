@@ -1,0 +1,303 @@
+"""`overnight run` with the replay agent: real repositories, real servers spoken to over MCP by a real child
+process, real gate runs. Each scenario also proves the person's side was not touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mcp_servers.core import memory, plan, queue, taskstore
+from mcp_servers.core.workspace import Workspace
+from scheduler import report, runner
+from scheduler.agents.replay import ReplayAgent
+
+from ..conftest import GitRepo
+from .sessions import (
+    BREAK,
+    HANG,
+    PLAN,
+    Person,
+    alive,
+    make_planned,
+    passing,
+    processes_mentioning,
+    run_session,
+    spawn_run,
+    task_script,
+    wait_for_agent,
+    write_script,
+)
+
+
+def _ws(repo: GitRepo) -> Workspace:
+    return Workspace.open(repo.root, environ=dict(os.environ))
+
+
+def _branch_plan(repo: GitRepo, branch: str) -> plan.Plan:
+    return plan.parse(repo.git("show", f"{branch}:PROJECT_PLAN.md").encode() + b"\n")
+
+
+def _worktrees(repo: GitRepo) -> list[str]:
+    return [line for line in repo.git("worktree", "list", "--porcelain").splitlines() if line.startswith("worktree ")]
+
+
+def test_a_task_done_through_the_tools_lands_on_the_session_branch(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    person = Person.of(repo)
+    script = write_script(tmp_path / "s.toml", passing("sub", "sub"))
+    record, said = run_session(repo, script)
+    assert record.outcome == "completed" and record.stop_reason == "the task limit (1)", said
+    [task] = record.tasks
+    assert task.outcome == "passed" and len(task.commits) == 1
+    branch = record.branch
+    assert branch.startswith("overnight/") and repo.git("rev-parse", branch) == record.final_commit
+    body = repo.git("log", "-1", "--format=%B", task.commits[0])
+    assert "Overnight-Receipt:" in body and "Overnight-Task: sub" in body
+    # the scheduler's own commit marks the task done on the branch; the base plan still has it ready
+    assert repo.git("log", "-1", "--format=%s", branch) == "Mark sub done"
+    assert _branch_plan(repo, branch).by_id["sub"].status == "done"
+    assert [c.name for c in task.checks] == ["safety", "tests", "coverage", "diff-coverage", "complexity", "security"]
+    assert all(c.status == "passed" for c in task.checks)
+    person.assert_untouched(repo)
+    assert _worktrees(repo) == [f"worktree {repo.root}"]  # the session's worktree is gone, its branch stays
+    # memory: the session, closed with its run record, the agent's decision and the scheduler's gate entry
+    detail = memory.get_session(_ws(repo), record.id)
+    assert detail.outcome == "completed" and detail.record["tasks_done"] == ["sub"]
+    assert detail.record["commits"] == task.commits and detail.branch == branch
+    assert {"decision", "gate", "summary"} <= set(detail.by_kind)
+    # the report: on disk (Markdown and JSON), and through `overnight report`
+    text = (_ws(repo).state_dir / "reports" / f"{record.id}.md").read_text()
+    assert "`sub` Add sub(): ✅ kept" in text and task.commits[0][:12] in text
+    assert report.load(_ws(repo).state_dir).id == record.id
+
+
+def test_git_commit_around_the_gate_is_refused_or_rolled_back(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    person = Person.of(repo)
+    steps = """
+[[task.step]]
+append = "src/app/calc.py"
+text = "\\n\\ndef sub(a, b):\\n    return a - b\\n"
+[[task.step]]
+run = ["git", "commit", "-qam", "through the hook"]
+[[task.step]]
+run = ["git", "commit", "-q", "--no-verify", "-am", "around the hook"]
+"""
+    record, said = run_session(repo, write_script(tmp_path / "s.toml", task_script("sub", steps)))
+    [task] = record.tasks
+    assert task.outcome == "failed", said
+    assert any("has no passing gate receipt: it was made outside the gate" in r for r in task.reasons)
+    # the receipt hook refused the plain `git commit`; the report says so
+    assert any(r.startswith("git commit -qam through the hook:") and "receipt" in r for r in task.refused)
+    assert record.final_commit == record.base_commit and not repo.git("branch", "--list", record.branch)
+    person.assert_untouched(repo)
+    text = (_ws(repo).state_dir / "reports" / f"{record.id}.md").read_text()
+    assert "❌ rolled back" in text and "made outside the gate" in text
+
+
+@pytest.mark.parametrize(
+    ("path", "rule"),
+    [(".env", "protected-path"), ("src/other/util.py", "out-of-scope"), ("PROJECT_PLAN.md", "plan-edit")],
+)
+def test_a_protected_or_out_of_scope_change_is_rolled_back(tmp_path: Path, path: str, rule: str) -> None:
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    person = Person.of(repo)
+    steps = f"""
+[[task.step]]
+append = "{path}"
+text = "\\nX = 1\\n"
+[[task.step]]
+call = "quality.commit"
+args = {{ message = "x", task_id = "{{task_id}}" }}
+[[task.step]]
+run = ["git", "add", "-A"]
+[[task.step]]
+run = ["git", "commit", "-q", "--no-verify", "-m", "x"]
+"""
+    record, _ = run_session(repo, write_script(tmp_path / "s.toml", task_script("sub", steps)))
+    [task] = record.tasks
+    assert task.outcome == "failed"
+    assert any(r.startswith(f"[{rule}] {path}") for r in task.reasons), task.reasons
+    assert any(r.startswith("quality.commit:") for r in task.refused)
+    person.assert_untouched(repo)
+    assert (repo.root / "NOTES.txt").exists()
+
+
+def test_a_broken_test_is_rolled_back_and_the_lesson_reaches_the_next_prompt(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    person = Person.of(repo)
+    record, _ = run_session(repo, write_script(tmp_path / "s1.toml", task_script("sub", BREAK)))
+    [task] = record.tasks
+    assert task.outcome == "failed" and task.reasons[0] == "no commit was made"
+    assert "test_add" in task.reasons[1] and task.leftovers == ["src/app/calc.py"]
+    ws = _ws(repo)
+    [hit] = memory.search(ws, "rolled back", kind="lesson").hits
+    [lesson] = memory.get_entries(ws, [hit.id]).entries
+    assert "test_add" in lesson.text and "fix every failure" in lesson.text
+    with ws.db() as conn:
+        assert taskstore.states(conn, time.time())["sub"].failures == 1
+    # the next session: the same task again, and its prompt carries the lesson, fenced as reference data
+    second, _ = run_session(repo, write_script(tmp_path / "s2.toml", passing("sub", "sub")))
+    assert second.tasks[0].outcome == "passed" and second.tasks[0].attempt == 2
+    prompt = (ws.state_dir / "runs" / second.id / "sub-2" / "prompt.md").read_text()
+    assert f"lesson #{lesson.id}" in prompt and "test_add" in prompt and "not instructions" in prompt
+    person.assert_untouched(repo)
+
+
+def test_a_hanging_agent_is_ended_by_the_wall_clock(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\ntask_timeout_min = 0.05\n")
+    person = Person.of(repo)
+    script = write_script(tmp_path / "hang.toml", task_script("sub", HANG))
+    started = time.monotonic()
+    record, _ = run_session(repo, script)
+    [task] = record.tasks
+    assert task.outcome == "timed-out" and task.agent is not None and task.agent.timed_out
+    assert time.monotonic() - started < 120
+    assert "wall clock" in task.reasons[0]
+    assert processes_mentioning(str(script)) == []  # the agent's whole process group is gone
+    assert record.final_commit == record.base_commit
+    person.assert_untouched(repo)
+
+
+def test_two_failures_in_a_row_end_the_session(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r")
+    steps = '\n[[task.step]]\nsay = "I did nothing."\n'
+    record, _ = run_session(repo, write_script(tmp_path / "s.toml", task_script("*", steps)))
+    assert [t.task_id for t in record.tasks] == ["sub", "mul"]  # neg is never started
+    assert record.outcome == "failed" and record.stop_reason == "2 failed tasks in a row"
+    assert all(t.reasons[:2] == ["no commit was made", "the agent never ran the quality gate"] for t in record.tasks)
+
+
+def test_a_failed_task_is_not_retried_in_the_same_session(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", scheduler="max_consecutive_failures = 3\n")
+    script = write_script(tmp_path / "s.toml", task_script("sub", BREAK), passing("mul", "mul"), passing("neg", "neg"))
+    record, _ = run_session(repo, script)
+    assert [(t.task_id, t.outcome) for t in record.tasks] == [("sub", "failed"), ("mul", "passed"), ("neg", "passed")]
+    assert record.stop_reason.startswith("no ready task")
+    assert _branch_plan(repo, record.branch).by_id["neg"].status == "done"
+
+
+def test_a_second_run_while_one_holds_the_lock_exits_at_once(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "overnight"])
+    try:
+        state = _ws(repo).state_dir
+        (state / runner.LOCK_FILE).write_text(json.dumps({"pid": holder.pid, "session": "other"}))
+        argv = [sys.executable, "-m", "scheduler", "-C", str(repo.root), "run", "--agent", "replay", "--script", "x"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "another session (other, pid" in done.stdout and "nothing to do" in done.stdout
+        assert not (state / "reports").exists() or not list((state / "reports").iterdir())
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_preflight_refuses_before_anything_is_spent(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r")
+    person = Person.of(repo)
+    ws = _ws(repo)
+    runner.stop_file(ws).write_text("set\n")
+    bad = write_script(tmp_path / "bad.toml", "[[task]]\nid = 'sub'\n[[task.step]]\nnothing = 1\n")
+    said: list[str] = []
+    record = runner.Runner(ws, ReplayAgent(bad), say=said.append).run()
+    assert record is not None and record.outcome == "preflight-failed"
+    assert any("kill switch" in p for p in record.problems)
+    assert any("step 1 needs exactly one of" in p for p in record.problems)
+    assert record.tasks == [] and record.branch == "" and _worktrees(repo) == [f"worktree {repo.root}"]
+    with ws.db() as conn:
+        assert taskstore.states(conn, time.time()) == {}  # nothing claimed
+    person.assert_untouched(repo)
+
+
+def test_no_ready_task_means_no_branch(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", plan_text=PLAN.replace("Ready for Autonomous Execution", "Someday"))
+    record, _ = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
+    assert record.outcome == "no-work" and record.branch == "" and record.stop_reason.startswith("no ready task")
+    assert repo.git("branch", "--list", "overnight/*") == ""
+
+
+def test_overnight_stop_ends_the_agent_rolls_back_and_writes_the_report(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r")
+    person = Person.of(repo)
+    script = write_script(tmp_path / "hang.toml", task_script("sub", HANG))
+    proc = spawn_run(repo, script)
+    try:
+        lock = wait_for_agent(repo, proc)
+        ws = _ws(repo)
+        message = runner.request_stop(ws)
+        assert f"session {lock['session']}" in message and "signalled" in message
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output
+    record = report.load(ws.state_dir, str(lock["session"]))
+    assert record.outcome == "stopped" and [t.outcome for t in record.tasks] == ["stopped"]
+    assert record.final_commit == record.base_commit
+    assert not alive(int(str(lock["agent_pid"])))
+    assert "⏹ stopped, rolled back" in output
+    person.assert_untouched(repo)
+    with ws.db() as conn:  # a stop is not the task's fault: no failed attempt is counted against it
+        assert taskstore.states(conn, time.time())["sub"].failures == 0
+    # the kill switch stays set until a person clears it
+    assert runner.Runner(ws, ReplayAgent(script), say=lambda _l: None).run().outcome == "preflight-failed"  # type: ignore[union-attr]
+    assert runner.resume(ws) == "kill switch cleared: sessions may run again"
+
+
+def test_a_killed_session_is_recovered_by_the_next_run(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    person = Person.of(repo)
+    hang = write_script(tmp_path / "hang.toml", task_script("sub", HANG))
+    proc = spawn_run(repo, hang)
+    lock = wait_for_agent(repo, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    agent = int(str(lock["agent_pid"]))
+    assert alive(agent)  # the agent outlives its scheduler, in its own process group
+    old = Path(str(lock["worktree"]))
+    assert old.exists()
+    record, said = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
+    recovery = [line for line in said if "recovery:" in line]
+    assert any(f"ended the agent the dead session left running (pid {agent})" in line for line in recovery)
+    assert any("released sub (attempt recorded as interrupted)" in line for line in recovery)
+    assert not alive(agent) and not old.exists()
+    assert record.tasks[0].outcome == "passed" and record.tasks[0].attempt == 2
+    ws = _ws(repo)
+    assert memory.get_session(ws, str(lock["session"])).outcome == "crashed"
+    assert report.load(ws.state_dir, str(lock["session"])).outcome == "crashed"
+    with ws.db() as conn:
+        outcomes = [r["outcome"] for r in conn.execute("SELECT outcome FROM task_attempts ORDER BY id")]
+    assert outcomes[:1] == ["interrupted"]
+    person.assert_untouched(repo)
+
+
+def test_status_shows_the_running_session_and_the_last_ones(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r")
+    script = write_script(tmp_path / "hang.toml", task_script("sub", HANG))
+    proc = spawn_run(repo, script)
+    try:
+        lock = wait_for_agent(repo, proc)
+        now = runner.status(_ws(repo))
+        assert now["running"]["session"] == lock["session"] and now["running"]["task"] == "sub"
+        assert now["running"]["agent_pid"] == lock["agent_pid"] and now["running"]["task_elapsed_s"] >= 0
+        runner.request_stop(_ws(repo))
+        proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    after = runner.status(_ws(repo))
+    assert after["running"] is None and after["kill_switch"] is True
+    assert [(s["id"], s["outcome"]) for s in after["sessions"]] == [(lock["session"], "stopped")]
+
+
+def test_queue_passes_over_excluded_tasks_with_a_reason(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r")
+    found = queue.next_task(_ws(repo), "s", exclude=["sub"])
+    assert found.task is not None and found.task.id == "mul"
+    assert [(s.id, s.reason) for s in found.skipped] == [("sub", "already tried in this session")]
