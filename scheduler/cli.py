@@ -29,9 +29,9 @@ from .plan_commands import plan_group
 
 def log_dir(environ: dict[str, str] | None = None) -> Path:
     """Where the CLI writes crash reports: $OVERNIGHT_HOME, else ~/.local/state/overnight."""
-    environ = dict(os.environ) if environ is None else environ
-    home = environ.get("OVERNIGHT_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state", "overnight")
-    return Path(home)
+    from mcp_servers.core.workspace import user_state_dir
+
+    return user_state_dir(environ)
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return per way a run can end)

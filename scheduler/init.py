@@ -53,7 +53,8 @@ def _has_module(name: str) -> bool:
 
 
 def server_entry(name: str, python: str = sys.executable) -> dict[str, Any]:
-    return {"type": "stdio", "command": python, "args": ["-m", f"mcp_servers.{name}"], "env": {}}
+    # -I: started in the repository, Python would otherwise import a folder of its own named `mcp_servers` first
+    return {"type": "stdio", "command": python, "args": ["-I", "-m", f"mcp_servers.{name}"], "env": {}}
 
 
 def _write(path: Path, text: str) -> None:

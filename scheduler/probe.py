@@ -45,8 +45,8 @@ def probe_all(
 async def probe(name: str, root: Path, env: Mapping[str, str], timeout_s: float = TIMEOUT_S) -> Probe:
     from mcp import Client, StdioServerParameters
 
-    params = StdioServerParameters(command=sys.executable, args=["-m", f"mcp_servers.{name}", "--repo", str(root)],
-                                   cwd=str(root), env={**_base_env(), **env})
+    argv = ["-I", "-m", f"mcp_servers.{name}", "--repo", str(root)]  # -I: never the repository's own modules
+    params = StdioServerParameters(command=sys.executable, args=argv, cwd=str(root), env={**_base_env(), **env})
     try:
         with anyio.fail_after(timeout_s):
             async with Client(params) as client:

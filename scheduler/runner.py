@@ -305,7 +305,7 @@ class Runner:
         with _renewing(wt, task.id, session, timeout + 300, self.clock):
             result = self.agent.run(job)
         record.agent = result
-        record.refused = [f"denied by the permission rules: {d}" for d in result.permission_denials] + result.refused
+        record.refused = result.refused  # each with its reason; permission_denials (calls only) stay in `agent`
         self._judge(wt, root, session, task, checkpoint, record, result)
         record.duration_s = round(time.monotonic() - started, 1)
         _update_lock(self.ws, task=None, agent_pid=None)

@@ -1,19 +1,21 @@
 """The session's git worktree: created on `overnight/<date>-<id>` from the base branch, rolled back to a task's
 checkpoint when its work fails, removed at the end (the branch stays).
 
-The person's own checkout, its index and its branch are never touched: everything happens in a worktree under
-the state directory, on a branch of its own.
+The person's own checkout, its index and its branch are never touched: everything happens in a worktree outside
+the checkout and outside `.git` (agents refuse to write under `.git`), on a branch of its own.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 from pathlib import Path
 
 from mcp_servers.core import git, hooks
 from mcp_servers.core.errors import GitError
 from mcp_servers.core.git import Repo
-from mcp_servers.core.workspace import Workspace
+from mcp_servers.core.workspace import Workspace, user_state_dir
 
 
 def base_commit(ws: Workspace) -> tuple[str, str]:
@@ -27,9 +29,22 @@ def base_commit(ws: Workspace) -> tuple[str, str]:
     return name, ws.repo.resolve(name)
 
 
+def location(ws: Workspace, session: str) -> Path:
+    """Where a session's worktree goes: `scheduler.worktree_dir`, else a folder of this repository's under the
+    user's overnight folder. Never under `.git` (Claude Code refuses to write there) nor inside the checkout."""
+    configured = ws.settings.scheduler.worktree_dir
+    if configured:
+        base = Path(os.path.expanduser(configured))
+        base = base if base.is_absolute() else ws.repo.root / base
+    else:
+        digest = hashlib.sha256(str(ws.repo.common_dir.resolve()).encode()).hexdigest()[:8]
+        base = user_state_dir(ws.environ) / "worktrees" / f"{ws.repo.root.name}-{digest}"
+    return base / session
+
+
 def create(ws: Workspace, session: str, base: str) -> Path:
     """A new worktree for `session` on its own branch from commit `base`, with the receipt hook installed."""
-    path = ws.state_dir / "worktrees" / session
+    path = location(ws, session)
     branch = ws.settings.scheduler.branch_prefix + session
     path.parent.mkdir(parents=True, exist_ok=True)
     ws.repo.run("worktree", "add", "--quiet", "-b", branch, str(path), base)

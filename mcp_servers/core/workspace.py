@@ -24,6 +24,14 @@ from .git import Repo
 KEY_BYTES = 32
 
 
+def user_state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The user's own overnight folder (crash logs, session worktrees): $OVERNIGHT_HOME, else
+    ~/.local/state/overnight. Outside every repository: agents refuse to write under a `.git` directory."""
+    environ = os.environ if environ is None else environ
+    home = environ.get("OVERNIGHT_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state", "overnight")
+    return Path(home)
+
+
 @dataclass
 class Workspace:
     repo: Repo

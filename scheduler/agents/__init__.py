@@ -80,7 +80,8 @@ def mcp_config(job: AgentJob, python: str = sys.executable) -> dict[str, Any]:
             name: {
                 "type": "stdio",
                 "command": python,
-                "args": ["-m", f"mcp_servers.{name}", "--repo", str(job.worktree)],
+                # -I: started in the worktree, Python would otherwise import the agent's files before ours
+                "args": ["-I", "-m", f"mcp_servers.{name}", "--repo", str(job.worktree)],
                 "env": env,
                 "timeout": 900_000,  # the gate runs the test suite: give tool calls their time
             }
@@ -190,9 +191,9 @@ def result_from(agent: str, outcome: Outcome, log: Path) -> AgentResult:
 
 
 def refusals(lines: list[dict[str, Any]], limit: int = 50) -> list[str]:
-    """Tool calls that came back as errors, from Claude Code's stream (tool_use, then an is_error tool_result)
-    or the replay agent's steps: `tool: why` (the first line of the error)."""
-    names: dict[str, str] = {}
+    """Tool calls that came back as errors, and why: from Claude Code's stream (a tool_use, then its is_error
+    tool_result: permission rules, the guard hook, our servers' refusals) or the replay agent's steps."""
+    calls: dict[str, str] = {}
     found: list[str] = []
     for line in lines:
         if line.get("type") == "step" and line.get("ok") is False:
@@ -205,10 +206,20 @@ def refusals(lines: list[dict[str, Any]], limit: int = 50) -> list[str]:
             if not isinstance(block, dict):
                 continue
             if block.get("type") == "tool_use":
-                names[str(block.get("id"))] = str(block.get("name"))
+                calls[str(block.get("id"))] = _call(str(block.get("name")), block.get("input"))
             elif block.get("type") == "tool_result" and block.get("is_error"):
-                found.append(f"{names.get(str(block.get('tool_use_id')), 'a tool')}: {_first(block.get('content'))}")
+                found.append(f"{calls.get(str(block.get('tool_use_id')), 'a tool')}: {_first(block.get('content'))}")
     return list(dict.fromkeys(found))[:limit]
+
+
+def _call(name: str, data: Any) -> str:
+    if not isinstance(data, dict):
+        return name
+    shown = data.get("command") or data.get("file_path") or data.get("notebook_path")
+    if not shown:
+        return name
+    shown = " ".join(str(shown).split())
+    return f"{name} `{shown if len(shown) <= 120 else shown[:119] + '…'}`"
 
 
 def _first(content: Any) -> str:
@@ -228,9 +239,7 @@ def _tokens(usage: Mapping[str, Any], kind: str) -> int | None:
 
 
 def _denial(denial: Mapping[str, Any]) -> str:
-    data = denial.get("tool_input")
-    shown = data.get("command") or data.get("file_path") if isinstance(data, dict) else None
-    return f"{denial.get('tool_name')}: {shown}" if shown else str(denial.get("tool_name"))
+    return _call(str(denial.get("tool_name")), denial.get("tool_input"))
 
 
 def agent_env(job: AgentJob, environ: Mapping[str, str] | None = None) -> dict[str, str]:

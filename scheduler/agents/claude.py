@@ -22,7 +22,7 @@ from . import AgentJob, AgentResult, agent_env, mcp_config, result_from, run_pro
 ALLOWED = [
     "Read", "Glob", "Grep", "LS", "Edit", "MultiEdit", "Write", "NotebookEdit", "TodoWrite",
     "Bash(python -m pytest:*)", "Bash(pytest:*)", "Bash(git status:*)", "Bash(git diff:*)", "Bash(git log:*)",
-    "Bash(git show:*)", "Bash(ls:*)",
+    "Bash(git show:*)", "Bash(ls:*)", "ToolSearch",
     "mcp__quality", "mcp__project", "mcp__memory",
 ]  # fmt: skip
 DENIED = [
@@ -39,7 +39,8 @@ def settings(python: str = sys.executable) -> dict[str, Any]:
             "PreToolUse": [
                 {
                     "matcher": "Bash|Write|Edit|MultiEdit|NotebookEdit",
-                    "hooks": [{"type": "command", "command": f"'{python}' -m scheduler.guard", "timeout": 60}],
+                    # -I: the worktree's own files are never imported in place of the guard
+                    "hooks": [{"type": "command", "command": f"'{python}' -I -m scheduler.guard", "timeout": 60}],
                 }
             ]
         },
@@ -61,6 +62,7 @@ class ClaudeAgent:
         return shutil.which(command, path=self.environ.get("PATH"))
 
     def problems(self, environ: Mapping[str, str]) -> list[str]:
+        environ = {**environ, **self.environ}
         exe = self.executable()
         if exe is None:
             return [f"the Claude Code CLI `{self.config.claude_command}` was not found: install it "
@@ -94,7 +96,11 @@ class ClaudeAgent:
         argv = self.command(job)
         env = agent_env(job, self.environ)
         env.setdefault("DISABLE_AUTOUPDATER", "1")
+        env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")  # nothing but the model's API at night
         env.setdefault("MCP_TIMEOUT", "60000")
+        scratch = job.run_dir / "tmp"  # Claude Code writes task output and sockets under $TMPDIR: one per run
+        scratch.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(scratch)
         log = job.run_dir / "agent.jsonl"
         outcome = run_process(argv, job, env, log, lambda _line: None)
         return result_from(self.name, outcome, log)

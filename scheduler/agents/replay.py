@@ -79,8 +79,8 @@ class ReplayAgent:
 
     def run(self, job: AgentJob) -> AgentResult:
         mcp = write_json(job.run_dir / "mcp.json", mcp_config(job))
-        argv = [sys.executable, "-m", "scheduler.agents.replay", "--script", str(self.script), "--task", job.task_id,
-                "--mcp-config", str(mcp)]  # fmt: skip
+        argv = [sys.executable, "-I", "-m", "scheduler.agents.replay", "--script", str(self.script),
+                "--task", job.task_id, "--mcp-config", str(mcp)]
         log = job.run_dir / "agent.jsonl"
         outcome = run_process(argv, job, agent_env(job), log, lambda _line: None)
         return result_from(self.name, outcome, log)

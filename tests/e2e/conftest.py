@@ -14,9 +14,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from ..support.fake_anthropic import FakeAnthropic
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 BIN_DIR = NODE_DIR / "node_modules" / ".bin"
@@ -145,3 +148,20 @@ def overnight_cli() -> list[str]:
     if not script.exists():
         pytest.fail(f"`overnight` is not installed next to {sys.executable}; {INSTALL_HINT}", pytrace=False)
     return [str(script)]
+
+
+@pytest.fixture
+def fake_model() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as server:
+        yield server
+
+
+@pytest.fixture
+def offline_env(tmp_path: Path, client_env: dict[str, str], fake_model: FakeAnthropic) -> dict[str, str]:
+    """The isolated client environment, pointed at the fake model and kept off the network.
+
+    TMPDIR too: every session writes under $TMPDIR/claude-<uid>/<its cwd, slugged>/ (task output, background
+    agents' transcripts), which would otherwise pile up in the machine's /tmp."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    return {**client_env, **fake_model.env(), "TMPDIR": str(scratch)}

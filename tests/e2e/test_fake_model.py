@@ -81,23 +81,6 @@ def run_claude(
     return ClaudeRun(done.returncode, parse_stream(done.stdout), done.stderr, time.monotonic() - started)
 
 
-@pytest.fixture
-def fake_model() -> Any:
-    with FakeAnthropic() as server:
-        yield server
-
-
-@pytest.fixture
-def offline_env(tmp_path: Path, client_env: dict[str, str], fake_model: FakeAnthropic) -> dict[str, str]:
-    """The isolated client environment, pointed at the fake model and kept off the network.
-
-    TMPDIR too: every session writes under $TMPDIR/claude-<uid>/<its cwd, slugged>/ (task output, background
-    agents' transcripts), which would otherwise pile up in the machine's /tmp."""
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    return {**client_env, **fake_model.env(), "TMPDIR": str(scratch)}
-
-
 def quality_mcp_config(path: Path) -> Path:
     config = {
         "mcpServers": {"quality": {"type": "stdio", "command": sys.executable, "args": ["-m", "mcp_servers.quality"]}}

@@ -30,7 +30,7 @@ def test_cli_init_writes_config_plan_and_mcp_json(tmp_path: Path, capsys: pytest
     assert servers["quality"] == {
         "type": "stdio",
         "command": sys.executable,
-        "args": ["-m", "mcp_servers.quality"],
+        "args": ["-I", "-m", "mcp_servers.quality"],
         "env": {},
     }
     assert os.path.isabs(servers["quality"]["command"])

@@ -149,7 +149,15 @@ class ApiError:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Turn: TypeAlias = Reply | Hang | ApiError
+@dataclass(frozen=True)
+class Dynamic:
+    """A turn decided when its request arrives: `make(request)` returns any script entry (e.g. a tool call whose
+    path is only known at run time, like a session's worktree)."""
+
+    make: Callable[[RecordedRequest], TurnLike]
+
+
+Turn: TypeAlias = Reply | Hang | ApiError | Dynamic
 # What a script may be written as: "final text", {"tool": ..., "input": ...}, a list of those (one assistant
 # message with several blocks), or a Reply / Hang / ApiError.
 TurnLike: TypeAlias = Turn | str | Mapping[str, Any] | Sequence[str | Mapping[str, Any] | ToolCall]
@@ -166,7 +174,7 @@ def _tool_call(item: Mapping[str, Any] | ToolCall) -> ToolCall:
 
 def to_turn(item: TurnLike) -> Turn:
     """Normalise one script entry."""
-    if isinstance(item, (Reply, Hang, ApiError)):
+    if isinstance(item, (Reply, Hang, ApiError, Dynamic)):
         return item
     if isinstance(item, str):
         return Reply(text=item)
@@ -577,7 +585,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(body, Reply(text=fake.side_reply(request)), None)
             return
         turn_index, turn = fake._take_turn()
-        fake._record(RecordedRequest(self.command, self.path, headers, body, "main", turn_index))
+        request = RecordedRequest(self.command, self.path, headers, body, "main", turn_index)
+        fake._record(request)
+        while isinstance(turn, Dynamic):
+            turn = to_turn(turn.make(request))
         if turn is None:
             turn = Reply(text="[fake-anthropic: the script has no more turns]")
         if isinstance(turn, ApiError):

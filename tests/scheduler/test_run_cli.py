@@ -1,0 +1,169 @@
+"""`overnight cron | run | status | report | stop | resume | demo` from the shell."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcp_servers.core.workspace import Workspace
+from scheduler import cron
+from scheduler.cli import main
+
+from ..conftest import GitRepo
+from .sessions import make_planned, passing, write_script
+
+FAKE_CRONTAB = """#!/bin/sh
+# a stand-in for cron's crontab(1): the table lives in $CRONTAB_FILE
+if [ "$1" = "-l" ]; then
+  if [ -f "$CRONTAB_FILE" ]; then cat "$CRONTAB_FILE"; exit 0; fi
+  echo "no crontab for $(id -un)" >&2; exit 1
+fi
+if [ "$1" = "-" ]; then
+  [ -n "$CRONTAB_REFUSE" ] && { echo "bad minute" >&2; exit 1; }
+  cat > "$CRONTAB_FILE"; exit 0
+fi
+exit 2
+"""
+
+
+@pytest.fixture
+def crontab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "crontab"
+    tool.write_text(FAKE_CRONTAB)
+    tool.chmod(0o755)
+    table = tmp_path / "crontab.txt"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("CRONTAB_FILE", str(table))
+    return table
+
+
+def _cli(repo: GitRepo, *args: str) -> int:
+    return main(["-C", str(repo.root), *args])
+
+
+def test_cron_install_show_remove(tmp_path: Path, crontab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = make_planned(tmp_path / "r")
+    crontab.write_text("# the person's own entries stay\n15 3 * * * /usr/bin/backup\n")
+    assert _cli(repo, "cron", "install") == 0
+    out = capsys.readouterr().out
+    assert "crontab line added" in out and "created (mode 0600)" in out
+    lines = crontab.read_text().splitlines()
+    assert lines[:2] == ["# the person's own entries stay", "15 3 * * * /usr/bin/backup"]
+    [entry] = lines[2:]
+    ws = Workspace.open(repo.root)
+    assert entry.startswith("0 2 * * * cd ") and entry.endswith(f"# overnight: {repo.root}")
+    assert f"{sys.executable} -m scheduler run --env-file {cron.env_file(ws)}" in entry
+    assert f">> {cron.log_file(ws)} 2>&1" in entry and "PATH=" in entry
+    assert "ANTHROPIC_API_KEY" not in entry
+    env_file = cron.env_file(ws)
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600 and "ANTHROPIC_API_KEY" in env_file.read_text()
+    # again, with another schedule: replaced, not added; the env file is kept
+    env_file.write_text("ANTHROPIC_API_KEY=sk-ant-test\n")
+    assert _cli(repo, "cron", "install", "--schedule", "30 1 * * 1-5") == 0
+    assert "crontab line replaced" in capsys.readouterr().out
+    lines = crontab.read_text().splitlines()
+    assert len(lines) == 3 and lines[2].startswith("30 1 * * 1-5 cd ")
+    assert env_file.read_text() == "ANTHROPIC_API_KEY=sk-ant-test\n"
+    assert _cli(repo, "cron", "install", "--schedule", "30 1 * * 1-5") == 0
+    assert "crontab line unchanged" in capsys.readouterr().out
+    assert _cli(repo, "cron", "show") == 0
+    assert lines[2] in capsys.readouterr().out
+    assert _cli(repo, "cron", "remove") == 0
+    assert crontab.read_text().splitlines() == lines[:2]
+    assert _cli(repo, "cron", "show") == 1
+    assert _cli(repo, "cron", "remove") == 0
+    assert "there was no crontab line" in capsys.readouterr().out
+
+
+def test_cron_refuses_bad_input_and_changes_nothing(
+    tmp_path: Path, crontab: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_planned(tmp_path / "r")
+    assert _cli(repo, "cron", "install", "--schedule", "every night") == 2
+    assert "is not a cron schedule" in capsys.readouterr().err and not crontab.exists()
+    assert _cli(repo, "cron", "install", "--schedule", "0 2 * * * rm -rf /") == 2
+    monkeypatch.setenv("CRONTAB_REFUSE", "1")
+    assert _cli(repo, "cron", "install") == 2
+    assert "refused the new table (nothing changed)" in capsys.readouterr().err and not crontab.exists()
+    only_git = tmp_path / "only-git"
+    only_git.mkdir()
+    (only_git / "git").symlink_to(str(shutil.which("git")))
+    monkeypatch.setenv("PATH", str(only_git))
+    assert _cli(repo, "cron", "show") == 2
+    assert "`crontab` was not found" in capsys.readouterr().err
+
+
+def test_an_env_file_others_can_read_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = make_planned(tmp_path / "r")
+    secrets = tmp_path / "cron.env"
+    secrets.write_text("ANTHROPIC_API_KEY=sk-ant-xyz\n")
+    secrets.chmod(0o644)
+    assert _cli(repo, "run", "--env-file", str(secrets)) == 2
+    assert "has mode 0644, so others may read its secrets: `chmod 600" in capsys.readouterr().err
+    assert _cli(repo, "run", "--env-file", str(tmp_path / "missing.env")) == 2
+    secrets.chmod(0o600)
+    assert cron.load_env_file(secrets) == {"ANTHROPIC_API_KEY": "sk-ant-xyz"}
+
+
+def test_run_status_report_and_the_kill_switch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    script = write_script(tmp_path / "s.toml", passing("sub", "sub"))
+    assert _cli(repo, "run", "--agent", "replay", "--script", str(script)) == 0
+    out = capsys.readouterr().out
+    assert "`sub` Add sub(): ✅ kept" in out and "(kept as " in out
+    assert _cli(repo, "status", "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["running"] is None and status["kill_switch"] is False
+    [last] = status["sessions"]
+    assert last["outcome"] == "completed" and last["tasks_done"] == 1 and last["branch"].startswith("overnight/")
+    assert _cli(repo, "report") == 0
+    assert f"# overnight session {last['id']}" in capsys.readouterr().out
+    assert _cli(repo, "report", last["id"], "--json") == 0
+    assert json.loads(capsys.readouterr().out)["tasks"][0]["outcome"] == "passed"
+    assert _cli(repo, "report", "nope") == 2
+    assert "no report for session 'nope'" in capsys.readouterr().err
+    assert _cli(repo, "stop") == 0
+    assert "kill switch set; no session is running" in capsys.readouterr().out
+    assert _cli(repo, "status") == 0
+    assert "the kill switch is set" in capsys.readouterr().out
+    assert _cli(repo, "run", "--agent", "replay", "--script", str(script)) == 2  # preflight refuses
+    assert "kill switch" in capsys.readouterr().out
+    assert _cli(repo, "resume") == 0
+    assert "kill switch cleared" in capsys.readouterr().out
+
+
+def test_run_needs_a_script_for_the_replay_agent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = make_planned(tmp_path / "r")
+    assert _cli(repo, "run", "--agent", "replay") == 2
+    assert "the replay agent needs a script" in capsys.readouterr().err
+
+
+def test_demo_keeps_one_task_and_rolls_two_back(tmp_path: Path) -> None:
+    where = tmp_path / "demo"
+    done = subprocess.run([sys.executable, "-m", "scheduler", "demo", "--dir", str(where)], capture_output=True,
+                          text=True, timeout=600, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "`add_sub` Add sub() to the calculator, with a test: ✅ kept" in out
+    assert "`api_client` Add a client for the pricing API, with a test: ❌ rolled back" in out
+    assert "made outside the gate" in out and "[secret] src/calc/pricing.py" in out
+    assert "`faster_add` Make add() faster, keeping its behaviour: ❌ rolled back" in out
+    assert "test_add" in out
+    repo = where / "calc"
+    log = subprocess.run(["git", "log", "--format=%s", "--branches=overnight/*"], cwd=repo, capture_output=True,
+                         text=True, check=True).stdout.splitlines()  # fmt: skip
+    assert log[:2] == ["Mark add_sub done", "Add sub() to the calculator"]
+    main_log = subprocess.run(["git", "log", "--format=%s", "main"], cwd=repo, capture_output=True, text=True,
+                              check=True).stdout.splitlines()  # fmt: skip
+    assert main_log == ["Set up overnight", "calc"]
+    assert subprocess.run([sys.executable, "-m", "scheduler", "demo", "--dir", str(where)], capture_output=True,
+                          text=True, timeout=60, check=False).returncode == 2  # fmt: skip
