@@ -12,7 +12,8 @@ from mcp_servers.core.workspace import Workspace
 
 from . import output as out
 
-RUN_EXIT = {"completed": out.OK, "no-work": out.OK, "stopped": out.OK, "failed": out.NO, "preflight-failed": out.USAGE}
+RUN_EXIT = {"completed": out.OK, "no-work": out.OK, "stopped": out.OK, "failed": out.NO, "preflight-failed": out.USAGE,
+            "error": out.BUG}
 
 
 def _ws(ctx: click.Context) -> Workspace:

@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +179,8 @@ class Runner:
     say: Callable[[str], None] = lambda line: print(line, flush=True)
     stop: threading.Event = field(default_factory=threading.Event)
     record: report.SessionRecord | None = None
+    kept: str = ""
+    current: report.TaskRecord | None = None
 
     def run(self) -> report.SessionRecord | None:
         """Run a session; None when another one holds the lock."""
@@ -239,14 +242,39 @@ class Runner:
         memory.start_session(self._wt(root, session, base), session=session, source="scheduler", clock=self.clock,
                              goal=f"overnight run on {record.branch} from {base_name}")  # fmt: skip
         self.say(f"overnight: session {session} on {record.branch} (worktree {root})")
+        self.kept = base  # the branch's last verified commit: nothing past it survives an error
         try:
             outcome, why = self._loop(root, session, base, record)
+        except Exception as e:  # a bug, a broken repository: the night still ends clean, with a report
+            outcome, why = "error", f"the scheduler hit an error ({type(e).__name__}: {e}); unverified work was dropped"
+            record.problems.append(traceback.format_exc()[-4000:])
+            self._abandon(root, session)
+            if self.current is not None:  # the task in hand when it happened
+                self.current.reasons = [why]
+                record.tasks.append(self.current)
         finally:
-            record.final_commit = worktree.head(root)
+            try:
+                record.final_commit = worktree.head(root)
+            except OvernightError:  # the worktree is broken: the branch keeps only what was verified
+                ws.repo.run("update-ref", f"refs/heads/{record.branch}", self.kept)
+                record.final_commit = self.kept
             worktree.remove(ws, root)
             if record.final_commit == base:
                 ws.repo.run("branch", "-D", record.branch, check=False)  # nothing kept: no empty branch left
         return self._finish(record, outcome, why)
+
+    def _abandon(self, root: Path, session: str) -> None:
+        """After an error: back to the last verified commit, and the session's claims settled as interrupted."""
+        with contextlib.suppress(OvernightError):
+            worktree.rollback(root, self.kept)
+        branch = self.ws.settings.scheduler.branch_prefix + session
+        # from the main repository, whatever state the worktree is in
+        self.ws.repo.run("update-ref", f"refs/heads/{branch}", self.kept)
+        now = self.clock()
+        with self.ws.db() as conn:
+            for task_id, state in taskstore.states(conn, now).items():
+                if state.claim and state.claim.session == session:
+                    taskstore.settle(conn, task_id, session, now, "interrupted", "the scheduler hit an error")
 
     def _wt(self, root: Path, session: str, base: str, **extra: str) -> Workspace:
         env = {**self.ws.environ, "OVERNIGHT_SESSION_ID": session, "OVERNIGHT_BASE": base, **extra}
@@ -271,6 +299,7 @@ class Runner:
             if found.task is None:
                 return "completed", f"no ready task ({found.summary})"
             task = self._task(root, session, base, found.task, deadline)
+            self.current = None
             record.tasks.append(task)
             report.save(self.ws.state_dir, record)
             failures_in_row = 0 if task.outcome == "passed" else failures_in_row + 1
@@ -285,6 +314,7 @@ class Runner:
         self.say(f"overnight: task {task.id}: {task.title}")
         record = report.TaskRecord(task_id=task.id, title=task.title, outcome="failed", started=report.now_iso(),
                                    attempt=task.attempts + 1)  # fmt: skip
+        self.current = record
         timeout = max(1.0, min(limits.task_timeout_min * 60, deadline - self.clock()))
         checked = queue.check_plan_task(wt, task.id)  # next_task judged it too; the scheduler asks again itself
         if not checked.ok:
@@ -302,11 +332,22 @@ class Runner:
                        timeout_s=timeout, stop=self.stop,
                        on_start=lambda pid: _update_lock(self.ws, task=task.id, agent_pid=pid,
                                                          task_started=report.now_iso()))  # fmt: skip
+        refs = worktree.refs(self.ws)
         with _renewing(wt, task.id, session, timeout + 300, self.clock):
             result = self.agent.run(job)
         record.agent = result
         record.refused = result.refused  # each with its reason; permission_denials (calls only) stay in `agent`
-        self._judge(wt, root, session, task, checkpoint, record, result)
+        branch = self.ws.settings.scheduler.branch_prefix + session
+        tampered = [f"the agent changed a ref outside its branch (put back): {c}"
+                    for c in worktree.restore_refs(self.ws, refs, branch)]
+        if not worktree.attached(root, branch):
+            tampered.append(f"the agent moved the worktree's HEAD off {branch} (put back)")
+            worktree.reattach(root, branch)
+        if tampered and not (result.stopped or result.timed_out):
+            record.reasons = tampered
+            self._roll_back(wt, root, session, task, checkpoint, record)
+        else:
+            self._judge(wt, root, session, task, checkpoint, record, result)
         record.duration_s = round(time.monotonic() - started, 1)
         _update_lock(self.ws, task=None, agent_pid=None)
         self.say(f"overnight: task {task.id}: {record.outcome}" + (f" ({record.reasons[0].splitlines()[0]})"
@@ -331,9 +372,15 @@ class Runner:
             record.reasons = checked.reasons
             self._roll_back(wt, root, session, task, checkpoint, record)
             return
+        try:
+            queue.complete_task(wt, task.id, session, commit=worktree.head(root), clock=self.clock)
+            _commit_plan_update(wt, task.id)
+        except OvernightError as e:
+            record.reasons = [f"the task passed verification but could not be marked done: {e}"]
+            self._roll_back(wt, root, session, task, checkpoint, record)
+            return
         record.outcome = "passed"
-        queue.complete_task(wt, task.id, session, commit=worktree.head(root), clock=self.clock)
-        _commit_plan_update(wt, task.id)
+        self.kept = worktree.head(root)
         text = (f"Task {task.id} ({task.title}) passed verification and was kept: commits "
                 f"{', '.join(c[:12] for c in record.commits)}; coverage {record.coverage}.")
         memory.log_event(wt, "gate", text, task_id=task.id, files=_changed(wt, checkpoint), source="scheduler",

@@ -96,5 +96,49 @@ def pending(root: Path) -> list[str]:
     return paths
 
 
+def refs(ws: Workspace) -> dict[str, str]:
+    """Every ref of the repository (branches, tags, notes, ...) and the person's HEAD, by name."""
+    found = {"HEAD (your checkout)": ws.repo.out("symbolic-ref", "-q", "HEAD", check=False) or ws.repo.out(
+        "rev-parse", "HEAD")}
+    for line in ws.repo.out("for-each-ref", "--format=%(refname) %(objectname)").splitlines():
+        name, _, oid = line.partition(" ")
+        found[name] = oid
+    return found
+
+
+def restore_refs(ws: Workspace, before: dict[str, str], branch: str) -> list[str]:
+    """Put back every ref but the session's own branch as it was `before`; what had changed, in words.
+
+    Refs are shared by all worktrees: an agent's code (a test, say) could move the person's branches."""
+    after = refs(ws)
+    ours = f"refs/heads/{branch}"
+    changed = []
+    for name in sorted(set(before) | set(after)):
+        if name == ours or before.get(name) == after.get(name):
+            continue
+        old, new = before.get(name), after.get(name)
+        changed.append(f"{name}: {old[:12] if old else 'absent'} -> {new[:12] if new else 'deleted'}")
+        if name.startswith("HEAD "):
+            if old and old.startswith("refs/"):
+                ws.repo.run("symbolic-ref", "HEAD", old)
+            elif old:
+                ws.repo.run("update-ref", "--no-deref", "HEAD", old)
+        elif old is None:
+            ws.repo.run("update-ref", "-d", name)
+        else:
+            ws.repo.run("update-ref", name, old)
+    return changed
+
+
+def attached(root: Path, branch: str) -> bool:
+    """Whether the worktree's HEAD is still its session branch (not detached, not switched)."""
+    return Repo.discover(root).out("symbolic-ref", "-q", "HEAD", check=False) == f"refs/heads/{branch}"
+
+
+def reattach(root: Path, branch: str) -> None:
+    """Point the worktree's HEAD back at its session branch."""
+    Repo.discover(root).run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
+
+
 def head(root: Path) -> str:
     return Repo.discover(root).require_commits()

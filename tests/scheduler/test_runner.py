@@ -301,3 +301,63 @@ def test_queue_passes_over_excluded_tasks_with_a_reason(tmp_path: Path) -> None:
     found = queue.next_task(_ws(repo), "s", exclude=["sub"])
     assert found.task is not None and found.task.id == "mul"
     assert [(s.id, s.reason) for s in found.skipped] == [("sub", "already tried in this session")]
+
+
+def test_refs_the_agent_moves_outside_its_branch_are_put_back(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    person = Person.of(repo)
+    repo.git("tag", "v1")
+    steps = """
+[[task.step]]
+append = "src/app/calc.py"
+text = "\\n\\nX = 1\\n"
+[[task.step]]
+run = ["git", "commit", "-q", "--no-verify", "-am", "sneaky"]
+[[task.step]]
+run = ["git", "update-ref", "refs/heads/main", "HEAD"]
+[[task.step]]
+run = ["git", "tag", "-f", "v1", "HEAD"]
+[[task.step]]
+run = ["git", "branch", "stash-of-mine", "HEAD"]
+[[task.step]]
+run = ["git", "checkout", "-q", "--detach"]
+"""
+    record, _ = run_session(repo, write_script(tmp_path / "s.toml", task_script("sub", steps)))
+    [task] = record.tasks
+    assert task.outcome == "failed"
+    joined = "\n".join(task.reasons)
+    assert "refs/heads/main" in joined and "refs/tags/v1" in joined and "refs/heads/stash-of-mine" in joined
+    assert "moved the worktree's HEAD off" in joined
+    assert repo.git("branch", "--list", "stash-of-mine") == "" and repo.git("rev-parse", "v1") == person.head
+    assert record.final_commit == record.base_commit
+    person.assert_untouched(repo)
+
+
+def test_a_broken_worktree_ends_the_session_with_only_verified_work(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", scheduler="max_consecutive_failures = 5\n")
+    person = Person.of(repo)
+    breaks = """
+[[task.step]]
+append = "src/app/calc.py"
+text = "\\n\\nX = 1\\n"
+[[task.step]]
+run = ["git", "commit", "-q", "--no-verify", "-am", "unverified"]
+[[task.step]]
+run = ["rm", "-f", ".git"]
+"""
+    script = write_script(tmp_path / "s.toml", passing("sub", "sub"), task_script("mul", breaks))
+    record, _ = run_session(repo, script)
+    assert record.outcome == "error" and "unverified work was dropped" in record.stop_reason
+    assert [(t.task_id, t.outcome) for t in record.tasks] == [("sub", "passed"), ("mul", "failed")]
+    assert "the scheduler hit an error (GitError" in record.tasks[1].reasons[0]
+    kept = record.tasks[0].commits
+    assert repo.git("log", "--format=%s", f"{record.base_commit}..{record.branch}").splitlines() == [
+        "Mark sub done", "Add sub()"]  # fmt: skip
+    assert record.final_commit == repo.git("rev-parse", record.branch) and kept
+    ws = _ws(repo)
+    with ws.db() as conn:
+        states = taskstore.states(conn, time.time())
+    assert states["mul"].claim is None and states["mul"].failures == 1  # settled as interrupted
+    assert report.load(ws.state_dir, record.id).outcome == "error"
+    assert _worktrees(repo) == [f"worktree {repo.root}"]
+    person.assert_untouched(repo)
