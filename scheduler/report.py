@@ -47,6 +47,9 @@ class SessionRecord(BaseModel):
     stop_reason: str = ""
     agent: str = ""
     problems: list[str] = Field(default_factory=list, description="preflight problems that stopped the session")
+    pushed: str = Field(default="", description="remote/branch the branch was pushed to")
+    pull_request: str = Field(default="", description="the pull request's URL")
+    delivery: list[str] = Field(default_factory=list, description="what went wrong pushing or opening the PR")
     tasks: list[TaskRecord] = Field(default_factory=list)
 
     @property
@@ -110,6 +113,10 @@ def render(record: SessionRecord) -> str:
         f"- Tasks: {len(done)} done, {len(record.tasks) - len(done)} rolled back; agent `{record.agent}`, "
         f"{record.turns} turns, ${record.cost_usd:.2f}",
     ]
+    if record.pushed:
+        lines.append(f"- Pushed to `{record.pushed}`" + (f"; pull request: {record.pull_request}"
+                                                         if record.pull_request else ""))
+    lines += [f"- Not delivered: {problem}" for problem in record.delivery]
     if record.problems:
         lines += ["", "## Preflight stopped the session", ""] + [f"- {p}" for p in record.problems]
     for task in record.tasks:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcp_servers.core import memory, queue, taskstore
+from mcp_servers.core import memory, proc, queue, taskstore
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.paths import Globs
 from mcp_servers.core.proc import kill_group
@@ -193,9 +193,12 @@ class Runner:
                 self.say(f"overnight: another session ({held.get('session')}, pid {held.get('pid')}) is running; "
                          "nothing to do")  # fmt: skip
                 return None
-            if other:
-                for line in recover(ws, other, self.clock):
-                    self.say(f"overnight: recovery: {line}")
+            done = recover(ws, other, self.clock) if other else []
+            for path in worktree.orphans(ws):
+                worktree.remove(ws, path)
+                done.append(f"removed the orphaned worktree {path} (its branch stays)")
+            for line in done:
+                self.say(f"overnight: recovery: {line}")
             with self._signals():
                 return self._session(session)
 
@@ -261,6 +264,8 @@ class Runner:
             worktree.remove(ws, root)
             if record.final_commit == base:
                 ws.repo.run("branch", "-D", record.branch, check=False)  # nothing kept: no empty branch left
+        if record.final_commit != base:
+            deliver(ws, record)
         return self._finish(record, outcome, why)
 
     def _abandon(self, root: Path, session: str) -> None:
@@ -282,18 +287,12 @@ class Runner:
         return Workspace.open(root, environ=env)
 
     def _loop(self, root: Path, session: str, base: str, record: report.SessionRecord) -> tuple[str, str]:
-        limits = self.ws.settings.scheduler
-        deadline = self.clock() + limits.max_hours * 3600
+        deadline = self.clock() + self.ws.settings.scheduler.max_hours * 3600
         failures_in_row = 0
         while True:
-            if self.stop.is_set():
-                return "stopped", "the kill switch (`overnight stop`)"
-            if len(record.tasks) >= limits.max_tasks:
-                return "completed", f"the task limit ({limits.max_tasks})"
-            if self.clock() >= deadline:
-                return "completed", f"the time limit ({limits.max_hours:g} hours)"
-            if failures_in_row >= limits.max_consecutive_failures:
-                return "failed", f"{failures_in_row} failed tasks in a row"
+            stop = self._stop_reason(record, deadline, failures_in_row)
+            if stop:
+                return stop
             tried = [t.task_id for t in record.tasks]  # a task that failed is not tried again in the same session
             found = queue.next_task(self._wt(root, session, base), session, clock=self.clock, exclude=tried)
             if found.task is None:
@@ -305,6 +304,21 @@ class Runner:
             failures_in_row = 0 if task.outcome == "passed" else failures_in_row + 1
             if task.outcome == "stopped":
                 return "stopped", "the kill switch (`overnight stop`)"
+
+    def _stop_reason(self, record: report.SessionRecord, deadline: float, failures_in_row: int
+                     ) -> tuple[str, str] | None:  # fmt: skip
+        limits = self.ws.settings.scheduler
+        if self.stop.is_set():
+            return "stopped", "the kill switch (`overnight stop`)"
+        if len(record.tasks) >= limits.max_tasks:
+            return "completed", f"the task limit ({limits.max_tasks})"
+        if self.clock() >= deadline:
+            return "completed", f"the time limit ({limits.max_hours:g} hours)"
+        if failures_in_row >= limits.max_consecutive_failures:
+            return "failed", f"{failures_in_row} failed tasks in a row"
+        if limits.max_session_usd and record.cost_usd >= limits.max_session_usd:
+            return "completed", f"the budget (${record.cost_usd:.2f} of ${limits.max_session_usd:.2f} spent)"
+        return None
 
     def _task(self, root: Path, session: str, base: str, task: TaskDetail, deadline: float) -> report.TaskRecord:
         limits = self.ws.settings.scheduler
@@ -408,7 +422,8 @@ class Runner:
     def _finish(self, record: report.SessionRecord, outcome: str, why: str, problems: list[str] | None = None
                 ) -> report.SessionRecord:  # fmt: skip
         record.outcome, record.stop_reason, record.ended = outcome, why, report.now_iso()
-        record.problems = problems or []
+        if problems:
+            record.problems = problems
         path = report.save(self.ws.state_dir, record)
         if record.branch:
             run = {
@@ -428,6 +443,41 @@ class Runner:
                                    summary=_summary(record), record=run, source="scheduler", clock=self.clock)
         self.say(f"overnight: session {record.id} {outcome}: {why}; report {path}")
         return record
+
+
+def deliver(ws: Workspace, record: report.SessionRecord) -> None:
+    """Push the branch and open a draft pull request, when configured: the scheduler pushes, agents never do.
+
+    Nothing here fails the session: what did not work is in the report, and the branch is there either way."""
+    settings = ws.settings.scheduler
+    if not settings.push_remote:
+        return
+    remote, branch = settings.push_remote, record.branch
+    pushed = ws.repo.run("push", "--quiet", remote, f"refs/heads/{branch}:refs/heads/{branch}", check=False,
+                         timeout=300)
+    if not pushed.ok:
+        record.delivery.append(f"`git push {remote} {branch}` failed: {pushed.describe(tail_lines=5)}")
+        return
+    record.pushed = f"{remote}/{branch}"
+    if not settings.open_pr:
+        return
+    body = report.save(ws.state_dir, record)
+    argv = ["gh", "pr", "create", "--draft", "--head", branch, "--base", record.base_branch,
+            "--title", f"overnight {record.id}: {_done_titles(record)}", "--body-file", str(body)]
+    try:
+        made = proc.run(argv, cwd=ws.repo.root, timeout=300)
+    except OvernightError as e:  # gh is not installed
+        record.delivery.append(f"the pull request was not opened: {e}")
+        return
+    if made.ok:
+        record.pull_request = made.text().strip().splitlines()[-1] if made.text().strip() else "(opened)"
+    else:
+        record.delivery.append(f"`gh pr create` failed: {made.describe(tail_lines=5)}")
+
+
+def _done_titles(record: report.SessionRecord) -> str:
+    done = [t.task_id for t in record.tasks if t.outcome == "passed"]
+    return ", ".join(done) or "no task done"
 
 
 def _job_env(wt: Workspace) -> dict[str, str]:

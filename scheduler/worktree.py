@@ -59,6 +59,21 @@ def create(ws: Workspace, session: str, base: str) -> Path:
     return path
 
 
+def orphans(ws: Workspace, keep: str = "") -> list[Path]:
+    """Session worktrees no running session owns (a session that died with its lock gone, say)."""
+    base = location(ws, "x").parent.resolve()
+    found, path = [], None
+    for line in ws.repo.out("worktree", "list", "--porcelain").splitlines():
+        if line.startswith("worktree "):
+            path = Path(line.removeprefix("worktree "))
+        elif line.startswith("branch ") and path is not None:
+            branch = line.removeprefix("branch refs/heads/")
+            if (branch.startswith(ws.settings.scheduler.branch_prefix) and path.resolve().parent == base
+                    and path.name != keep):
+                found.append(path)
+    return found
+
+
 def rollback(root: Path, checkpoint: str) -> None:
     """Put the worktree back exactly at `checkpoint`: tracked files reset, everything else removed."""
     repo = Repo.discover(root)

@@ -302,6 +302,11 @@ class Scheduler(_Section):
     max_turns: Annotated[int, Field(ge=1)] = Field(default=80, description="turns the agent gets per task")
     max_budget_usd: Annotated[float, Field(ge=0)] = Field(default=0.0, description="spend per task, in USD (0: no cap)")
     replay_script: str = Field(default="", description="for the replay agent: the scripted session file")
+    max_session_usd: Annotated[float, Field(ge=0)] = Field(
+        default=0.0, description="spend per session, in USD, after which no new task starts (0: no cap)"
+    )
+    push_remote: str = Field(default="", description="push the session branch to this remote when work was kept")
+    open_pr: bool = Field(default=False, description="then open a draft pull request with `gh` (needs push_remote)")
     worktree_dir: str = Field(
         default="", description="where session worktrees go (empty: ~/.local/state/overnight/worktrees/<repo>)"
     )

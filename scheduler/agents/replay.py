@@ -19,6 +19,8 @@ edit these files, call these tools, run this command. The script is TOML:
     sleep = 3600                    # a hanging agent
     [[task.step]]
     say = "Done."                   # the session's last words
+    [[task.step]]
+    spend = 0.75                    # report this much spent, in USD (drills the session budget)
 
 Each step is reported as a JSON line; the last line is a `result`, as Claude Code's stream-json ends.
 """
@@ -41,7 +43,7 @@ from mcp_servers.core.errors import UsageError
 
 from . import AgentJob, AgentResult, agent_env, mcp_config, result_from, run_process, write_json
 
-STEP_KINDS = ("write", "append", "call", "run", "sleep", "say")
+STEP_KINDS = ("write", "append", "call", "run", "sleep", "say", "spend")
 
 
 def load_script(path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -115,7 +117,7 @@ async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mappin
 
     root = Path.cwd()
     clients: dict[str, Any] = {}
-    errors, final = 0, ""
+    errors, final, cost = 0, "", 0.0
     async with contextlib.AsyncExitStack() as stack:  # servers are left in the reverse order they were reached
         for n, raw in enumerate(steps, start=1):
             step = _fill(raw, task_id)
@@ -145,6 +147,9 @@ async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mappin
                 elif "sleep" in step:
                     time.sleep(float(step["sleep"]))
                     event.update(action="sleep", ok=True)
+                elif "spend" in step:
+                    cost += float(step["spend"])
+                    event.update(action="spend", ok=True)
                 else:
                     final = str(step["say"])
                     event.update(action="say", ok=True)
@@ -153,7 +158,7 @@ async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mappin
             errors += 0 if event.get("ok") else 1
             _emit(event)
     return {"type": "result", "subtype": "success", "is_error": False, "terminal_reason": "completed",
-            "num_turns": len(steps), "total_cost_usd": 0.0, "usage": {"input_tokens": 0, "output_tokens": 0},
+            "num_turns": len(steps), "total_cost_usd": cost, "usage": {"input_tokens": 0, "output_tokens": 0},
             "result": final or f"replayed {len(steps)} step(s), {errors} failed", "permission_denials": []}  # fmt: skip
 
 

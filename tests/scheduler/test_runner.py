@@ -361,3 +361,63 @@ run = ["rm", "-f", ".git"]
     assert report.load(ws.state_dir, record.id).outcome == "error"
     assert _worktrees(repo) == [f"worktree {repo.root}"]
     person.assert_untouched(repo)
+
+
+def test_the_session_budget_stops_new_tasks(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", scheduler="max_session_usd = 1.0\nmax_consecutive_failures = 5\n")
+    steps = '\n[[task.step]]\nspend = 0.6\n[[task.step]]\nsay = "Spent, and did nothing."\n'
+    record, _ = run_session(repo, write_script(tmp_path / "s.toml", task_script("*", steps)))
+    assert [t.task_id for t in record.tasks] == ["sub", "mul"]  # 0.6, then 1.2 >= 1.0: neg never starts
+    assert record.stop_reason == "the budget ($1.20 of $1.00 spent)" and record.cost_usd == 1.2
+
+
+FAKE_GH = """#!/bin/sh
+# a stand-in for the GitHub CLI: records its arguments, prints a pull request URL
+printf '%s\\n' "$@" > "$GH_ARGS"
+echo "https://github.invalid/o/r/pull/7"
+"""
+
+
+def test_kept_work_is_pushed_and_a_draft_pull_request_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_planned(tmp_path / "r", scheduler='max_tasks = 1\npush_remote = "origin"\nopen_pr = true\n')
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    repo.git("remote", "add", "origin", str(remote))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(FAKE_GH)
+    (bin_dir / "gh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("GH_ARGS", str(tmp_path / "gh-args.txt"))
+    record, _ = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
+    assert record.pushed == f"origin/{record.branch}" and record.pull_request == "https://github.invalid/o/r/pull/7"
+    pushed = subprocess.run(["git", "rev-parse", record.branch], cwd=remote, capture_output=True, text=True,
+                            check=True).stdout.strip()  # fmt: skip
+    assert pushed == record.final_commit
+    args = (tmp_path / "gh-args.txt").read_text().splitlines()
+    assert args[:6] == ["pr", "create", "--draft", "--head", record.branch, "--base"] and "main" in args
+    assert f"overnight {record.id}: sub" in args
+    text = (_ws(repo).state_dir / "reports" / f"{record.id}.md").read_text()
+    assert f"Pushed to `origin/{record.branch}`; pull request: https://github.invalid/o/r/pull/7" in text
+
+
+def test_a_failed_push_is_reported_and_the_branch_stays(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", scheduler='max_tasks = 1\npush_remote = "nowhere"\n')
+    record, _ = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
+    assert record.outcome == "completed" and record.pushed == ""
+    assert record.delivery and record.delivery[0].startswith("`git push nowhere")
+    assert repo.git("rev-parse", record.branch) == record.final_commit
+
+
+def test_orphaned_session_worktrees_are_removed_and_their_branches_kept(tmp_path: Path) -> None:
+    from scheduler import worktree
+
+    repo = make_planned(tmp_path / "r", plan_text=PLAN.replace("Ready for Autonomous Execution", "Later"))
+    ws = _ws(repo)
+    orphan = worktree.create(ws, "2026-01-01-dead00", repo.head())
+    assert worktree.orphans(ws) == [orphan]
+    _, said = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
+    assert any(f"removed the orphaned worktree {orphan}" in line for line in said)
+    assert not orphan.exists() and repo.git("branch", "--list", "overnight/2026-01-01-dead00")
