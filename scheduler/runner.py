@@ -233,9 +233,13 @@ class Runner:
         problems = preflight(ws, self.agent)
         if problems:
             return self._finish(record, "preflight-failed", "preflight failed", problems=problems)
-        base_name, base = worktree.base_commit(ws)
-        record.base_branch, record.base_commit = base_name, base
-        ready = queue.next_task(Workspace.open(ws.repo.root, environ={**ws.environ, "OVERNIGHT_BASE": base}), session)
+        try:  # a detached HEAD with no base branch set, a plan that does not parse: said before anything starts
+            base_name, base = worktree.base_commit(ws)
+            record.base_branch, record.base_commit = base_name, base
+            ready = queue.next_task(Workspace.open(ws.repo.root, environ={**ws.environ, "OVERNIGHT_BASE": base}),
+                                    session)
+        except OvernightError as e:
+            return self._finish(record, "preflight-failed", "preflight failed", problems=[str(e)])
         if ready.task is None:
             return self._finish(record, "no-work", f"no ready task ({ready.summary})")
         root = worktree.create(ws, session, base)

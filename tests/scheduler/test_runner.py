@@ -421,3 +421,10 @@ def test_orphaned_session_worktrees_are_removed_and_their_branches_kept(tmp_path
     _, said = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
     assert any(f"removed the orphaned worktree {orphan}" in line for line in said)
     assert not orphan.exists() and repo.git("branch", "--list", "overnight/2026-01-01-dead00")
+
+
+def test_a_missing_base_branch_fails_preflight(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", scheduler='base_branch = "release"\n')
+    record, _ = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
+    assert record.outcome == "preflight-failed" and "release" in record.problems[0]
+    assert record.branch == "" and repo.git("branch", "--list", "overnight/*") == ""
