@@ -15,8 +15,11 @@ import gc
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import methodcaller
 from typing import Literal
 
 from .errors import UsageError
@@ -64,17 +67,24 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
 _TASK = re.compile(r"^[ \t]*(?:(?:[-*+•]|→|->|\d{1,4}[.)])[ \t]+)?\*\*\[(?P<id>[^\]\n]*)\]\*\*(?P<title>.*)$")
-_FIELD = re.compile(
-    r"^(?P<indent>[ \t]*)(?P<bullet>[-*+•])[ \t]+(?P<key>[A-Za-z][A-Za-z0-9 _'/-]{0,39}?)[ \t]*:(?P<value>.*)$"
-)
 _FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9 _'/-]{0,39}$")
-_ID_LIST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*(?:,[A-Za-z0-9][A-Za-z0-9_.:-]*)*")
-# A Files value with none of these needs no cleaning (clean_glob refuses or rewrites them).
-_UNUSUAL = re.compile(r"\\|`|\.\.|//|\./|\0|\t|,\s*,")
+# Ids separated by commas, each at most 64 long (a longer one is not an id); possessive, so failing is fast too.
+_ID_LIST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}+(?:,[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}+)*+")
+_ID_LIST_SPACED = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}+(?:, [A-Za-z0-9][A-Za-z0-9_.:-]{0,63}+)*+")
+# A Files value that needs no cleaning: comma-separated globs, none empty, none starting with `-`, `/` or `~` or
+# with a drive letter (`C:`) (one match instead of a loop over the globs), and nothing that clean_glob refuses or
+# rewrites (`\\`, a backtick, `..`, `//`, `./`, NUL, a tab).
+_PLAIN_GLOBS = re.compile(r"\s*+[^-/~\s,](?:[^:,][^,]*+)?+(?:,\s*+[^-/~\s,](?:[^:,][^,]*+)?+)*+")
+# (the same, written `a, b`: no blank in a glob or around one but the one after each comma)
+_TIGHT_GLOBS = re.compile(r"[^-/~\s,](?:[^:,\s][^,\s]*+)?+(?:, [^-/~\s,](?:[^:,\s][^,\s]*+)?+)*+")
+_UNUSUAL = re.compile(r"\\|`|\.\.|//|\./|\0|\t")  # what the globs above must not hold anywhere either
+_UNUSUAL_PARTS = ("\\", "`", "..", "//", "./", "\0", "\t")
 # Field names whose text is kept as written (shown to people, or free text); the others are kept interpreted.
 _TEXT_FIELDS = {"status", "reason", "description", "safety_check", "proposed_by", "tests_defined"}
 _NONE = {"", "-", "—", "–", "none", "n/a", "na", "nothing"}  # noqa: RUF001 (dashes people type for "none")
+_NONE_LEN = max(map(len, _NONE))
+_CHUNK = 1000  # tasks whose pending fields are read together
 
 
 @dataclass(slots=True)
@@ -150,7 +160,9 @@ class Plan:
     @property
     def lines(self) -> list[str]:
         text = self.raw[3:] if self.bom else self.raw
-        return split_lines(text.decode("utf-8"))
+        # A file that is not UTF-8 reads as a plan with an `encoding` problem, never an exception; its lines keep
+        # the undecodable bytes as surrogate escapes (and such a plan is never written).
+        return split_lines(text.decode("utf-8", "surrogateescape"))
 
     @property
     def digest(self) -> str:
@@ -226,19 +238,30 @@ def _parse(raw: bytes) -> Plan:
 
 
 _KEYS: dict[str, str | None] = {}  # a field key as written -> its name (None: not a field key)
-# A field key as written -> (its name, the reader for the field-run fast path, None for fields kept as text).
-_HANDLERS: dict[str, tuple[str, Callable[[Task, str], str | None] | None] | None] = {}
+# A field key as written -> (its name, whether the field-run fast path interprets it: not for fields kept as text).
+_HANDLERS: dict[str, tuple[str, bool] | None] = {}
+_UNSEEN = ("", False, "")  # (a key _HANDLERS or _FAST has not met yet)
+# A field line's text before its colon, `  - Key`, -> (name, interpreted, the key as written); None: not such a line.
+_FAST: dict[str, tuple[str, bool, str] | None] = {}
 
 
-def _handler(key: str) -> tuple[str, Callable[[Task, str], str | None] | None] | None:
-    name = _name(key)
-    found = None if name is None else (name, None if name in _TEXT_FIELDS else _READERS.get(name))
-    if len(_HANDLERS) < 10_000:
-        _HANDLERS[key] = found
+def _fast_handler(head: str) -> tuple[str, bool, str] | None:
+    found = None
+    if head.startswith("  - "):
+        handler = _handler(head[4:])
+        if handler is not None:
+            found = (handler[0], handler[1], head[4:])
+    if len(_FAST) < 10_000:
+        _FAST[head] = found
     return found
 
 
-_INTERNED: dict[str, str] = {}
+def _handler(key: str) -> tuple[str, bool] | None:
+    name = _name(key)
+    found = None if name is None else (name, name not in _TEXT_FIELDS and name in _READERS)
+    if len(_HANDLERS) < 10_000:
+        _HANDLERS[key] = found
+    return found
 
 
 def _name(key: str) -> str | None:
@@ -256,6 +279,29 @@ def _name(key: str) -> str | None:
     return name
 
 
+def _comments(line: str, *, in_comment: bool) -> tuple[str, bool]:
+    """A line's visible text, and whether an HTML comment is open at its end (given whether one was at its start).
+
+    What comes before the line's first `<!--` is visible (nothing, when the line starts inside a comment; nor what
+    follows a `-->` on it). A `<!--` opens a comment and the next `-->` after it closes it; comments do not nest.
+    """
+    visible = ""
+    pos = 0
+    if not in_comment:
+        start = line.find("<!--")
+        if start < 0:
+            return line, False
+        visible, pos = line[:start], start + 4
+    while True:
+        end = line.find("-->", pos)
+        if end < 0:
+            return visible, True
+        start = line.find("<!--", end + 3)
+        if start < 0:
+            return visible, False
+        pos = start + 4
+
+
 class _Reader:
     """One pass over the lines, tracking comments, code fences, the queue, its sections and the open task."""
 
@@ -269,22 +315,68 @@ class _Reader:
         self.section_level = 0
         self.task: Task | None = None
         self.seen: set[str] = set()
+        # interpreted fields, read in bulk once every line is read: name -> [task, value, task, value, …] (their
+        # lines are found again for the rare bad value), or the long way's (task, line index, plain, value as written)
+        self.pending: dict[str, list[Task | str]] = {name: [] for name in _READERS}  # (the usual way, flat)
+        self.pending_else: dict[str, list[Pending]] = {name: [] for name in _READERS}  # (the long way)
+        self.strings: dict[str, str] = {}  # short field texts, one string each however often they occur
+        self.unsorted = False
 
     def read(self, text: str) -> None:  # noqa: C901, PLR0912, PLR0915 (the hot loop, in one piece for speed)
-        lines = text.split("\n")
-        self.queue_end = count = len(lines)
         in_comment = False
+        comment_line = 0  # where the open comment began
         fence: str | None = None
-        keys, known, readers = _KEYS, _KNOWN, _READERS
-        i = -1
-        while i + 1 < count:
-            i += 1
-            raw = lines[i]
+        keys, known, fast, pending, seen, field = _KEYS, _KNOWN, _FAST, self.pending, self.seen, self._field
+        strings = self.strings
+        task: Task | None = None  # self.task, kept in step
+        lines = text.split("\n")
+        self.queue_end = len(lines)
+        flush_at = _CHUNK
+        marks = "<" in text or "`" in text or "~" in text  # (a plan without any: no line to look into for them)
+        for i, raw in enumerate(lines):
+            if not raw:
+                continue
+            # The usual field line of the open task, `  - Key: value` (its key, indentation and all, known to _FAST)
+            # with nothing in its value that could open or close a comment or a fence: read right away. Any other
+            # line goes the long way below, which reads it the same.
+            if task is not None and not in_comment:
+                key, sep, value = raw.partition(":")
+                if sep:
+                    handler = fast.get(key, _UNSEEN)
+                    if handler is _UNSEEN:
+                        handler = _fast_handler(key)
+                    if handler is not None and (
+                        not marks or ("<" not in value and "`" not in value and "~" not in value)
+                    ):
+                        name, interpreted, bare = handler
+                        task.end = i + 1
+                        if name in seen:
+                            field(i, bare, name, value.strip())  # met twice
+                        elif interpreted:
+                            seen.add(name)
+                            later = pending[name]
+                            later.append(task)
+                            later.append(value)
+                        else:  # kept as text (and read too when it has a reader: Status, Tests defined)
+                            seen.add(name)
+                            value = value.strip()
+                            if task.values is None:
+                                task.values = {}
+                            task.values[name] = strings.setdefault(value, value) if len(value) <= 24 else value
+                            if name in pending:
+                                later = pending[name]
+                                later.append(task)
+                                later.append(value)
+                            if name not in known:
+                                self._other(task, bare, name)
+                        continue
             line = raw[:-1] if raw and raw[-1] == "\r" else raw
             if not line:
                 continue
             if in_comment:
-                in_comment = "-->" not in line
+                if "-->" in line:
+                    _, in_comment = _comments(line, in_comment=True)
+                    comment_line = i
                 continue
             if fence is not None:
                 if line.lstrip().startswith(fence):
@@ -293,43 +385,45 @@ class _Reader:
             first = line[0]
             if first == "#" and (m := _HEADING.match(line)) is not None:
                 self._heading(i, len(m.group(1)), m.group(2))
+                task = self.task
                 continue
             if ("`" in line or "~" in line) and (fm := _FENCE.match(line)) is not None:
                 fence = fm.group(1)
                 self._close_task()
+                task = None
                 continue
             if "<!--" in line:
-                start = line.index("<!--")
-                in_comment = "-->" not in line[start + 4 :]
-                line = line[:start]
+                line, in_comment = _comments(line, in_comment=False)
+                comment_line = i
                 if not line.strip():
                     continue
                 first = line[0]
             if self.queue is None or i >= self.queue_end:
                 continue
-            task = self.task
             indented = first == " " or first == "\t"  # noqa: PLR1714 (two compares beat a tuple in this loop)
             body = line.lstrip(" \t") if indented else line
             if not body:
                 continue
-            if task is not None and body[0] in "-*+•" and body[1:2] in (" ", "\t"):
+            if task is not None and body[0] in _BULLETS and body[1:2] in (" ", "\t"):
                 key, sep, value = body[2:].partition(":")
                 if sep:
-                    name = keys[key] if key in keys else _name(key)
-                    if name is not None and (indented or name in known):
+                    named = keys[key] if key in keys else _name(key)
+                    if named is not None and (indented or named in known):
                         task.end = i + 1
-                        reader = readers.get(name)
-                        if reader is not None and name not in _TEXT_FIELDS and name not in self.seen:
-                            self.seen.add(name)  # the fast path: an interpreted field met for the first time
-                            expected = reader(task, value.strip().strip("`"))
-                            if expected:
-                                self._bad(i, task, name, expected, value)
+                        if named in pending and named not in _TEXT_FIELDS and named not in seen:
+                            seen.add(named)  # an interpreted field met for the first time
+                            value = value.strip()
+                            self.pending_else[named].append((task, i, value.strip("`"), value))
                         else:
-                            self._field(i, key, name, value.strip())
+                            field(i, key, named, value.strip())
                         continue
-            if "**[" in body[:10] and (m := _TASK.match(line)) is not None:
-                self._task(i, m.group("id"), m.group("title").strip())
-                i = self._fields(lines, i)
+            if "**[" in line and (m := _TASK.match(line)) is not None:
+                task_id, title = m.groups()
+                self._task(i, task_id, title.strip())
+                task = self.task
+                if len(self.tasks) >= flush_at:  # read what is pending now and then: less memory held at once
+                    self._interpret(lines)
+                    flush_at += _CHUNK
             elif task is not None:
                 if indented:
                     if task.body is None:
@@ -338,9 +432,21 @@ class _Reader:
                     task.end = i + 1
                 else:
                     self._close_task()
+                    task = None
         self._close_task()
+        self._interpret(lines)
+        if self.unsorted:
+            self.problems.sort(key=_in_line_order)
         if fence is not None:
             self.problems.append(Problem(None, "fence", "a code fence (``` or ~~~) is never closed"))
+        if in_comment:
+            self.problems.append(
+                Problem(
+                    comment_line + 1,
+                    "comment",
+                    "an HTML comment (`<!--`) is never closed: everything after it is hidden; close it with `-->`",
+                )
+            )
         if self.queue is None:
             self.problems.append(
                 Problem(
@@ -352,42 +458,27 @@ class _Reader:
                 )
             )
 
-    def _fields(self, lines: list[str], i: int) -> int:
-        """Read the field lines right under task line `i` in a tight loop; the index of the last line read.
-
-        Each line is handled exactly as the main loop would handle it. Anything the main loop treats another way
-        (a blank line, a comment, a fence, prose, a key that is not one) ends this loop, and the main loop goes on
-        from there.
-        """
-        task, handlers, seen = self.task, _HANDLERS, self.seen
-        if task is None:
-            return i
-        count = len(lines)
-        while i + 1 < count:
-            line = lines[i + 1]
-            if line[:4] == "  - ":  # the usual indentation: no need to look for other bullets
-                key, sep, value = line[4:].partition(":")
-            else:
-                body = line.lstrip(" \t")
-                if body is line or body[:1] not in ("-", "*", "+", "•") or body[1:2] not in (" ", "\t"):
-                    break
-                key, sep, value = body[2:].partition(":")
-            if not sep or "<!--" in line or "```" in line or "~~~" in line:
-                break
-            handler = handlers[key] if key in handlers else _handler(key)
-            if handler is None:
-                break
-            i += 1
-            name, reader = handler
-            if reader is not None and name not in seen:
-                seen.add(name)
-                expected = reader(task, value.strip(" \t\r`"))
-                if expected:
-                    self._bad(i, task, name, expected, value)
-            else:
-                self._field(i, key, name, value.strip())
-            task.end = i + 1
-        return i
+    def _interpret(self, lines: list[str]) -> None:
+        """Read the interpreted fields' values, all of a kind at once; their problems go in line order."""
+        bad: list[Problemish] = []
+        for name, usual in self.pending.items():
+            other = self.pending_else[name]
+            if not usual and not other:
+                continue
+            tasks: list[Task] = usual[0::2]  # type: ignore[assignment]  # (the even places hold tasks)
+            plains: list[str] = list(map(str.strip, usual[1::2]))  # type: ignore[arg-type]  # (no backtick there)
+            shown = plains
+            at: list[int] | None = None  # the line of each field: only looked up for a bad value
+            if other:
+                more_tasks, more_lines, more_plains, more_shown = zip(*other, strict=True)
+                at = [-1] * len(tasks) + list(more_lines)
+                tasks, shown, plains = [*tasks, *more_tasks], [*plains, *more_shown], [*plains, *more_plains]
+            _BULK[name](name, _Column(tasks, at, plains, shown, lines), bad)
+            usual.clear()
+            other.clear()
+        for task, i, name, expected, value in bad:
+            self._bad(i, task, name, expected, value)
+            self.unsorted = True  # (their problems come after the others found meanwhile)
 
     def _bad(self, i: int, task: Task, name: str, expected: str, value: str) -> None:
         code = f"bad-{name.replace('_', '-')}"
@@ -413,7 +504,9 @@ class _Reader:
         self.headings.append(Heading(i, level, self.section if section else None))
 
     def _task(self, i: int, task_id: str, title: str) -> None:
-        self._close_task()
+        if self.task is not None:
+            self.tasks.append(self.task)
+            self.task = None
         if not ID_PATTERN.match(task_id):
             self.problems.append(
                 Problem(
@@ -435,7 +528,8 @@ class _Reader:
             )
         if not title:
             self.problems.append(Problem(i + 1, "no-title", f"task `{task_id}` has no title", "warning"))
-        self.task = Task(id=task_id, title=title, section=self.section, index=i, end=i + 1, order=len(self.tasks))
+        order = len(self.tasks)
+        self.task = Task(task_id, title, self.section, i, i + 1, order)  # (positional: half the cost of keywords)
         self.seen.clear()
 
     def _field(self, i: int, key: str, name: str, value: str) -> None:
@@ -454,19 +548,20 @@ class _Reader:
             )
             return
         self.seen.add(name)
-        reader = _READERS.get(name)
-        if reader is not None:
-            expected = reader(task, value.strip("`"))
-            if expected:
-                self._bad(i, task, name, expected, value)
+        if name in self.pending_else:
+            self.pending_else[name].append((task, i, value.strip("`"), value))
         values = task.values
         if values is None:
             values = task.values = {}
-        values[name] = _INTERNED.setdefault(value, value) if len(value) <= 24 else value
+        values[name] = self.strings.setdefault(value, value) if len(value) <= 24 else value  # `DONE`: one string
         if name not in _KNOWN:
-            if task.keys is None:
-                task.keys = {}
-            task.keys[name] = key.strip()
+            self._other(task, key, name)
+
+    def _other(self, task: Task, key: str, name: str) -> None:
+        """Remember how a field this module does not know was written."""
+        if task.keys is None:
+            task.keys = {}
+        task.keys[name] = key.strip()
 
     def _close_task(self) -> None:
         if self.task is not None:
@@ -474,20 +569,12 @@ class _Reader:
             self.task = None
 
 
-_CACHED: dict[tuple[str, str], tuple[int | None, str | None]] = {}
+# -- field values: each read by a function of its text, `(value, problem)`; a value of None leaves the default -----
 
 
-def _cached(
-    name: str, plain: str, read: Callable[[str], tuple[int | None, str | None]]
-) -> tuple[int | None, str | None]:
-    """A short field value read once: `P1`, `95/100` and `10` repeat across thousands of tasks."""
-    key = (name, plain)
-    found = _CACHED.get(key)
-    if found is None:
-        found = read(plain)
-        if len(_CACHED) < 10_000 and len(plain) <= 32:
-            _CACHED[key] = found
-    return found
+Read = Callable[[str], tuple[object, str | None]]
+Problemish = tuple["Task", int, str, str, str]  # task, line index, field name, what is expected, the value
+Pending = tuple["Task", int, str, str]  # a field to read: task, line index, its plain text, its value as written
 
 
 def _read_priority(plain: str) -> tuple[int | None, str | None]:
@@ -510,98 +597,176 @@ def _read_estimate(plain: str) -> tuple[int | None, str | None]:
     return (int(m.group(1)), None) if m else (None, "Estimated lines is a number (e.g. `10`)")
 
 
-def _priority(task: Task, plain: str) -> str | None:
-    value, error = _cached("priority", plain, _read_priority)
-    if value is not None:
-        task.priority = value
-    return error
-
-
-def _depends_on(task: Task, plain: str) -> str | None:
-    if plain.lower() in _NONE:
-        return None
-    compact = plain.replace(" ", "")
+def _read_depends_on(plain: str) -> tuple[tuple[str, ...] | None, str | None]:
+    if len(plain) <= _NONE_LEN and plain.lower() in _NONE:
+        return None, None
+    compact = plain.replace(", ", ",")  # spaces only after commas: `a b` is two ids, never `ab`
     if _ID_LIST.fullmatch(compact):  # the usual form, `task_1, task_2`: one check instead of one per id
-        ids = compact.split(",")
-        if len(compact) <= 64 or max(map(len, ids)) <= 64:
-            task.depends_on = tuple(ids) if len(set(ids)) == len(ids) else tuple(dict.fromkeys(ids))
-            return None
+        return tuple(dict.fromkeys(compact.split(","))), None
     ids = [x.strip("[]`* ") for x in re.split(r"[,;\s]+", plain) if x.strip("[]`* ")]
-    task.depends_on = tuple(dict.fromkeys(x for x in ids if ID_PATTERN.match(x)))
+    found = tuple(dict.fromkeys(x for x in ids if ID_PATTERN.match(x)))
     wrong = [x for x in ids if not ID_PATTERN.match(x)]
-    return f"Depends on lists task ids separated by commas; {', '.join(wrong)} is not one" if wrong else None
+    return found, f"Depends on lists task ids separated by commas; {', '.join(wrong)} is not one" if wrong else None
 
 
-def _files(task: Task, plain: str) -> str | None:
-    if plain.lower() in _NONE:
-        return None
-    if _UNUSUAL.search(plain) is None:  # plain relative globs (the usual case): nothing to clean
-        simple = tuple(g.strip() for g in plain.split(","))
-        if all(g and g[0] not in "-/~" and g[1:2] != ":" for g in simple):
-            task.files = simple
-            return None
+def _read_files(plain: str) -> tuple[tuple[str, ...] | None, str | None]:
+    if len(plain) <= _NONE_LEN and plain.lower() in _NONE:
+        return None, None
+    if _UNUSUAL.search(plain) is None and _PLAIN_GLOBS.fullmatch(plain):  # plain relative globs: nothing to clean
+        return tuple(map(str.strip, plain.split(","))), None
     globs = [g.strip().strip("`") for g in plain.split(",") if g.strip()]
     try:
-        task.files = tuple(clean_glob(g) for g in globs)
+        return tuple(clean_glob(g) for g in globs), None
     except UsageError as e:
-        return f"Files are globs relative to the repository root ({e})"
-    return None
+        return None, f"Files are globs relative to the repository root ({e})"
 
 
-def _alignment(task: Task, plain: str) -> str | None:
-    value, error = _cached("alignment_score", plain, _read_alignment)
-    task.alignment_score = value
-    return error
-
-
-def _estimate(task: Task, plain: str) -> str | None:
-    value, error = _cached("estimated_lines", plain, _read_estimate)
-    task.estimated_lines = value
-    return error
-
-
-def _tests(task: Task, plain: str) -> str | None:
+def _read_tests(plain: str) -> tuple[bool | None, str | None]:
     head = plain[:6].lower()
     if plain.startswith("✅") or head.startswith(("yes", "y ", "true")) or head == "y":
-        task.tests_defined = True
-    elif plain.startswith("❌") or head.startswith(("no", "n ", "false", "none")) or head == "n":
-        task.tests_defined = False
-    else:
-        words = re.sub(r"[^a-z]+", " ", plain.lower()).split()
-        if "✅" in plain or (words and words[0] in {"yes", "y", "true"}):
-            task.tests_defined = True
-        elif "❌" in plain or (words and words[0] in {"no", "n", "false", "none"}):
-            task.tests_defined = False
-        else:
-            return "Tests defined is `Yes (path/to/test.py)` or `No`"
-    return None
+        return True, None
+    if plain.startswith("❌") or head.startswith(("no", "n ", "false", "none")) or head == "n":
+        return False, None
+    words = re.sub(r"[^a-z]+", " ", plain.lower()).split()
+    if "✅" in plain or (words and words[0] in {"yes", "y", "true"}):
+        return True, None
+    if "❌" in plain or (words and words[0] in {"no", "n", "false", "none"}):
+        return False, None
+    return None, "Tests defined is `Yes (path/to/test.py)` or `No`"
 
 
-_STATUS_OF: dict[str, str | None] = {}
-
-
-def _status(task: Task, plain: str) -> str | None:
-    status = _STATUS_OF.get(plain, "")
-    if status == "":
-        key = " ".join(re.sub(r"[^a-z' _-]+", " ", plain.lower()).replace("_", " ").split())
-        status = STATUSES.get(key) or STATUSES.get(key.replace(" ", "-"))
-        if len(_STATUS_OF) < 1000:
-            _STATUS_OF[plain] = status
+def _read_status(plain: str) -> tuple[str | None, str | None]:
+    key = " ".join(re.sub(r"[^a-z' _-]+", " ", plain.lower()).replace("_", " ").split())
+    status = STATUSES.get(key) or STATUSES.get(key.replace(" ", "-"))
     if status is None:
-        return f"Status is one of {', '.join(sorted(set(STATUSES.values())))}"
-    task.status = status
-    return None
+        return None, f"Status is one of {', '.join(sorted(set(STATUSES.values())))}"
+    return status, None
 
 
-_READERS: dict[str, Callable[[Task, str], str | None]] = {
-    "priority": _priority,
-    "depends_on": _depends_on,
-    "files": _files,
-    "alignment_score": _alignment,
-    "estimated_lines": _estimate,
-    "tests_defined": _tests,
-    "status": _status,
+# The fields this module interprets (each sets the Task attribute of its name), and how their text is read.
+_READERS: dict[str, Read] = {
+    "priority": _read_priority,
+    "depends_on": _read_depends_on,
+    "files": _read_files,
+    "alignment_score": _read_alignment,
+    "estimated_lines": _read_estimate,
+    "tests_defined": _read_tests,
+    "status": _read_status,
 }
+# Values read before, by field: `P1`, `95/100`, `DONE` repeat across thousands of tasks and plans.
+_READ: dict[str, dict[str, tuple[object, str | None]]] = {name: {} for name in _READERS}
+_MEMO_LEN = 64  # values up to this long are remembered, up to _MEMO_MAX of each field
+_MEMO_MAX = 4096
+
+
+@dataclass(slots=True)
+class _Column:
+    """One field of many tasks, to read at once: the n-th task's field says plains[n] (shown[n] as written), on
+    line at[n], or found again in `lines` (the plan's) when that is -1 or `at` is None."""
+
+    tasks: Sequence[Task]
+    at: list[int] | None
+    plains: list[str]
+    shown: list[str]
+    lines: list[str]
+
+    def bad(self, n: int, name: str, error: str) -> Problemish:
+        task = self.tasks[n]
+        i = self.at[n] if self.at is not None else -1
+        if i < 0:
+            found = _find_field(self.lines, task, name)
+            i = found.index if found is not None else task.index
+        return task, i, name, error, self.shown[n]
+
+
+def _bulk_by_value(name: str, col: _Column, bad: list[Problemish]) -> None:
+    """Read a field of many tasks: each distinct value once, then set them all (one C loop when none is bad)."""
+    read, memo = _READERS[name], _READ[name]
+    table: dict[str, tuple[object, str | None]] = {}
+    for plain in set(col.plains):
+        found = memo.get(plain)
+        if found is None:
+            found = read(plain)
+            if len(plain) <= _MEMO_LEN and len(memo) < _MEMO_MAX:
+                memo[plain] = found
+        table[plain] = found
+    if all(value is not None and error is None for value, error in table.values()):
+        read_as = {plain: value for plain, (value, _) in table.items()}
+        deque(map(setattr, col.tasks, repeat(name), map(read_as.__getitem__, col.plains)), 0)
+        return
+    for n, (task, plain) in enumerate(zip(col.tasks, col.plains, strict=True)):
+        value, error = table[plain]
+        if value is not None:
+            setattr(task, name, value)
+        if error:
+            bad.append(col.bad(n, name, error))
+
+
+def _bulk_depends_on(name: str, col: _Column, bad: list[Problemish]) -> None:
+    """Dependencies, usually `id, id, …`: split for all tasks in C loops; the rest (none, other separators,
+    brackets, bad ids) one by one."""
+    plains = col.plains
+    usual: list[re.Match[str] | None] = list(map(_ID_LIST_SPACED.fullmatch, plains))
+    if all(usual):  # written `a, b`, the usual way: split as it is
+        deps = list(map(tuple, map(dict.fromkeys, map(_COMMA_SPACE_SPLIT, plains))))  # (each id once, in order)
+    else:
+        compact = list(map(_COMMA_SPACE, plains))
+        deps = list(map(tuple, map(dict.fromkeys, map(_COMMA_SPLIT, compact))))
+        usual = list(map(_ID_LIST.fullmatch, compact))
+    if not (all(usual) and min(map(len, plains)) > _NONE_LEN):
+        for n, (ok, plain) in enumerate(zip(usual, plains, strict=True)):
+            if ok is None or (len(plain) <= _NONE_LEN and plain.lower() in _NONE):
+                value, error = _read_depends_on(plain)
+                deps[n] = value or ()
+                if error:
+                    bad.append(col.bad(n, name, error))
+    deque(map(setattr, col.tasks, repeat(name), deps), 0)
+
+
+def _bulk_files(name: str, col: _Column, bad: list[Problemish]) -> None:
+    """Files, usually plain relative globs: split for all tasks in C loops; the rest one by one."""
+    plains = col.plains
+    usual: list[object] = list(map(_TIGHT_GLOBS.fullmatch, plains))
+    if all(usual):  # `a, b` with no other blank: the globs need no stripping
+        files = list(map(tuple, map(_COMMA_SPACE_SPLIT, plains)))
+    else:
+        files = list(map(tuple, map(map, repeat(str.strip), map(_COMMA_SPLIT, plains))))
+        usual = list(map(_PLAIN_GLOBS.fullmatch, plains))
+    joined = "\n".join(plains)
+    if any(part in joined for part in _UNUSUAL_PARTS):
+        usual = [ok and _UNUSUAL.search(plain) is None for ok, plain in zip(usual, plains, strict=True)]
+    if not (all(usual) and min(map(len, plains)) > _NONE_LEN):
+        for n, (ok, plain) in enumerate(zip(usual, plains, strict=True)):
+            if not ok or (len(plain) <= _NONE_LEN and plain.lower() in _NONE):
+                value, error = _read_files(plain)
+                files[n] = value or ()
+                if error:
+                    bad.append(col.bad(n, name, error))
+    deque(map(setattr, col.tasks, repeat(name), files), 0)
+
+
+def _bulk_tests(name: str, col: _Column, bad: list[Problemish]) -> None:
+    """Tests defined, usually `✅ Yes (a path)`: one C loop when every value starts with ✅."""
+    if all(map(_STARTS_YES, col.plains)):
+        deque(map(setattr, col.tasks, repeat(name), repeat(True, len(col.tasks))), 0)
+    else:
+        _bulk_by_value(name, col, bad)
+
+
+_BULK: dict[str, Callable[[str, _Column, list[Problemish]], None]] = {name: _bulk_by_value for name in _READERS}
+_BULK["depends_on"] = _bulk_depends_on
+_BULK["files"] = _bulk_files
+_BULK["tests_defined"] = _bulk_tests
+_STARTS_YES = methodcaller("startswith", "✅")
+_COMMA_SPACE = methodcaller("replace", ", ", ",")
+_COMMA_SPLIT = methodcaller("split", ",")
+_COMMA_SPACE_SPLIT = methodcaller("split", ", ")
+
+
+def _in_line_order(problem: Problem) -> tuple[bool, int]:
+    return problem.line is None, problem.line or 0
+
+
 _KNOWN = set(_FIELD_NAMES.values())
 
 
@@ -628,20 +793,24 @@ def check_graph(plan: Plan) -> None:
     past a budget of work proportional to the graph, Kahn's and Tarjan's algorithms take over.
     """
     by_id = plan.by_id
+    get = by_id.get
     back: list[tuple[Task, Task]] = []
     edges = 0
+    lines: list[str] | None = None  # split once, for the first missing dependency's line
     for task in by_id.values():
         if not task.depends_on:
             continue
         resolved = []
+        mine = task.order
         for dep in task.depends_on:
-            target = by_id.get(dep)
+            target = get(dep)
             if target is None:
                 message = f"task `{task.id}` depends on `{dep}`, which is not in the plan"
-                plan.problems.append(Problem(_field_line(plan, task, "depends_on"), "missing-dependency", message))
+                lines = plan.lines if lines is None else lines
+                plan.problems.append(Problem(_field_line(lines, task, "depends_on"), "missing-dependency", message))
                 continue
             resolved.append(target.id)  # the task's own string: one object per id, however often it is named
-            if target.order > task.order:
+            if target.order >= mine:  # a dependency on a later task, or on itself
                 back.append((task, target))
         edges += len(resolved)
         task.depends_on = tuple(resolved)
@@ -672,7 +841,9 @@ def _no_cycle_through(back: list[tuple[Task, Task]], by_id: dict[str, Task], bud
 def _report_cycles(plan: Plan) -> None:
     by_id = plan.by_id
     left = _not_orderable(by_id)
-    for cycle in find_cycles({t: [d for d in by_id[t].depends_on if d in left] for t in left}):
+    # in plan order, so that the same plan always reports the same cycles
+    graph = {t: [d for d in task.depends_on if d in left] for t, task in by_id.items() if t in left}
+    for cycle in find_cycles(graph):
         first = by_id[cycle[0]]
         shown = cycle if len(cycle) <= 12 else [*cycle[:6], f"… {len(cycle) - 10} more …", *cycle[-4:]]
         path = " → ".join([*shown, cycle[0]])
@@ -700,19 +871,73 @@ def _not_orderable(by_id: dict[str, Task]) -> set[str]:
     return {ids[n] for n, count in enumerate(waiting) if count}
 
 
-def _field_line(plan: Plan, task: Task, name: str) -> int:
+def _field_line(lines: Sequence[str], task: Task, name: str) -> int:
     """The line of a task's field (for messages); the task's line when it cannot be found."""
-    index = _field_index(plan.lines, task, name)
-    return index + 1 if index is not None else task.line
+    found = _find_field(lines, task, name)
+    return found.index + 1 if found is not None else task.line
 
 
-def _field_index(lines: Sequence[str], task: Task, name: str) -> int | None:
-    """The index of the line holding a task's field `name`, found again in the text (writers use it)."""
-    for index in range(task.index + 1, task.end):
-        m = _FIELD.match(lines[index].rstrip("\r\n"))
-        if m and _name(m.group("key")) == name:
-            return index
-    return None
+@dataclass(slots=True)
+class _FieldLine:
+    """Where a field's value is on its line: `line[start:end]` is the value as the reader reads it (stripped)."""
+
+    index: int
+    start: int
+    end: int
+    prefix: str  # the indentation and bullet, e.g. `  - `
+
+
+_BULLETS = ("-", "*", "+", "•")
+
+
+def _field_lines(lines: Sequence[str], task: Task) -> Iterator[tuple[str, _FieldLine]]:
+    """(name, where) for each line of a task's block that the reader reads as a field, in order.
+
+    The same rules as the reader: text inside an HTML comment is not there, an indented bullet `Key: value` is a
+    field, and one at the left margin only when its key is a field this module knows.
+    """
+    in_comment = False
+    for index in range(task.index, task.end):
+        line = lines[index]
+        if line.endswith("\n"):
+            line = line[:-1]
+        if line.endswith("\r"):
+            line = line[:-1]
+        if in_comment or "<!--" in line:
+            if in_comment and "-->" not in line:
+                continue
+            line, in_comment = _comments(line, in_comment=in_comment)
+        if index == task.index or not line:
+            continue
+        indented = line[0] in (" ", "\t")
+        body = line.lstrip(" \t")
+        if body[:1] not in _BULLETS or body[1:2] not in (" ", "\t"):
+            continue
+        key, sep, value = body[2:].partition(":")
+        name = _name(key) if sep else None
+        if name is None or not (indented or name in _KNOWN):
+            continue
+        colon = len(line) - len(value)
+        start = colon + len(value) - len(value.lstrip())
+        yield name, _FieldLine(index, start, start + len(value.strip()), line[: len(line) - len(body) + 2])
+
+
+def _find_field(lines: Sequence[str], task: Task, name: str) -> _FieldLine | None:
+    """The line holding a task's field `name` (the first, which is the one that counts), found again in the text."""
+    return next((where for found, where in _field_lines(lines, task) if found == name), None)
+
+
+def _block_end(lines: Sequence[str], task: Task) -> int:
+    """One past the task's block, and past the rest of a comment its block leaves open (which belongs to it)."""
+    in_comment = False
+    for index in range(task.index, task.end):
+        if in_comment or "<!--" in lines[index]:
+            _, in_comment = _comments(lines[index], in_comment=in_comment)
+    end = task.end
+    while in_comment and end < len(lines):
+        _, in_comment = _comments(lines[end], in_comment=True)
+        end += 1
+    return end
 
 
 def find_cycles(graph: dict[str, list[str]]) -> list[list[str]]:
@@ -768,15 +993,22 @@ def _pop_component(stack: list[str], on_stack: set[str], root: str) -> set[str]:
 
 
 def _cycle_in(component: set[str], graph: dict[str, list[str]], start: str) -> list[str]:
-    """A concrete cycle inside a strongly connected component: walk inside it until a node repeats."""
-    path: list[str] = []
-    seen: dict[str, int] = {}
-    node = start
-    while node not in seen:
-        seen[node] = len(path)
-        path.append(node)
-        node = next(n for n in graph[node] if n in component)
-    return path[seen[node] :]
+    """A shortest cycle through `start` inside its strongly connected component (the easiest for a person to
+    break): a breadth-first search from `start` back to it, in time linear in the component."""
+    parent: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for nxt in graph[node]:
+            if nxt == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(parent[path[-1]])
+                return path[::-1]
+            if nxt in component and nxt not in parent:
+                parent[nxt] = node
+                queue.append(nxt)
+    raise AssertionError(f"{start} is in no cycle of its component")  # (a component of one has a self-loop)
 
 
 # -- writing: line edits on the original text --------------------------------------------------------------
@@ -787,41 +1019,43 @@ def render(plan: Plan, lines: Sequence[str]) -> bytes:
     return ("\ufeff" if plan.bom else "").encode() + "".join(lines).encode("utf-8")
 
 
-def _ending(line: str, plan: Plan) -> str:
-    if line.endswith("\r\n"):
-        return "\r\n"
-    return "\n" if line.endswith("\n") else plan.newline
+def _ending(line: str) -> str:
+    """A line's own ending: `\r\n`, `\n`, or none (the file's last line may have none)."""
+    return line[len(line.rstrip("\r\n")) :]
 
 
 def set_field(plan: Plan, task_id: str, key: str, value: str) -> bytes:
-    """The plan with one field of one task set: its line rewritten, or a new line after the task's last field."""
+    """The plan with one field of one task set: its value rewritten in place (the rest of its line kept, byte for
+    byte), or a new line after the task's block. A value the field already has leaves the plan as it is."""
     task = plan.task(task_id)
-    value = one_line(value)
-    name = _name(key) or key.lower()
+    name = _name(key)
+    if name is None:
+        raise UsageError(f"`{key}` cannot be a field name: letters, digits, spaces, `_`, `'`, `/` or `-`.")
     lines = plan.lines
-    existing = _field_index(lines, task, name)
-    if existing is not None:
-        old = lines[existing]
-        m = _FIELD.match(old.rstrip("\r\n"))
-        assert m is not None  # noqa: S101 (_field_index matched this line)
-        prefix = old[: m.start("value")]
-        lines[existing] = f"{prefix} {value}{_ending(old, plan)}"
-    else:
-        at = task.end
-        indent = _field_indent(lines, task)
-        ending = _ending(lines[at - 1], plan)
-        if not lines[at - 1].endswith("\n"):
-            lines[at - 1] += plan.newline
-        lines.insert(at, f"{indent}{key}: {value}{ending if at < len(lines) else ''}")
+    found = _find_field(lines, task, name)
+    if found is not None:
+        old = lines[found.index]
+        current = old[found.start : found.end]
+        if current in (value, one_line(value)):
+            return plan.raw
+        value = one_line(value)
+        before, after = old[: found.start], old[found.end :]
+        if found.start == found.end:  # an empty value: `Key:` becomes `Key: value`
+            before = before.rstrip(" \t") + " "
+            rest = after.rstrip("\r\n")
+            after = (" " + after.lstrip(" \t")) if rest.strip() and not rest[:1].isspace() else after
+        lines[found.index] = before + value + after
+        return render(plan, lines)
+    value = one_line(value)
+    at = _block_end(lines, task)
+    prefix = next((where.prefix for _, where in _field_lines(lines, task)), "  - ")
+    if name not in _KNOWN and prefix[:1] not in (" ", "\t"):
+        prefix = "  " + prefix  # at the left margin, the reader takes only the fields it knows
+    ending = _ending(lines[at - 1]) or plan.newline
+    if not lines[at - 1].endswith("\n"):
+        lines[at - 1] += plan.newline
+    lines.insert(at, f"{prefix}{key.strip()}: {value}{ending if at < len(lines) else ''}")
     return render(plan, lines)
-
-
-def _field_indent(lines: Sequence[str], task: Task) -> str:
-    for index in range(task.index + 1, task.end):
-        m = _FIELD.match(lines[index].rstrip("\r\n"))
-        if m:
-            return f"{m.group('indent')}{m.group('bullet')} "
-    return "  - "
 
 
 def move_task(plan: Plan, task_id: str, section: str) -> bytes:
@@ -830,11 +1064,12 @@ def move_task(plan: Plan, task_id: str, section: str) -> bytes:
     if task.section == section:
         return plan.raw
     lines = plan.lines
-    block = lines[task.index : task.end]
+    end = _block_end(lines, task)
+    block = lines[task.index : end]
     if not block[-1].endswith("\n"):
         block[-1] += plan.newline
-    rest = lines[: task.index] + lines[task.end :]
-    shift = task.end - task.index
+    rest = lines[: task.index] + lines[end:]
+    shift = end - task.index
     headings = [
         Heading(h.index - shift if h.index > task.index else h.index, h.level, h.section) for h in plan.headings
     ]
@@ -870,7 +1105,9 @@ def _insert_in_section(lines: list[str], where: _Layout, section: str, block: li
             lines[-1] += nl
         lines[at:at] = [nl, f"{level} {SECTION_TITLES[section]}{nl}", nl, *block]
         return lines
-    end = next((h.index for h in where.headings if h.index > heading.index and h.level <= heading.level), len(lines))
+    # the section ends at the next heading of its level or above, or at the next queue section's heading, however deep
+    after = (h for h in where.headings if h.index > heading.index and (h.level <= heading.level or h.section))
+    end = next((h.index for h in after), len(lines))
     end = min(end, where.queue_end) if where.queue_end > heading.index else end
     at = _last_content(lines, heading.index, end) + 1
     if at == heading.index + 1:

@@ -605,9 +605,16 @@ def _mark_done(ws: Workspace, plans: Plans, task_id: str) -> tuple[bool, str]:
     """Set the task's Status line to DONE in the working tree's plan, so the branch carries it for review."""
     if plans.working is None or task_id not in plans.working.by_id:
         return False, f"{plans.path} in this worktree has no `{task_id}`, so its Status line was not changed."
+
+    def marked(_before: P.Plan, after: P.Plan) -> str | None:
+        task = after.by_id.get(task_id)
+        return None if task is not None and task.status == "done" else f"`{task_id}` would not read as DONE"
+
     try:
         _, after = edit(
-            ws, lambda plan: P.set_field(plan, task_id, "Status", "DONE") if task_id in plan.by_id else None
+            ws,
+            lambda plan: P.set_field(plan, task_id, "Status", "DONE") if task_id in plan.by_id else None,
+            check=marked,
         )
     except PlanError as e:
         return False, f"its Status line was not changed: {e}"
@@ -652,11 +659,19 @@ def propose_task(
     block += ["  - Status: PROPOSED", f"  - Proposed by: agent (session {session}) on {when}"]
     branch = ws.repo.branch() or "detached"
     payload = {"task_id": task_id, "block": "\n".join(block)}
-    plan, after = edit(ws, lambda p: None if task_id in p.by_id else P.append_task(p, "pending", block))
-    new = P.parse(after if after is not None else plan.raw)
+
+    def visible(_before: P.Plan, after: P.Plan) -> str | None:
+        task = after.by_id.get(task_id)
+        if task is None:
+            return f"the proposal `{task_id}` would not be read as a task (is a comment or a code block left open?)"
+        return None if task.section == "pending" else f"the proposal `{task_id}` would not be under Pending Approval"
+
+    _, after = edit(ws, lambda p: None if task_id in p.by_id else P.append_task(p, "pending", block), check=visible)
+    if after is None:
+        raise PlanError(f"a task `{task_id}` appeared in {plans.path} meanwhile; propose it again.")
+    line = P.parse(after).by_id[task_id].line
     with ws.db() as conn:
         taskstore.record_op(conn, branch, "propose", task_id, payload, session, clock())
-    line = new.by_id[task_id].line if task_id in new.by_id else 0
     return ProposalResult(
         task_id=task_id,
         section="pending",
@@ -692,11 +707,19 @@ def _new_id(plans: Plans) -> str:
 # -- the plan file: locked, compare-and-swap writes ------------------------------------------------------------
 
 
-def edit(ws: Workspace, mutate: Callable[[P.Plan], bytes | None], attempts: int = 5) -> tuple[P.Plan, bytes | None]:
+def edit(
+    ws: Workspace,
+    mutate: Callable[[P.Plan], bytes | None],
+    attempts: int = 5,
+    *,
+    check: Callable[[P.Plan, P.Plan], str | None] | None = None,
+) -> tuple[P.Plan, bytes | None]:
     """Apply `mutate` to the working tree's plan and write the result, only if the file still holds what was read.
 
     A person's edit that lands in between is never lost: the file is read again and the change applied again.
-    A plan with errors is never written. Returns the plan that was edited and the new bytes (None: no change).
+    A plan with errors is never written, before or after the change; nor one that lost a task, or that `check`
+    (given the plans before and after) says what is wrong with. Returns the plan that was edited and the new
+    bytes (None: no change).
     """
     path = ws.repo.root / ws.settings.plan.path
     with ws.lock("plan"):
@@ -711,6 +734,7 @@ def edit(ws: Workspace, mutate: Callable[[P.Plan], bytes | None], attempts: int 
             new = mutate(plan)
             if new is None or new == raw:
                 return plan, None
+            _check_result(ws, plan, P.parse(new), check)
             tmp = path.with_name(f".{path.name}.overnight-{os.getpid()}")
             tmp.write_bytes(new)
             os.chmod(tmp, path.stat().st_mode & 0o7777)
@@ -720,6 +744,21 @@ def edit(ws: Workspace, mutate: Callable[[P.Plan], bytes | None], attempts: int 
             os.replace(tmp, path)
             return plan, new
     raise PlanError(f"{ws.settings.plan.path} kept changing while it was being updated; try again.")
+
+
+def _check_result(
+    ws: Workspace, before: P.Plan, after: P.Plan, check: Callable[[P.Plan, P.Plan], str | None] | None
+) -> None:
+    """Read the edited plan back before it is written: no errors, no task lost, and what the caller asks for."""
+    name = ws.settings.plan.path
+    if not after.ok:
+        raise PlanError(f"the change would leave {name} with errors, so it is not written: {_problems(after)}")
+    lost = [task_id for task_id in before.by_id if task_id not in after.by_id]
+    if lost:
+        raise PlanError(f"the change would hide {', '.join(lost[:5])} in {name}, so it is not written.")
+    wrong = check(before, after) if check is not None else None
+    if wrong:
+        raise PlanError(f"{wrong}, so {name} is not written.")
 
 
 def _problems(plan: P.Plan, limit: int = 5) -> str:
@@ -738,6 +777,9 @@ def move(ws: Workspace, task_id: str, section: str, reason: str | None = None) -
         plan.task(task_id)
         raw = P.move_task(plan, task_id, section)
         moved = P.parse(raw)
+        wrong = placed(plan, moved)
+        if wrong:
+            raise PlanError(f"{wrong}, so {ws.settings.plan.path} is not written.")
         status = moved.by_id[task_id].status
         if section == "ready" and status in {None, "proposed", "blocked", "failed"}:
             raw = P.set_field(moved, task_id, "Status", "READY")
@@ -746,7 +788,14 @@ def move(ws: Workspace, task_id: str, section: str, reason: str | None = None) -
             raw = P.set_field(moved, task_id, "Reason", reason)
         return raw
 
-    return edit(ws, mutate)[1]
+    def placed(_before: P.Plan, after: P.Plan) -> str | None:
+        task = after.by_id.get(task_id)
+        if task is not None and task.section == section:
+            return None
+        where = f"under {task.section or 'no section'}" if task is not None else "out of the plan"
+        return f"moving `{task_id}` to {P.SECTION_TITLES[section]} would put it {where}"
+
+    return edit(ws, mutate, check=placed)[1]
 
 
 def reset_task(ws: Workspace, task_id: str, clock: Clock = time.time) -> TaskUpdate:

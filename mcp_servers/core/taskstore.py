@@ -143,15 +143,26 @@ def end_attempt(
                 Claim(row["task_id"], row["session"], row["claimed_at"], row["expires_at"], row["attempt_id"])
             )
         if row is None:
-            if outcome in {"failed", "blocked"}:  # recorded even without a claim: the agent says it tried
+            if outcome not in {"failed", "blocked"}:
+                return False
+            last = conn.execute(
+                "SELECT id, outcome FROM task_attempts WHERE task_id = ? AND session = ? AND cleared = 0 "
+                "ORDER BY id DESC LIMIT 1",
+                (task_id, session),
+            ).fetchone()
+            if last is not None and last["outcome"] == "interrupted":
+                # the claim expired while the session worked (counted as interrupted): this report says how
+                # that same attempt ended, so it replaces the outcome instead of counting a second attempt
+                conn.execute("UPDATE task_attempts SET outcome = ?, reason = ? WHERE id = ?",
+                             (outcome, reason, last["id"]))  # fmt: skip
+            else:  # recorded even without a claim: the agent says it tried
                 conn.execute(
                     "INSERT INTO task_attempts (task_id, session, started_at, ended_at, outcome, reason) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (task_id, session, now, now, outcome, reason),
                 )
-                _event(conn, task_id, now, session, "agent", outcome, reason)
-                return True
-            return False
+            _event(conn, task_id, now, session, "agent", outcome, reason)
+            return True
         conn.execute(
             "UPDATE task_attempts SET outcome = ?, reason = ?, ended_at = ? WHERE id = ?",
             (outcome, reason, now, row["attempt_id"]),

@@ -139,11 +139,9 @@ class _Builder:
         self.out.extend(lines)
 
 
+# What comments and fences hide (inside a task's block too: a commented-out field line is not the field)
 _DECOYS = ["- **[ghost]** a task inside a comment or a fence", "## Task Queue", "### Ready for Autonomous Execution ✅",
            "  - Status: DONE", ""]  # fmt: skip
-# Inside a task's block a commented-out field line is left out: set_field rewrites it instead of the real field
-# (a known bug, see test_set_field_skips_a_commented_out_field_line).
-_TASK_DECOYS = ["- **[ghost]** a task inside a comment", "### Ready for Autonomous Execution ✅", ""]
 
 
 @dataclass(frozen=True)
@@ -154,7 +152,6 @@ class _Kit:
     titles: st.SearchStrategy[str]
     prose: st.SearchStrategy[str]
     decoys: st.SearchStrategy[list[str]]
-    task_decoys: st.SearchStrategy[list[str]]
     paragraph: st.SearchStrategy[list[str]]
     queue_safe: bool
 
@@ -168,7 +165,6 @@ def _kit(queue_safe: bool) -> _Kit:
         titles=texts if queue_safe else st.one_of(st.just(""), texts),
         prose=prose,
         decoys=st.lists(st.one_of(prose, st.sampled_from(_DECOYS)), max_size=3),
-        task_decoys=st.lists(st.one_of(prose, st.sampled_from(_TASK_DECOYS)), max_size=3),
         paragraph=st.lists(prose, min_size=1, max_size=2),
         queue_safe=queue_safe,
     )
@@ -193,12 +189,16 @@ _SUBHEADINGS = st.sampled_from(["Notes", "Details 🔎", "Part two"])
 _OWN_HEADINGS = st.sampled_from(["Notes", "Open questions ❓"])
 _AFTER_HEADINGS = st.sampled_from(["Notes", "Changelog 📝", "Done log"])
 _ONE_IN_FIVE = st.integers(0, 4)
+# How people space a field line: mostly `Key: value`, sometimes `Key:value`, `Key :  value` or trailing blanks
+_SPACING = st.tuples(
+    st.sampled_from([": "] * 6 + [":", ":  ", " : ", ":\t"]), st.sampled_from([""] * 6 + [" ", "  ", "\t"])
+)
 _SAMPLED = {
     "priority": st.sampled_from(sorted(PRIORITY_FORMS)),
     "dep_key": st.sampled_from(DEP_KEYS),
     "none": st.sampled_from(NONE_WORDS),
     "dep_style": st.sampled_from(["{}", "[{}]", "`{}`"]),
-    "dep_sep": st.sampled_from([", ", ",", "; ", " , "]),
+    "dep_sep": st.sampled_from([", ", ",", "; ", " , ", " ", "  "]),
     "files_key": st.sampled_from(["Files", "Scope"]),
     "files": st.sampled_from(sorted(FILES)),
     "align_form": st.sampled_from(["{}/100", "{}", "{}%"]),
@@ -218,7 +218,7 @@ _SAMPLED = {
 def _comment(draw: st.DrawFn, kit: _Kit, indent: str = "") -> list[str]:
     if draw(_BOOL):
         return [f"{indent}<!-- {draw(kit.texts)} -->"]
-    return [f"{indent}<!--", *draw(kit.task_decoys if indent else kit.decoys), "-->"]
+    return [f"{indent}<!--", *draw(kit.decoys), "-->"]
 
 
 def _fence(draw: st.DrawFn, kit: _Kit) -> list[str]:
@@ -317,7 +317,8 @@ def _task_lines(draw: st.DrawFn, b: _Builder, task: GenTask, earlier: list[str],
             b.add(*_comment(draw, kit, indent="  "))
         elif extra == "body" and indented:
             b.add("    " + draw(kit.prose))
-        b.add(f"{indent}{key}: {value}")
+        sep, trail = draw(_SPACING)
+        b.add(f"{indent}{key}{sep}{value}{trail}")
         task.fields.append((key, value, name, len(b.out) - 1))
         task.end = len(b.out)
     if draw(_ONE_IN_FIVE) == 0 and (indented or not entries):

@@ -114,6 +114,9 @@ def test_plan_sub_headings_inside_a_section_keep_it() -> None:
         ("## Task Queue\n### Ready\n- **[bad id!]** A\n", 3, "bad-id"),
         ("## Task Queue\n### Someday\n- **[a]** A\n", 3, "no-section"),
         ("# Just notes\n- **[a]** A\n", None, "no-queue"),
+        ("## Task Queue\n### Ready\n- **[a]** A\n<!-- never closed\n- **[b]** B\n", 4, "comment"),
+        ("## Task Queue\n### Ready\n- **[a]** A <!-- x --> <!-- reopened\n", 3, "comment"),
+        ("## Task Queue\n<!--\n-->  <!-- reopened on the closing line\n### Ready\n", 3, "comment"),
     ],
 )
 def test_plan_problems_are_reported_with_their_line(text: str, line: int | None, code: str) -> None:
@@ -145,6 +148,24 @@ def test_plan_long_cycle_is_shown_shortened() -> None:
 def test_plan_not_utf8_is_an_error_on_its_line() -> None:
     plan = P.parse(b"## Task Queue\n### Ready\n- **[a]** caf\xe9\n")
     assert plan.errors[0].code == "encoding" and plan.errors[0].line == 3
+
+
+def test_plan_not_utf8_still_has_lines_that_give_its_bytes_back() -> None:
+    raw = b"## Task Queue\n### Ready\n- **[a]** caf\xe9\n"
+    plan = P.parse(raw)
+    assert not plan.ok and len(plan.lines) == 3
+    assert b"".join(line.encode("utf-8", "surrogateescape") for line in plan.lines) == raw
+
+
+@pytest.mark.parametrize(
+    ("value", "ids"),
+    [("a b", ("a", "b")), ("a, b", ("a", "b")), ("a,b", ("a", "b")), ("a ,b", ("a", "b")), ("a  b", ("a", "b")),
+     ("[a] [b]", ("a", "b")), ("a; b", ("a", "b"))],
+)  # fmt: skip
+def test_plan_dependencies_are_split_on_commas_semicolons_and_spaces(value: str, ids: tuple[str, ...]) -> None:
+    text = f"## Task Queue\n### Ready\n- **[a]** A\n- **[b]** B\n- **[ab]** AB\n- **[c]** C\n  - Depends on: {value}\n"
+    plan = _parse(text)
+    assert plan.ok and plan.by_id["c"].depends_on == ids
 
 
 def test_plan_cycle_detection_is_linear_and_never_recursive() -> None:
@@ -188,6 +209,30 @@ def test_plan_set_field_keeps_crlf_and_bom() -> None:
     after = P.set_field(P.parse(raw), "task_4", "Status", "READY")
     assert after.startswith(b"\xef\xbb\xbf") and b"\n" not in after.replace(b"\r\n", b"")
     assert b"- **[task_4]** Implement login endpoint\r\n  - Status: READY\r\n" in after
+
+
+def test_plan_set_field_replaces_only_the_value() -> None:
+    raw = "## Task Queue\n### Ready\n- **[a]** A\n  - Status:  READY  <!-- was BLOCKED -->\n  - Owner:x\n"
+    plan = _parse(raw)
+    assert P.set_field(plan, "a", "Status", "DONE").decode() == raw.replace("READY", "DONE")
+    assert P.set_field(plan, "a", "Owner", "Ada").decode() == raw.replace("Owner:x", "Owner:Ada")
+    empty = _parse("## Task Queue\n### Ready\n- **[a]** A\n  - Reason:\n")
+    assert P.set_field(empty, "a", "Reason", "later").decode().endswith("  - Reason: later\n")
+
+
+def test_plan_set_field_keeps_a_comment_the_block_leaves_open_with_the_task() -> None:
+    raw = "## Task Queue\n### Ready\n- **[a]** A\n  - Status: READY <!-- a note\n  on two lines -->\n- **[b]** B\n"
+    after = P.parse(P.set_field(_parse(raw), "a", "Reason", "why"))
+    assert after.ok and after.by_id["a"].get("reason") == "why" and after.by_id["a"].status == "ready"
+    assert after.raw.decode().endswith("on two lines -->\n  - Reason: why\n- **[b]** B\n")
+    moved = P.parse(P.move_task(_parse(raw + "### Not Ready\n- **[c]** C\n"), "a", "not-ready"))
+    assert moved.ok and moved.by_id["a"].section == "not-ready" and [t.id for t in moved.tasks] == ["b", "c", "a"]
+    assert moved.raw.decode().endswith("- **[a]** A\n  - Status: READY <!-- a note\n  on two lines -->\n")
+
+
+def test_plan_set_field_rejects_a_key_that_cannot_be_one() -> None:
+    with pytest.raises(UsageError, match="cannot be a field name"):
+        P.set_field(_parse(PLAN), "task_3", "Status: DONE\n- Owner", "x")
 
 
 def test_plan_values_cannot_break_out_of_their_line() -> None:

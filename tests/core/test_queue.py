@@ -313,6 +313,28 @@ def test_queue_person_moves_tasks(planned: GitRepo) -> None:
     assert [v.rule for v in check_workspace(ws).violations] == ["plan-edit"]  # from an agent, this is refused
 
 
+def test_queue_writers_read_their_result_back_before_writing(planned: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A move that lands elsewhere, a proposal nobody can see, or an edit that breaks the plan is not written."""
+    from mcp_servers.core import plan as P
+
+    ws, path = _ws(planned), planned.root / "PROJECT_PLAN.md"
+    before = path.read_bytes()
+    # (a move_task that misplaces the block, as one did when a deeper section heading followed the target)
+    monkeypatch.setattr(P, "move_task", lambda plan, task_id, section: plan.raw)
+    with pytest.raises(queue.PlanError, match=r"moving `low` to Not Ready ❌ would put it under ready"):
+        queue.move(ws, "low", "not-ready", reason="later")
+    monkeypatch.setattr(
+        P, "append_task", lambda plan, section, block: plan.raw + b"<!--\n" + "\n".join(block).encode() + b"\n-->\n"
+    )
+    with pytest.raises(queue.PlanError, match=r"would not be read as a task"):
+        queue.propose_task(ws, S1, "Tidy the docs", "a harmless proposal")
+    with pytest.raises(queue.PlanError, match=r"would leave PROJECT_PLAN.md with errors, so it is not written"):
+        queue.edit(ws, lambda plan: plan.raw + b"<!-- never closed\n")
+    with pytest.raises(queue.PlanError, match=r"would hide low in PROJECT_PLAN.md"):
+        queue.edit(ws, lambda plan: plan.raw.replace(b"- **[low]**", b"- **[Low]**"))
+    assert path.read_bytes() == before
+
+
 def test_queue_summary_and_list(planned: GitRepo) -> None:
     ws = _ws(planned)
     summary = queue.summary(ws, S1)
