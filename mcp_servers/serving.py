@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -33,6 +33,58 @@ def tool_errors() -> Iterator[None]:
         yield
     except OvernightError as e:
         raise ToolError(str(e)) from e
+
+
+def light_output_schemas(server: MCPServer) -> MCPServer:
+    """Publish every tool's output schema in the form a client validates fastest, meaning the same.
+
+    The Python SDK's client checks every structured answer against the tool's output schema with `jsonschema`,
+    and pydantic writes schemas it walks slowly: each nested model is a `$ref` into `$defs` (resolved again for
+    every list item) and each optional field an `anyOf` of two branches. On `next_task` that check cost more
+    than the call itself. The SDK reads `fn_metadata.output_schema` live, so rewriting it after registration
+    is enough.
+    """
+    for tool in server._tool_manager.list_tools():  # (the SDK has no public setter)
+        if tool.fn_metadata.output_schema is not None:
+            tool.fn_metadata.output_schema = flat_schema(tool.fn_metadata.output_schema)
+    return server
+
+
+def flat_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with every local `$ref` replaced by its definition, every `anyOf: [{type: T, ...}, {type: null}]`
+    written as `{type: [T, null], ...}` and every `anyOf` of bare types as one list of types. A recursive
+    model's schema cannot be inlined: ValueError."""
+    defs = schema.get("$defs", {})
+
+    def flat(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [flat(item, seen) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in seen:
+                raise ValueError(f"the output schema refers to itself through {name!r}: it cannot be inlined")
+            rest = {k: flat(v, seen) for k, v in node.items() if k != "$ref"}
+            return {**flat(defs[name], (*seen, name)), **rest}
+        out = {k: flat(v, seen) for k, v in node.items() if k != "$defs"}
+        branches = out.get("anyOf")
+        if isinstance(branches, list) and all(isinstance(b, dict) and set(b) == {"type"} for b in branches):
+            del out["anyOf"]
+            out["type"] = [b["type"] for b in branches]
+        elif isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
+            other = branches[1 - branches.index({"type": "null"})]
+            if isinstance(other.get("type"), str):
+                del out["anyOf"]
+                out = {**other, **out, "type": [other["type"], "null"]}
+                if "const" in out:
+                    out["enum"] = [out.pop("const")]
+                if "enum" in out:
+                    out["enum"] = [*out["enum"], None]
+        return out
+
+    return dict(flat(schema, ()))
 
 
 def log_level() -> Literal["DEBUG", "WARNING"]:

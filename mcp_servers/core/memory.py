@@ -3,14 +3,17 @@
 - Writes redact secrets first (on by default) and go to SQLite in one short transaction each.
 - An entry about files keeps each file's git blob id at the time, so an entry about code that has changed
   since is shown as stale.
-- Search is FTS5 BM25 blended with recency; a query whose words do not all occur still returns the closest.
+- Search is FTS5 BM25 blended with recency; a query whose words do not all occur together still returns the
+  closest entries: those with the most of its words.
 - Sessions are first-class: bound to `OVERNIGHT_SESSION_ID`, else `CLAUDE_CODE_SESSION_ID`, else created.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -18,6 +21,7 @@ import re
 import secrets as pyrandom
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import db
 from . import memorystore as store
+from .config import CONFIG_NAME
 from .errors import UsageError
 from .memory_models import (
     Entries,
@@ -57,8 +62,57 @@ MAX_LIMIT = 50
 MAX_IDS = 50
 MAX_ANSWER_CHARS = 60_000  # full texts in one answer: far below Claude Code's 25k-token cap on a tool result
 RECENCY_DAYS = 30.0
+CANDIDATES = 30  # the best entries by BM25 that are then blended with recency (at least 3 x limit)
+FEW = 100  # ranking asks for this many, to know whether a query matches so few entries that scanning them is cheap
+MAX_SUBSET_QUERIES = 32  # "closest" looks for entries with all but one word, two, ... within this many queries
 _TAG = re.compile(r"^[a-z0-9][a-z0-9_.:/-]{0,39}$")
 _SESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+
+
+_WORKSPACES: dict[tuple[Any, ...], tuple[Workspace, tuple[Any, ...]]] = {}
+_WORKSPACE_ENV = ("OVERNIGHT_REPO", "OVERNIGHT_SESSION_ID", "CLAUDE_CODE_SESSION_ID", "OVERNIGHT_CHECKPOINT")
+
+
+def workspace(path: str | None = None) -> Workspace:
+    """`Workspace.open(path)` for a long-running process (the memory server), kept between calls.
+
+    Opening asks git where the repository is and reads the config at HEAD (memory uses none of it but the
+    paths) on every call. Here the workspace is opened again only when what it was opened from changes: the
+    working directory or the environment it reads, the worktree's `.git` (a new repository there; in a main
+    worktree, also any git operation, which changes the folder), or the worktree's overnight.toml. Checking
+    them is two stats.
+    """
+    try:
+        cwd: str | None = os.getcwd()
+    except OSError:  # removed: only an absolute `path` still names a repository, and opening says so otherwise
+        cwd = None
+    key = (path, cwd, tuple(os.environ.get(name) for name in _WORKSPACE_ENV))
+    kept = _WORKSPACES.get(key)
+    if kept is not None and _stamp(kept[0].repo.root) == kept[1]:
+        return kept[0]
+    ws = Workspace.open(path)
+    stamp = _stamp(ws.repo.root)
+    if len(_WORKSPACES) >= 16:
+        _WORKSPACES.clear()
+    _WORKSPACES[key] = (ws, stamp)
+    return ws
+
+
+def _stamp(root: Path) -> tuple[Any, ...]:
+    found: list[tuple[int, int, int, int] | None] = []
+    for name in (".git", CONFIG_NAME):
+        try:
+            st = os.stat(os.path.join(root, name))
+        except OSError:
+            found.append(None)
+        else:
+            found.append((st.st_ino, st.st_ctime_ns, st.st_size, st.st_mtime_ns))
+    return tuple(found)
+
+
+def _db(ws: Workspace) -> contextlib.AbstractContextManager[Any]:
+    """The workspace's state database, over a connection kept open between calls."""
+    return store.connection(ws.db_path)
 
 
 def iso(when: float | None) -> str | None:
@@ -95,8 +149,7 @@ def start_session(
     """Open (or name the goal of) a session; every entry logged under its id belongs to it."""
     sid = _session(ws, session)
     text = _clean(goal or "", MAX_GOAL, "goal")[0] or None
-    with ws.db() as conn:
-        store.check_fts(conn)
+    with _db(ws) as conn:
         store.start_session(conn, sid, _source(source), clock(), text)
     return get_session(ws, sid)
 
@@ -120,7 +173,7 @@ def end_session(
     reason = _clean(stop_reason or "", 500, "stop_reason")[0] or None
     if summary:
         log_event(ws, "summary", summary, session=sid, source=source, clock=clock)
-    with ws.db() as conn:
+    with _db(ws) as conn:
         store.end_session(conn, sid, clock(), wanted, reason, _record(record or {}))
     return get_session(ws, sid)
 
@@ -206,31 +259,37 @@ def log_event(
         "state": "open" if kind == "next_step" else None,
     }
     blobs = Blobs(ws.repo.root)
-    with ws.db() as conn:
-        store.check_fts(conn)
+    with _db(ws) as conn:
         entry_id = store.add_entry(conn, row, [(p, blobs.of(p)) for p in dict.fromkeys(paths)])
     return Logged(id=entry_id, session=sid, kind=kind, redacted=count)
 
 
 class Blobs:
-    """Git blob ids of working-tree files, computed here (no process), remembered by size and mtime."""
+    """Git blob ids of working-tree files, computed here (no process), remembered by size and mtime (and, for
+    one answer, by path)."""
 
     _cache: ClassVar[dict[tuple[str, int, int], str]] = {}
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = str(root)
+        self._seen: dict[str, str | None] = {}
 
     def of(self, path: str) -> str | None:
-        full = self.root / path
+        if path not in self._seen:
+            self._seen[path] = self._blob(os.path.join(self.root, path))
+        return self._seen[path]
+
+    def _blob(self, full: str) -> str | None:
         try:
-            st = full.stat()
+            st = os.stat(full)
         except OSError:
             return None
-        key = (str(full), st.st_size, st.st_mtime_ns)
+        key = (full, st.st_size, st.st_mtime_ns)
         found = self._cache.get(key)
         if found is None:
             try:
-                data = full.read_bytes()
+                with open(full, "rb") as handle:
+                    data = handle.read()
             except OSError:
                 return None
             found = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
@@ -283,12 +342,20 @@ def search(
         since=parse_since(since, now),
         file=inside(ws.repo.root, file) if file else None,
     )
-    with ws.db() as conn:
-        store.check_fts(conn)
-        rows, all_words = _matching(conn, query, filters, limit)
-        files = store.files_of(conn, [r["id"] for r in rows])
+    words = store.terms(query)
+    with _db(ws) as conn:
+        if words:
+            found = _matching(conn, words, filters, max(CANDIDATES, limit * 3), FEW)
+            created = store.created(conn, [i for i, _ in found.candidates]) if found.candidates else {}
+            best = _rank(found.candidates, created, now)[:limit]
+            rows = store.with_snippets(conn, found.query, [i for i, _ in best], few=found.complete)
+            ranked = [(rows[i], score) for i, score in best if i in rows]
+            all_words = found.all_words
+        else:
+            ranked = [(r, _recency(r["created_at"], now)) for r in store.recent(conn, filters, limit)]
+            all_words = True
+        files = store.files_of(conn, [r["id"] for r, _ in ranked])
     blobs = Blobs(ws.repo.root)
-    ranked = _rank(rows, now)[:limit]
     hits = [
         Hit(
             id=r["id"],
@@ -306,27 +373,59 @@ def search(
     return SearchResult(hits=hits, matched_all_words=all_words)
 
 
-def _matching(conn: Any, query: str, filters: store.Filters, limit: int) -> tuple[list[Any], bool]:
-    """Entries with every word; when there are none, the closest (entries with any of the words), ranked."""
-    every = store.fts_query(query, any_word=False)
-    if every is None:
-        return store.recent(conn, filters, limit), True
-    rows = store.search(conn, every, filters, limit * 3)
-    if rows:
-        return rows, True
-    return store.search(conn, store.fts_query(query, any_word=True) or every, filters, limit * 3), False
+@dataclass
+class _Found:
+    candidates: list[tuple[int, float]]  # (id, BM25 rank) of the best, best first
+    all_words: bool
+    query: str  # the FTS5 query their snippets come from: it marks every word of the search they contain
+    complete: bool  # the candidates are every entry `query` matches, so few that going through them is cheap
 
 
-def _rank(rows: list[Any], now: float) -> list[tuple[Any, float]]:
-    """BM25 relevance (normalised over the candidates) blended with recency (half-life of a month)."""
-    if not rows:
+def _matching(conn: Any, words: list[str], filters: store.Filters, pool: int, few: int) -> _Found:
+    """The best `pool` entries with every word, by BM25; when there are none, the closest: those with the most
+    of the words (every subset of k-1 words, then k-2, ... while that stays a few queries), else any word.
+
+    At each size no entry has more of the words (the larger sizes found none), so an entry matches one subset
+    only, and its BM25 rank for that subset is the one an any-word query would give it: the candidates of all
+    subsets merge into one ranking. Up to `few` are ranked, to tell whether those are all the matches."""
+    unfiltered = not filters.sql()[0]
+    ask = max(pool, few)
+    every = store.match(words)
+    found = store.rank(conn, every, filters, ask)
+    if found or len(words) == 1:
+        return _Found(found[:pool], bool(found), every, unfiltered and len(found) < ask)
+    anyword = store.match(words, any_word=True)
+    asked = 0
+    for size in range(len(words) - 1, 1, -1):
+        subsets = list(itertools.combinations(words, size))
+        asked += len(subsets)
+        if asked > MAX_SUBSET_QUERIES:
+            break
+        best: dict[int, float] = {}
+        for subset in subsets:  # (two words with one stem, like `test tests`, can put an entry in two subsets)
+            for entry_id, rank in store.rank(conn, store.match(subset), filters, ask):
+                best[entry_id] = min(rank, best.get(entry_id, rank))
+        if best:
+            complete = unfiltered and len(best) < ask
+            return _Found(sorted(best.items(), key=lambda c: c[1])[:pool], False,
+                          store.match_any_group(subsets) if complete else anyword, complete)  # fmt: skip
+    found = store.rank(conn, anyword, filters, ask)
+    return _Found(found[:pool], False, anyword, unfiltered and len(found) < ask)
+
+
+def _recency(created_at: float, now: float) -> float:
+    return math.exp(-max(0.0, now - created_at) / 86400 / RECENCY_DAYS)
+
+
+def _rank(found: list[tuple[int, float]], created: dict[int, float], now: float) -> list[tuple[int, float]]:
+    """(id, score): BM25 relevance (normalised over the candidates) blended with recency (half-life of a month)."""
+    if not found:
         return []
-    best = max(-r["rank"] for r in rows) or 1.0
+    best = max(-rank for _, rank in found) or 1.0
     scored = []
-    for r in rows:
-        relevance = -r["rank"] / best if r["rank"] else 0.0
-        recency = math.exp(-max(0.0, now - r["created_at"]) / 86400 / RECENCY_DAYS)
-        scored.append((r, 0.8 * relevance + 0.2 * recency if r["rank"] else recency))
+    for entry_id, rank in found:
+        recency = _recency(created.get(entry_id, now), now)
+        scored.append((entry_id, 0.8 * (-rank / best) + 0.2 * recency if rank else recency))
     return sorted(scored, key=lambda pair: -pair[1])
 
 
@@ -364,7 +463,7 @@ def _entry(row: Any, files: list[tuple[str, str | None]], blobs: Blobs, budget: 
 
 
 def _entries(ws: Workspace, rows: list[Any]) -> tuple[list[Entry], bool]:
-    with ws.db() as conn:
+    with _db(ws) as conn:
         files = store.files_of(conn, [r["id"] for r in rows])
     blobs, budget = Blobs(ws.repo.root), [MAX_ANSWER_CHARS]
     found = [_entry(r, files[r["id"]], blobs, budget) for r in rows]
@@ -375,7 +474,7 @@ def get_entries(ws: Workspace, ids: list[int]) -> Entries:
     if len(ids) > MAX_IDS:
         raise UsageError(f"ask for at most {MAX_IDS} entries at a time, not {len(ids)}.")
     wanted = list(dict.fromkeys(ids))
-    with ws.db() as conn:
+    with _db(ws) as conn:
         rows = store.entries(conn, wanted)
     found, truncated = _entries(ws, rows)
     missing = sorted(set(wanted) - {e.id for e in found})
@@ -389,13 +488,13 @@ def lessons_for(
     paths = [inside(ws.repo.root, f) for f in files or []]
     if not paths and not task_id:
         raise UsageError("name the files or the task the lessons should be about.")
-    with ws.db() as conn:
+    with _db(ws) as conn:
         rows = store.about(conn, ("failure", "lesson"), paths, task_id, max(1, min(limit, MAX_LIMIT)))
     return Lessons(entries=_entries(ws, rows)[0])
 
 
 def open_next_steps(ws: Workspace, limit: int = 20) -> NextSteps:
-    with ws.db() as conn:
+    with _db(ws) as conn:
         rows = store.open_steps(conn, max(1, min(limit, MAX_LIMIT)))
     return NextSteps(steps=_entries(ws, rows)[0])
 
@@ -404,7 +503,7 @@ def close_next_step(
     ws: Workspace, entry_id: int, *, note: str | None = None, session: str | None = None, clock: Clock = time.time
 ) -> Entry:
     text = _clean(note or "", 2000, "note")[0] or None
-    with ws.db() as conn:
+    with _db(ws) as conn:
         row = store.close_step(conn, entry_id, clock(), _session(ws, session), text)
     if row is None:
         raise UsageError(f"there is no entry {entry_id}: `open_next_steps` lists the open ones.")
@@ -432,12 +531,12 @@ def _summary(row: Any) -> SessionSummary:
 
 
 def recent_sessions(ws: Workspace, limit: int = 10) -> Sessions:
-    with ws.db() as conn:
+    with _db(ws) as conn:
         return Sessions(sessions=[_summary(r) for r in store.sessions(conn, max(1, min(limit, MAX_LIMIT)))])
 
 
 def get_session(ws: Workspace, session: str) -> SessionDetail:
-    with ws.db() as conn:
+    with _db(ws) as conn:
         row = store.session(conn, session)
         if row is None:
             raise UsageError(f"there is no session {session!r}: `recent_sessions` lists them.")
@@ -472,7 +571,7 @@ def get_session(ws: Workspace, session: str) -> SessionDetail:
 
 def export(ws: Workspace) -> Iterator[str]:
     """Every session and entry as JSON lines."""
-    with ws.db() as conn:
+    with _db(ws) as conn:
         for item in store.dump(conn):
             yield json.dumps(item, ensure_ascii=False, sort_keys=True)
 
@@ -543,8 +642,7 @@ def import_lines(ws: Workspace, lines: Iterable[str]) -> Imported:
 
 def _load(ws: Workspace, sessions: list[_SessionLine], entries: list[_EntryLine]) -> Imported:
     added = skipped = 0
-    with ws.db() as conn:
-        store.check_fts(conn)
+    with _db(ws) as conn:
         with db.transaction(conn):
             for s in sessions:
                 store.restore_session(conn, s.model_dump())

@@ -2,15 +2,25 @@
 
 Every write is one short `BEGIN IMMEDIATE` transaction: when it returns, the entry is committed to the WAL
 and survives the writer being killed. No model and no network anywhere in writing or searching.
+
+Connections are kept open between calls (`connection`), so a long-running process (the memory server) pays
+for opening, the pragmas, the migration check and the FTS5 check once, not on every call. One that is in use
+is never shared, and a kept one is only reused while the database file is still the one it opened.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
+import os
 import re
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import db
@@ -18,6 +28,121 @@ from .errors import StateError
 
 _WORD = re.compile(r"\w[\w.'-]*", re.UNICODE)
 MAX_TERMS = 24
+KEPT_DATABASES = 8  # databases with connections kept open (least recently used closed first)
+KEPT_PER_DATABASE = 4  # idle connections kept per database (more are open only while calls overlap)
+SNIPPET_SPAN = 16_000  # ids one pass that makes snippets may span
+
+
+@dataclass
+class _Kept:
+    conn: sqlite3.Connection
+    file: tuple[int, int] | None  # (device, inode) of the database file when it was opened
+    pid: int
+
+
+_IDLE: OrderedDict[Path, list[_Kept]] = OrderedDict()
+_IDLE_LOCK = threading.Lock()
+
+
+def _file(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _open(path: Path) -> _Kept:
+    conn = db.connect(path)  # creates and migrates it if need be
+    try:
+        check_fts(conn)
+    except StateError:
+        conn.close()
+        raise
+    return _Kept(conn, _file(path), os.getpid())
+
+
+def _take(path: Path) -> _Kept:
+    """An idle kept connection to `path` if one is still good, else a new one."""
+    now = _file(path)
+    found: _Kept | None = None
+    dropped: list[_Kept] = []
+    with _IDLE_LOCK:
+        idle = _IDLE.get(path, [])
+        while idle and found is None:
+            kept = idle.pop()
+            if kept.file is not None and kept.file == now and kept.pid == os.getpid():
+                found = kept
+            else:  # the file was removed or replaced since (or this is a forked child): start afresh
+                dropped.append(kept)
+    for kept in dropped:
+        _close(kept)
+    if found is not None and not _current(found.conn):
+        _close(found)
+        found = None
+    return found or _open(path)
+
+
+def _current(conn: sqlite3.Connection) -> bool:
+    """Still usable, and not migrated by a newer overnight meanwhile (opening again would say so)."""
+    try:
+        return db.schema_version(conn) == len(db.MIGRATIONS)
+    except sqlite3.Error:
+        return False
+
+
+def _give(path: Path, kept: _Kept) -> None:
+    evicted: list[_Kept] = []
+    with _IDLE_LOCK:
+        idle = _IDLE.setdefault(path, [])
+        _IDLE.move_to_end(path)
+        if len(idle) < KEPT_PER_DATABASE:
+            idle.append(kept)
+        else:
+            evicted.append(kept)
+        while len(_IDLE) > KEPT_DATABASES:
+            evicted.extend(_IDLE.popitem(last=False)[1])
+    for old in evicted:
+        _close(old)
+
+
+def _close(kept: _Kept) -> None:
+    if kept.pid == os.getpid():  # a connection inherited through fork() is not this process's to close
+        with contextlib.suppress(sqlite3.Error):
+            kept.conn.close()
+
+
+@contextlib.contextmanager
+def connection(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to the state database at `path`, for this caller alone until the block ends, and kept open
+    for the next call afterwards (unless an SQLite error or an unfinished transaction leaves it in doubt)."""
+    kept = _take(path)
+    try:
+        yield kept.conn
+    except sqlite3.Error:
+        _close(kept)
+        raise
+    except BaseException:
+        _keep_or_close(path, kept)
+        raise
+    _keep_or_close(path, kept)
+
+
+def _keep_or_close(path: Path, kept: _Kept) -> None:
+    if kept.conn.in_transaction:
+        _close(kept)
+    else:
+        _give(path, kept)
+
+
+@atexit.register
+def close_kept() -> None:
+    """Close every kept connection (at exit, so SQLite checkpoints the WAL as it does on a last close)."""
+    with _IDLE_LOCK:
+        kept = [k for idle in _IDLE.values() for k in idle]
+        _IDLE.clear()
+    for k in kept:
+        _close(k)
 
 
 @dataclass(frozen=True)
@@ -125,25 +250,70 @@ def add_entry(
         return new_id
 
 
+def terms(text: str) -> list[str]:
+    """The text's distinct words, lower-cased, at most MAX_TERMS."""
+    return list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:MAX_TERMS]
+
+
+def match(words: Sequence[str], any_word: bool = False) -> str:
+    """An FTS5 query of these words, each quoted (so no word is read as an operator): all of them, or any."""
+    return (" OR " if any_word else " ").join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def match_any_group(groups: Sequence[Sequence[str]]) -> str:
+    """An FTS5 query for entries with all the words of at least one of the groups."""
+    return " OR ".join(f"({match(group)})" for group in groups)
+
+
 def fts_query(text: str, any_word: bool) -> str | None:
     """An FTS5 query of the text's words, each quoted (so no word is read as an operator)."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:MAX_TERMS]
-    if not words:
-        return None
-    quoted = ['"' + w.replace('"', '""') + '"' for w in words]
-    return (" OR " if any_word else " ").join(quoted)
+    words = terms(text)
+    return match(words, any_word) if words else None
 
 
-def search(conn: sqlite3.Connection, query: str, filters: Filters, limit: int) -> list[sqlite3.Row]:
-    """Matching entries, best BM25 rank first (text weighs more than tags), with a snippet."""
+def rank(conn: sqlite3.Connection, query: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
+    """(id, BM25 rank: lower is better) of the `limit` entries matching `query` with the best rank (text weighs
+    more than tags), best first. Without filters the ranking runs in the FTS index alone."""
     where, params = filters.sql()
+    joined = " JOIN entries e ON e.id = entries_fts.rowid" if where else ""
     sql = (
-        "SELECT e.*, bm25(entries_fts, 1.0, 0.5) AS rank, "
-        "snippet(entries_fts, 0, '[', ']', '…', 16) AS snippet "
-        "FROM entries_fts JOIN entries e ON e.id = entries_fts.rowid "
+        f"SELECT entries_fts.rowid, bm25(entries_fts, 1.0, 0.5) AS rank FROM entries_fts{joined} "
         f"WHERE entries_fts MATCH ?{where} ORDER BY rank LIMIT ?"
     )
-    return list(conn.execute(sql, [query, *params, limit]))
+    return [(int(r[0]), float(r[1])) for r in conn.execute(sql, [query, *params, limit])]
+
+
+def created(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, float]:
+    """When each of these entries was written."""
+    marks = ", ".join("?" * len(ids))
+    return {r[0]: r[1] for r in conn.execute(f"SELECT id, created_at FROM entries WHERE id IN ({marks})", list(ids))}
+
+
+def with_snippets(conn: sqlite3.Connection, query: str, ids: Sequence[int], *, few: bool) -> dict[int, sqlite3.Row]:
+    """These entries (matched by `query`), each with a snippet of its text around the query's words.
+
+    FTS5 makes a snippet only on a row its query visits, so the query runs again over the range of ids of each
+    group of nearby entries, the ids filtering its matches (`+`: FTS5 itself looking each id up is several
+    times slower with several words). A group spans at most SNIPPET_SPAN ids, which bounds the matches visited
+    for a word in every entry; `few` (the query matches only a few entries) makes it one group.
+    """
+    found: dict[int, sqlite3.Row] = {}
+    ordered = sorted(ids)
+    groups: list[list[int]] = []
+    for i in ordered:
+        if groups and (few or i - groups[-1][0] <= SNIPPET_SPAN):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    for group in groups:
+        sql = (
+            "SELECT e.id, e.kind, e.created_at, e.source, e.session, e.task_id, "
+            "snippet(entries_fts, 0, '[', ']', '…', 16) AS snippet "
+            "FROM entries_fts JOIN entries e ON e.id = entries_fts.rowid WHERE entries_fts MATCH ? "
+            f"AND entries_fts.rowid BETWEEN ? AND ? AND +entries_fts.rowid IN ({', '.join('?' * len(group))})"
+        )
+        found.update((r["id"], r) for r in conn.execute(sql, [query, group[0], group[-1], *group]))
+    return found
 
 
 def recent(conn: sqlite3.Connection, filters: Filters, limit: int) -> list[sqlite3.Row]:

@@ -27,7 +27,7 @@ from ..core.memory_models import (
     Sessions,
 )
 from ..core.workspace import Workspace
-from ..serving import log_level, tool_errors
+from ..serving import light_output_schemas, log_level, tool_errors
 
 INSTRUCTIONS = """\
 The memory of this repository's sessions. At the start of work, `lessons_for` the files and task you will touch
@@ -45,7 +45,9 @@ def build(repo: str | None = None) -> MCPServer:
     mcp = MCPServer("memory", version=__version__, instructions=INSTRUCTIONS, log_level=log_level())
 
     def ws() -> Workspace:
-        return Workspace.open(repo)
+        from ..core import memory
+
+        return memory.workspace(repo)
 
     @mcp.tool(annotations=Writes)
     def start_session(
@@ -174,4 +176,4 @@ def build(repo: str | None = None) -> MCPServer:
         except OvernightError as e:
             raise ResourceError(str(e)) from e
 
-    return mcp
+    return light_output_schemas(mcp)

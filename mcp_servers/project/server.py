@@ -29,7 +29,7 @@ from ..core.queue_models import (
     TaskUpdate,
 )
 from ..core.workspace import Workspace
-from ..serving import log_level, tool_errors
+from ..serving import light_output_schemas, log_level, tool_errors
 
 INSTRUCTIONS = """\
 The task queue of this repository, kept in PROJECT_PLAN.md. People approve tasks; agents never can.
@@ -181,7 +181,7 @@ def build(repo: str | None = None) -> MCPServer:
             return f"The plan cannot be read: {e}"
         return work_prompt(found)
 
-    return mcp
+    return light_output_schemas(mcp)
 
 
 def work_prompt(found: NextTask) -> str:

@@ -16,7 +16,7 @@ from ..core import __version__, config
 from ..core.errors import UsageError
 from ..core.models import ChangeReport, CommitResult, GateReport, GateStatus, HealthReport, TaskCheck
 from ..core.workspace import Workspace
-from ..serving import log_level, tool_errors
+from ..serving import light_output_schemas, log_level, tool_errors
 
 # The core's machinery (policy, gate, commit, health) is imported inside the tools that use it: start-up
 # imports only what the tool schemas need (a benchmarked target, bench/cold_start.py).
@@ -168,4 +168,4 @@ def build(repo: str | None = None) -> MCPServer:
         with tool_errors():
             return report(ws(), paths)
 
-    return mcp
+    return light_output_schemas(mcp)

@@ -217,3 +217,92 @@ def test_memory_import_refuses_a_bad_line_and_imports_nothing(repo: GitRepo) -> 
         with pytest.raises(UsageError, match="line 2 of the import"):
             memory.import_lines(ws, [good, bad])
         assert memory.search(ws, "").hits == []
+
+
+def test_memory_closest_are_the_entries_with_the_most_of_the_words(repo: GitRepo) -> None:
+    clock = Clock()
+    ws = _ws(repo)
+    two = memory.log_event(ws, "note", "alpha and beta went wrong", clock=clock)
+    memory.log_event(ws, "note", "alpha alone", clock=clock)
+    memory.log_event(ws, "note", "gamma gamma gamma alone", clock=clock)
+    found = memory.search(ws, "alpha beta gamma", clock=clock)
+    assert not found.matched_all_words
+    assert [h.id for h in found.hits] == [two.id]  # two of the three words: closer than any entry with one
+    assert "[alpha]" in found.hits[0].snippet and "[beta]" in found.hits[0].snippet
+    assert [h.id for h in memory.search(ws, "alpha beta gamma", kind="lesson", clock=clock).hits] == []
+    assert [h.id for h in memory.search(ws, "alpha beta gamma", kind="note", clock=clock).hits] == [two.id]
+    one = memory.search(ws, "gamma delta", clock=clock)  # no two words together: any of them, ranked
+    assert not one.matched_all_words and len(one.hits) == 1 and "[gamma]" in one.hits[0].snippet
+    assert memory.search(ws, "delta", clock=clock).hits == []
+
+
+def test_memory_search_snippets_are_the_same_either_way_they_are_made(
+    repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp_servers.core import memorystore
+
+    ws = _ws(repo)
+    ids = [memory.log_event(ws, "note", f"entry {i}: the parser timeout came back, " + "filler " * i).id
+           for i in range(5)]  # fmt: skip
+    query = memorystore.match(["parser", "timeout"])
+    monkeypatch.setattr(memorystore, "SNIPPET_SPAN", 0)
+    with memorystore.connection(ws.db_path) as conn:
+        scanned = memorystore.with_snippets(conn, query, ids[1:4], few=True)
+        one_by_one = memorystore.with_snippets(conn, query, ids[1:4], few=False)
+    assert sorted(scanned) == sorted(one_by_one) == ids[1:4]
+    assert all(scanned[i]["snippet"] == one_by_one[i]["snippet"] for i in ids[1:4])
+    assert "[parser] [timeout]" in scanned[ids[1]]["snippet"]
+
+
+def test_memory_search_answers_the_same_however_many_matches_it_counts(
+    repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    ws = _ws(repo)
+    for i in range(8):
+        clock.now += DAY
+        memory.log_event(ws, "note", f"cache miss number {i}" + " cache" * (i % 3), clock=clock)
+    from mcp_servers.core import memorystore
+
+    monkeypatch.setattr(memory, "CANDIDATES", 1)  # the best 3 x limit are blended with recency
+    few = memory.search(ws, "cache miss", limit=2, clock=clock)  # 8 matches, all counted: one pass for snippets
+    monkeypatch.setattr(memory, "FEW", 1)  # as if there were many more
+    monkeypatch.setattr(memorystore, "SNIPPET_SPAN", 0)  # and far apart: snippets entry by entry
+    many = memory.search(ws, "cache miss", limit=2, clock=clock)
+    assert many == few and len(few.hits) == 2 and all(h.snippet.count("[") >= 2 for h in few.hits)
+
+
+def test_memory_keeps_its_connection_and_notices_a_new_database(repo: GitRepo) -> None:
+    ws = _ws(repo)
+    first = memory.log_event(ws, "note", "before the database went away")
+    assert [h.id for h in memory.search(ws, "database went away").hits] == [first.id]
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{ws.db_path}{suffix}").unlink(missing_ok=True)
+    assert memory.search(ws, "database went away").hits == []  # a new, empty database, not the old one
+    again = memory.log_event(ws, "note", "after the database went away")
+    assert [h.id for h in memory.search(ws, "after").hits] == [again.id]
+    other = make_other_db(ws.db_path.with_name("other.db"), "a replaced database")
+    os.replace(other, ws.db_path)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{ws.db_path}{suffix}").unlink(missing_ok=True)
+    assert [h.snippet for h in memory.search(ws, "replaced").hits] == ["a [replaced] database"]
+
+
+def make_other_db(path: Path, text: str) -> Path:
+    from mcp_servers.core import db
+
+    with db.opened(path) as conn:
+        conn.execute("INSERT INTO entries (kind, text, source, created_at) VALUES ('note', ?, 'person', 1.0)", (text,))
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+def test_memory_workspace_is_kept_until_the_repository_or_its_config_changes(repo: GitRepo) -> None:
+    first = memory.workspace(str(repo.root))
+    assert memory.workspace(str(repo.root)) is first
+    repo.write("overnight.toml", "")
+    changed = memory.workspace(str(repo.root))
+    assert changed is not first and memory.workspace(str(repo.root)) is changed
+    repo.git("add", "overnight.toml")
+    repo.commit("config")
+    assert memory.workspace(str(repo.root)) is not changed  # a commit moves .git

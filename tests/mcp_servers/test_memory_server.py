@@ -114,3 +114,25 @@ async def test_memory_server_over_stdio(repo: GitRepo) -> None:
         assert {t.name for t in (await c.list_tools()).tools} == MEMORY_TOOLS
         logged = (await c.call_tool("log_event", {"kind": "note", "text": "over stdio"})).structured_content
         assert logged["session"] == "stdio-1"
+
+
+async def test_memory_server_keeps_working_when_its_database_is_replaced(client: Client, repo: GitRepo) -> None:
+    await client.call_tool("log_event", {"kind": "note", "text": "kept connection sees this"})
+    found = (await client.call_tool("search_memory", {"query": "kept connection"})).structured_content
+    assert len(found["hits"]) == 1
+    state = repo.root / ".git" / "overnight"
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (state / name).unlink(missing_ok=True)
+    gone = await client.call_tool("search_memory", {"query": "kept connection"})
+    assert not gone.is_error and gone.structured_content["hits"] == []  # a new, empty database
+    await client.call_tool("log_event", {"kind": "note", "text": "written to the new database"})
+    again = (await client.call_tool("search_memory", {"query": "new database"})).structured_content
+    assert [h["snippet"] for h in again["hits"]] == ["written to the [new] [database]"]
+
+
+async def test_memory_server_search_answer_schema_is_flat(client: Client) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    schema = tools["search_memory"].output_schema or {}
+    assert "$defs" not in schema and "$ref" not in str(schema)  # a client validates every answer against it
+    hit = schema["properties"]["hits"]["items"]
+    assert hit["properties"]["session"]["type"] == ["string", "null"] and "snippet" in hit["required"]
