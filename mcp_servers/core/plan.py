@@ -195,6 +195,19 @@ def split_lines(text: str) -> list[str]:
     return lines
 
 
+def _split_in_pieces(text: str, size: int = 1 << 16) -> Iterator[str]:
+    """`text.split("\n")`, one piece of the text at a time: a large plan's lines are never all held at once
+    (their strings, freed in between the tasks the reader keeps, would leave the process larger for good)."""
+    start = 0
+    while True:
+        end = text.find("\n", start + size)
+        if end < 0:
+            yield from text[start:].split("\n")
+            return
+        yield from text[start:end].split("\n")
+        start = end + 1
+
+
 def _normal(text: str) -> str:
     """A heading's words: no emoji, marks or punctuation, lower case, single spaces."""
     kept = []
@@ -321,6 +334,8 @@ class _Reader:
         self.pending_else: dict[str, list[Pending]] = {name: [] for name in _READERS}  # (the long way)
         self.strings: dict[str, str] = {}  # short field texts, one string each however often they occur
         self.unsorted = False
+        self.text = ""
+        self._split: list[str] | None = None
 
     def read(self, text: str) -> None:  # noqa: C901, PLR0912, PLR0915 (the hot loop, in one piece for speed)
         in_comment = False
@@ -329,11 +344,11 @@ class _Reader:
         keys, known, fast, pending, seen, field = _KEYS, _KNOWN, _FAST, self.pending, self.seen, self._field
         strings = self.strings
         task: Task | None = None  # self.task, kept in step
-        lines = text.split("\n")
-        self.queue_end = len(lines)
+        self.text = text
+        self.queue_end = text.count("\n") + 1
         flush_at = _CHUNK
         marks = "<" in text or "`" in text or "~" in text  # (a plan without any: no line to look into for them)
-        for i, raw in enumerate(lines):
+        for i, raw in enumerate(_split_in_pieces(text)):
             if not raw:
                 continue
             # The usual field line of the open task, `  - Key: value` (its key, indentation and all, known to _FAST)
@@ -422,7 +437,7 @@ class _Reader:
                 self._task(i, task_id, title.strip())
                 task = self.task
                 if len(self.tasks) >= flush_at:  # read what is pending now and then: less memory held at once
-                    self._interpret(lines)
+                    self._interpret()
                     flush_at += _CHUNK
             elif task is not None:
                 if indented:
@@ -434,7 +449,7 @@ class _Reader:
                     self._close_task()
                     task = None
         self._close_task()
-        self._interpret(lines)
+        self._interpret()
         if self.unsorted:
             self.problems.sort(key=_in_line_order)
         if fence is not None:
@@ -458,7 +473,13 @@ class _Reader:
                 )
             )
 
-    def _interpret(self, lines: list[str]) -> None:
+    def _lines(self) -> list[str]:
+        """The text's lines (without endings), split only when a bad value's line has to be found again."""
+        if self._split is None:
+            self._split = self.text.split("\n")
+        return self._split
+
+    def _interpret(self) -> None:
         """Read the interpreted fields' values, all of a kind at once; their problems go in line order."""
         bad: list[Problemish] = []
         for name, usual in self.pending.items():
@@ -473,7 +494,7 @@ class _Reader:
                 more_tasks, more_lines, more_plains, more_shown = zip(*other, strict=True)
                 at = [-1] * len(tasks) + list(more_lines)
                 tasks, shown, plains = [*tasks, *more_tasks], [*plains, *more_shown], [*plains, *more_plains]
-            _BULK[name](name, _Column(tasks, at, plains, shown, lines), bad)
+            _BULK[name](name, _Column(tasks, at, plains, shown, self._lines), bad)
             usual.clear()
             other.clear()
         for task, i, name, expected, value in bad:
@@ -662,19 +683,19 @@ _MEMO_MAX = 4096
 @dataclass(slots=True)
 class _Column:
     """One field of many tasks, to read at once: the n-th task's field says plains[n] (shown[n] as written), on
-    line at[n], or found again in `lines` (the plan's) when that is -1 or `at` is None."""
+    line at[n], or found again in the plan's `lines()` when that is -1 or `at` is None."""
 
     tasks: Sequence[Task]
     at: list[int] | None
     plains: list[str]
     shown: list[str]
-    lines: list[str]
+    lines: Callable[[], list[str]]
 
     def bad(self, n: int, name: str, error: str) -> Problemish:
         task = self.tasks[n]
         i = self.at[n] if self.at is not None else -1
         if i < 0:
-            found = _find_field(self.lines, task, name)
+            found = _find_field(self.lines(), task, name)
             i = found.index if found is not None else task.index
         return task, i, name, error, self.shown[n]
 

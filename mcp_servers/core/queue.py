@@ -387,14 +387,14 @@ def list_tasks(
 ) -> TaskList:
     """A page of tasks, in plan order, filtered by state and section."""
     plans, judge = _judge(ws, session, clock)
-    rows = [judge.summary(t) for t in _all_tasks(plans)]
+    rows = _all_tasks(plans)
     if status:
-        rows = [r for r in rows if r.state == status]
+        rows = [t for t in rows if judge.verdict(t.id).state == status]
     if section:
-        rows = [r for r in rows if r.section == section]
+        rows = [t for t in rows if (base := plans.base_task(t.id)) is not None and base.section == section]
     start = _cursor(cursor)
     limit = max(1, min(limit, MAX_LIST))
-    page = rows[start : start + limit]
+    page = [judge.summary(t) for t in rows[start : start + limit]]  # models for the page only
     more = start + limit < len(rows)
     return TaskList(
         tasks=page, total=len(rows), next_cursor=str(start + limit) if more else None, base_ref=plans.base_ref
@@ -852,7 +852,7 @@ def summary(ws: Workspace, session: str, clock: Clock = time.time) -> PlanSummar
         section = base.section if base and base.section else "not on base"
         by_section[section] = by_section.get(section, 0) + 1
         by_state[verdict.state] = by_state.get(verdict.state, 0) + 1
-        if verdict.state in {"blocked", "failed", "unsafe", "review"}:
+        if verdict.state in {"blocked", "failed", "unsafe", "review"} and len(blocked) < MAX_SKIPPED:
             blocked.append(SkippedTask(id=task.id, reason=verdict.why or verdict.state))
     counted = len(tasks) - by_state.get("cancelled", 0)
     nxt = next_task(ws, session, clock)
@@ -864,7 +864,7 @@ def summary(ws: Workspace, session: str, clock: Clock = time.time) -> PlanSummar
         by_section=by_section,
         by_state=by_state,
         done_ratio=round(by_state.get("done", 0) / counted, 4) if counted else 0.0,
-        blocked=blocked[:MAX_SKIPPED],
+        blocked=blocked,
         next=nxt.task,
         problems=problems,
     )
