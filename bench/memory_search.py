@@ -68,6 +68,7 @@ from typing import Any
 import anyio
 from cold_start import MINIMAL_SERVER, exchange, importtime
 from mcp import Client, StdioServerParameters
+from ts_rounds import ts_round_trips
 
 from mcp_servers.core import memory, memorystore
 from mcp_servers.core.workspace import Workspace
@@ -819,6 +820,29 @@ def report_search(s: Sides, queries: list[str], args: argparse.Namespace) -> tup
     return ok_fts, ok_official
 
 
+def ts_search(repo: Path, launcher: Path, queries: list[str], args: argparse.Namespace) -> bool:
+    """(a) again through the MCP TypeScript SDK's client: search_memory and bare_fts, each query, interleaved."""
+    params = StdioServerParameters(command=sys.executable, args=[str(launcher)], cwd=str(repo))
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    for q in queries:
+        calls.append((f"ours {q}", "search_memory", {"query": q, "limit": LIMIT}))
+        calls.append((f"bare {q}", "bare_fts", {"match": memorystore.fts_query(q, any_word=False), "limit": LIMIT}))
+    got = ts_round_trips(params, calls, args.rounds, 1)
+    ours = [t for q in queries for t in got["times"][f"ours {q}"]]
+    bare = [t for q in queries for t in got["times"][f"bare {q}"]]
+    empty = [q for q in queries if not (got["answers"].get(f"ours {q}") or {}).get("hits")]
+    print("  the same through the MCP TypeScript SDK's client (@modelcontextprotocol/client 2.3.1, node; the SDK "
+          f"family Claude Code's client comes from), {len(queries)} queries x {args.rounds} rounds, "
+          "interleaved:")  # fmt: skip
+    print(line("search_memory via TS client", ours))
+    print(line("bare_fts via TS client", bare))
+    ratio = statistics.median(ours) / statistics.median(bare)
+    ok = ratio <= FTS_TARGET and not empty and got["errors"] == 0
+    print(f"  ratio search_memory/bare_fts (of p50s): {ratio:.2f}x; target <= {FTS_TARGET:.1f}x at p50: "
+          f"{'PASS' if ok else 'FAIL'}" + (f" (empty answers: {len(empty)})" if empty else ""))  # fmt: skip
+    return ok
+
+
 def node_version() -> str:
     return subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout.strip()
 
@@ -874,6 +898,7 @@ def main() -> int:
         launcher.write_text(LAUNCHER)
         sides = anyio.run(measure, repo, jsonl, entry, launcher, script, queries, args)
         ok_fts, ok_official = report_search(sides, queries, args)
+        ok_ts = ts_search(repo, launcher, queries, args)
         ok_cold = cold_start(repo, script, tmp, args)
     rss, peak = sides.rss["ours"]
     print(f"  memory server VmRSS after {sum(len(v) for v in sides.ours.values()) + len(queries):,} searches at "
@@ -881,9 +906,9 @@ def main() -> int:
           f"before the first search); no target. For scale: the minimal mcp server {sides.rss['minimal'][0]:.1f} MB; "
           f"the official server (node) {sides.rss['official'][0]:.1f} MB (peak VmHWM "
           f"{sides.rss['official'][1]:.1f} MB)")  # fmt: skip
-    print(f"overall: vs bare_fts {'PASS' if ok_fts else 'FAIL'}, vs official {'PASS' if ok_official else 'FAIL'}, "
-          f"cold start {'PASS' if ok_cold else 'FAIL'}")  # fmt: skip
-    return 0 if ok_fts and ok_official and ok_cold else 1
+    print(f"overall: vs bare_fts {'PASS' if ok_fts else 'FAIL'} (TypeScript client {'PASS' if ok_ts else 'FAIL'}), "
+          f"vs official {'PASS' if ok_official else 'FAIL'}, cold start {'PASS' if ok_cold else 'FAIL'}")  # fmt: skip
+    return 0 if ok_fts and ok_ts and ok_official and ok_cold else 1
 
 
 if __name__ == "__main__":

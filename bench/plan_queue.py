@@ -22,7 +22,9 @@ Measures, in one run, on plans this script generates (task `task_<i>`, every fie
     `mcp_servers.project.server.build(repo)`, adds `ping() -> str`, and runs it over stdio. After warm-up,
     N calls of each, interleaved (order alternating). Printed for attribution, not judged: the same call made
     in-process (`queue.next_task(Workspace.open(repo), session)`), i.e. the server-side share.
-    Target: median(next_task) / median(ping) <= 1.5, and every answer is the expected task.
+    The same again through the MCP TypeScript SDK's client (bench/ts_client.mjs under node), which validates
+    answers with a compiled schema where the Python client walks each answer with jsonschema.
+    Target: median(next_task) / median(ping) <= 1.5 through each client, and every answer is the expected task.
 (c) The resident memory (VmRSS from /proc/<pid>/status) of that server with a 10,000-task plan after it
     answered `next_task`, `list_tasks` and `plan_summary`. Reference: the same server, same calls, empty plan;
     also printed, as the floor: a minimal mcp server (one `ping` tool, nothing of overnight imported).
@@ -49,6 +51,7 @@ from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
+from ts_rounds import ts_round_trips
 
 from mcp_servers.core import plan as P
 from mcp_servers.core import queue
@@ -358,7 +361,21 @@ def bench_next_task(tmp: Path, calls: int, warmup: int) -> bool:
           f"(p95 ratio {pct(nt, 0.95) / pct(ping, 0.95):.2f}x)")  # fmt: skip
     ok = ratio <= RATIO_TARGET and got == generated.expected and r["wrong"] == 0
     print(f"  target <= {RATIO_TARGET:.1f}x, every answer {generated.expected}: {'PASS' if ok else 'FAIL'}")
-    return ok
+    params, _pid = server_params(tmp, repo)
+    ts = ts_round_trips(params, [("next_task", "next_task", {}), ("ping", "ping", {})], calls, warmup)
+    ts_got = ((ts["answers"].get("next_task") or {}).get("task") or {}).get("id")
+    print(
+        "  the same through the MCP TypeScript SDK's client (@modelcontextprotocol/client 2.3.1, node; the SDK "
+        "family Claude Code's client comes from), interleaved the same way:"
+    )
+    for name, v in ts["times"].items():
+        print(f"  {name:9s}: median {statistics.median(v):6.2f} ms   p95 {pct(v, 0.95):6.2f} ms   "
+              f"min {min(v):6.2f} ms   max {max(v):6.2f} ms")  # fmt: skip
+    ts_ratio = statistics.median(ts["times"]["next_task"]) / statistics.median(ts["times"]["ping"])
+    ts_ok = ts_ratio <= RATIO_TARGET and ts_got == generated.expected and ts["errors"] == 0
+    print(f"  ratio next_task/ping (of medians): {ts_ratio:.2f}x; target <= {RATIO_TARGET:.1f}x: "
+          f"{'PASS' if ts_ok else 'FAIL'}")  # fmt: skip
+    return ok and ts_ok
 
 
 def rss_mb(pid: int) -> tuple[float, float]:

@@ -8,10 +8,12 @@ the repository shares and which git never commits or cleans. Schema changes are 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import random
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -238,19 +240,32 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-_WATCHERS: dict[Path, sqlite3.Connection] = {}
+_WATCHERS: OrderedDict[Path, tuple[int, sqlite3.Connection]] = OrderedDict()
 _WATCH_LOCK = threading.Lock()
+_WATCHED = itertools.count(1)
+MAX_WATCHERS = 8  # databases watched at once (the least recently asked about is closed first)
 
 
-def data_version(path: Path) -> int:
-    """A number that changes whenever any other connection (any process) commits to the database at `path`.
+def data_version(path: Path) -> tuple[int, int]:
+    """A value that changes whenever any other connection (any process) commits to the database at `path`.
 
-    One connection per database is kept open for this: SQLite's `PRAGMA data_version` is relative to it.
-    Answers computed from the database can be kept until it changes.
+    One connection per database is kept open for this: SQLite's `PRAGMA data_version` is relative to it, so
+    the value also names that connection (a database watched again later gets a new one, whose count starts
+    afresh). Answers computed from the database can be kept until it changes.
     """
+    evicted: list[sqlite3.Connection] = []
     with _WATCH_LOCK:
-        conn = _WATCHERS.get(path)
-        if conn is None:
+        found = _WATCHERS.get(path)
+        if found is None:
             connect(path).close()  # create and migrate it first
-            conn = _WATCHERS[path] = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        return int(conn.execute("PRAGMA data_version").fetchone()[0])
+            found = _WATCHERS[path] = (next(_WATCHED), sqlite3.connect(path, check_same_thread=False,
+                                                                      isolation_level=None))  # fmt: skip
+            while len(_WATCHERS) > MAX_WATCHERS:
+                evicted.append(_WATCHERS.popitem(last=False)[1][1])
+        else:
+            _WATCHERS.move_to_end(path)
+        generation, conn = found
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+    for old in evicted:
+        old.close()
+    return generation, version

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,8 +140,10 @@ class ObjectReader:
             self._proc = None
 
 
-_READERS: dict[tuple[Path, bool], ObjectReader] = {}
+_READERS: OrderedDict[tuple[Path, bool], ObjectReader] = OrderedDict()
 _READERS_LOCK = threading.Lock()
+MAX_READERS = 8  # cat-file processes kept running (least recently used stopped first): a long-running process
+# (the scheduler, a test run) meets many worktrees, and each reader holds a process and its pipes
 
 
 def forget(root: Path) -> None:
@@ -157,11 +160,19 @@ def forget(root: Path) -> None:
 
 
 def _reader(root: Path, check: bool = False) -> ObjectReader:
+    evicted: list[ObjectReader] = []
     with _READERS_LOCK:
         found = _READERS.get((root, check))
         if found is None:
             found = _READERS[(root, check)] = ObjectReader(root, check=check)
-        return found
+            while len(_READERS) > MAX_READERS:
+                evicted.append(_READERS.popitem(last=False)[1])
+        else:
+            _READERS.move_to_end((root, check))
+    for reader in evicted:  # (after a call in progress on it: a caller still holding it starts a new process)
+        with reader._lock:
+            reader._stop()
+    return found
 
 
 @atexit.register
