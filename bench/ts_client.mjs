@@ -1,6 +1,6 @@
 // Round trips through the MCP TypeScript SDK's client (@modelcontextprotocol/client, the SDK family Claude Code
 // is built on), for the benchmarks that compare tools side by side. It validates structured answers against the
-// tools' output schemas as Claude Code's client does (ajv, compiled once per schema).
+// tools' output schemas (ajv, compiled once per schema).
 //
 // Usage: node bench/ts_client.mjs NODE_MODULES SPEC_JSON
 //   SPEC_JSON: {"command", "args", "cwd", "warmup", "rounds", "calls": [[label, tool, arguments], ...]}
