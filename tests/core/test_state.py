@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
@@ -106,3 +107,18 @@ def test_state_key_created_by_racing_processes_is_one_key(tmp_path: Path) -> Non
     procs = [subprocess.Popen([sys.executable, "-c", code, str(key_path)], stdout=subprocess.PIPE) for _ in range(6)]
     keys = {p.communicate()[0] for p in procs}
     assert len(keys) == 1 and len(next(iter(keys))) == 64
+
+
+def test_state_data_version_changes_on_a_commit_and_watchers_stay_bounded(tmp_path: Path) -> None:
+    paths = [tmp_path / f"s{i}.db" for i in range(db.MAX_WATCHERS + 3)]
+    first = db.data_version(paths[0])
+    assert db.data_version(paths[0]) == first
+    with contextlib.closing(db.connect(paths[0])) as other, db.transaction(other):  # another connection commits
+        other.execute("CREATE TABLE t (x)")
+    changed = db.data_version(paths[0])
+    assert changed != first
+    for path in paths[1:]:  # paths[0] is now the least recently asked about: its watcher is closed
+        db.data_version(path)
+    assert paths[0] not in db._WATCHERS and len(db._WATCHERS) <= db.MAX_WATCHERS
+    # watched again, by a new connection whose count starts afresh: the value still differs from the old ones
+    assert db.data_version(paths[0]) not in {first, changed}
