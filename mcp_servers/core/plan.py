@@ -1057,9 +1057,9 @@ def set_field(plan: Plan, task_id: str, key: str, value: str) -> bytes:
     if found is not None:
         old = lines[found.index]
         current = old[found.start : found.end]
-        if current in (value, one_line(value)):
+        value = field_value(value)
+        if current == value:
             return plan.raw
-        value = one_line(value)
         before, after = old[: found.start], old[found.end :]
         if found.start == found.end:  # an empty value: `Key:` becomes `Key: value`
             before = before.rstrip(" \t") + " "
@@ -1067,7 +1067,7 @@ def set_field(plan: Plan, task_id: str, key: str, value: str) -> bytes:
             after = (" " + after.lstrip(" \t")) if rest.strip() and not rest[:1].isspace() else after
         lines[found.index] = before + value + after
         return render(plan, lines)
-    value = one_line(value)
+    value = field_value(value)
     at = _block_end(lines, task)
     prefix = next((where.prefix for _, where in _field_lines(lines, task)), "  - ")
     if name not in _KNOWN and prefix[:1] not in (" ", "\t"):
@@ -1147,10 +1147,15 @@ def _last_content(lines: Sequence[str], start: int, end: int) -> int:
     return start
 
 
+def field_value(text: str) -> str:
+    """A field's value made safe for its line: line breaks and control characters become spaces, the ends are
+    trimmed, the spacing inside is kept (setting a field back to its old value gives the file back)."""
+    return "".join(" " if unicodedata.category(ch) in {"Cc", "Zl", "Zp"} else ch for ch in text).strip()
+
+
 def one_line(text: str) -> str:
-    """Text made safe for one line of the plan: no line breaks, no control characters."""
-    cleaned = "".join(" " if unicodedata.category(ch) in {"Cc", "Zl", "Zp"} else ch for ch in text)
-    return " ".join(cleaned.split())
+    """Text made safe for one line of the plan: no line breaks, no control characters, single spaces."""
+    return " ".join(field_value(text).split())
 
 
 def ids(tasks: Iterable[Task]) -> list[str]:

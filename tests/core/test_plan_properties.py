@@ -570,3 +570,13 @@ def test_parse_space_separated_dependencies_are_never_merged_into_one_id() -> No
     both = P.parse(raw.replace(b"a b", b"a; b")).by_id["c"].depends_on
     assert both == ("a", "b")
     assert plan.by_id["c"].depends_on == both or not plan.ok
+
+
+def test_set_field_keeps_the_spacing_inside_a_value() -> None:
+    """Found by test_set_field_then_old_value_restores_the_original_bytes: the value was written with its inner
+    spaces collapsed, so setting a field back to `task_0  task_1` did not give the file back."""
+    raw = b"## Task Queue\n### Ready\n- **[a]** A\n- **[b]** B\n- **[c]** C\n- Depends on: a  b\n- Status: BLOCKED\n"
+    changed = P.set_field(P.parse(raw), "c", "Depends on", "a")
+    assert P.set_field(P.parse(changed), "c", "Depends on", "a  b") == raw
+    # line breaks and control characters still never reach the file
+    assert b"- Status: x y z\n" in P.set_field(P.parse(raw), "c", "Status", " x\ny\tz ")
