@@ -55,6 +55,7 @@ from ts_rounds import ts_round_trips
 
 from mcp_servers.core import plan as P
 from mcp_servers.core import queue
+from mcp_servers.core.git import RACY_S
 from mcp_servers.core.workspace import Workspace
 
 PARSE_TARGET_MS = 200.0
@@ -341,6 +342,7 @@ def in_process(repo: Path, calls: int, warmup: int) -> list[float]:
 def bench_next_task(tmp: Path, calls: int, warmup: int) -> bool:
     generated = make_plan(SMALL)
     repo = make_repo(tmp / "small", generated.text)
+    time.sleep(RACY_S)  # a quiet repository, as between an agent's commits (see mcp_servers.core.git.RACY_S)
     r = anyio.run(round_trips, tmp, repo, calls, warmup, generated.expected)
     inproc = in_process(repo, calls, warmup)
     first = r["first"]

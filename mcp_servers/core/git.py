@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -157,6 +160,9 @@ def forget(root: Path) -> None:
     for key, (_, repo) in list(_DISCOVERED.items()):
         if repo.root == root:
             _DISCOVERED.pop(key, None)
+    with _NAMED_LOCK:
+        for named in [k for k in _NAMED if k[0] == root]:
+            _NAMED.pop(named, None)
 
 
 def _reader(root: Path, check: bool = False) -> ObjectReader:
@@ -179,6 +185,135 @@ def _reader(root: Path, check: bool = False) -> ObjectReader:
 def _stop_readers() -> None:
     for reader in list(_READERS.values()):
         reader._stop()
+
+
+# -- names read again only when a ref they go through changed ------------------------------------------------
+#
+# A server answers every call from HEAD, the base branch and files committed there: six `cat-file` round trips
+# a call. What a name like `HEAD^{commit}` or `main:PROJECT_PLAN.md` means can change only when a file of the
+# ref store changes (HEAD, a loose ref, packed-refs), so its answer is kept with the stat of those files and
+# reused while they are unchanged. Like git's own index ("racy git"), a file changed in the last RACY_S
+# seconds is never trusted: a later change could leave its size and timestamps as they were, so such names are
+# read afresh. ctime is in the key, and no process can set it. Names rooted at an object id never change.
+
+RACY_S = 3.0
+MAX_NAMED = 256  # names remembered (least recently used dropped first)
+MAX_NAMED_BYTES = 64 * 1024  # larger contents are read each time (the plan's blob is parsed once by its id)
+_Found = tuple[str, str, bytes] | None
+_NAMED: OrderedDict[tuple[Path, bool, str], tuple[tuple[object, ...] | None, _Found]] = OrderedDict()
+_NAMED_LOCK = threading.Lock()
+_SIMPLE_REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,200}")
+_PER_WORKTREE = ("refs/worktree/", "refs/bisect/", "refs/rewritten/")
+_now_ns = time.time_ns  # (the clock: tests move it on instead of waiting RACY_S)
+_DWIM = ("{}", "refs/{}", "refs/tags/{}", "refs/heads/{}", "refs/remotes/{}", "refs/remotes/{}/HEAD")
+
+
+def _root_ref(name: str) -> str | None:
+    """The ref (or object id) a name like `REF`, `REF^{commit}` or `REF:path` starts from; None for the rest."""
+    ref, colon, _path = name.partition(":")
+    if not colon:
+        for peel in ("^{commit}", "^{tree}"):
+            ref = ref.removesuffix(peel)
+    if not _SIMPLE_REF.fullmatch(ref) or ".." in ref or ref.endswith((".", "/", ".lock")) or "//" in ref:
+        return None
+    return ref
+
+
+@functools.lru_cache(maxsize=256)
+def _ref_files(git_dir: str, common_dir: str, ref: str) -> tuple[str, ...]:
+    """The files of the ref store that say what `ref` names, in git's order of precedence."""
+    if ref == "HEAD":  # always there, per worktree, and first in git's order
+        return (os.path.join(git_dir, ref),)
+    if ref.startswith(_PER_WORKTREE):
+        return (os.path.join(git_dir, ref),)
+    if ref.startswith("refs/"):
+        return (os.path.join(common_dir, ref),)
+    own = (os.path.join(git_dir, ref),) + ((os.path.join(common_dir, ref),) if git_dir != common_dir else ())
+    return own + tuple(os.path.join(common_dir, pattern.format(ref)) for pattern in _DWIM[1:])
+
+
+_SYMREFS: dict[tuple[str, tuple[int, int, int, int]], str | None] = {}  # (file, its stat) -> the ref it points to
+
+
+def _symref(path: str, key: tuple[int, int, int, int]) -> str | None:
+    """The target of a symbolic ref file ("ref: refs/heads/main"), read once per version of the file."""
+    found = _SYMREFS.get((path, key), "")
+    if found != "":
+        return found
+    target = None
+    with contextlib.suppress(OSError):
+        with open(path, "rb") as handle:
+            content = handle.read(512)
+        if content.startswith(b"ref: "):
+            target = content[5:].strip().decode("utf-8", "replace")
+    if len(_SYMREFS) > 1024:
+        _SYMREFS.clear()
+    _SYMREFS[(path, key)] = target
+    return target
+
+
+def _ref_token(repo: Repo, ref: str) -> tuple[object, ...] | None:
+    """The stat of every ref-store file `ref` goes through (symbolic refs followed), or None when that cannot
+    be trusted: a file changed in the last RACY_S seconds, or a ref store other than loose files (reftable)."""
+    git_dir, common_dir = str(repo.git_dir), str(repo.common_dir)
+    limit = _now_ns() - int(RACY_S * 1e9)
+    token: list[object] = []
+    for path in (os.path.join(common_dir, "reftable"), os.path.join(common_dir, "packed-refs")):
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            token.append(None)
+            continue
+        if path.endswith("reftable") or st.st_ctime_ns > limit or st.st_mtime_ns > limit:
+            return None
+        token.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    pending: str | None = ref
+    for _depth in range(6):  # git follows symbolic refs 5 deep
+        if pending is None:
+            break
+        candidates, pending, decided = _ref_files(git_dir, common_dir, pending), None, False
+        for path in candidates:
+            try:
+                st = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                token.append(None)
+                continue
+            if st.st_ctime_ns > limit or st.st_mtime_ns > limit:
+                return None
+            key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            token.append(key)
+            if not decided and stat.S_ISREG(st.st_mode):  # the first file that exists is the one git reads
+                decided = True
+                pending = _symref(path, key) if st.st_size < 512 else None
+                if pending is not None and not _SIMPLE_REF.fullmatch(pending):
+                    return None
+    return tuple(token) if pending is None else None
+
+
+def _read_named(repo: Repo, name: str, check: bool) -> _Found:
+    """`name` through the worktree's reader, remembered as the notes above say."""
+    ref = _root_ref(name)
+    if ref is None:
+        return _reader(repo.root, check).read(name)
+    immutable = bool(_OID.match(ref))
+    key = (repo.root, check, name)
+    token = None if immutable else _ref_token(repo, ref)
+    if immutable or token is not None:
+        with _NAMED_LOCK:
+            kept = _NAMED.get(key)
+            if kept is not None and kept[0] == token:
+                _NAMED.move_to_end(key)
+                return kept[1]
+    found = _reader(repo.root, check).read(name)
+    if (immutable and found is None) or (not immutable and (token is None or _ref_token(repo, ref) != token)):
+        return found  # (an object missing now may be fetched later; a ref that moved meanwhile is read again)
+    if found is None or len(found[2]) <= MAX_NAMED_BYTES:
+        with _NAMED_LOCK:
+            _NAMED[key] = (token, found)
+            _NAMED.move_to_end(key)
+            while len(_NAMED) > MAX_NAMED:
+                _NAMED.popitem(last=False)
+    return found
 
 
 _DISCOVERED: dict[str, tuple[tuple[int, int], Repo]] = {}
@@ -234,11 +369,11 @@ class Repo:
 
     def read_object(self, name: str) -> tuple[str, str, bytes] | None:
         """(id, type, content) of the object `name` names (`HEAD`, `main:PROJECT_PLAN.md`), or None."""
-        return _reader(self.root).read(name)
+        return _read_named(self, name, check=False)
 
     def object_id(self, name: str) -> tuple[str, str] | None:
         """(id, type) of the object `name` names, without reading it; None when it names nothing."""
-        found = _reader(self.root, check=True).read(name)
+        found = _read_named(self, name, check=True)
         return (found[0], found[1]) if found else None
 
     # -- running git ------------------------------------------------------------------------------

@@ -94,7 +94,11 @@ def trusted_settings(repo: Repo, environ: Mapping[str, str]) -> tuple[config.Set
     mistake at once, and an agent's broken file stops everything (failing closed).
     """
     worktree_file = repo.root / config.CONFIG_NAME
-    working = config.parse(worktree_file.read_bytes(), worktree_file) if worktree_file.exists() else None
+    try:
+        working_raw: bytes | None = worktree_file.read_bytes()
+    except FileNotFoundError:
+        working_raw = None
+    working = config.parse(working_raw, worktree_file) if working_raw is not None else None
     if repo.head() is None:  # nothing is committed yet, so nothing can be protected: the file is all there is
         return (working, str(worktree_file)) if working else (config.DEFAULTS, "defaults")
     ref = environ.get("OVERNIGHT_CHECKPOINT") or "HEAD"
@@ -105,7 +109,7 @@ def trusted_settings(repo: Repo, environ: Mapping[str, str]) -> tuple[config.Set
         return config.DEFAULTS, source
     committed = config.parse(found[2], Path(f"{ref}:{config.CONFIG_NAME}"))
     source = f"{config.CONFIG_NAME} at {ref}"
-    if working is not None and working != committed:
+    if working is not None and working_raw != found[2] and working != committed:
         source += " (the working tree's changes to it are not in force until a person commits them)"
     return committed, source
 

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from mcp_servers.core import queue
+from mcp_servers.core import git, queue
 from mcp_servers.core.commit import commit
 from mcp_servers.core.errors import UsageError
 from mcp_servers.core.gate import check_workspace, run_gate
 from mcp_servers.core.workspace import Workspace
 
 from ..conftest import ADD_SUB, FAST_CONFIG, TEST_SUB, GitRepo, make_repo
+
+
+@pytest.fixture(autouse=True, params=["fresh", "settled"])
+def _ref_store_age(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test twice: with the repository just changed (git names read afresh on each call) and with the
+    clock moved past git.RACY_S (names remembered while the ref store is unchanged): the answers must agree."""
+    if request.param == "settled":
+        monkeypatch.setattr(git, "_now_ns", lambda: time.time_ns() + int(10 * git.RACY_S * 1e9))
+
 
 GOOD = "  - Alignment score: 90/100\n  - Estimated lines: 10\n  - Tests defined: Yes (tests/test_calc.py)\n"
 SCOPE = "  - Files: src/app/*.py, tests/*.py\n"
