@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel
 
 from .core.errors import OvernightError
 
@@ -33,6 +35,30 @@ def tool_errors() -> Iterator[None]:
         yield
     except OvernightError as e:
         raise ToolError(str(e)) from e
+
+
+class Answers:
+    """A tool's structured answer as the result the SDK sends, built once per answer object.
+
+    The SDK turns a returned model into a `CallToolResult` on every call: it validates the model, dumps it, and
+    writes it again as indented JSON text. A tool whose core function hands back the same answer object while
+    nothing changed (next_task) returns the result made for it last time instead, its text compact JSON.
+    Declare such a tool `-> Annotated[CallToolResult, Model]`: the output schema is still the model's.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[BaseModel, CallToolResult] | None = None
+
+    def result(self, answer: BaseModel) -> CallToolResult:
+        last = self._last
+        if last is not None and last[0] is answer:
+            return last[1]
+        made = CallToolResult(
+            content=[TextContent(type="text", text=answer.model_dump_json())],
+            structured_content=answer.model_dump(mode="json"),
+        )
+        self._last = (answer, made)
+        return made
 
 
 def light_output_schemas(server: MCPServer) -> MCPServer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import random
 import sqlite3
 import threading
@@ -229,6 +230,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 def ensure_dir(path: Path) -> Path:
     """Create a private directory (0700) if it does not exist."""
+    if os.path.isdir(path):  # (one stat: servers ask on every call)
+        return path
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as e:

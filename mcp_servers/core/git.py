@@ -161,7 +161,7 @@ def forget(root: Path) -> None:
         if repo.root == root:
             _DISCOVERED.pop(key, None)
     with _NAMED_LOCK:
-        for named in [k for k in _NAMED if k[0] == root]:
+        for named in [k for k in _NAMED if k[0] == str(root)]:
             _NAMED.pop(named, None)
 
 
@@ -200,7 +200,7 @@ RACY_S = 3.0
 MAX_NAMED = 256  # names remembered (least recently used dropped first)
 MAX_NAMED_BYTES = 64 * 1024  # larger contents are read each time (the plan's blob is parsed once by its id)
 _Found = tuple[str, str, bytes] | None
-_NAMED: OrderedDict[tuple[Path, bool, str], tuple[tuple[object, ...] | None, _Found]] = OrderedDict()
+_NAMED: OrderedDict[tuple[str, bool, str], tuple[tuple[object, ...] | None, _Found]] = OrderedDict()
 _NAMED_LOCK = threading.Lock()
 _SIMPLE_REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,200}")
 _PER_WORKTREE = ("refs/worktree/", "refs/bisect/", "refs/rewritten/")
@@ -296,7 +296,7 @@ def _read_named(repo: Repo, name: str, check: bool) -> _Found:
     if ref is None:
         return _reader(repo.root, check).read(name)
     immutable = bool(_OID.match(ref))
-    key = (repo.root, check, name)
+    key = (str(repo.root), check, name)
     token = None if immutable else _ref_token(repo, ref)
     if immutable or token is not None:
         with _NAMED_LOCK:
@@ -305,8 +305,10 @@ def _read_named(repo: Repo, name: str, check: bool) -> _Found:
                 _NAMED.move_to_end(key)
                 return kept[1]
     found = _reader(repo.root, check).read(name)
-    if (immutable and found is None) or (not immutable and (token is None or _ref_token(repo, ref) != token)):
-        return found  # (an object missing now may be fetched later; a ref that moved meanwhile is read again)
+    if immutable and found is None and (name == ref or _reader(repo.root, True).read(ref) is None):
+        return found  # an object missing now may be fetched later (a path missing from a tree stays missing)
+    if not immutable and (token is None or _ref_token(repo, ref) != token):
+        return found  # a ref that moved meanwhile: read again next time
     if found is None or len(found[2]) <= MAX_NAMED_BYTES:
         with _NAMED_LOCK:
             _NAMED[key] = (token, found)
@@ -316,7 +318,7 @@ def _read_named(repo: Repo, name: str, check: bool) -> _Found:
     return found
 
 
-_DISCOVERED: dict[str, tuple[tuple[int, int], Repo]] = {}
+_DISCOVERED: dict[tuple[str, int, int], tuple[tuple[int, int], Repo]] = {}
 _ANCESTRY: dict[tuple[Path, str, str], bool] = {}
 
 
@@ -338,9 +340,13 @@ class Repo:
     def discover(cls, path: str | os.PathLike[str] | None = None) -> Repo:
         """The repository that contains `path` (default: the working directory)."""
         where = Path(path or os.getcwd())
-        if not where.is_dir():
+        try:
+            st = os.stat(where)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISDIR(st.st_mode):
             raise UsageError(f"{where} is not a directory: give the path of a git repository.")
-        key = str(where.resolve())
+        key = (str(where), st.st_dev, st.st_ino)  # the folder itself, however it was named
         cached = _DISCOVERED.get(key)
         if cached is not None:
             with contextlib.suppress(OSError):

@@ -13,7 +13,7 @@ import math
 import os
 import secrets as pyrandom
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from .queue_models import (
     CompletionInfo,
     CompletionResult,
     NextTask,
+    NextTaskAnswer,
     PlanProblem,
     PlanSummary,
     PlanValidation,
@@ -99,16 +100,16 @@ def load(ws: Workspace) -> Plans:
     path = ws.settings.plan.path
     ref = base_ref(ws)
     base, base_oid = None, None
-    if ws.repo.head() is not None:
-        found = ws.repo.object_id(f"{check_ref(ref)}:{path}")
-        if found is None:
+    found = ws.repo.object_id(f"{check_ref(ref)}:{path}")
+    if found is None:
+        if ws.repo.head() is not None:
             ws.repo.resolve(ref)  # a ref that names nothing is an error; a missing plan is not
-        elif found[1] == "blob":
-            base_oid = found[0]
-            base = _BY_BLOB.get(base_oid)
-            if base is None:
-                raw = ws.repo.show_file(ref, path) or b""
-                base = _remember_blob(base_oid, P.parse(raw))
+    elif found[1] == "blob":
+        base_oid = found[0]
+        base = _BY_BLOB.get(base_oid)
+        if base is None:
+            raw = ws.repo.show_file(ref, path) or b""
+            base = _remember_blob(base_oid, P.parse(raw))
     working, stat = _working(ws.repo.root / path, base)
     return Plans(path=path, base_ref=ref, base=base, working=working, key=(base_oid, stat))
 
@@ -337,6 +338,7 @@ class _Snapshot:
     judge: _Judge
     settings: object  # held so that the id() in the key stays this object's
     answer: NextTask | None = None
+    tool_answer: NextTaskAnswer | None = None
 
 
 _SNAPSHOTS: dict[Path, _Snapshot] = {}
@@ -432,6 +434,17 @@ def next_task(
     if snapshot is not None and snapshot.judge is judge:
         snapshot.answer = answer
     return answer
+
+
+def next_task_answer(ws: Workspace, session: str, clock: Clock = time.time) -> NextTaskAnswer:
+    """next_task as the MCP tool gives it: the task to start and the passed-over tasks as lines."""
+    found = next_task(ws, session, clock)
+    snapshot = _SNAPSHOTS.get(ws.repo.root)
+    if snapshot is None or snapshot.answer is not found:
+        return NextTaskAnswer.of(found)
+    if snapshot.tool_answer is None:
+        snapshot.tool_answer = NextTaskAnswer.of(found)
+    return snapshot.tool_answer
 
 
 def _next(plans: Plans, judge: _Judge, exclude: frozenset[str] = frozenset()) -> NextTask:
@@ -917,7 +930,7 @@ def plan_guard(ws: Workspace) -> PlanGuard:
         return PlanGuard(path=ws.settings.plan.path, ops=taskstore.ops(conn, branch))
 
 
-def server_session(environ: dict[str, str] | None = None) -> str:
+def server_session(environ: Mapping[str, str] | None = None) -> str:
     """This process's session id when none is given (an IDE session): stable for the server's lifetime."""
     env = os.environ if environ is None else environ
     return env.get("OVERNIGHT_SESSION_ID") or env.get("CLAUDE_CODE_SESSION_ID") or _PROCESS_SESSION

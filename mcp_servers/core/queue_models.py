@@ -81,6 +81,62 @@ class NextTask(BaseModel):
     summary: str
 
 
+class TaskToStart(BaseModel):
+    """What an agent needs to start a runnable task (`get_task` has everything else: history, approval, ...)."""
+
+    id: str
+    title: str
+    priority: str
+    files: list[str] = Field(description="the task's scope: every changed path must match one of these globs")
+    description: str | None = None
+    fields: dict[str, str] = Field(default_factory=dict, description="the task's other fields, as written")
+    estimated_lines: int | None = None
+    tests_defined: bool | None = None
+    attempts: int = Field(default=0, description="earlier attempts at this task")
+    last_failure: str | None = Field(default=None, description="why the last attempt failed")
+    claimed_until: str | None = Field(default=None, description="this session's claim on it, when it holds one")
+
+    @classmethod
+    def of(cls, task: TaskDetail) -> TaskToStart:
+        return cls(
+            id=task.id,
+            title=task.title,
+            priority=task.priority,
+            files=task.files,
+            description=task.description,
+            fields=task.fields,
+            estimated_lines=task.estimated_lines,
+            tests_defined=task.tests_defined,
+            attempts=task.attempts,
+            last_failure=task.last_failure,
+            claimed_until=task.claim.expires if task.claim and task.claim.mine else None,
+        )
+
+
+SKIPPED_SHOWN = 10  # passed-over tasks the tool lists (plan_summary and list_tasks have the rest)
+
+
+class NextTaskAnswer(BaseModel):
+    """The `next_task` tool's answer: the task to start, and each task passed over as one line."""
+
+    task: TaskToStart | None
+    skipped: list[str] = Field(
+        description=f"`id: why` for the first {SKIPPED_SHOWN} tasks passed over (those ahead of this one, or all "
+        "when none is runnable), in queue order"
+    )
+    skipped_total: int = Field(description="how many were passed over in all")
+    summary: str
+
+    @classmethod
+    def of(cls, found: NextTask) -> NextTaskAnswer:
+        return cls(
+            task=TaskToStart.of(found.task) if found.task else None,
+            skipped=[f"{s.id}: {s.reason}" for s in found.skipped[:SKIPPED_SHOWN]],
+            skipped_total=found.skipped_total,
+            summary=found.summary,
+        )
+
+
 class ClaimResult(BaseModel):
     task_id: str
     session: str

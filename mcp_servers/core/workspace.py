@@ -41,8 +41,11 @@ class Workspace:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Workspace:
-        """The repository containing `path` (default: $OVERNIGHT_REPO, else the working directory), with its config."""
-        environ = dict(os.environ if environ is None else environ)
+        """The repository containing `path` (default: $OVERNIGHT_REPO, else the working directory), with its config.
+
+        `environ` defaults to the process's own environment, read as it is (not copied: servers open a
+        workspace on every call)."""
+        environ = os.environ if environ is None else dict(environ)
         repo = Repo.discover(path or environ.get("OVERNIGHT_REPO") or None)
         settings, source = trusted_settings(repo, environ)
         return cls(repo=repo, settings=settings, environ=environ, config_source=source)
@@ -99,10 +102,11 @@ def trusted_settings(repo: Repo, environ: Mapping[str, str]) -> tuple[config.Set
     except FileNotFoundError:
         working_raw = None
     working = config.parse(working_raw, worktree_file) if working_raw is not None else None
-    if repo.head() is None:  # nothing is committed yet, so nothing can be protected: the file is all there is
+    head = repo.head()
+    if head is None:  # nothing is committed yet, so nothing can be protected: the file is all there is
         return (working, str(worktree_file)) if working else (config.DEFAULTS, "defaults")
     ref = environ.get("OVERNIGHT_CHECKPOINT") or "HEAD"
-    commit = repo.resolve(ref)
+    commit = head if ref == "HEAD" else repo.resolve(ref)
     found = repo.read_object(f"{commit}:{config.CONFIG_NAME}")
     if found is None or found[1] != "blob":
         source = "defaults" + (f" ({config.CONFIG_NAME} is not committed yet)" if working else "")

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from ..core import __version__, queue
@@ -20,6 +20,7 @@ from ..core.queue_models import (
     ClaimResult,
     CompletionResult,
     NextTask,
+    NextTaskAnswer,
     PlanSummary,
     PlanValidation,
     ProposalResult,
@@ -29,7 +30,7 @@ from ..core.queue_models import (
     TaskUpdate,
 )
 from ..core.workspace import Workspace
-from ..serving import light_output_schemas, log_level, tool_errors
+from ..serving import Answers, light_output_schemas, log_level, tool_errors
 
 INSTRUCTIONS = """\
 The task queue of this repository, kept in PROJECT_PLAN.md. People approve tasks; agents never can.
@@ -47,9 +48,11 @@ def build(repo: str | None = None) -> MCPServer:
     """The server, for the repository at `repo` (default: $OVERNIGHT_REPO, else the working directory)."""
     mcp = MCPServer("project", version=__version__, instructions=INSTRUCTIONS, log_level=log_level())
 
+    next_answers = Answers()
+
     def ws() -> tuple[Workspace, str]:
         w = Workspace.open(repo)
-        return w, queue.server_session(dict(w.environ))
+        return w, queue.server_session(w.environ)
 
     @mcp.tool(annotations=ReadOnly)
     def list_tasks(
@@ -76,13 +79,14 @@ def build(repo: str | None = None) -> MCPServer:
             return queue.get_task(w, task_id, session)
 
     @mcp.tool(annotations=ReadOnly)
-    def next_task() -> NextTask:
+    def next_task() -> Annotated[CallToolResult, NextTaskAnswer]:
         """The best runnable task: approved on the base branch, not done, every dependency done, not claimed by
         another live session, under the attempt limit and passing validate_task; by priority, then plan order.
-        Also says why each task ahead of it was passed over. Claim it with `claim_task` before working."""
+        Gives what is needed to start it (scope, description, fields, earlier failure; `get_task` has the rest)
+        and why each task ahead of it was passed over. Claim it with `claim_task` before working."""
         with tool_errors():
             w, session = ws()
-            return queue.next_task(w, session)
+            return next_answers.result(queue.next_task_answer(w, session))
 
     @mcp.tool(annotations=Writes)
     def claim_task(

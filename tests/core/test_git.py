@@ -52,7 +52,7 @@ def later(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _cached(repo: git.Repo, name: str) -> bool:
-    return any(key[0] == repo.root and key[2] == name for key in git._NAMED)
+    return any(key[0] == str(repo.root) and key[2] == name for key in git._NAMED)
 
 
 def _truth(root: Path, name: str) -> str | None:
@@ -71,6 +71,9 @@ def test_a_settled_name_is_remembered_and_a_fresh_one_is_not(tmp_path: Path, mon
     assert _cached(repo, "HEAD^{commit}")
     commit = repo.head()
     assert repo.read_object(f"{commit}:a.txt") is not None and _cached(repo, f"{commit}:a.txt")  # immutable
+    assert repo.read_object(f"{commit}:no-such-file") is None and _cached(repo, f"{commit}:no-such-file")
+    absent = "0" * 40  # an object this repository does not have (yet): never remembered as missing
+    assert repo.read_object(f"{absent}:a.txt") is None and not _cached(repo, f"{absent}:a.txt")
 
 
 @pytest.mark.usefixtures("later")

@@ -12,10 +12,11 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import TextContent
 
+from mcp_servers.core import queue_models
 from mcp_servers.project.server import build
 
 from ..conftest import FAST_CONFIG, GitRepo, make_repo
-from ..core.test_queue import PLAN
+from ..core.test_queue import GOOD, PLAN
 
 pytestmark = pytest.mark.anyio
 
@@ -53,9 +54,13 @@ async def test_project_server_lists_the_contract_tools(client: Client) -> None:
 
 async def test_project_server_next_claim_update(client: Client) -> None:
     found = (await client.call_tool("next_task", {})).structured_content
-    assert found["task"]["id"] == "sub" and {s["id"] for s in found["skipped"]} == {"after_sub", "drop", "idea"}
+    assert found["task"]["id"] == "sub" and found["task"]["claimed_until"] is None
+    assert {line.split(": ")[0] for line in found["skipped"]} == {"after_sub", "drop", "idea"}
+    assert "after_sub: blocked by sub" in found["skipped"] and found["skipped_total"] == 3
     claimed = (await client.call_tool("claim_task", {"task_id": "sub"})).structured_content
     assert claimed["session"] == "s-test" and claimed["attempt"] == 1
+    again = (await client.call_tool("next_task", {})).structured_content  # a new answer once the claim is there
+    assert again["task"]["id"] == "sub" and again["task"]["claimed_until"] == claimed["expires"]
     refused = await client.call_tool("update_task", {"task_id": "sub", "status": "done"})
     assert refused.is_error and "complete_task" in _text(refused)
     blocked = await client.call_tool("update_task", {"task_id": "sub", "status": "blocked", "note": "needs input"})
@@ -114,3 +119,27 @@ async def test_project_server_over_stdio(planned: GitRepo) -> None:
     async with Client(params) as c:
         assert {t.name for t in (await c.list_tools()).tools} == PROJECT_TOOLS
         assert (await c.call_tool("next_task", {})).structured_content["task"]["id"] == "sub"
+
+
+async def test_next_task_gives_what_starting_needs_in_a_bounded_answer(tmp_path: Path) -> None:
+    """The task to start (scope, description, fields, the last failure) in compact JSON text, and at most
+    SKIPPED_SHOWN passed-over tasks as `id: why` lines, with the count of all of them."""
+    blocked = "".join(f"- **[b{i}]** Blocked {i}\n  - Priority: P0\n  - Depends on: later\n" for i in range(15))
+    plan = (
+        "# Plan\n\n## Task Queue\n\n### Ready for Autonomous Execution\n" + blocked
+        + "- **[later]** The one to start\n  - Priority: P1\n  - Files: src/app/*.py\n"
+        "  - Description: make it so\n  - Ticket: OPS-7\n" + GOOD
+    )  # fmt: skip
+    repo = make_repo(tmp_path / "r", config=FAST_CONFIG, files={"PROJECT_PLAN.md": plan})
+    async with Client(build(str(repo.root)), raise_exceptions=True) as c:
+        result = await c.call_tool("next_task", {})
+    found = result.structured_content
+    task = found["task"]
+    assert task is not None, found["summary"]
+    assert (task["id"], task["files"], task["description"], task["fields"]) == (
+        "later", ["src/app/*.py"], "make it so", {"Ticket": "OPS-7"}
+    )  # fmt: skip
+    assert found["skipped"] == [f"b{i}: blocked by later" for i in range(queue_models.SKIPPED_SHOWN)]
+    assert found["skipped_total"] == 15
+    text = _text(result)
+    assert json.loads(text) == found and "\n" not in text  # the text the model reads: the same, compact
