@@ -19,8 +19,10 @@ Measures, in one run, on plans this script generates (task `task_<i>`, every fie
 (b) `next_task` round trip through the MCP SDK's stdio `Client` on a 1,000-task plan of the same layout
     (committed in a temporary git repository, since approval is read at HEAD), against a trivial `ping` tool
     registered on the same server object: a launcher written to a temp dir calls
-    `mcp_servers.project.server.build(repo)`, adds `ping() -> str`, and runs it over stdio. After warm-up,
-    N calls of each, interleaved (order alternating). Printed for attribution, not judged: the same call made
+    `mcp_servers.project.server.build(repo)`, adds `ping() -> str`, and runs it over stdio. The repository
+    is left quiet for git.RACY_S seconds first (as between an agent's commits: ref-store files changed more
+    recently are never trusted, so names are read through `git cat-file` on every call until then). After
+    warm-up, N calls of each, interleaved (order alternating). Printed for attribution, not judged: the same call made
     in-process (`queue.next_task(Workspace.open(repo), session)`), i.e. the server-side share.
     The same again through the MCP TypeScript SDK's client (bench/ts_client.mjs under node), which validates
     answers with a compiled schema where the Python client walks each answer with jsonschema.
