@@ -63,7 +63,6 @@ MAX_IDS = 50
 MAX_ANSWER_CHARS = 60_000  # full texts in one answer: far below Claude Code's 25k-token cap on a tool result
 RECENCY_DAYS = 30.0
 CANDIDATES = 30  # the best entries by BM25 that are then blended with recency (at least 3 x limit)
-FEW = 100  # ranking asks for this many, to know whether a query matches so few entries that scanning them is cheap
 MAX_SUBSET_QUERIES = 32  # "closest" looks for entries with all but one word, two, ... within this many queries
 _TAG = re.compile(r"^[a-z0-9][a-z0-9_.:/-]{0,39}$")
 _SESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
@@ -343,18 +342,18 @@ def search(
         file=inside(ws.repo.root, file) if file else None,
     )
     words = store.terms(query)
-    with _db(ws) as conn:
+    with _db(ws) as conn, store.snapshot(conn):
         if words:
-            found = _matching(conn, words, filters, max(CANDIDATES, limit * 3), FEW)
-            created = store.created(conn, [i for i, _ in found.candidates]) if found.candidates else {}
-            best = _rank(found.candidates, created, now)[:limit]
-            rows = store.with_snippets(conn, found.query, [i for i, _ in best], few=found.complete)
-            ranked = [(rows[i], score) for i, score in best if i in rows]
+            found = _matching(conn, words, filters, max(CANDIDATES, limit * 3))
+            rows = store.shown(conn, [i for i, _ in found.candidates])
+            best = _rank(found.candidates, {i: r["created_at"] for i, r in rows.items()}, now)[:limit]
+            snippets = store.snippets(conn, found.query, [rows[i] for i, _ in best if i in rows])
+            ranked = [(rows[i], snippets[i], score) for i, score in best if i in snippets]
             all_words = found.all_words
         else:
-            ranked = [(r, _recency(r["created_at"], now)) for r in store.recent(conn, filters, limit)]
+            ranked = [(r, r["snippet"], _recency(r["created_at"], now)) for r in store.recent(conn, filters, limit)]
             all_words = True
-        files = store.files_of(conn, [r["id"] for r, _ in ranked])
+        files = store.files_of(conn, [r["id"] for r, _, _ in ranked])
     blobs = Blobs(ws.repo.root)
     hits = [
         Hit(
@@ -366,9 +365,9 @@ def search(
             session=r["session"],
             task_id=r["task_id"],
             stale=_stale(files[r["id"]], blobs),
-            snippet=_snippet(r["snippet"]),
+            snippet=_snippet(snippet),
         )
-        for r, score in ranked
+        for r, snippet, score in ranked
     ]
     return SearchResult(hits=hits, matched_all_words=all_words)
 
@@ -378,22 +377,19 @@ class _Found:
     candidates: list[tuple[int, float]]  # (id, BM25 rank) of the best, best first
     all_words: bool
     query: str  # the FTS5 query their snippets come from: it marks every word of the search they contain
-    complete: bool  # the candidates are every entry `query` matches, so few that going through them is cheap
 
 
-def _matching(conn: Any, words: list[str], filters: store.Filters, pool: int, few: int) -> _Found:
+def _matching(conn: Any, words: list[str], filters: store.Filters, pool: int) -> _Found:
     """The best `pool` entries with every word, by BM25; when there are none, the closest: those with the most
     of the words (every subset of k-1 words, then k-2, ... while that stays a few queries), else any word.
 
     At each size no entry has more of the words (the larger sizes found none), so an entry matches one subset
     only, and its BM25 rank for that subset is the one an any-word query would give it: the candidates of all
-    subsets merge into one ranking. Up to `few` are ranked, to tell whether those are all the matches."""
-    unfiltered = not filters.sql()[0]
-    ask = max(pool, few)
+    subsets merge into one ranking, and the any-word query marks in each of them just the words it has."""
     every = store.match(words)
-    found = store.rank(conn, every, filters, ask)
+    found = store.rank(conn, every, filters, pool)
     if found or len(words) == 1:
-        return _Found(found[:pool], bool(found), every, unfiltered and len(found) < ask)
+        return _Found(found, bool(found), every)
     anyword = store.match(words, any_word=True)
     asked = 0
     for size in range(len(words) - 1, 1, -1):
@@ -403,14 +399,11 @@ def _matching(conn: Any, words: list[str], filters: store.Filters, pool: int, fe
             break
         best: dict[int, float] = {}
         for subset in subsets:  # (two words with one stem, like `test tests`, can put an entry in two subsets)
-            for entry_id, rank in store.rank(conn, store.match(subset), filters, ask):
+            for entry_id, rank in store.rank(conn, store.match(subset), filters, pool):
                 best[entry_id] = min(rank, best.get(entry_id, rank))
         if best:
-            complete = unfiltered and len(best) < ask
-            return _Found(sorted(best.items(), key=lambda c: c[1])[:pool], False,
-                          store.match_any_group(subsets) if complete else anyword, complete)  # fmt: skip
-    found = store.rank(conn, anyword, filters, ask)
-    return _Found(found[:pool], False, anyword, unfiltered and len(found) < ask)
+            return _Found(sorted(best.items(), key=lambda c: c[1])[:pool], False, anyword)
+    return _Found(store.rank(conn, anyword, filters, pool), False, anyword)
 
 
 def _recency(created_at: float, now: float) -> float:

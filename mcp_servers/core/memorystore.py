@@ -30,7 +30,10 @@ _WORD = re.compile(r"\w[\w.'-]*", re.UNICODE)
 MAX_TERMS = 24
 KEPT_DATABASES = 8  # databases with connections kept open (least recently used closed first)
 KEPT_PER_DATABASE = 4  # idle connections kept per database (more are open only while calls overlap)
-SNIPPET_SPAN = 16_000  # ids one pass that makes snippets may span
+TOKENIZE = "porter unicode61 remove_diacritics 2"  # entries_fts's tokenizer (migration 3)
+SCRATCH_TABLE = (  # where `snippets` makes snippets: a per-connection FTS5 table like entries_fts
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.entries_snippets USING fts5(text, tags, tokenize='{TOKENIZE}')"
+)
 
 
 @dataclass
@@ -56,7 +59,8 @@ def _open(path: Path) -> _Kept:
     conn = db.connect(path)  # creates and migrates it if need be
     try:
         check_fts(conn)
-    except StateError:
+        conn.execute(SCRATCH_TABLE)
+    except (StateError, sqlite3.Error):
         conn.close()
         raise
     return _Kept(conn, _file(path), os.getpid())
@@ -260,11 +264,6 @@ def match(words: Sequence[str], any_word: bool = False) -> str:
     return (" OR " if any_word else " ").join('"' + w.replace('"', '""') + '"' for w in words)
 
 
-def match_any_group(groups: Sequence[Sequence[str]]) -> str:
-    """An FTS5 query for entries with all the words of at least one of the groups."""
-    return " OR ".join(f"({match(group)})" for group in groups)
-
-
 def fts_query(text: str, any_word: bool) -> str | None:
     """An FTS5 query of the text's words, each quoted (so no word is read as an operator)."""
     words = terms(text)
@@ -283,37 +282,59 @@ def rank(conn: sqlite3.Connection, query: str, filters: Filters, limit: int) -> 
     return [(int(r[0]), float(r[1])) for r in conn.execute(sql, [query, *params, limit])]
 
 
-def created(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, float]:
-    """When each of these entries was written."""
-    marks = ", ".join("?" * len(ids))
-    return {r[0]: r[1] for r in conn.execute(f"SELECT id, created_at FROM entries WHERE id IN ({marks})", list(ids))}
+def shown(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, sqlite3.Row]:
+    """What a hit shows of these entries, with their text and tags (what its snippet is made from)."""
+    if not ids:
+        return {}
+    sql = (
+        "SELECT id, kind, created_at, source, session, task_id, text, tags FROM entries "
+        f"WHERE id IN ({', '.join('?' * len(ids))})"
+    )
+    return {r["id"]: r for r in conn.execute(sql, list(ids))}
 
 
-def with_snippets(conn: sqlite3.Connection, query: str, ids: Sequence[int], *, few: bool) -> dict[int, sqlite3.Row]:
-    """These entries (matched by `query`), each with a snippet of its text around the query's words.
+def snippets(conn: sqlite3.Connection, query: str, rows: Sequence[sqlite3.Row]) -> dict[int, str]:
+    """A snippet of each of these entries' text (rows of `shown`) around the words of `query`, for those it
+    matches: what FTS5's snippet() gives for them on entries_fts.
 
-    FTS5 makes a snippet only on a row its query visits, so the query runs again over the range of ids of each
-    group of nearby entries, the ids filtering its matches (`+`: FTS5 itself looking each id up is several
-    times slower with several words). A group spans at most SNIPPET_SPAN ids, which bounds the matches visited
-    for a word in every entry; `few` (the query matches only a few entries) makes it one group.
+    FTS5 makes a snippet only on a row its query visits, and going back into the index of every entry for a
+    few rows walks the doclist of each of the query's words (all of it, for a common word). A snippet depends
+    on nothing but the row's text and tags and the query, so FTS5 makes it here on a scratch copy of these rows
+    alone: an FTS5 table with the same columns and tokenizer in the connection's `temp` schema, whose rows are
+    rolled back at once.
     """
-    found: dict[int, sqlite3.Row] = {}
-    ordered = sorted(ids)
-    groups: list[list[int]] = []
-    for i in ordered:
-        if groups and (few or i - groups[-1][0] <= SNIPPET_SPAN):
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    for group in groups:
-        sql = (
-            "SELECT e.id, e.kind, e.created_at, e.source, e.session, e.task_id, "
-            "snippet(entries_fts, 0, '[', ']', '…', 16) AS snippet "
-            "FROM entries_fts JOIN entries e ON e.id = entries_fts.rowid WHERE entries_fts MATCH ? "
-            f"AND entries_fts.rowid BETWEEN ? AND ? AND +entries_fts.rowid IN ({', '.join('?' * len(group))})"
+    if not rows:
+        return {}
+    conn.execute(SCRATCH_TABLE)  # (`_open` makes it outside any transaction, so a rollback never drops it)
+    conn.execute("SAVEPOINT snippets")
+    try:
+        conn.executemany(
+            "INSERT INTO temp.entries_snippets (rowid, text, tags) VALUES (?, ?, ?)",
+            [(r["id"], r["text"], r["tags"]) for r in rows],
         )
-        found.update((r["id"], r) for r in conn.execute(sql, [query, group[0], group[-1], *group]))
-    return found
+        sql = (
+            "SELECT rowid, snippet(entries_snippets, 0, '[', ']', '…', 16) FROM temp.entries_snippets "
+            "WHERE entries_snippets MATCH ?"
+        )
+        return {int(r[0]): str(r[1]) for r in conn.execute(sql, (query,))}
+    finally:
+        if conn.in_transaction:  # (an error may have rolled it all back already)
+            conn.execute("ROLLBACK TO snippets")
+            conn.execute("RELEASE snippets")
+
+
+@contextlib.contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One read transaction around several statements, so that they all see the same commits."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")  # (nothing to keep: it only read)
 
 
 def recent(conn: sqlite3.Connection, filters: Filters, limit: int) -> list[sqlite3.Row]:

@@ -236,40 +236,106 @@ def test_memory_closest_are_the_entries_with_the_most_of_the_words(repo: GitRepo
     assert memory.search(ws, "delta", clock=clock).hits == []
 
 
-def test_memory_search_snippets_are_the_same_either_way_they_are_made(
-    repo: GitRepo, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_memory_snippets_are_the_ones_fts5_makes_on_the_index_of_every_entry(repo: GitRepo) -> None:
     from mcp_servers.core import memorystore
 
     ws = _ws(repo)
-    ids = [memory.log_event(ws, "note", f"entry {i}: the parser timeout came back, " + "filler " * i).id
-           for i in range(5)]  # fmt: skip
-    query = memorystore.match(["parser", "timeout"])
-    monkeypatch.setattr(memorystore, "SNIPPET_SPAN", 0)
+    texts = [
+        "The parser timeout came back. " + "Filler words follow here. " * 12 + "Then the parser timeout again: twice.",
+        "Retry-after headers: the parser retries; tests test the timeout, and TESTS pass.",
+        "Ünïcode café naïve parser — timeout… done.",
+        "nothing about it in the text at all",
+        "short parser",
+    ]
+    ids = [memory.log_event(ws, "note", t, tags=["timeout"] if i == 3 else None).id for i, t in enumerate(texts)]
+    queries = [
+        memorystore.match(["parser", "timeout"]),
+        memorystore.match(["parser", "timeout", "tests", "retry-after", "cafe"], any_word=True),
+        "(" + memorystore.match(["parser", "timeout"]) + ") OR (" + memorystore.match(["test", "tests"]) + ")",
+        memorystore.match(["timeout"]),
+    ]
     with memorystore.connection(ws.db_path) as conn:
-        scanned = memorystore.with_snippets(conn, query, ids[1:4], few=True)
-        one_by_one = memorystore.with_snippets(conn, query, ids[1:4], few=False)
-    assert sorted(scanned) == sorted(one_by_one) == ids[1:4]
-    assert all(scanned[i]["snippet"] == one_by_one[i]["snippet"] for i in ids[1:4])
-    assert "[parser] [timeout]" in scanned[ids[1]]["snippet"]
+        table = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'entries_fts'").fetchone()[0]
+        assert memorystore.TOKENIZE in table  # the scratch table that makes snippets tokenizes as entries_fts does
+        rows = list(memorystore.shown(conn, ids).values())
+        for query in queries:
+            made = memorystore.snippets(conn, query, rows)
+            sql = "SELECT rowid, snippet(entries_fts, 0, '[', ']', '…', 16) FROM entries_fts WHERE entries_fts MATCH ?"
+            assert made == dict(conn.execute(sql, (query,)).fetchall()), query
+            assert conn.execute("SELECT count(*) FROM temp.entries_snippets").fetchone()[0] == 0
+        assert not conn.in_transaction
+    assert "[parser] [timeout]" in memorystore_snippet(ws, queries[0], ids[0])
+    assert memorystore_snippet(ws, queries[3], ids[3]) == "nothing about it in the text at all"  # (its tag matched)
 
 
-def test_memory_search_answers_the_same_however_many_matches_it_counts(
-    repo: GitRepo, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def memorystore_snippet(ws: Workspace, query: str, entry_id: int) -> str:
+    from mcp_servers.core import memorystore
+
+    with memorystore.connection(ws.db_path) as conn:
+        return memorystore.snippets(conn, query, list(memorystore.shown(conn, [entry_id]).values()))[entry_id]
+
+
+def test_memory_search_answers_as_ranking_every_match_and_fts5_snippets_do(repo: GitRepo) -> None:
+    """Against a plain reference: every match ranked (all words, else the most words any entry has, else any),
+    the best blended with recency, snippets from entries_fts. Few words, so subsets and ties are frequent."""
+    import random
+
+    rng = random.Random(7)  # noqa: S311 (reproducible test data)
+    vocab = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda",
+             "parser", "tests", "test", "cache", "retry-after", "retry", "lock", "the"]  # fmt: skip
     clock = Clock()
     ws = _ws(repo)
-    for i in range(8):
-        clock.now += DAY
-        memory.log_event(ws, "note", f"cache miss number {i}" + " cache" * (i % 3), clock=clock)
+    for i in range(150):
+        clock.now += DAY * rng.choice([0, 0, 1, 2])  # some entries share a time, so equal ranks stay in order
+        words = rng.choices(vocab, k=rng.randint(2, 6))
+        text = " ".join(words).replace(" the ", ". The ", 1)
+        tags = rng.sample(["gamma", "lock", "ci"], k=rng.randint(0, 2))
+        memory.log_event(ws, rng.choice(["note", "lesson"]), f"{text} {i}", tags=tags, clock=clock)
+    queries = [" ".join(rng.sample(vocab, k=rng.randint(1, 5))) for _ in range(80)]
+    queries += ["alpha beta gamma delta", "parser retry-after lock", "nope alpha", "nope never"]
+    for query in queries:
+        for limit in (3, 10):
+            got = memory.search(ws, query, limit=limit, clock=clock)
+            want, all_words = _reference_search(ws, query, limit, clock.now)
+            assert [(h.id, h.score, h.snippet) for h in got.hits] == want, (query, limit)
+            assert got.matched_all_words == all_words
+
+
+def _reference_search(ws: Workspace, query: str, limit: int, now: float) -> tuple[list[tuple[int, float, str]], bool]:
+    import itertools
+
     from mcp_servers.core import memorystore
 
-    monkeypatch.setattr(memory, "CANDIDATES", 1)  # the best 3 x limit are blended with recency
-    few = memory.search(ws, "cache miss", limit=2, clock=clock)  # 8 matches, all counted: one pass for snippets
-    monkeypatch.setattr(memory, "FEW", 1)  # as if there were many more
-    monkeypatch.setattr(memorystore, "SNIPPET_SPAN", 0)  # and far apart: snippets entry by entry
-    many = memory.search(ws, "cache miss", limit=2, clock=clock)
-    assert many == few and len(few.hits) == 2 and all(h.snippet.count("[") >= 2 for h in few.hits)
+    words = memorystore.terms(query)
+    rank_sql = "SELECT rowid, bm25(entries_fts, 1.0, 0.5) FROM entries_fts WHERE entries_fts MATCH ?"
+    with memorystore.connection(ws.db_path) as conn:
+
+        def ranked(fts: str) -> list[tuple[int, float]]:  # FTS5 visits rowids in order; the sort keeps it on ties
+            return sorted(conn.execute(rank_sql, (fts,)).fetchall(), key=lambda r: r[1])
+
+        snippet_query = memorystore.match(words)
+        found = ranked(snippet_query)
+        all_words = bool(found)
+        if not found and len(words) > 1:
+            anyword = memorystore.match(words, any_word=True)
+            asked = 0
+            for size in range(len(words) - 1, 1, -1):
+                subsets = list(itertools.combinations(words, size))
+                asked += len(subsets)
+                if asked > memory.MAX_SUBSET_QUERIES:
+                    break
+                found = sorted((r for s in subsets for r in ranked(memorystore.match(s))), key=lambda r: r[1])
+                if found:  # the entries' words marked as the subsets' query marks them
+                    snippet_query = " OR ".join(f"({memorystore.match(s)})" for s in subsets)
+                    break
+            if not found:
+                found, snippet_query = ranked(anyword), anyword
+        pool = found[: max(memory.CANDIDATES, limit * 3)]
+        created = dict(conn.execute("SELECT id, created_at FROM entries").fetchall())
+        best = memory._rank(pool, created, now)[:limit]
+        sql = "SELECT rowid, snippet(entries_fts, 0, '[', ']', '…', 16) FROM entries_fts WHERE entries_fts MATCH ?"
+        snippets = dict(conn.execute(sql, (snippet_query,)).fetchall())
+    return [(i, round(score, 4), memory._snippet(snippets[i])) for i, score in best], all_words
 
 
 def test_memory_keeps_its_connection_and_notices_a_new_database(repo: GitRepo) -> None:
