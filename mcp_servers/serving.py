@@ -71,9 +71,31 @@ def light_output_schemas(server: MCPServer) -> MCPServer:
     is enough.
     """
     for tool in server._tool_manager.list_tools():  # (the SDK has no public setter)
-        if tool.fn_metadata.output_schema is not None:
-            tool.fn_metadata.output_schema = flat_schema(tool.fn_metadata.output_schema)
+        schema = tool.fn_metadata.output_schema
+        if schema is not None:
+            model = tool.fn_metadata.output_model
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                schema = without_excluded(schema, model.model_json_schema(mode="serialization"))
+            tool.fn_metadata.output_schema = flat_schema(schema)
     return server
+
+
+def without_excluded(schema: dict[str, Any], serialized: dict[str, Any]) -> dict[str, Any]:
+    """`schema` without the properties its models never send (fields declared `exclude=True`): those the
+    serialization schema of the same models lacks."""
+
+    def trim(node: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
+        properties = node.get("properties")
+        if not isinstance(properties, dict) or not isinstance(sent.get("properties"), dict):
+            return node
+        kept = {k: v for k, v in properties.items() if k in sent["properties"]}
+        return {**node, "properties": kept, "required": [r for r in node.get("required", []) if r in kept]}
+
+    out = trim(schema, serialized)
+    defs, sent_defs = schema.get("$defs", {}), serialized.get("$defs", {})
+    if defs:
+        out["$defs"] = {name: trim(d, sent_defs.get(name, d)) for name, d in defs.items()}
+    return out
 
 
 def flat_schema(schema: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import json
@@ -347,8 +348,8 @@ def search(
             found = _matching(conn, words, filters, max(CANDIDATES, limit * 3))
             rows = store.shown(conn, [i for i, _ in found.candidates])
             best = _rank(found.candidates, {i: r["created_at"] for i, r in rows.items()}, now)[:limit]
-            snippets = store.snippets(conn, found.query, [rows[i] for i, _ in best if i in rows])
-            ranked = [(rows[i], snippets[i], score) for i, score in best if i in snippets]
+            marks = marker(tuple(words))
+            ranked = [(rows[i], snippet(rows[i]["text"], marks), score) for i, score in best if i in rows]
             all_words = found.all_words
         else:
             ranked = [(r, r["snippet"], _recency(r["created_at"], now)) for r in store.recent(conn, filters, limit)]
@@ -424,7 +425,49 @@ def _rank(found: list[tuple[int, float]], created: dict[int, float], now: float)
 
 def _snippet(text: str | None) -> str:
     one = " ".join((text or "").split())
-    return one if len(one) <= 240 else one[:239] + "…"
+    return one if len(one) <= SNIPPET_MAX else one[: SNIPPET_MAX - 1] + "…"
+
+
+SNIPPET_MAX = 240  # characters of a hit's snippet
+SNIPPET_WINDOW = 180  # characters of text around the first word found, before the marks
+_SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "ers", "er", "es", "ed", "ly", "s", "e")
+
+
+@functools.lru_cache(maxsize=256)
+def marker(words: tuple[str, ...]) -> re.Pattern[str] | None:
+    """A pattern for the words of a search as they occur in text: whole words starting with each word's stem
+    (`cache` finds cache, cached, caching; case and the forms FTS5's porter stemmer joins, nearly enough)."""
+    stems = set()
+    for word in words:
+        stem = word.lower()
+        for suffix in _SUFFIXES:
+            if stem.endswith(suffix) and len(stem) - len(suffix) >= 3:
+                stem = stem[: -len(suffix)]
+                break
+        stems.add(re.escape(stem))
+    if not stems:
+        return None
+    alternatives = "|".join(sorted(stems, key=len, reverse=True))
+    return re.compile(rf"(?<![^\W_])(?:{alternatives})[^\W_]*", re.IGNORECASE)
+
+
+def snippet(text: str, marks: re.Pattern[str] | None) -> str:
+    """The entry's text around the first word of the search it has, those words marked `[so]`: one line, at most
+    SNIPPET_MAX characters, `…` where it was cut. (Made here from the row already read: FTS5's snippet() needs
+    the index walked again, which cost more than the search.)"""
+    one = " ".join(text.split())
+    start, end = 0, len(one)
+    if len(one) > SNIPPET_WINDOW:
+        found = marks.search(one) if marks else None
+        if found is not None and found.start() > SNIPPET_WINDOW // 3:
+            start = one.rfind(" ", 0, found.start() - SNIPPET_WINDOW // 4) + 1
+        end = min(len(one), start + SNIPPET_WINDOW)
+        if end < len(one) and one.rfind(" ", start, end) > start:
+            end = one.rfind(" ", start, end)
+    window = one[start:end]
+    if marks is not None:
+        window = marks.sub(lambda m: f"[{m.group(0)}]", window)
+    return _snippet(("…" if start else "") + window + ("…" if end < len(one) else ""))
 
 
 def _stale(files: list[tuple[str, str | None]], blobs: Blobs) -> bool:

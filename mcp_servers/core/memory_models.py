@@ -25,10 +25,12 @@ class Hit(BaseModel):
     created: str
     score: float = Field(description="relevance blended with recency, 0..1")
     source: str
-    session: str | None
-    task_id: str | None
     stale: bool = Field(description="a file the entry is about has changed since")
     snippet: str
+    # Kept for the shell's view, left out of answers: a hit stays lean (ids, kinds, dates, scores, who wrote it,
+    # stale flags, snippets), and `get_entries` gives the session and the task with the full text.
+    session: str | None = Field(default=None, exclude=True)
+    task_id: str | None = Field(default=None, exclude=True)
 
 
 class SearchResult(BaseModel):

@@ -30,10 +30,6 @@ _WORD = re.compile(r"\w[\w.'-]*", re.UNICODE)
 MAX_TERMS = 24
 KEPT_DATABASES = 8  # databases with connections kept open (least recently used closed first)
 KEPT_PER_DATABASE = 4  # idle connections kept per database (more are open only while calls overlap)
-TOKENIZE = "porter unicode61 remove_diacritics 2"  # entries_fts's tokenizer (migration 3)
-SCRATCH_TABLE = (  # where `snippets` makes snippets: a per-connection FTS5 table like entries_fts
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.entries_snippets USING fts5(text, tags, tokenize='{TOKENIZE}')"
-)
 
 
 @dataclass
@@ -59,8 +55,7 @@ def _open(path: Path) -> _Kept:
     conn = db.connect(path)  # creates and migrates it if need be
     try:
         check_fts(conn)
-        conn.execute(SCRATCH_TABLE)
-    except (StateError, sqlite3.Error):
+    except StateError:
         conn.close()
         raise
     return _Kept(conn, _file(path), os.getpid())
@@ -283,7 +278,7 @@ def rank(conn: sqlite3.Connection, query: str, filters: Filters, limit: int) -> 
 
 
 def shown(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, sqlite3.Row]:
-    """What a hit shows of these entries, with their text and tags (what its snippet is made from)."""
+    """What a hit shows of these entries, with their text (what its snippet is made from)."""
     if not ids:
         return {}
     sql = (
@@ -291,36 +286,6 @@ def shown(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, sqlite3.Row
         f"WHERE id IN ({', '.join('?' * len(ids))})"
     )
     return {r["id"]: r for r in conn.execute(sql, list(ids))}
-
-
-def snippets(conn: sqlite3.Connection, query: str, rows: Sequence[sqlite3.Row]) -> dict[int, str]:
-    """A snippet of each of these entries' text (rows of `shown`) around the words of `query`, for those it
-    matches: what FTS5's snippet() gives for them on entries_fts.
-
-    FTS5 makes a snippet only on a row its query visits, and going back into the index of every entry for a
-    few rows walks the doclist of each of the query's words (all of it, for a common word). A snippet depends
-    on nothing but the row's text and tags and the query, so FTS5 makes it here on a scratch copy of these rows
-    alone: an FTS5 table with the same columns and tokenizer in the connection's `temp` schema, whose rows are
-    rolled back at once.
-    """
-    if not rows:
-        return {}
-    conn.execute(SCRATCH_TABLE)  # (`_open` makes it outside any transaction, so a rollback never drops it)
-    conn.execute("SAVEPOINT snippets")
-    try:
-        conn.executemany(
-            "INSERT INTO temp.entries_snippets (rowid, text, tags) VALUES (?, ?, ?)",
-            [(r["id"], r["text"], r["tags"]) for r in rows],
-        )
-        sql = (
-            "SELECT rowid, snippet(entries_snippets, 0, '[', ']', '…', 16) FROM temp.entries_snippets "
-            "WHERE entries_snippets MATCH ?"
-        )
-        return {int(r[0]): str(r[1]) for r in conn.execute(sql, (query,))}
-    finally:
-        if conn.in_transaction:  # (an error may have rolled it all back already)
-            conn.execute("ROLLBACK TO snippets")
-            conn.execute("RELEASE snippets")
 
 
 @contextlib.contextmanager

@@ -236,48 +236,32 @@ def test_memory_closest_are_the_entries_with_the_most_of_the_words(repo: GitRepo
     assert memory.search(ws, "delta", clock=clock).hits == []
 
 
-def test_memory_snippets_are_the_ones_fts5_makes_on_the_index_of_every_entry(repo: GitRepo) -> None:
-    from mcp_servers.core import memorystore
-
+def test_memory_snippets_show_the_words_found_around_the_first_of_them(repo: GitRepo) -> None:
     ws = _ws(repo)
+    long_text = "Filler words come first here. " * 12 + "Then the Parser timed out: the parsers retry timeouts."
     texts = [
-        "The parser timeout came back. " + "Filler words follow here. " * 12 + "Then the parser timeout again: twice.",
-        "Retry-after headers: the parser retries; tests test the timeout, and TESTS pass.",
-        "Ünïcode café naïve parser — timeout… done.",
+        long_text,
+        "We cached it; caching helps, AttemptCache does not count and neither does cache_dir's prefix.",
         "nothing about it in the text at all",
         "short parser",
     ]
-    ids = [memory.log_event(ws, "note", t, tags=["timeout"] if i == 3 else None).id for i, t in enumerate(texts)]
-    queries = [
-        memorystore.match(["parser", "timeout"]),
-        memorystore.match(["parser", "timeout", "tests", "retry-after", "cafe"], any_word=True),
-        "(" + memorystore.match(["parser", "timeout"]) + ") OR (" + memorystore.match(["test", "tests"]) + ")",
-        memorystore.match(["timeout"]),
+    ids = [memory.log_event(ws, "note", t, tags=["timeout"] if i == 2 else None).id for i, t in enumerate(texts)]
+    hits = {h.id: h.snippet for h in memory.search(ws, "parser timeout", limit=10).hits}
+    first = hits[ids[0]]
+    assert first.startswith("…") and first.endswith("Then the [Parser] timed out: the [parsers] retry [timeouts].")
+    assert len(first) <= memory.SNIPPET_MAX and "\n" not in first
+    tagged = {h.id: h.snippet for h in memory.search(ws, "timeout", limit=10).hits}
+    assert tagged[ids[2]] == "nothing about it in the text at all"  # (only its tag matched)
+    cached = memory.search(ws, "cache").hits
+    assert [h.snippet for h in cached] == [
+        "We [cached] it; [caching] helps, AttemptCache does not count and neither does [cache]_dir's prefix."
     ]
-    with memorystore.connection(ws.db_path) as conn:
-        table = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'entries_fts'").fetchone()[0]
-        assert memorystore.TOKENIZE in table  # the scratch table that makes snippets tokenizes as entries_fts does
-        rows = list(memorystore.shown(conn, ids).values())
-        for query in queries:
-            made = memorystore.snippets(conn, query, rows)
-            sql = "SELECT rowid, snippet(entries_fts, 0, '[', ']', '…', 16) FROM entries_fts WHERE entries_fts MATCH ?"
-            assert made == dict(conn.execute(sql, (query,)).fetchall()), query
-            assert conn.execute("SELECT count(*) FROM temp.entries_snippets").fetchone()[0] == 0
-        assert not conn.in_transaction
-    assert "[parser] [timeout]" in memorystore_snippet(ws, queries[0], ids[0])
-    assert memorystore_snippet(ws, queries[3], ids[3]) == "nothing about it in the text at all"  # (its tag matched)
+    assert memory.snippet("x " * 300, None).endswith("…") and len(memory.snippet("x " * 300, None)) <= 240
 
 
-def memorystore_snippet(ws: Workspace, query: str, entry_id: int) -> str:
-    from mcp_servers.core import memorystore
-
-    with memorystore.connection(ws.db_path) as conn:
-        return memorystore.snippets(conn, query, list(memorystore.shown(conn, [entry_id]).values()))[entry_id]
-
-
-def test_memory_search_answers_as_ranking_every_match_and_fts5_snippets_do(repo: GitRepo) -> None:
+def test_memory_search_answers_as_ranking_every_match_does(repo: GitRepo) -> None:
     """Against a plain reference: every match ranked (all words, else the most words any entry has, else any),
-    the best blended with recency, snippets from entries_fts. Few words, so subsets and ties are frequent."""
+    the best blended with recency. Few words, so subsets and ties are frequent."""
     import random
 
     rng = random.Random(7)  # noqa: S311 (reproducible test data)
@@ -313,8 +297,7 @@ def _reference_search(ws: Workspace, query: str, limit: int, now: float) -> tupl
         def ranked(fts: str) -> list[tuple[int, float]]:  # FTS5 visits rowids in order; the sort keeps it on ties
             return sorted(conn.execute(rank_sql, (fts,)).fetchall(), key=lambda r: r[1])
 
-        snippet_query = memorystore.match(words)
-        found = ranked(snippet_query)
+        found = ranked(memorystore.match(words))
         all_words = bool(found)
         if not found and len(words) > 1:
             anyword = memorystore.match(words, any_word=True)
@@ -325,17 +308,16 @@ def _reference_search(ws: Workspace, query: str, limit: int, now: float) -> tupl
                 if asked > memory.MAX_SUBSET_QUERIES:
                     break
                 found = sorted((r for s in subsets for r in ranked(memorystore.match(s))), key=lambda r: r[1])
-                if found:  # the entries' words marked as the subsets' query marks them
-                    snippet_query = " OR ".join(f"({memorystore.match(s)})" for s in subsets)
+                if found:
                     break
             if not found:
-                found, snippet_query = ranked(anyword), anyword
+                found = ranked(anyword)
         pool = found[: max(memory.CANDIDATES, limit * 3)]
         created = dict(conn.execute("SELECT id, created_at FROM entries").fetchall())
         best = memory._rank(pool, created, now)[:limit]
-        sql = "SELECT rowid, snippet(entries_fts, 0, '[', ']', '…', 16) FROM entries_fts WHERE entries_fts MATCH ?"
-        snippets = dict(conn.execute(sql, (snippet_query,)).fetchall())
-    return [(i, round(score, 4), memory._snippet(snippets[i])) for i, score in best], all_words
+        texts = dict(conn.execute("SELECT id, text FROM entries").fetchall())
+    marks = memory.marker(tuple(words))
+    return [(i, round(score, 4), memory.snippet(texts[i], marks)) for i, score in best], all_words
 
 
 def test_memory_keeps_its_connection_and_notices_a_new_database(repo: GitRepo) -> None:

@@ -135,4 +135,5 @@ async def test_memory_server_search_answer_schema_is_flat(client: Client) -> Non
     schema = tools["search_memory"].output_schema or {}
     assert "$defs" not in schema and "$ref" not in str(schema)  # a client validates every answer against it
     hit = schema["properties"]["hits"]["items"]
-    assert hit["properties"]["session"]["type"] == ["string", "null"] and "snippet" in hit["required"]
+    assert hit["properties"]["stale"]["type"] == "boolean" and "snippet" in hit["required"]
+    assert "session" not in hit["properties"]  # a hit is lean: get_entries gives the session and the task

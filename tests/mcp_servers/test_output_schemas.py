@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from mcp_servers.memory.server import build as build_memory
 from mcp_servers.project.server import build as build_project
 from mcp_servers.quality.server import build as build_quality
-from mcp_servers.serving import flat_schema, light_output_schemas
+from mcp_servers.serving import flat_schema, light_output_schemas, without_excluded
 
 WRONG: list[Any] = [None, 7, 2.5, "x", True, [], {}, ["x"], {"x": 1}]
 
@@ -27,8 +27,23 @@ def _original(server: MCPServer) -> dict[str, dict[str, Any]]:
     for tool in server._tool_manager.list_tools():
         meta = tool.fn_metadata
         if meta.output_schema is not None:
-            found[tool.name] = meta._output_adapter(meta.output_model).json_schema()
+            schema = meta._output_adapter(meta.output_model).json_schema()
+            if isinstance(meta.output_model, type) and issubclass(meta.output_model, BaseModel):
+                schema = without_excluded(schema, meta.output_model.model_json_schema(mode="serialization"))
+            found[tool.name] = schema
     return found
+
+
+def test_fields_a_model_never_sends_are_not_in_its_schema() -> None:
+    from mcp_servers.core.memory_models import Hit, SearchResult
+
+    schema = without_excluded(SearchResult.model_json_schema(), SearchResult.model_json_schema(mode="serialization"))
+    hit = schema["$defs"]["Hit"]
+    assert {"id", "kind", "created", "score", "source", "stale", "snippet"} == set(hit["properties"])
+    assert set(hit["required"]) <= set(hit["properties"])
+    assert "session" in Hit.model_fields and "session" not in Hit(
+        id=1, kind="note", created="", score=0.5, source="agent", stale=False, snippet="", session="s"
+    ).model_dump()
 
 
 def _servers() -> list[tuple[str, MCPServer]]:
