@@ -256,7 +256,8 @@ def test_memory_snippets_show_the_words_found_around_the_first_of_them(repo: Git
     assert [h.snippet for h in cached] == [
         "We [cached] it; [caching] helps, AttemptCache does not count and neither does [cache]_dir's prefix."
     ]
-    assert memory.snippet("x " * 300, None).endswith("…") and len(memory.snippet("x " * 300, None)) <= 240
+    assert memory.snippet("x " * 300, ()).endswith("…") and len(memory.snippet("x " * 300, ())) <= 240
+    assert memory.snippet("İstanbul İzmir cache", memory.marker(("cache",))) == "İstanbul İzmir [cache]"
 
 
 def test_memory_search_answers_as_ranking_every_match_does(repo: GitRepo) -> None:
