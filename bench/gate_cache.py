@@ -28,6 +28,7 @@ from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
+from measure import pct
 
 TARGET_MS = 50.0
 
@@ -107,12 +108,6 @@ def make_project(repo: Path) -> None:
     git(repo, "commit", "-q", "-m", "Initial commit")
     for rel, text in CHANGE.items():
         (repo / rel).write_text(source(text))
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, -(-round(q * 100) * len(ordered) // 100) - 1))]
 
 
 async def measure(repo: Path, calls: int) -> dict[str, Any]:

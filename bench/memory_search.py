@@ -68,6 +68,7 @@ from typing import Any
 import anyio
 from cold_start import MINIMAL_SERVER, exchange, importtime
 from mcp import Client, StdioServerParameters
+from measure import pct, rss_mb
 from ts_rounds import ts_round_trips
 
 from mcp_servers.core import memory, memorystore
@@ -531,22 +532,6 @@ def official_server() -> Path:
 
 
 # -- measuring -------------------------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, -(-round(q * 100) * len(ordered) // 100) - 1))]
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of a process, in MB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024  # kB
-    return fields["VmRSS"], fields["VmHWM"]
 
 
 def child_pid(marker: str) -> int:

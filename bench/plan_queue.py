@@ -53,6 +53,7 @@ from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
+from measure import pct, rss_mb
 from ts_rounds import ts_round_trips
 
 from mcp_servers.core import plan as P
@@ -191,12 +192,6 @@ def ladder(tasks: int) -> str:
         below = i - i % 2 - 2
         lines.extend(_field_block(i, f"Ladder step {i}", 2, [below, below + 1] if below >= 0 else [], "READY"))
     return HEADER + "### Ready for Autonomous Execution ✅\n\n" + "\n".join(lines)
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, -(-round(q * 100) * len(ordered) // 100) - 1))]
 
 
 def timed_parse(raw: bytes) -> tuple[float, P.Plan]:
@@ -380,16 +375,6 @@ def bench_next_task(tmp: Path, calls: int, warmup: int) -> bool:
     print(f"  ratio next_task/ping (of medians): {ts_ratio:.2f}x; target <= {RATIO_TARGET:.1f}x: "
           f"{'PASS' if ts_ok else 'FAIL'}")  # fmt: skip
     return ok and ts_ok
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of a process, in MB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024  # kB
-    return fields["VmRSS"], fields["VmHWM"]
 
 
 async def minimal_rss(tmp: Path) -> float:

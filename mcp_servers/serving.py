@@ -11,8 +11,8 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
@@ -22,6 +22,8 @@ from .core.errors import OvernightError
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
+
+Found = TypeVar("Found")
 
 
 @contextlib.contextmanager
@@ -37,27 +39,30 @@ def tool_errors() -> Iterator[None]:
         raise ToolError(str(e)) from e
 
 
-class Answers:
-    """A tool's structured answer as the result the SDK sends, built once per answer object.
+class Answers(Generic[Found]):
+    """A tool's answer as the result the SDK sends, made once per answer object of the core.
 
     The SDK turns a returned model into a `CallToolResult` on every call: it validates the model, dumps it, and
-    writes it again as indented JSON text. A tool whose core function hands back the same answer object while
-    nothing changed (next_task) returns the result made for it last time instead, its text compact JSON.
-    Declare such a tool `-> Annotated[CallToolResult, Model]`: the output schema is still the model's.
+    writes it again as indented JSON text. A tool whose core function hands back the same object while nothing
+    changed (next_task) returns the result made for it last time instead, its text compact JSON. `shape` turns
+    the core's answer into the tool's model. Declare such a tool `-> Annotated[CallToolResult, Model]`: the
+    output schema is still the model's.
     """
 
-    def __init__(self) -> None:
-        self._last: tuple[BaseModel, CallToolResult] | None = None
+    def __init__(self, shape: Callable[[Found], BaseModel]) -> None:
+        self._shape = shape
+        self._last: tuple[Found, CallToolResult] | None = None
 
-    def result(self, answer: BaseModel) -> CallToolResult:
+    def result(self, found: Found) -> CallToolResult:
         last = self._last
-        if last is not None and last[0] is answer:
+        if last is not None and last[0] is found:
             return last[1]
+        answer = self._shape(found)
         made = CallToolResult(
             content=[TextContent(type="text", text=answer.model_dump_json())],
             structured_content=answer.model_dump(mode="json"),
         )
-        self._last = (answer, made)
+        self._last = (found, made)
         return made
 
 

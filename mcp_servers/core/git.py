@@ -252,38 +252,40 @@ def _symref(path: str, key: tuple[int, int, int, int]) -> str | None:
     return target
 
 
+def _settled(path: str, limit: int) -> tuple[os.stat_result | None, tuple[int, int, int, int] | None, bool]:
+    """(stat, its key, settled) of a ref-store file: (None, None, True) when it is absent, settled False when it
+    changed after `limit` (ns)."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, None, True
+    key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return st, key, st.st_ctime_ns <= limit and st.st_mtime_ns <= limit
+
+
 def _ref_token(repo: Repo, ref: str) -> tuple[object, ...] | None:
     """The stat of every ref-store file `ref` goes through (symbolic refs followed), or None when that cannot
     be trusted: a file changed in the last RACY_S seconds, or a ref store other than loose files (reftable)."""
     git_dir, common_dir = str(repo.git_dir), str(repo.common_dir)
     limit = _now_ns() - int(RACY_S * 1e9)
-    token: list[object] = []
-    for path in (os.path.join(common_dir, "reftable"), os.path.join(common_dir, "packed-refs")):
-        try:
-            st = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            token.append(None)
-            continue
-        if path.endswith("reftable") or st.st_ctime_ns > limit or st.st_mtime_ns > limit:
-            return None
-        token.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    if os.path.lexists(os.path.join(common_dir, "reftable")):
+        return None
+    _, packed, settled = _settled(os.path.join(common_dir, "packed-refs"), limit)
+    if not settled:
+        return None
+    token: list[object] = [packed]
     pending: str | None = ref
     for _depth in range(6):  # git follows symbolic refs 5 deep
         if pending is None:
             break
         candidates, pending, decided = _ref_files(git_dir, common_dir, pending), None, False
         for path in candidates:
-            try:
-                st = os.stat(path)
-            except (FileNotFoundError, NotADirectoryError):
-                token.append(None)
-                continue
-            if st.st_ctime_ns > limit or st.st_mtime_ns > limit:
+            st, key, settled = _settled(path, limit)
+            if not settled:
                 return None
-            key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
             token.append(key)
-            if not decided and stat.S_ISREG(st.st_mode):  # the first file that exists is the one git reads
-                decided = True
+            if st is not None and key is not None and not decided and stat.S_ISREG(st.st_mode):
+                decided = True  # the first file that exists is the one git reads
                 pending = _symref(path, key) if st.st_size < 512 else None
                 if pending is not None and not _SIMPLE_REF.fullmatch(pending):
                     return None

@@ -377,7 +377,6 @@ def search(
 class _Found:
     candidates: list[tuple[int, float]]  # (id, BM25 rank) of the best, best first
     all_words: bool
-    query: str  # the FTS5 query their snippets come from: it marks every word of the search they contain
 
 
 def _matching(conn: Any, words: list[str], filters: store.Filters, pool: int) -> _Found:
@@ -386,12 +385,10 @@ def _matching(conn: Any, words: list[str], filters: store.Filters, pool: int) ->
 
     At each size no entry has more of the words (the larger sizes found none), so an entry matches one subset
     only, and its BM25 rank for that subset is the one an any-word query would give it: the candidates of all
-    subsets merge into one ranking, and the any-word query marks in each of them just the words it has."""
-    every = store.match(words)
-    found = store.rank(conn, every, filters, pool)
+    subsets merge into one ranking."""
+    found = store.rank(conn, store.match(words), filters, pool)
     if found or len(words) == 1:
-        return _Found(found, bool(found), every)
-    anyword = store.match(words, any_word=True)
+        return _Found(found, bool(found))
     asked = 0
     for size in range(len(words) - 1, 1, -1):
         subsets = list(itertools.combinations(words, size))
@@ -403,8 +400,8 @@ def _matching(conn: Any, words: list[str], filters: store.Filters, pool: int) ->
             for entry_id, rank in store.rank(conn, store.match(subset), filters, pool):
                 best[entry_id] = min(rank, best.get(entry_id, rank))
         if best:
-            return _Found(sorted(best.items(), key=lambda c: c[1])[:pool], False, anyword)
-    return _Found(store.rank(conn, anyword, filters, pool), False, anyword)
+            return _Found(sorted(best.items(), key=lambda c: c[1])[:pool], False)
+    return _Found(store.rank(conn, store.match(words, any_word=True), filters, pool), False)
 
 
 def _recency(created_at: float, now: float) -> float:

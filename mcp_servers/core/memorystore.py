@@ -282,7 +282,7 @@ def shown(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, sqlite3.Row
     if not ids:
         return {}
     sql = (
-        "SELECT id, kind, created_at, source, session, task_id, text, tags FROM entries "
+        "SELECT id, kind, created_at, source, session, task_id, text FROM entries "
         f"WHERE id IN ({', '.join('?' * len(ids))})"
     )
     return {r["id"]: r for r in conn.execute(sql, list(ids))}

@@ -31,7 +31,6 @@ from .queue_models import (
     CompletionInfo,
     CompletionResult,
     NextTask,
-    NextTaskAnswer,
     PlanProblem,
     PlanSummary,
     PlanValidation,
@@ -338,7 +337,6 @@ class _Snapshot:
     judge: _Judge
     settings: object  # held so that the id() in the key stays this object's
     answer: NextTask | None = None
-    tool_answer: NextTaskAnswer | None = None
 
 
 _SNAPSHOTS: dict[Path, _Snapshot] = {}
@@ -434,17 +432,6 @@ def next_task(
     if snapshot is not None and snapshot.judge is judge:
         snapshot.answer = answer
     return answer
-
-
-def next_task_answer(ws: Workspace, session: str, clock: Clock = time.time) -> NextTaskAnswer:
-    """next_task as the MCP tool gives it: the task to start and the passed-over tasks as lines."""
-    found = next_task(ws, session, clock)
-    snapshot = _SNAPSHOTS.get(ws.repo.root)
-    if snapshot is None or snapshot.answer is not found:
-        return NextTaskAnswer.of(found)
-    if snapshot.tool_answer is None:
-        snapshot.tool_answer = NextTaskAnswer.of(found)
-    return snapshot.tool_answer
 
 
 def _next(plans: Plans, judge: _Judge, exclude: frozenset[str] = frozenset()) -> NextTask:

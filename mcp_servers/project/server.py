@@ -48,7 +48,7 @@ def build(repo: str | None = None) -> MCPServer:
     """The server, for the repository at `repo` (default: $OVERNIGHT_REPO, else the working directory)."""
     mcp = MCPServer("project", version=__version__, instructions=INSTRUCTIONS, log_level=log_level())
 
-    next_answers = Answers()
+    next_answers = Answers(NextTaskAnswer.of)
 
     def ws() -> tuple[Workspace, str]:
         w = Workspace.open(repo)
@@ -86,7 +86,7 @@ def build(repo: str | None = None) -> MCPServer:
         and why each task ahead of it was passed over. Claim it with `claim_task` before working."""
         with tool_errors():
             w, session = ws()
-            return next_answers.result(queue.next_task_answer(w, session))
+            return next_answers.result(queue.next_task(w, session))
 
     @mcp.tool(annotations=Writes)
     def claim_task(
