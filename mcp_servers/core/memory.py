@@ -14,7 +14,6 @@ import contextlib
 import datetime as dt
 import functools
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -346,29 +345,30 @@ def search(
     with _db(ws) as conn, store.snapshot(conn):
         if words:
             found = _matching(conn, words, filters, max(CANDIDATES, limit * 3))
-            rows = store.shown(conn, [i for i, _ in found.candidates])
-            best = _rank(found.candidates, {i: r["created_at"] for i, r in rows.items()}, now)[:limit]
+            best = _rank(found.candidates, store.created(conn, [i for i, _ in found.candidates]), now)[:limit]
+            rows = store.shown(conn, [i for i, _ in best])
             marks = marker(tuple(words))
-            ranked = [(rows[i], snippet(rows[i]["text"], marks), score) for i, score in best if i in rows]
+            ranked = [(rows[i], snippet(rows[i][6], marks), score) for i, score in best if i in rows]
             all_words = found.all_words
         else:
-            ranked = [(r, r["snippet"], _recency(r["created_at"], now)) for r in store.recent(conn, filters, limit)]
+            newest = [r["id"] for r in store.recent(conn, filters, limit)]
+            rows = store.shown(conn, newest)
+            ranked = [(rows[i], _snippet(rows[i][6][:200]), _recency(rows[i][2], now)) for i in newest if i in rows]
             all_words = True
-        files = store.files_of(conn, [r["id"] for r, _, _ in ranked])
     blobs = Blobs(ws.repo.root)
     hits = [
         Hit(
-            id=r["id"],
-            kind=r["kind"],
-            created=iso(r["created_at"]) or "",
+            id=r[0],
+            kind=r[1],
+            created=iso(r[2]) or "",
             score=round(score, 4),
-            source=r["source"],
-            session=r["session"],
-            task_id=r["task_id"],
-            stale=_stale(files[r["id"]], blobs),
-            snippet=_snippet(snippet),
+            source=r[3],
+            session=r[4],
+            task_id=r[5],
+            stale=_stale(r[7], blobs),
+            snippet=shown,
         )
-        for r, snippet, score in ranked
+        for r, shown, score in ranked
     ]
     return SearchResult(hits=hits, matched_all_words=all_words)
 
@@ -381,26 +381,25 @@ class _Found:
 
 def _matching(conn: Any, words: list[str], filters: store.Filters, pool: int) -> _Found:
     """The best `pool` entries with every word, by BM25; when there are none, the closest: those with the most
-    of the words (every subset of k-1 words, then k-2, ... while that stays a few queries), else any word.
+    of the words (k-1 of the k, then k-2, ... while that stays within MAX_SUBSET_QUERIES subsets), else any word.
 
-    At each size no entry has more of the words (the larger sizes found none), so an entry matches one subset
-    only, and its BM25 rank for that subset is the one an any-word query would give it: the candidates of all
-    subsets merge into one ranking."""
+    At each size no entry has more of the words (the larger sizes found none), so an entry's BM25 rank is the
+    one an any-word query would give it. Each size is one statement (`store.at_least`), the most frequent word
+    written once in it: FTS5 walks every entry of each word written, once per statement."""
     found = store.rank(conn, store.match(words), filters, pool)
     if found or len(words) == 1:
         return _Found(found, bool(found))
-    asked = 0
+    sizes, asked = [], 0
     for size in range(len(words) - 1, 1, -1):
-        subsets = list(itertools.combinations(words, size))
-        asked += len(subsets)
+        asked += math.comb(len(words), size)
         if asked > MAX_SUBSET_QUERIES:
             break
-        best: dict[int, float] = {}
-        for subset in subsets:  # (two words with one stem, like `test tests`, can put an entry in two subsets)
-            for entry_id, rank in store.rank(conn, store.match(subset), filters, pool):
-                best[entry_id] = min(rank, best.get(entry_id, rank))
-        if best:
-            return _Found(sorted(best.items(), key=lambda c: c[1])[:pool], False)
+        sizes.append(size)
+    ordered = store.most_frequent_first(conn, words) if sizes else words
+    for size in sizes:
+        found = store.rank(conn, store.at_least(ordered, size), filters, pool)
+        if found:
+            return _Found(found, False)
     return _Found(store.rank(conn, store.match(words, any_word=True), filters, pool), False)
 
 
@@ -493,7 +492,8 @@ def snippet(text: str, stems: tuple[str, ...]) -> str:
         parts += [one[at:first], "[", one[first : min(after, end)], "]"]
         at = min(after, end)
     parts += [one[at:end], "…" if end < len(one) else ""]
-    return _snippet("".join(parts))
+    made = "".join(parts)  # (one line already)
+    return made if len(made) <= SNIPPET_MAX else made[: SNIPPET_MAX - 1] + "…"
 
 
 def _stale(files: list[tuple[str, str | None]], blobs: Blobs) -> bool:

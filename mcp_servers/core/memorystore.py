@@ -259,6 +259,28 @@ def match(words: Sequence[str], any_word: bool = False) -> str:
     return (" OR " if any_word else " ").join('"' + w.replace('"', '""') + '"' for w in words)
 
 
+def at_least(words: Sequence[str], n: int) -> str:
+    """An FTS5 query matching the entries that have at least `n` of these words (1 <= n <= len(words)), with each
+    word written once where it can be: `a AND at_least(rest, n-1) OR at_least(rest, n)`. FTS5 counts each
+    phrase's entries once per phrase written (what BM25 weighs it by), so the first word, written once, should be
+    the most frequent. Where no entry has more than `n` of them, an entry matches through one branch only, and
+    its BM25 rank is that of its `n` words alone."""
+    if n >= len(words):
+        return "(" + match(words) + ")"
+    if n <= 1:
+        return "(" + match(words, any_word=True) + ")"
+    first = match(words[:1])
+    return f"(({first} AND {at_least(words[1:], n - 1)}) OR {at_least(words[1:], n)})"
+
+
+def most_frequent_first(conn: sqlite3.Connection, words: Sequence[str], cap: int = 1000) -> list[str]:
+    """The words ordered by how many entries have them (counted up to `cap`: cheap, and enough to tell a common
+    word from a rare one), most first."""
+    counted = "SELECT count(*) FROM (SELECT 1 FROM entries_fts WHERE entries_fts MATCH ? LIMIT ?)"
+    count = {w: conn.execute(counted, (match([w]), cap)).fetchone()[0] for w in words}
+    return sorted(words, key=lambda w: -count[w])
+
+
 def fts_query(text: str, any_word: bool) -> str | None:
     """An FTS5 query of the text's words, each quoted (so no word is read as an operator)."""
     words = terms(text)
@@ -277,15 +299,30 @@ def rank(conn: sqlite3.Connection, query: str, filters: Filters, limit: int) -> 
     return [(int(r[0]), float(r[1])) for r in conn.execute(sql, [query, *params, limit])]
 
 
-def shown(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, sqlite3.Row]:
-    """What a hit shows of these entries, with their text (what its snippet is made from)."""
+def created(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, float]:
+    """When each of these entries was written."""
+    if not ids:
+        return {}
+    sql = f"SELECT id, created_at FROM entries WHERE id IN ({', '.join('?' * len(ids))})"
+    return {int(r[0]): float(r[1]) for r in conn.execute(sql, list(ids))}
+
+
+Shown = tuple[int, str, float, str, "str | None", "str | None", str, list[tuple[str, "str | None"]]]
+
+
+def shown(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, Shown]:
+    """What a hit shows of these entries: (id, kind, created_at, source, session, task_id, text, [(file, blob)])
+    (the text is what its snippet is made from), in one statement."""
     if not ids:
         return {}
     sql = (
-        "SELECT id, kind, created_at, source, session, task_id, text FROM entries "
+        "SELECT id, kind, created_at, source, session, task_id, text, (SELECT json_group_array(json_array(path, "
+        "blob)) FROM entry_files WHERE entry_id = entries.id) FROM entries "
         f"WHERE id IN ({', '.join('?' * len(ids))})"
     )
-    return {r["id"]: r for r in conn.execute(sql, list(ids))}
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples
+    return {r[0]: (*r[:7], [(f[0], f[1]) for f in json.loads(r[7])]) for r in cursor.execute(sql, list(ids))}
 
 
 @contextlib.contextmanager

@@ -286,6 +286,35 @@ def test_memory_search_answers_as_ranking_every_match_does(repo: GitRepo) -> Non
             assert got.matched_all_words == all_words
 
 
+def test_memory_at_least_matches_the_entries_with_that_many_of_the_words(repo: GitRepo) -> None:
+    """`at_least(words, n)` finds exactly the entries having n or more of the words, in any order of the words;
+    `most_frequent_first` puts the word most entries have first."""
+    import itertools
+    import random
+
+    from mcp_servers.core import memorystore
+
+    rng = random.Random(11)  # noqa: S311 (reproducible test data)
+    vocab = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+    ws = _ws(repo)
+    has: dict[int, set[str]] = {}
+    for i in range(120):
+        words = set(rng.sample(vocab, k=rng.randint(0, 5)))
+        if i % 2:
+            words.add("alpha")  # in most entries
+        has[memory.log_event(ws, "note", f"entry {i}: " + " ".join(sorted(words))).id] = words
+    with memorystore.connection(ws.db_path) as conn:
+        assert memorystore.most_frequent_first(conn, ["zeta", "alpha", "beta"])[0] == "alpha"
+        for k in range(1, 6):
+            for words in itertools.combinations(vocab, k):
+                order = list(words)
+                rng.shuffle(order)
+                for n in range(1, k + 1):
+                    sql = "SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?"
+                    got = {r[0] for r in conn.execute(sql, (memorystore.at_least(order, n),))}
+                    assert got == {i for i, w in has.items() if len(w & set(words)) >= n}, (order, n)
+
+
 def _reference_search(ws: Workspace, query: str, limit: int, now: float) -> tuple[list[tuple[int, float, str]], bool]:
     import itertools
 
