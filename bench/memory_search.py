@@ -17,10 +17,12 @@ back to the closest entries). After one warm-up pass, rounds of all 50, order ro
     written to a temp dir calls `mcp_servers.memory.server.build()` (as `python -m mcp_servers.memory` does),
     adds `bare_fts(match) -> str` (the rows as JSON text, `[[rowid, bm25], ...]`, the cheapest answer an mcp
     tool gives; sqlite3, one connection opened at start, on the same state.db) and runs it over stdio. So both
-    sides pay the same round trip, and the ratio is what searching costs beyond the bare query.
-    Printed for attribution, interleaved, not judged: `bare_fts_rows`, the same rows as structured output (a
-    pydantic model, as every overnight tool answers, which the client validates against the tool's output
-    schema), the same bare query run in-process (no round trip), a `ping` round trip to a minimal mcp 2.3.0
+    sides pay the same round trip, and the ratio is what searching costs beyond the bare query. Neither tool
+    publishes an output schema (search_memory answers structured content and the same JSON as text, but no
+    schema: the Python client would check each answer against it, 0.6 ms for ten hits), so the client checks
+    neither answer.
+    Printed for attribution, interleaved, not judged: `bare_fts_rows`, the same rows as structured output with
+    a published schema (a pydantic model, as the other overnight tools answer, which the client validates), the same bare query run in-process (no round trip), a `ping` round trip to a minimal mcp 2.3.0
     server through the same client (the floor of any tool call), `memory.search(memory.workspace(repo), q)`
     in-process (the server-side share) and `memory.workspace(repo)` alone (what the server does per call to find
     its kept workspace); all split by queries whose words all occur together and those that fall back to the

@@ -57,13 +57,17 @@ class Answers(Generic[Found]):
         last = self._last
         if last is not None and last[0] is found:
             return last[1]
-        answer = self._shape(found)
-        made = CallToolResult(
-            content=[TextContent(type="text", text=answer.model_dump_json())],
-            structured_content=answer.model_dump(mode="json"),
-        )
+        made = result_of(self._shape(found))
         self._last = (found, made)
         return made
+
+
+def result_of(answer: BaseModel) -> CallToolResult:
+    """The answer as the result a tool sends: structured content, and the same as compact JSON text."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=answer.model_dump_json())],
+        structured_content=answer.model_dump(mode="json"),
+    )
 
 
 def light_output_schemas(server: MCPServer) -> MCPServer:

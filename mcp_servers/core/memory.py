@@ -345,7 +345,7 @@ def search(
     with _db(ws) as conn, store.snapshot(conn):
         if words:
             found = _matching(conn, words, filters, max(CANDIDATES, limit * 3))
-            best = _rank(found.candidates, store.created(conn, [i for i, _ in found.candidates]), now)[:limit]
+            best = _rank(found.candidates, now)[:limit]
             rows = store.shown(conn, [i for i, _ in best])
             marks = marker(tuple(words))
             ranked = [(rows[i], snippet(rows[i][6], marks), score) for i, score in best if i in rows]
@@ -375,7 +375,7 @@ def search(
 
 @dataclass
 class _Found:
-    candidates: list[tuple[int, float]]  # (id, BM25 rank) of the best, best first
+    candidates: list[tuple[int, float, float]]  # (id, BM25 rank, created_at) of the best, best first
     all_words: bool
 
 
@@ -407,14 +407,15 @@ def _recency(created_at: float, now: float) -> float:
     return math.exp(-max(0.0, now - created_at) / 86400 / RECENCY_DAYS)
 
 
-def _rank(found: list[tuple[int, float]], created: dict[int, float], now: float) -> list[tuple[int, float]]:
-    """(id, score): BM25 relevance (normalised over the candidates) blended with recency (half-life of a month)."""
+def _rank(found: list[tuple[int, float, float]], now: float) -> list[tuple[int, float]]:
+    """(id, score) of (id, BM25 rank, created_at): BM25 relevance (normalised over the candidates) blended with
+    recency (half-life of a month), best first."""
     if not found:
         return []
-    best = max(-rank for _, rank in found) or 1.0
+    best = max(-rank for _, rank, _ in found) or 1.0
     scored = []
-    for entry_id, rank in found:
-        recency = _recency(created.get(entry_id, now), now)
+    for entry_id, rank, created_at in found:
+        recency = _recency(created_at, now)
         scored.append((entry_id, 0.8 * (-rank / best) + 0.2 * recency if rank else recency))
     return sorted(scored, key=lambda pair: -pair[1])
 

@@ -287,24 +287,24 @@ def fts_query(text: str, any_word: bool) -> str | None:
     return match(words, any_word) if words else None
 
 
-def rank(conn: sqlite3.Connection, query: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
-    """(id, BM25 rank: lower is better) of the `limit` entries matching `query` with the best rank (text weighs
-    more than tags), best first. Without filters the ranking runs in the FTS index alone."""
+def rank(conn: sqlite3.Connection, query: str, filters: Filters, limit: int) -> list[tuple[int, float, float]]:
+    """(id, BM25 rank: lower is better, created_at) of the `limit` entries matching `query` with the best rank
+    (text weighs more than tags), best first (on equal ranks, oldest id first). Without filters the ranking runs
+    in the FTS index alone, and only the best are looked up in the table."""
     where, params = filters.sql()
-    joined = " JOIN entries e ON e.id = entries_fts.rowid" if where else ""
-    sql = (
-        f"SELECT entries_fts.rowid, bm25(entries_fts, 1.0, 0.5) AS rank FROM entries_fts{joined} "
-        f"WHERE entries_fts MATCH ?{where} ORDER BY rank LIMIT ?"
-    )
-    return [(int(r[0]), float(r[1])) for r in conn.execute(sql, [query, *params, limit])]
-
-
-def created(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, float]:
-    """When each of these entries was written."""
-    if not ids:
-        return {}
-    sql = f"SELECT id, created_at FROM entries WHERE id IN ({', '.join('?' * len(ids))})"
-    return {int(r[0]): float(r[1]) for r in conn.execute(sql, list(ids))}
+    if where:
+        sql = (
+            "SELECT entries_fts.rowid, bm25(entries_fts, 1.0, 0.5) AS rank, e.created_at FROM entries_fts "
+            f"JOIN entries e ON e.id = entries_fts.rowid WHERE entries_fts MATCH ?{where} "
+            "ORDER BY rank, entries_fts.rowid LIMIT ?"
+        )
+    else:
+        sql = (
+            "SELECT f.id, f.rank, e.created_at FROM (SELECT rowid AS id, bm25(entries_fts, 1.0, 0.5) AS rank "
+            "FROM entries_fts WHERE entries_fts MATCH ? ORDER BY rank, rowid LIMIT ?) f "
+            "JOIN entries e ON e.id = f.id ORDER BY f.rank, f.id"
+        )
+    return [(int(r[0]), float(r[1]), float(r[2])) for r in conn.execute(sql, [query, *params, limit])]
 
 
 Shown = tuple[int, str, float, str, "str | None", "str | None", str, list[tuple[str, "str | None"]]]

@@ -344,7 +344,7 @@ def _reference_search(ws: Workspace, query: str, limit: int, now: float) -> tupl
                 found = ranked(anyword)
         pool = found[: max(memory.CANDIDATES, limit * 3)]
         created = dict(conn.execute("SELECT id, created_at FROM entries").fetchall())
-        best = memory._rank(pool, created, now)[:limit]
+        best = memory._rank([(i, rank, created[i]) for i, rank in pool], now)[:limit]
         texts = dict(conn.execute("SELECT id, text FROM entries").fetchall())
     marks = memory.marker(tuple(words))
     return [(i, round(score, 4), memory.snippet(texts[i], marks)) for i, score in best], all_words
