@@ -21,12 +21,12 @@ back to the closest entries). After one warm-up pass, rounds of all 50, order ro
     publishes an output schema (search_memory answers structured content and the same JSON as text, but no
     schema: the Python client would check each answer against it, 0.6 ms for ten hits), so the client checks
     neither answer.
-    Printed for attribution, interleaved, not judged: `bare_fts_rows`, the same rows as structured output with
-    a published schema (a pydantic model, as the other overnight tools answer, which the client validates), the same bare query run in-process (no round trip), a `ping` round trip to a minimal mcp 2.3.0
-    server through the same client (the floor of any tool call), `memory.search(memory.workspace(repo), q)`
-    in-process (the server-side share) and `memory.workspace(repo)` alone (what the server does per call to find
-    its kept workspace); all split by queries whose words all occur together and those that fall back to the
-    closest entries.
+    Printed for attribution, interleaved, not judged: `bare_fts_rows`, the same rows as structured output with a
+    published schema (a pydantic model, as the other overnight tools answer, which the client validates), the same
+    bare query run in-process (no round trip), a `ping` round trip to a minimal mcp 2.3.0 server through the same
+    client (the floor of any tool call), `memory.search(memory.workspace(repo), q)` in-process (the server-side
+    share) and `memory.workspace(repo)` alone (what the server does per call to find its kept workspace); all split
+    by queries whose words all occur together and those that fall back to the closest entries.
     Target: p50(search_memory) / p50(bare_fts) <= 2.
 (b) The same queries, asked through the same client, of the official `@modelcontextprotocol/server-memory`
     (npm, pinned, installed by this script into bench/.cache/node; run with node, `MEMORY_FILE_PATH` pointing
