@@ -421,8 +421,11 @@ def _rank(found: list[tuple[int, float, float]], now: float) -> list[tuple[int, 
 
 
 def _snippet(text: str | None) -> str:
-    one = " ".join((text or "").split())
-    return one if len(one) <= SNIPPET_MAX else one[: SNIPPET_MAX - 1] + "…"
+    return _cut(" ".join((text or "").split()))
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= SNIPPET_MAX else line[: SNIPPET_MAX - 1] + "…"
 
 
 SNIPPET_MAX = 240  # characters of a hit's snippet
@@ -493,8 +496,7 @@ def snippet(text: str, stems: tuple[str, ...]) -> str:
         parts += [one[at:first], "[", one[first : min(after, end)], "]"]
         at = min(after, end)
     parts += [one[at:end], "…" if end < len(one) else ""]
-    made = "".join(parts)  # (one line already)
-    return made if len(made) <= SNIPPET_MAX else made[: SNIPPET_MAX - 1] + "…"
+    return _cut("".join(parts))  # (one line already)
 
 
 def _stale(files: list[tuple[str, str | None]], blobs: Blobs) -> bool:

@@ -734,14 +734,7 @@ def _bulk_depends_on(name: str, col: _Column, bad: list[Problemish]) -> None:
         compact = list(map(_COMMA_SPACE, plains))
         deps = list(map(tuple, map(dict.fromkeys, map(_COMMA_SPLIT, compact))))
         usual = list(map(_ID_LIST.fullmatch, compact))
-    if not (all(usual) and min(map(len, plains)) > _NONE_LEN):
-        for n, (ok, plain) in enumerate(zip(usual, plains, strict=True)):
-            if ok is None or (len(plain) <= _NONE_LEN and plain.lower() in _NONE):
-                value, error = _read_depends_on(plain)
-                deps[n] = value or ()
-                if error:
-                    bad.append(col.bad(n, name, error))
-    deque(map(setattr, col.tasks, repeat(name), deps), 0)
+    _set_column(name, col, bad, deps, usual, _read_depends_on)
 
 
 def _bulk_files(name: str, col: _Column, bad: list[Problemish]) -> None:
@@ -756,14 +749,28 @@ def _bulk_files(name: str, col: _Column, bad: list[Problemish]) -> None:
     joined = "\n".join(plains)
     if any(part in joined for part in _UNUSUAL_PARTS):
         usual = [ok and _UNUSUAL.search(plain) is None for ok, plain in zip(usual, plains, strict=True)]
+    _set_column(name, col, bad, files, usual, _read_files)
+
+
+def _set_column(
+    name: str,
+    col: _Column,
+    bad: list[Problemish],
+    values: list[tuple[str, ...]],
+    usual: Sequence[object],
+    read: Callable[[str], tuple[tuple[str, ...] | None, str | None]],
+) -> None:
+    """Set each task's `name` to its value, those not in the usual form (falsy in `usual`) or spelling "none"
+    read one by one with `read` instead."""
+    plains = col.plains
     if not (all(usual) and min(map(len, plains)) > _NONE_LEN):
         for n, (ok, plain) in enumerate(zip(usual, plains, strict=True)):
             if not ok or (len(plain) <= _NONE_LEN and plain.lower() in _NONE):
-                value, error = _read_files(plain)
-                files[n] = value or ()
+                value, error = read(plain)
+                values[n] = value or ()
                 if error:
                     bad.append(col.bad(n, name, error))
-    deque(map(setattr, col.tasks, repeat(name), files), 0)
+    deque(map(setattr, col.tasks, repeat(name), values), 0)
 
 
 def _bulk_tests(name: str, col: _Column, bad: list[Problemish]) -> None:
