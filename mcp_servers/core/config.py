@@ -290,6 +290,15 @@ class Scheduler(_Section):
     """Unattended sessions: `overnight run` (and `overnight cron install` to start it at night)."""
 
     agent: Literal["claude", "replay"] = Field(default="claude", description="the agent that does the work")
+    sandbox: Literal["bwrap", "off"] = Field(
+        default="bwrap",
+        description="run the agent and every run of the tests in a bubblewrap sandbox; \"off\" runs them as you, "
+        "unsandboxed, and every report then says so",
+    )
+    network_allow: list[str] = Field(
+        default_factory=list,
+        description="host:port the sandboxed agent may reach besides its model's API (a package registry, say)",
+    )
     base_branch: str = Field(default="", description="the branch sessions start from (empty: the one checked out)")
     branch_prefix: str = Field(default="overnight/", description="session branches are <prefix><date>-<id>")
     max_tasks: Annotated[int, Field(ge=1)] = Field(default=5, description="tasks a session works on at most")
@@ -310,6 +319,16 @@ class Scheduler(_Section):
     worktree_dir: str = Field(
         default="", description="where session worktrees go (empty: ~/.local/state/overnight/worktrees/<repo>)"
     )
+
+
+    @field_validator("network_allow")
+    @classmethod
+    def _endpoints(cls, value: list[str]) -> list[str]:
+        for item in value:
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c in host for c in "/@ "):
+                raise ValueError(f"{item!r} is not host:port (e.g. \"registry.example.org:443\")")
+        return value
 
 
 class Settings(_Section):

@@ -528,6 +528,20 @@ class Repo:
             Path(tmp).unlink(missing_ok=True)
             Path(tmp + ".lock").unlink(missing_ok=True)
 
+    def export(self, tree: str, dest: Path) -> Path:
+        """Write the files of `tree` into the new folder `dest`, as a checkout would (modes, symlinks), through a
+        private index: a fresh copy of exactly what is judged, with no ignored file, leftover or virtualenv."""
+        dest.mkdir(parents=True)
+        index = dest.parent / f".{dest.name}.index"
+        env = git_env()
+        env["GIT_INDEX_FILE"] = str(index)
+        try:
+            self.run("read-tree", tree, env=env)
+            self.run("checkout-index", "--all", "--force", f"--prefix={dest}/", env=env)
+        finally:
+            index.unlink(missing_ok=True)
+        return dest
+
     def index_tree(self, env: Mapping[str, str] | None = None) -> str:
         """The tree id of what is staged now (the index named by GIT_INDEX_FILE when `env` keeps it)."""
         return self.run("write-tree", env=env).text().strip()

@@ -14,6 +14,7 @@ from mcp_servers.core.models import GateReport
 from mcp_servers.core.workspace import Workspace
 
 from ..conftest import ADD_SUB, FAST_CONFIG, TEST_SUB, GitRepo, make_repo
+from ..support.procs import processes_mentioning
 
 
 def _gate(repo: GitRepo, **kw: object) -> GateReport:
@@ -168,12 +169,12 @@ def test_gate_security_finding_already_in_the_base_is_not_new(tmp_path: Path) ->
     assert security.status == "passed", security
 
 
-def test_gate_hanging_test_command_is_killed_with_its_process_group(tmp_path: Path) -> None:
-    pid_file = tmp_path / "grandchild.pid"
+@pytest.mark.parametrize("detach", ["", "start_new_session=True, "], ids=["child", "setsid-daemon"])
+def test_gate_hanging_test_command_is_killed_with_everything_it_started(tmp_path: Path, detach: str) -> None:
+    marker = f"overnight-hang-{os.getpid()}-{len(detach)}"
     hang = (
         f"import subprocess, sys, time\n\n\ndef test_hangs():\n"
-        f"    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-        f"    open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        f"    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)  # {marker}'], {detach})\n"
         f"    time.sleep(600)\n"
     )
     repo = make_repo(tmp_path / "r", config=FAST_CONFIG + "[gate]\ntest_timeout_s = 3\n")
@@ -183,15 +184,12 @@ def test_gate_hanging_test_command_is_killed_with_its_process_group(tmp_path: Pa
     assert time.monotonic() - started < 60
     status, summary = _check(report, "tests")
     assert status == "failed" and "timed out after 3s" in summary and "process group was killed" in summary
-    grandchild = int(pid_file.read_text())
     for _ in range(50):  # the kill is delivered; give the kernel a moment to reap
-        try:
-            os.kill(grandchild, 0)
-        except ProcessLookupError:
+        if not processes_mentioning(marker):
             break
         time.sleep(0.1)
     else:
-        pytest.fail(f"the test's child process {grandchild} outlived the gate")
+        pytest.fail(f"a process the tests started outlived the gate: {processes_mentioning(marker)}")
 
 
 def test_gate_missing_test_command_fails_closed(tmp_path: Path) -> None:
@@ -229,16 +227,33 @@ def test_gate_extra_commands_are_checks(tmp_path: Path) -> None:
     assert "E1 bad" in next(c for c in report.checks if c.name == "lint").findings[0].message
 
 
-def test_gate_check_that_writes_into_the_tree_fails_the_run(repo: GitRepo) -> None:
-    repo.append(
-        "tests/test_calc.py",
-        "\n\ndef test_writes():\n    open('src/app/generated.py', 'w').write('x = 1\\n')\n",
+def test_gate_runs_the_tests_on_a_fresh_export_that_they_cannot_leave(tmp_path: Path) -> None:
+    config = FAST_CONFIG + "[gate.security]\nenabled = false\n"  # (bandit flags the literal paths below)
+    repo = make_repo(tmp_path / "r", config=config, files={".gitignore": "*.local\n"})
+    repo.write("src/app/leftover.local", "an ignored file of the worktree\n")
+    state = Workspace.open(repo.root).db_path
+    probe = (
+        "\n\ndef test_sees_only_the_judged_tree():\n"
+        "    import os\n"
+        "    assert not os.path.exists('src/app/leftover.local')\n"
+        f"    assert not os.path.exists({str(repo.root / 'README.md')!r})\n"
+        f"    assert not os.path.exists({str(state)!r})\n"
+        "    open('src/app/generated.txt', 'w').write('x')\n"
     )
+    repo.append("tests/test_calc.py", probe)
     report = _gate(repo)
-    assert not report.passed
-    status, summary = _check(report, "unchanged")
-    assert status == "failed" and "changed while the gate ran" in summary
-    assert next(c for c in report.checks if c.name == "unchanged").findings[0].path == "src/app/generated.py"
+    assert report.passed, report.summary
+    assert not (repo.root / "src/app/generated.txt").exists()  # written in the throwaway export, not here
+    assert [c.name for c in report.checks if c.name == "unchanged"] == []
+
+
+def test_gate_does_not_believe_an_exit_code_forced_from_a_test(repo: GitRepo) -> None:
+    repo.append("src/app/calc.py", ADD_SUB)
+    repo.append("tests/test_calc.py", TEST_SUB + "\n\ndef test_broken():\n    assert 1 == 2\n"
+                "\n\ndef test_zz_force_success():\n    import os\n\n    os._exit(0)\n")  # fmt: skip
+    report = _gate(repo)
+    status, summary = _check(report, "tests")
+    assert status == "failed" and "exited 0 but pytest wrote no results" in summary, summary
 
 
 def test_gate_status_follows_the_working_tree(repo: GitRepo) -> None:

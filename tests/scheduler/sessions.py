@@ -16,6 +16,7 @@ from scheduler import report, runner
 from scheduler.agents.replay import ReplayAgent
 
 from ..conftest import FAST_CONFIG, GitRepo, make_repo
+from ..support.procs import alive, processes_mentioning  # noqa: F401 (re-exported for the scheduler tests)
 
 GOOD = "  - Alignment score: 90/100\n  - Estimated lines: 10\n  - Tests defined: Yes (tests/test_calc.py)\n"
 SCOPE = "  - Files: src/app/*.py, tests/*.py\n"
@@ -145,25 +146,3 @@ def wait_for_agent(repo: GitRepo, proc: subprocess.Popen[str], timeout: float = 
             return data
         time.sleep(0.2)
     raise AssertionError("the agent never started")
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline and alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -143,6 +142,7 @@ def _judge(ws: Workspace, tree: str, base: str, scope: list[str]) -> GateReport:
         if violations:
             results = [skipped(c.name, "not run: the safety policy failed") for c in checks]
         else:
+            ctx.tree_dir = repo.export(tree, Path(work) / "tree")
             results = _run_checks(ctx, checks)
         _remember_coverage(ws, tree, ctx)
     after = repo.worktree_tree()
@@ -216,7 +216,7 @@ def _run_one(ctx: GateContext, check: Check) -> CheckResult:
 
 
 def _base_coverage(ws: Workspace, ctx: GateContext) -> float | None:
-    """The base's total coverage: remembered by tree, else measured once in a temporary worktree."""
+    """The base's total coverage: remembered by tree, else measured once on a fresh export of the base."""
     base_tree = ctx.changes.base_tree
     if base_tree == ctx.changes.tree and ctx.artifacts.get("coverage") is not None:
         return coverage.percent(ctx.artifacts["coverage"])
@@ -224,14 +224,8 @@ def _base_coverage(ws: Workspace, ctx: GateContext) -> float | None:
         known = receipts.coverage_of(conn, base_tree)
     if known is not None:
         return known[0]
-    where = ctx.work_dir / "base-worktree"
-    ws.repo.run("worktree", "add", "--detach", "--force", str(where), ctx.changes.base)
-    try:
-        _done, data, _missing = tests.measure(where, ws.settings, ctx.work_dir / "base-tests", ctx.env())
-    finally:
-        with contextlib.suppress(OvernightError):
-            ws.repo.run("worktree", "remove", "--force", str(where))
-        ws.repo.run("worktree", "prune", check=False)
+    where = ws.repo.export(base_tree, ctx.work_dir / "base-tree")
+    _done, data, _missing = tests.measure(ctx.run_code, where, ws.settings, ctx.work_dir / "base-tests", ctx.env())
     if data is None:
         return None
     with ws.db() as conn:
@@ -249,7 +243,7 @@ def _remember_coverage(ws: Workspace, tree: str, ctx: GateContext) -> None:
 def _file_percents(ws: Workspace, data: dict[str, object]) -> dict[str, dict[str, float]]:
     """Per file: statements, covered lines and percent, as the health report groups them by module."""
     out = {}
-    for path, info in coverage.per_file(ws.repo.root, data).items():
+    for path, info in coverage.per_file(ws.repo.root, data).items():  # names are relative already
         summary = info["summary"]
         out[path] = {
             "statements": summary["num_statements"],

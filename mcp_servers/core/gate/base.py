@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import proc, sandbox
 from ..changes import ChangeSet
 from ..config import Settings
 from ..git import Repo
@@ -32,10 +33,23 @@ class GateContext:
     environ: Mapping[str, str]
     base_coverage: Callable[[], float | None]
     artifacts: dict[str, Any] = field(default_factory=dict)
+    tree_dir: Path | None = None  # a fresh export of the judged tree: code runs there, never in the worktree
 
     @property
     def root(self) -> Path:
         return self.repo.root
+
+    def hidden(self) -> tuple[Path, ...]:
+        """What code run by the gate must not see: the person's folders, the checkout, the state directory."""
+        return sandbox.person_paths(self.environ, self.repo.root, self.repo.common_dir)
+
+    def run_code(self, argv: list[str], *, timeout: float | None, env: dict[str, str], write: tuple[Path, ...] = (),
+                 cwd: Path | None = None) -> proc.Completed:  # fmt: skip
+        """Run code of the judged tree (its tests, the configured commands) in the sandbox, in the export:
+        no network, a private /tmp, nothing of the person's visible, every process gone when it ends."""
+        where = cwd or self.tree_dir or self.root
+        return sandbox.run(argv, mode=self.settings.scheduler.sandbox, cwd=where, write=(self.work_dir, *write),
+                           hide=self.hidden(), env=env, timeout=timeout)  # fmt: skip
 
     def python_files(self, under: list[str] | None = None) -> list[str]:
         """Changed (not deleted) Python files, optionally only those under the given directories."""
@@ -48,8 +62,8 @@ class GateContext:
         return found
 
     def env(self, **extra: str) -> dict[str, str]:
-        """The environment for a command the gate runs: no bytecode or pytest cache written into the tree."""
-        env = dict(self.environ)
+        """The environment for a command the gate runs: no credentials, no bytecode or pytest cache written."""
+        env = sandbox.clean_env(self.environ)
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         env["PYTEST_ADDOPTS"] = (env.get("PYTEST_ADDOPTS", "") + " -p no:cacheprovider").strip()
         env.update(extra)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from .. import proc
 from ..config import CommandCheck, Settings, resolve_python
 from ..models import CheckResult, Finding
 from .base import Check, GateContext, result
@@ -13,7 +12,7 @@ from .base import Check, GateContext, result
 def _runner(spec: CommandCheck) -> Check:
     def run(ctx: GateContext) -> CheckResult:
         started = time.monotonic()
-        completed = proc.run(resolve_python(spec.run), cwd=ctx.root, env=ctx.env(), timeout=spec.timeout_s)
+        completed = ctx.run_code(resolve_python(spec.run), env=ctx.env(), timeout=spec.timeout_s)
         if completed.ok:
             return result(spec.name, True, f"`{' '.join(spec.run)}` passed", started=started)
         how = f"timed out after {spec.timeout_s:.0f}s" if completed.timed_out else f"exit {completed.returncode}"

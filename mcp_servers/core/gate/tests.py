@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .. import proc
 from ..config import Settings, resolve_python
 from ..models import Finding
-from .base import Check, GateContext, result
+from .base import Check, GateContext, relative, result
 
 _PYTHON = re.compile(r"(^|/)python(\d+(\.\d+)?)?$")
 _FAILED = re.compile(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$")
@@ -35,19 +35,25 @@ def command(settings: Settings, data_file: Path) -> tuple[list[str], bool]:
     return (wrap + rest, True) if rest[0] == "-m" or rest[0].endswith(".py") else (argv, False)
 
 
+Run = Callable[..., proc.Completed]  # run(argv, *, timeout, env, cwd): code of the judged tree, sandboxed
+
+
 def measure(
+    run: Run,
     root: Path,
     settings: Settings,
     work_dir: Path,
     env: Mapping[str, str],
 ) -> tuple[proc.Completed, dict[str, Any] | None, str | None]:
-    """Run the tests in `root`; return how they ended, the coverage data (when measured) and why it is missing."""
+    """Run the tests in `root`; return how they ended, the coverage data (when measured) and why it is missing.
+
+    Everything the tests leave (coverage data, the runner's own results) is written to `work_dir`, outside the
+    tested tree."""
     work_dir.mkdir(parents=True, exist_ok=True)
     data_file = work_dir / ".coverage"
     argv, wrapped = command(settings, data_file)
-    completed = proc.run(
-        argv, cwd=root, env={**env, "COVERAGE_FILE": str(data_file)}, timeout=settings.gate.test_timeout_s
-    )
+    argv = with_results(argv, work_dir / JUNIT)
+    completed = run(argv, cwd=root, env={**env, "COVERAGE_FILE": str(data_file)}, timeout=settings.gate.test_timeout_s)
     if not wrapped:
         return (
             completed,
@@ -60,30 +66,52 @@ def measure(
     if completed.timed_out or not data_file.exists():
         return completed, None, "the test run left no coverage data"
     report = work_dir / "coverage.json"
-    made = proc.run(
-        [
-            argv[0],
-            "-m",
-            "coverage",
-            "json",
-            f"--data-file={data_file}",
-            "-o",
-            str(report),
-            "-q",
-            "--ignore-errors",
-        ],
+    made = run(
+        [argv[0], "-m", "coverage", "json", f"--data-file={data_file}", "-o", str(report), "-q", "--ignore-errors"],
         cwd=root,
         env=env,
         timeout=120,
     )
     if not made.ok or not report.exists():
         return completed, None, f"coverage could not write its report: {made.describe(tail_lines=5)}"
-    return completed, json.loads(report.read_text()), None
+    data = json.loads(report.read_text())
+    # file names relative to the tree that was tested, whichever folder it was exported to
+    data["files"] = {relative(root, name): info for name, info in data.get("files", {}).items()}
+    return completed, data, None
+
+
+JUNIT = "results.xml"
+
+
+def with_results(argv: list[str], path: Path) -> list[str]:
+    """`argv`, asking pytest (when it is pytest) for a JUnit XML report at `path`, outside the tested tree."""
+    if "pytest" in argv or "pytest" in Path(argv[0]).name or any(a.endswith("/pytest") for a in argv[:1]):
+        return [*argv, f"--junitxml={path}", "-o", "junit_logging=no"]
+    return argv
+
+
+def results(path: Path) -> dict[str, int] | None:
+    """The counts in a JUnit XML report (tests, failures, errors, skipped), or None when there is none."""
+    if not path.exists():
+        return None
+    from xml.etree import ElementTree
+
+    try:
+        root = ElementTree.parse(path).getroot()  # noqa: S314 (written by the test runner in our own work dir)
+    except ElementTree.ParseError:
+        return {"unreadable": 1}
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for suite in suites:
+        for key in counts:
+            counts[key] += int(suite.get(key, "0") or 0)
+    return counts
 
 
 def _run(ctx: GateContext) -> Any:
     started = time.monotonic()
-    completed, coverage, missing = measure(ctx.root, ctx.settings, ctx.work_dir / "tests", ctx.env())
+    completed, coverage, missing = measure(ctx.run_code, ctx.tree_dir or ctx.root, ctx.settings,
+                                           ctx.work_dir / "tests", ctx.env())  # fmt: skip
     ctx.artifacts["coverage"] = coverage
     ctx.artifacts["coverage_missing"] = missing
     out = completed.text() + completed.stderr.decode("utf-8", "replace")
@@ -121,7 +149,30 @@ def _run(ctx: GateContext) -> Any:
             failed or _tail(out),
             started,
         )
+    disagreement = _disagreement(completed, ctx.work_dir / "tests" / JUNIT)
+    if disagreement:
+        return result("tests", False, disagreement, _tail(out), started)
     return result("tests", True, summary or "the test command passed", started=started)
+
+
+def _disagreement(completed: proc.Completed, junit: Path) -> str | None:
+    """Why a passing exit code is not believed: the runner's own results, written outside the tested tree, say
+    otherwise (code under test that forces the exit code, or stops the runner from reporting)."""
+    if not any(a.startswith("--junitxml=") for a in completed.argv):
+        return None
+    counts = results(junit)
+    if counts is None:
+        return ("the test command exited 0 but pytest wrote no results: something in the tested code stopped "
+                "the runner before it reported (an exit forced from a test or a plugin)")  # fmt: skip
+    if counts.get("unreadable"):
+        return "the test command exited 0 but pytest's results cannot be read: they were tampered with"
+    bad = counts["failures"] + counts["errors"]
+    if bad:
+        return (f"the test command exited 0 but pytest's own results count {counts['failures']} failed and "
+                f"{counts['errors']} errored test(s): the exit code was forced; fix the tests")  # fmt: skip
+    if counts["tests"] - counts["skipped"] <= 0:
+        return "the test command exited 0 but no test ran: the change must keep the test suite running"
+    return None
 
 
 def _matches(out: str) -> list[re.Match[str]]:
