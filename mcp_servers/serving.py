@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -164,13 +164,63 @@ def parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
         help="stdio (default), or streamable HTTP on 127.0.0.1",
     )
     parser.add_argument("--port", type=int, default=8000, help="port for --transport http (default 8000)")
+    parser.add_argument("--uds", help="for --transport http: listen on this Unix socket instead of a port")
     parser.add_argument("--repo", help="the repository to serve (default: $OVERNIGHT_REPO, else the working directory)")
     return parser.parse_args(argv)
 
 
-def serve(server: MCPServer, transport: str, port: int) -> None:
-    """Run until the client goes away (stdio) or the process is stopped (HTTP, loopback only)."""
-    if transport == "http":
-        server.run(transport="streamable-http", host="127.0.0.1", port=port)
-    else:
+TOKEN_ENV = "OVERNIGHT_HTTP_TOKEN"  # noqa: S105 (the variable's name, not a token)
+TOKEN_FILE = "http-token"  # noqa: S105 (a file name)
+
+
+def http_token(repo: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The bearer token HTTP clients must send: $OVERNIGHT_HTTP_TOKEN (the scheduler sets one per run), else the
+    repository's own, generated on first use and kept in the state directory with mode 0600."""
+    from .core.workspace import Workspace, read_or_create_token
+
+    environ = os.environ if environ is None else environ
+    given = environ.get(TOKEN_ENV, "")
+    if given:
+        return given
+    return read_or_create_token(Workspace.open(repo).state_dir / TOKEN_FILE)
+
+
+class BearerAuth:
+    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>`, else 401, before the MCP
+    app sees it. Another local user (or a web page, through DNS rebinding) cannot call `commit` as the owner."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        if not token:
+            raise ValueError("an HTTP server needs a token")
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            import hmac
+
+            got = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(got, self.expected):
+                body = b'{"error": "unauthorized: send Authorization: Bearer <token> (overnight serve prints where)"}'
+                await send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})  # fmt: skip
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def serve(server: MCPServer, transport: str, port: int, *, uds: str | None = None, repo: str | None = None) -> None:
+    """Run until the client goes away (stdio) or the process is stopped (HTTP: loopback or a Unix socket only,
+    and never without a bearer token)."""
+    if transport != "http":
         server.run()
+        return
+    import uvicorn
+
+    token = http_token(repo)
+    app = BearerAuth(server.streamable_http_app(host="127.0.0.1"), token)
+    where = uds or f"127.0.0.1:{port}"
+    logging.getLogger("overnight").warning("serving %s over HTTP on %s (bearer token required)", server.name, where)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, uds=uds, log_level=log_level().lower(),
+                            lifespan="on", access_log=False)  # fmt: skip
+    uvicorn.Server(config).run()

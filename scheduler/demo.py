@@ -1,9 +1,10 @@
 """`overnight demo`: a whole unattended session in a throwaway repository, with the replay agent (no API key).
 
 Three approved tasks: one is done properly and lands on the session branch; one tries an unsafe change (a
-hard-coded secret, a CI file) and, refused by the gate, commits around it with `git commit --no-verify`; one
-breaks a test and cannot pass the gate. The scheduler keeps the first and rolls the other two back, and the
-report says why. The repository is kept so the branch, the report and the memory can be looked at afterwards.
+hard-coded secret, a CI file) and, refused by the gate, tries to commit around it with `git commit --no-verify`,
+which its sandbox refuses (its view of git is read-only); one breaks a test and cannot pass the gate. The
+scheduler keeps the first and rolls the other two back, and the report says why. The repository is kept so the
+branch, the report and the memory can be looked at afterwards.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def diagnose(path: str | None = None) -> Diagnosis:
             )
         )
         return _done(findings)
-    for check in (_repository, _config, _state, _mcp_json, _hook, _tests, _claude):
+    for check in (_repository, _config, _sandbox, _state, _mcp_json, _hook, _tests, _claude):
         findings.extend(_safely(check, ws))
     findings.extend(_servers(ws))
     return _done(findings)
@@ -244,6 +244,23 @@ def _tests(ws: Workspace) -> list[Finding]:
             )
         ]
     return [Finding(name="test command", status="ok", detail=" ".join(ws.settings.gate.test_command))]
+
+
+def _sandbox(ws: Workspace) -> list[Finding]:
+    """Whether bubblewrap makes a sandbox here (user, PID and network namespaces), or the person turned it off."""
+    from mcp_servers.core import sandbox
+
+    if ws.settings.scheduler.sandbox == "off":
+        return [Finding(name="sandbox", status="warn",
+                        detail="off: agents, and every test run of the code they write, run as you, unsandboxed",
+                        fix="install bubblewrap and remove `sandbox = \"off\"` from [scheduler] in overnight.toml")]
+    why = sandbox.problem(ws.environ)
+    if why:
+        return [Finding(name="sandbox", status="error", detail=why.split(": ", 1)[0],
+                        fix=why.split(": ", 1)[-1])]  # fmt: skip
+    version = proc.run([sandbox.executable(ws.environ) or "bwrap", "--version"], timeout=30).text().strip()
+    return [Finding(name="sandbox", status="ok",
+                    detail=f"{version} makes sandboxes here (user, PID, IPC and network namespaces, no capabilities)")]
 
 
 def _claude(ws: Workspace) -> list[Finding]:

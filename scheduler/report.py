@@ -46,6 +46,7 @@ class SessionRecord(BaseModel):
     outcome: str = "running"
     stop_reason: str = ""
     agent: str = ""
+    sandbox: str = Field(default="bwrap", description="the sandbox the night ran in; \"off\": none (said first)")
     problems: list[str] = Field(default_factory=list, description="preflight problems that stopped the session")
     pushed: str = Field(default="", description="remote/branch the branch was pushed to")
     pull_request: str = Field(default="", description="the pull request's URL")
@@ -101,9 +102,14 @@ def recent(state_dir: Path, limit: int = 10) -> list[SessionRecord]:
     return [SessionRecord.model_validate_json(p.read_text()) for p in found[:limit]]
 
 
+UNSANDBOXED = ("**This night ran unsandboxed** (`sandbox = \"off\"` in overnight.toml): the agent and the tests it "
+               "wrote ran as you, with your files, keys and network. The scheduler still verified every change.")
+
+
 def render(record: SessionRecord) -> str:
     done = [t for t in record.tasks if t.outcome == "passed"]
-    lines = [
+    lines = [UNSANDBOXED, ""] if record.sandbox == "off" else []
+    lines += [
         f"# overnight session {record.id}",
         "",
         f"- Outcome: **{record.outcome}**" + (f" ({record.stop_reason})" if record.stop_reason else ""),

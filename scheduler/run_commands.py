@@ -82,6 +82,9 @@ def status(ctx: click.Context, as_json: bool) -> int:
         out.emit_json(data)
         return out.OK
     console = out.console()
+    if data["sandbox"] == "off" or any(s.get("sandbox") == "off" for s in data["sessions"][:1]):
+        console.print("[bold red]unsandboxed[/]: `sandbox = \"off\"` in overnight.toml, so agents and the tests "
+                      "they write run as you")  # fmt: skip
     running = data["running"]
     if running:
         task = running.get("task")

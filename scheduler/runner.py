@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcp_servers.core import memory, proc, queue, taskstore
+from mcp_servers.core import memory, proc, queue, sandbox, taskstore
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.paths import Globs
 from mcp_servers.core.proc import kill_group
@@ -33,6 +33,7 @@ from mcp_servers.core.workspace import Workspace
 
 from . import prompt, report, verify, worktree
 from .agents import Agent, AgentJob, AgentResult
+from .confine import confine
 
 STOP_FILE = "STOP"
 LOCK_FILE = "run.lock"
@@ -160,6 +161,10 @@ def preflight(ws: Workspace, agent: Agent) -> list[str]:
     problems = []
     if stop_file(ws).exists():
         problems.append("the kill switch is set (`overnight stop` set it): `overnight resume` clears it")
+    if ws.settings.scheduler.sandbox != "off":
+        why = sandbox.problem(ws.environ)
+        if why:
+            problems.append(f"no sandbox can be made, so no agent may run: {why}")
     problems += agent.problems(ws.environ)
     for name, found in probe_all(ws.repo.root, ws.environ).items():
         if found.problem:
@@ -229,7 +234,8 @@ class Runner:
     def _session(self, session: str) -> report.SessionRecord:
         ws = self.ws
         record = self.record = report.SessionRecord(id=session, repo=str(ws.repo.root), started=report.now_iso(),
-                                                    agent=self.agent.name)  # fmt: skip
+                                                    agent=self.agent.name,
+                                                    sandbox=ws.settings.scheduler.sandbox)  # fmt: skip
         problems = preflight(ws, self.agent)
         if problems:
             return self._finish(record, "preflight-failed", "preflight failed", problems=problems)
@@ -351,8 +357,12 @@ class Runner:
                        on_start=lambda pid: _update_lock(self.ws, task=task.id, agent_pid=pid,
                                                          task_started=report.now_iso()))  # fmt: skip
         refs = worktree.refs(self.ws)
-        with _renewing(wt, task.id, session, timeout + 300, self.clock):
+        with (_renewing(wt, task.id, session, timeout + 300, self.clock),
+              confine(self.ws, root, job.env, endpoints=self.agent.endpoints(), read=self.agent.reads(),
+                      logs=run_dir) as job.confinement):  # fmt: skip
             result = self.agent.run(job)
+        if job.confinement.refused:
+            result.refused += [f"network: the sandbox refused a connection to {t}" for t in job.confinement.refused]
         record.agent = result
         record.refused = result.refused  # each with its reason; permission_denials (calls only) stay in `agent`
         branch = self.ws.settings.scheduler.branch_prefix + session
@@ -579,9 +589,11 @@ def status(ws: Workspace) -> dict[str, Any]:
             running["task_elapsed_s"] = round((dt.datetime.now(dt.UTC) - started).total_seconds())
     last = [{"id": r.id, "outcome": r.outcome, "stop_reason": r.stop_reason, "started": r.started,
              "ended": r.ended, "branch": r.branch, "tasks_done": sum(t.outcome == "passed" for t in r.tasks),
-             "tasks_failed": sum(t.outcome != "passed" for t in r.tasks), "cost_usd": r.cost_usd}
+             "tasks_failed": sum(t.outcome != "passed" for t in r.tasks), "cost_usd": r.cost_usd,
+             "sandbox": r.sandbox}
             for r in report.recent(ws.state_dir)]  # fmt: skip
-    return {"running": running, "kill_switch": stop_file(ws).exists(), "sessions": last}
+    return {"sandbox": ws.settings.scheduler.sandbox, "running": running, "kill_switch": stop_file(ws).exists(),
+            "sessions": last}
 
 
 def request_stop(ws: Workspace) -> str:

@@ -146,3 +146,24 @@ def read_or_create_key(path: Path) -> bytes:
             "`overnight doctor`; receipts signed with the old key will no longer verify.",
         )
     return data
+
+
+def read_or_create_token(path: Path) -> str:
+    """A bearer token kept in `path` (mode 0600), made on first use the way the key is."""
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise StateError(f"the token file {path} can be read by others (mode {mode:o}): run `chmod 600 {path}`.")
+    token = path.read_text().strip()
+    if len(token) < 32:
+        raise StateError(f"the token file {path} is damaged: delete it and start the server again.")
+    return token

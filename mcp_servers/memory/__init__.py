@@ -12,5 +12,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse_args("memory", argv)
     setup_logging()
-    serve(build(args.repo), args.transport, args.port)
+    serve(build(args.repo), args.transport, args.port, uds=args.uds, repo=args.repo)
     return 0

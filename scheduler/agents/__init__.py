@@ -11,19 +11,20 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from mcp_servers.core import sandbox
 from mcp_servers.core.proc import kill_group
 
-SERVERS = ("quality", "project", "memory")
+from ..confine import Confinement, die_with_parent
+
 _GRACE_S = 5.0
 
 
@@ -39,6 +40,13 @@ class AgentJob:
     timeout_s: float
     stop: threading.Event = field(default_factory=threading.Event)
     on_start: Callable[[int], None] | None = None  # told the agent's pid
+    confinement: Confinement | None = None  # the sandbox and the servers outside it (scheduler.confine)
+
+    @property
+    def confined(self) -> Confinement:
+        if self.confinement is None:
+            raise RuntimeError("an agent job runs inside a confinement: see scheduler.confine")
+        return self.confinement
 
 
 class AgentResult(BaseModel):
@@ -71,23 +79,16 @@ class Agent(Protocol):
     def run(self, job: AgentJob) -> AgentResult:
         """Run the agent on one task and report how it ended."""
 
+    def endpoints(self) -> list[str]:
+        """The base URLs the agent must reach from its sandbox (its model's API)."""
 
-def mcp_config(job: AgentJob, python: str = sys.executable) -> dict[str, Any]:
-    """The per-run MCP config: the three servers, on the worktree, each told the session, task and checkpoint."""
-    env = {k: v for k, v in job.env.items() if k.startswith("OVERNIGHT_")}
-    return {
-        "mcpServers": {
-            name: {
-                "type": "stdio",
-                "command": python,
-                # -I: started in the worktree, Python would otherwise import the agent's files before ours
-                "args": ["-I", "-m", f"mcp_servers.{name}", "--repo", str(job.worktree)],
-                "env": env,
-                "timeout": 900_000,  # the gate runs the test suite: give tool calls their time
-            }
-            for name in SERVERS
-        }
-    }
+    def reads(self) -> list[Path]:
+        """What of the machine the agent must read in its sandbox besides the system (its CLI's install)."""
+
+
+def mcp_config(job: AgentJob) -> dict[str, Any]:
+    """The per-run MCP config: the three servers, outside the sandbox (or, unsandboxed, started by the agent)."""
+    return {"mcpServers": job.confined.mcp_servers}
 
 
 def write_json(path: Path, data: Any) -> Path:
@@ -116,7 +117,8 @@ def run_process(
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out, (log.with_suffix(".stderr")).open("w") as err:
         proc = subprocess.Popen(argv, cwd=job.worktree, env=dict(env), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=err, start_new_session=True)  # fmt: skip
+                                stdout=subprocess.PIPE, stderr=err, start_new_session=True,
+                                preexec_fn=die_with_parent)  # noqa: PLW1509 (one prctl call)  # fmt: skip
         if job.on_start is not None:
             job.on_start(proc.pid)
         lines: list[dict[str, Any]] = []
@@ -242,9 +244,18 @@ def _denial(denial: Mapping[str, Any]) -> str:
     return _call(str(denial.get("tool_name")), denial.get("tool_input"))
 
 
-def agent_env(job: AgentJob, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The agent's environment: ours, plus the job's OVERNIGHT_* variables and the worktree as the repo."""
-    env = dict(os.environ if environ is None else environ)
+def agent_env(job: AgentJob, environ: Mapping[str, str] | None = None, keep: Sequence[str] = ()) -> dict[str, str]:
+    """The agent's environment. Sandboxed: locale, paths and Python's settings, the variables named in `keep` (its
+    CLI's credentials), the job's OVERNIGHT_* variables and the sandbox's own (home, proxy); nothing else of the
+    person's (cloud keys, tokens). Unsandboxed: everything, as before the sandbox."""
+    environ = os.environ if environ is None else environ
+    conf = job.confined
+    if conf.box is None:
+        env = dict(environ)
+    else:
+        env = sandbox.clean_env(environ)
+        env.update({k: environ[k] for k in keep if k in environ})
+        env.update(conf.env)
     env.update(job.env)
     env["OVERNIGHT_REPO"] = str(job.worktree)
     return env

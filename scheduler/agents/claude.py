@@ -12,12 +12,18 @@ import shutil
 import sys
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from mcp_servers.core import proc
 from mcp_servers.core.config import Scheduler
 
-from . import AgentJob, AgentResult, agent_env, mcp_config, result_from, run_process, write_json
+from . import AgentJob, AgentResult, agent_env, mcp_config, result_from, run_process
+
+DEFAULT_API = "https://api.anthropic.com"
+# What Claude Code needs of the person's environment inside its sandbox: its credentials and where to send them.
+CREDENTIALS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL",
+               "ANTHROPIC_MODEL", "ANTHROPIC_CUSTOM_HEADERS")
 
 ALLOWED = [
     "Read", "Glob", "Grep", "LS", "Edit", "MultiEdit", "Write", "NotebookEdit", "TodoWrite",
@@ -78,10 +84,27 @@ class ClaudeAgent:
                     "`claude setup-token` and put the token in the env file `overnight cron install` made"]  # fmt: skip
         return []
 
+    def endpoints(self) -> list[str]:
+        return [self.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_API]
+
+    def reads(self) -> list[Path]:
+        """Claude Code's package (an npm install, wherever it is) and the node that runs it."""
+        found = []
+        exe = self.executable()
+        if exe:
+            real = Path(exe).resolve()
+            package = next((p for p in real.parents if p.name == "node_modules"), real.parent)
+            found.append(package)
+        node = shutil.which("node", path=self.environ.get("PATH"))
+        if node:
+            found.append(Path(node).resolve().parent.parent)
+        return found
+
     def command(self, job: AgentJob) -> list[str]:
         exe = self.executable() or self.config.claude_command
-        mcp = write_json(job.run_dir / "mcp.json", mcp_config(job))
-        hooks = write_json(job.run_dir / "settings.json", settings())
+        conf = job.confined
+        mcp = conf.write_config("mcp.json", mcp_config(job))
+        hooks = conf.write_config("settings.json", settings())
         argv = [exe, "-p", job.prompt, "--output-format", "stream-json", "--verbose",
                 "--mcp-config", str(mcp), "--strict-mcp-config", "--settings", str(hooks),
                 "--permission-mode", "dontAsk", "--allowedTools", *ALLOWED, "--disallowedTools", *DENIED,
@@ -90,17 +113,34 @@ class ClaudeAgent:
             argv += ["--model", self.config.model]
         if self.config.max_budget_usd > 0:
             argv += ["--max-budget-usd", str(self.config.max_budget_usd)]
-        return argv
+        return conf.wrap(argv)
 
     def run(self, job: AgentJob) -> AgentResult:
         argv = self.command(job)
-        env = agent_env(job, self.environ)
+        env = agent_env(job, self.environ, keep=CREDENTIALS)
         env.setdefault("DISABLE_AUTOUPDATER", "1")
         env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")  # nothing but the model's API at night
         env.setdefault("MCP_TIMEOUT", "60000")
-        scratch = job.run_dir / "tmp"  # Claude Code writes task output and sockets under $TMPDIR: one per run
-        scratch.mkdir(parents=True, exist_ok=True)
-        env["TMPDIR"] = str(scratch)
+        if job.confined.box is not None:
+            env["TMPDIR"] = "/tmp"  # the sandbox's own  # noqa: S108
+            _pass_login(self.environ, job.confined.home)
+        else:
+            scratch = job.run_dir / "tmp"  # Claude Code writes task output and sockets under $TMPDIR: one per run
+            scratch.mkdir(parents=True, exist_ok=True)
+            env["TMPDIR"] = str(scratch)
         log = job.run_dir / "agent.jsonl"
         outcome = run_process(argv, job, env, log, lambda _line: None)
         return result_from(self.name, outcome, log)
+
+
+def _pass_login(environ: Mapping[str, str], home: Path) -> None:
+    """A subscription login (no API key): the run's home gets a copy of the credentials file, nothing else."""
+    if any(environ.get(k) for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")):
+        return
+    config_dir = Path(environ.get("CLAUDE_CONFIG_DIR") or Path(environ.get("HOME", "~")).expanduser() / ".claude")
+    found = config_dir / ".credentials.json"
+    if found.is_file():
+        target = home / ".claude" / ".credentials.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(found, target)
+        target.chmod(0o600)

@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -41,7 +42,7 @@ from typing import Any
 
 from mcp_servers.core.errors import UsageError
 
-from . import AgentJob, AgentResult, agent_env, mcp_config, result_from, run_process, write_json
+from . import AgentJob, AgentResult, agent_env, mcp_config, result_from, run_process
 
 STEP_KINDS = ("write", "append", "call", "run", "sleep", "say", "spend")
 
@@ -79,10 +80,19 @@ class ReplayAgent:
             return [str(e)]
         return []
 
+    def endpoints(self) -> list[str]:
+        return []  # no model: the script is the agent
+
+    def reads(self) -> list[Path]:
+        return []
+
     def run(self, job: AgentJob) -> AgentResult:
-        mcp = write_json(job.run_dir / "mcp.json", mcp_config(job))
-        argv = [sys.executable, "-I", "-m", "scheduler.agents.replay", "--script", str(self.script),
-                "--task", job.task_id, "--mcp-config", str(mcp)]
+        conf = job.confined
+        mcp = conf.write_config("mcp.json", mcp_config(job))
+        script = conf.folder / "config" / "replay.toml"  # where the sandbox can read it
+        shutil.copyfile(self.script, script)
+        argv = conf.wrap([sys.executable, "-I", "-m", "scheduler.agents.replay", "--script", str(script),
+                          "--task", job.task_id, "--mcp-config", str(mcp)])  # fmt: skip
         log = job.run_dir / "agent.jsonl"
         outcome = run_process(argv, job, agent_env(job), log, lambda _line: None)
         return result_from(self.name, outcome, log)
@@ -112,9 +122,30 @@ def _inside(root: Path, rel: str) -> Path:
     return path
 
 
-async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mapping[str, Any]) -> dict[str, Any]:
+def _client(spec: Mapping[str, Any]) -> Any:
+    """An MCP client for one entry of the run's config: a server over HTTP (outside the sandbox, behind its
+    token), or one started over stdio (unsandboxed)."""
     from mcp import Client, StdioServerParameters
 
+    if spec.get("type") == "http":
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        http = create_mcp_http_client(headers=dict(spec.get("headers") or {}))
+        stack = contextlib.AsyncExitStack()
+
+        @contextlib.asynccontextmanager
+        async def connected() -> Any:
+            async with stack:
+                await stack.enter_async_context(http)
+                yield await stack.enter_async_context(Client(streamable_http_client(spec["url"], http_client=http)))
+
+        return connected()
+    env = {**os.environ, **spec.get("env", {})}
+    return Client(StdioServerParameters(command=spec["command"], args=spec["args"], env=env))
+
+
+async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mapping[str, Any]) -> dict[str, Any]:
     root = Path.cwd()
     clients: dict[str, Any] = {}
     errors, final, cost = 0, "", 0.0
@@ -133,10 +164,7 @@ async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mappin
                 elif "call" in step:
                     server, _, tool = str(step["call"]).partition(".")
                     if server not in clients:
-                        spec = servers[server]
-                        params = StdioServerParameters(command=spec["command"], args=spec["args"],
-                                                       env={**os.environ, **spec.get("env", {})})  # fmt: skip
-                        clients[server] = await stack.enter_async_context(Client(params))
+                        clients[server] = await stack.enter_async_context(_client(servers[server]))
                     result = await clients[server].call_tool(tool, step.get("args") or {})
                     text = "\n".join(getattr(c, "text", "") for c in result.content)
                     event.update(action="call", tool=step["call"], ok=not result.is_error, result=text[:4000])

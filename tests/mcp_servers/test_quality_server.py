@@ -11,10 +11,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import TextContent
 
+from mcp_servers.core.workspace import Workspace
 from mcp_servers.quality.server import build
 
 from ..conftest import ADD_SUB, QUALITY_TOOLS, TEST_SUB, GitRepo
@@ -148,25 +152,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_quality_server_over_streamable_http(repo: GitRepo) -> None:
+async def test_quality_server_over_streamable_http_needs_its_bearer_token(repo: GitRepo) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mcp_servers.quality",
-            "--transport",
-            "http",
-            "--port",
-            str(port),
-            "--repo",
-            str(repo.root),
-        ],
+        [sys.executable, "-m", "mcp_servers.quality", "--transport", "http", "--port", str(port), "--repo",
+         str(repo.root)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -174,7 +169,16 @@ async def test_quality_server_over_streamable_http(repo: GitRepo) -> None:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.1)
-        async with Client(f"http://127.0.0.1:{port}/mcp") as c:
+        token_file = Workspace.open(repo.root).state_dir / "http-token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+        url = f"http://127.0.0.1:{port}/mcp"
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+            async with httpx2.AsyncClient() as http:
+                answer = await http.post(url, headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+            assert answer.status_code == 401, headers
+        client = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+        async with client, Client(streamable_http_client(url, http_client=client)) as c:
             result = await c.call_tool("get_policy", {})
             assert result.structured_content["config_exists"] is True
             assert Path(result.structured_content["config_path"]).parent == repo.root

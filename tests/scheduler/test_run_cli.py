@@ -155,7 +155,9 @@ def test_demo_keeps_one_task_and_rolls_two_back(tmp_path: Path) -> None:
     out = done.stdout
     assert "`add_sub` Add sub() to the calculator, with a test: ✅ kept" in out
     assert "`api_client` Add a client for the pricing API, with a test: ❌ rolled back" in out
-    assert "made outside the gate" in out and "[secret] src/calc/pricing.py" in out
+    assert "src/calc/pricing.py [secret]" in out
+    # the commit around the gate is refused by the sandbox: the agent's view of git is read-only
+    assert "Refused: git commit -q --no-verify" in out and "Read-only file system" in out
     assert "`faster_add` Make add() faster, keeping its behaviour: ❌ rolled back" in out
     assert "test_add" in out
     repo = where / "calc"

@@ -35,6 +35,8 @@ from .sessions import (
     write_script,
 )
 
+UNSANDBOXED = 'max_tasks = 1\nsandbox = "off"\n'
+
 
 def _ws(repo: GitRepo) -> Workspace:
     return Workspace.open(repo.root, environ=dict(os.environ))
@@ -79,7 +81,8 @@ def test_a_task_done_through_the_tools_lands_on_the_session_branch(tmp_path: Pat
 
 
 def test_git_commit_around_the_gate_is_refused_or_rolled_back(tmp_path: Path) -> None:
-    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    # the scheduler's verification on its own: unsandboxed, the agent's git is writable
+    repo = make_planned(tmp_path / "r", scheduler=UNSANDBOXED)
     person = Person.of(repo)
     steps = """
 [[task.step]]
@@ -107,7 +110,8 @@ run = ["git", "commit", "-q", "--no-verify", "-am", "around the hook"]
     [(".env", "protected-path"), ("src/other/util.py", "out-of-scope"), ("PROJECT_PLAN.md", "plan-edit")],
 )
 def test_a_protected_or_out_of_scope_change_is_rolled_back(tmp_path: Path, path: str, rule: str) -> None:
-    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    # the scheduler's verification on its own: unsandboxed, the agent's git is writable
+    repo = make_planned(tmp_path / "r", scheduler=UNSANDBOXED)
     person = Person.of(repo)
     steps = f"""
 [[task.step]]
@@ -260,12 +264,16 @@ def test_a_killed_session_is_recovered_by_the_next_run(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     agent = int(str(lock["agent_pid"]))
-    assert alive(agent)  # the agent outlives its scheduler, in its own process group
+    for _ in range(100):  # the agent's sandbox dies with its scheduler, and every process in it
+        if not alive(agent):
+            break
+        time.sleep(0.1)
+    assert not alive(agent), "the agent outlived the scheduler that started it"
     old = Path(str(lock["worktree"]))
     assert old.exists()
     record, said = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
     recovery = [line for line in said if "recovery:" in line]
-    assert any(f"ended the agent the dead session left running (pid {agent})" in line for line in recovery)
+    assert any("removed the worktree of session" in line for line in recovery), said
     assert any("released sub (attempt recorded as interrupted)" in line for line in recovery)
     assert not alive(agent) and not old.exists()
     assert record.tasks[0].outcome == "passed" and record.tasks[0].attempt == 2
@@ -304,7 +312,8 @@ def test_queue_passes_over_excluded_tasks_with_a_reason(tmp_path: Path) -> None:
 
 
 def test_refs_the_agent_moves_outside_its_branch_are_put_back(tmp_path: Path) -> None:
-    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    # the scheduler's verification on its own: unsandboxed, the agent's git is writable
+    repo = make_planned(tmp_path / "r", scheduler=UNSANDBOXED)
     person = Person.of(repo)
     repo.git("tag", "v1")
     steps = """

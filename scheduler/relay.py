@@ -1,0 +1,93 @@
+"""Inside the agent's sandbox: loopback ports that lead to Unix sockets outside, then the agent itself.
+
+The sandbox has a network namespace of its own: loopback only, nothing of the host's. What the agent may reach
+(the three MCP servers, its model's API, an allowlisted registry) is served outside on Unix sockets that the
+scheduler binds into the sandbox; this process listens on `127.0.0.1:PORT` inside for each and pipes every
+connection to its socket. Then it runs the agent and exits with its exit code. It is the sandbox's first
+process: when it ends, the sandbox's PID namespace ends every process the agent left behind.
+
+    python -I -m scheduler.relay --listen 40001=/run/x/quality.sock [--listen ...] -- AGENT ARGV...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+
+_CHUNK = 65536
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(_CHUNK):
+            dst.sendall(data)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
+
+
+def splice(a: socket.socket, b: socket.socket) -> None:
+    """Pipe `a` and `b` into each other, each way in a thread; both are closed once both ways are done."""
+    lock, left = threading.Lock(), [2]
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        _pipe(src, dst)
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            a.close()
+            b.close()
+
+    for x, y in ((a, b), (b, a)):
+        threading.Thread(target=pump, args=(x, y), daemon=True).start()
+
+
+def _serve(listener: socket.socket, target: str) -> None:
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        try:
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(target)
+        except OSError:
+            conn.close()
+            continue
+        splice(conn, upstream)
+
+
+def listen(port: int, target: str) -> socket.socket:
+    """A listener on 127.0.0.1:`port` whose connections are piped to the Unix socket `target`."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(64)
+    threading.Thread(target=_serve, args=(listener, target), daemon=True).start()
+    return listener
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in args:
+        sys.stderr.write("usage: python -m scheduler.relay [--listen PORT=SOCKET ...] -- COMMAND...\n")
+        return 2
+    split = args.index("--")
+    options, command = args[:split], args[split + 1 :]
+    for n, option in enumerate(options):
+        if option == "--listen" and n + 1 < len(options):
+            port, _, target = options[n + 1].partition("=")
+            listen(int(port), target)
+    child = subprocess.Popen(command)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda s, _f: child.send_signal(s))
+    return child.wait()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
