@@ -45,9 +45,18 @@ PROTECTED_PATHS = [
     "requirements*.txt", "requirements/**", "constraints*.txt", "setup.py", "setup.cfg", "Pipfile", "Pipfile.lock",
     "poetry.lock", "uv.lock", "pdm.lock", "package.json", "package-lock.json", "npm-shrinkwrap.json",
     "yarn.lock", "pnpm-lock.yaml", "*.lock", "Cargo.toml", "go.mod", "go.sum", "Gemfile", "environment.y*ml",
-    # repository plumbing, git hooks, agent configuration and our own files
+    # repository plumbing, git hooks and our own files
     ".gitignore", ".gitattributes", ".gitmodules", ".githooks/**", ".husky/**", ".pre-commit-config.yaml",
-    "overnight.toml", ".mcp.json", "**/.claude/**", "CLAUDE.md", "AGENTS.md", "GEMINI.md",
+    "overnight.toml", ".mcp.json",
+    # what agents are told and allowed, at any depth (a nested CLAUDE.md is read too): an agent may not rewrite it
+    "CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", "GEMINI.md", ".cursorrules", "**/.cursor/**",
+    "**/.github/copilot-instructions.md", "**/.github/instructions/**", "**/.claude/**", "**/.codex/**",
+    "**/.gemini/**",
+    # test infrastructure, at any depth: code and settings that pytest, coverage.py or the interpreter load before
+    # any test runs (setup.cfg is listed above; pyproject.toml's [tool.pytest*]/[tool.coverage*] tables are
+    # checked by the policy)
+    "conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "tox.ini", ".coveragerc*",
+    "sitecustomize.py", "usercustomize.py", "*.pth",
     # database migrations
     "**/migrations/**", "**/alembic/**", "**/db/migrate/**",
 ]  # fmt: skip

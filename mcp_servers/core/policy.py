@@ -40,6 +40,9 @@ _DEPENDENCY_TABLES = (
     ("tool", "uv", "constraint-dependencies"),
     ("tool", "uv", "index"),
 )
+# `[tool.<name>]` tables of pyproject.toml that configure the test run (pytest's ini_options, coverage.py's run
+# and report); like the dependency tables, only a person changes them.
+_TEST_TOOLS = ("pytest", "coverage")
 
 
 # Protected whatever the configuration says: the policy itself.
@@ -117,7 +120,7 @@ def evaluate(
         for rule in _FILE_RULES:
             found.extend(rule(f, rules, changes.base))
     found.extend(_copies_of_protected(repo, changes, rules))
-    found.extend(_dependency_changes(repo, changes))
+    found.extend(_pyproject_tables(repo, changes))
     total = changes.lines_added + changes.lines_removed
     if total > policy.max_changed_lines:
         found.append(
@@ -421,8 +424,8 @@ def _copy_violation(f: ch.FileChange, source: str, base: str) -> Violation:
     )
 
 
-def _dependency_changes(repo: Repo, changes: ch.ChangeSet) -> Iterator[Violation]:
-    """pyproject.toml may change, but never its dependency tables."""
+def _pyproject_tables(repo: Repo, changes: ch.ChangeSet) -> Iterator[Violation]:
+    """pyproject.toml may change, but never its dependency tables nor the tables that configure the test run."""
     manifests = [f for f in changes.files if posixpath.basename(f.path) == "pyproject.toml" and f.status != "D"]
     if not manifests:
         return
@@ -434,7 +437,7 @@ def _dependency_changes(repo: Repo, changes: ch.ChangeSet) -> Iterator[Violation
             yield Violation(
                 rule="dependency-change",
                 path=f.path,
-                message=f"`{f.path}` does not parse ({e}), so its dependency tables cannot be checked",
+                message=f"`{f.path}` does not parse ({e}), so its dependency and test tables cannot be checked",
                 fix=_undo(f, changes.base),
             )
             continue
@@ -446,6 +449,24 @@ def _dependency_changes(repo: Repo, changes: ch.ChangeSet) -> Iterator[Violation
                     message=f"`{'.'.join(table)}` in `{f.path}` changed; only a person changes dependencies",
                     fix=f"undo the change to `{'.'.join(table)}`",
                 )
+        old_tools, new_tools = _test_tools(old), _test_tools(new)
+        for name in sorted(old_tools.keys() | new_tools.keys()):
+            if old_tools.get(name) != new_tools.get(name):
+                yield Violation(
+                    rule="test-config-change",
+                    path=f.path,
+                    message=f"`[tool.{name}]` in `{f.path}` changed; it decides which tests run and what coverage "
+                    "counts, so only a person changes it",
+                    fix=f"undo the change to `[tool.{name}]`",
+                )
+
+
+def _test_tools(doc: dict[str, Any]) -> dict[str, Any]:
+    """The `[tool.pytest*]` and `[tool.coverage*]` tables: they configure the run the gate judges."""
+    tool = doc.get("tool")
+    if not isinstance(tool, dict):
+        return {}
+    return {name: value for name, value in tool.items() if name.startswith(_TEST_TOOLS)}
 
 
 def _toml(data: bytes) -> dict[str, Any]:
