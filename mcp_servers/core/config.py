@@ -25,6 +25,11 @@ CONFIG_NAME = "overnight.toml"
 
 ALLOWED_PATHS = ["src/**", "tests/**", "docs/**"]
 
+# The size limits follow the line limit unless set: a line of ordinary code fits in 128 bytes (120 columns and
+# its newline) and holds one statement, so a change of N such lines always passes, while 500 statements joined
+# by `;` or a 10 KB string on one line do not.
+BYTES_PER_LINE = 128
+
 SECRET_FILES = [
     ".env*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.crt", "*.cer", "*.der", "*.jks", "*.keystore",
     "id_rsa", "id_rsa.*", "id_dsa", "id_dsa.*", "id_ecdsa", "id_ecdsa.*", "id_ed25519", "id_ed25519.*",
@@ -167,6 +172,13 @@ class Policy(_Section):
     max_changed_lines: Annotated[int, Field(ge=1)] = Field(
         default=30, description="most lines a task may change (added + removed)"
     )
+    max_changed_bytes: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description=f"most bytes a task's added lines may hold (0: {BYTES_PER_LINE} per line of max_changed_lines)",
+    )
+    max_changed_statements: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="most Python statements a task may add (0: as many as max_changed_lines)"
+    )
     min_alignment_score: Annotated[int, Field(ge=0, le=100)] = Field(
         default=80, description="least alignment score a task needs"
     )
@@ -181,6 +193,14 @@ class Policy(_Section):
     extend_forbidden_operations: list[ForbiddenOperation] = Field(
         default_factory=list, description="more forbidden operations, added to the defaults"
     )
+
+    @property
+    def byte_limit(self) -> int:
+        return self.max_changed_bytes or BYTES_PER_LINE * self.max_changed_lines
+
+    @property
+    def statement_limit(self) -> int:
+        return self.max_changed_statements or self.max_changed_lines
 
     @property
     def all_protected(self) -> list[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import changes as ch
+from . import size
 from .config import CONFIG_NAME, Policy, Settings
 from .git import EMPTY_TREE, Repo, is_undecodable, printable
 from .models import ChangeReport, FileSummary, TaskCheck, Violation, cut
@@ -121,16 +122,7 @@ def evaluate(
             found.extend(rule(f, rules, changes.base))
     found.extend(_copies_of_protected(repo, changes, rules))
     found.extend(_pyproject_tables(repo, changes))
-    total = changes.lines_added + changes.lines_removed
-    if total > policy.max_changed_lines:
-        found.append(
-            Violation(
-                rule="too-large",
-                message=f"the change has {total} changed lines ({changes.lines_added} added, {changes.lines_removed} "
-                f"removed); a task may change at most {policy.max_changed_lines}",
-                fix="make a smaller change: split the task, or undo part of the work",
-            )
-        )
+    found.extend(_size(repo, policy, changes))
     found = [_printable(v) for v in found]
     if not changes.scanned:
         found.append(
@@ -141,6 +133,37 @@ def evaluate(
             )
         )
     return found
+
+
+def _size(repo: Repo, policy: Policy, changes: ch.ChangeSet) -> Iterator[Violation]:
+    """The first size limit the change breaks: lines, then bytes, then Python statements (see core.size)."""
+    smaller = "make a smaller change: split the task, or undo part of the work"
+    total = changes.lines_added + changes.lines_removed
+    if total > policy.max_changed_lines:
+        yield Violation(
+            rule="too-large",
+            message=f"the change has {total} changed lines ({changes.lines_added} added, {changes.lines_removed} "
+            f"removed); a task may change at most {policy.max_changed_lines}",
+            fix=smaller,
+        )
+        return
+    added = size.added_bytes(changes)
+    if added > policy.byte_limit:
+        yield Violation(
+            rule="too-large-bytes",
+            message=f"the change adds {added:,} bytes in {changes.lines_added} lines; a task may add at most "
+            f"{policy.byte_limit:,} (policy.max_changed_bytes)",
+            fix=f"{smaller}; data and generated code belong in a person's commit",
+        )
+        return
+    statements = size.added_statements(repo, changes)
+    if statements > policy.statement_limit:
+        yield Violation(
+            rule="too-large-statements",
+            message=f"the change adds {statements} Python statements in {changes.lines_added} lines; a task may "
+            f"add at most {policy.statement_limit} (policy.max_changed_statements)",
+            fix=f"write one statement per line and {smaller}",
+        )
 
 
 def _printable(v: Violation) -> Violation:
