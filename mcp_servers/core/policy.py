@@ -6,6 +6,8 @@ Every violation carries a stable rule id, the path, what is wrong and how to und
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import posixpath
 import re
 import tomllib
@@ -332,8 +334,12 @@ def _content(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
             fix=f"commit text only, or have a person add it; {_undo(f, base)}",
         )
     if rules.policy.scan_secrets:
-        for number, text in f.added_lines:
+        for run in _runs(f.added_lines):
+            # a run is scanned as one text: a key split over lines (`("AKIA"\n "...")`) is joined like any other
+            text = "\n".join(line for _, line in run)
+            starts = list(itertools.accumulate((len(line) + 1 for _, line in run[:-1]), initial=0))
             for secret in find_secrets(text):
+                number = run[bisect.bisect_right(starts, secret.start) - 1][0]
                 yield Violation(
                     rule="secret",
                     path=f.path,
