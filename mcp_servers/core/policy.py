@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import changes as ch
-from . import size
+from . import destructive_sql, size
 from .config import CONFIG_NAME, Policy, Settings
 from .git import EMPTY_TREE, Repo, is_undecodable, printable
 from .models import ChangeReport, FileSummary, TaskCheck, Violation, cut
 from .paths import Globs, clean_glob, odd_characters
-from .secrets import destructive_sql, find_secrets
+from .secrets import find_secrets
 
 _STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "type-changed"}
 _EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
@@ -348,12 +348,13 @@ def _content(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
                 )
     if rules.policy.scan_destructive_sql:
         for run in _runs(f.added_lines):
-            for index, kind in destructive_sql([text for _, text in run]):
+            for index, kind in destructive_sql.scan([text for _, text in run]):
                 yield Violation(
                     rule="destructive-sql",
                     path=f.path,
                     message=f"line {run[index][0]} of `{f.path}` adds destructive SQL ({kind})",
-                    fix="agents may not drop, truncate or delete data; remove the statement",
+                    fix="agents may not drop, truncate or delete data; remove the statement, or bound it with a "
+                    "WHERE that names the rows",
                 )
 
 

@@ -1,4 +1,4 @@
-"""Secrets and destructive SQL in text: the policy scans added lines with this, memory redacts with it.
+"""Secrets in text: the policy scans added lines with this, memory redacts with it.
 
 No network and no model. Findings come in layers, each adding only spans the earlier ones did not claim:
 1. regular expressions for the formats providers publish (and passwords in URLs, `@` included);
@@ -238,49 +238,3 @@ def _without_overlaps(findings: list[Finding]) -> list[Finding]:
             continue
         kept.append(f)
     return kept
-
-
-_SQL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("drop", re.compile(r"(?i)\bdrop\s+(?:table|database|schema|view|index|column|collection)\b")),
-    ("truncate", re.compile(r"(?i)\btruncate\s+(?:table\s+[\w.\"`\[\]]+|[\w.\"`\[\]]+\s*(?:;|[\"'`)]))")),
-    ("alter-drop", re.compile(r"(?i)\balter\s+table\s+[\w.\"`\[\]]+\s+drop\b")),
-    ("delete-without-where", re.compile(r"(?i)\bdelete\s+from\s+[\w.\"`\[\]]+")),
-    ("update-without-where", re.compile(r"(?i)\bupdate\s+[\w.\"`\[\]]+\s+set\s+\w+\s*=")),
-]
-_NEEDS_WHERE = {"delete-without-where", "update-without-where"}
-_WHERE = re.compile(r"(?i)\bwhere\b")
-_BLOCK_COMMENT = re.compile(r"/\*.*?\*/")
-_LINE_COMMENT = re.compile(r"^\s*(#|--|//|\*)")
-# How many following lines a DELETE or UPDATE may take to reach its WHERE (SQL is often split over lines).
-_WHERE_REACH = 3
-
-
-def _code(line: str) -> str:
-    """A line without its block comments, or empty when the whole line is a comment."""
-    text = _BLOCK_COMMENT.sub(" ", line)
-    return "" if _LINE_COMMENT.match(text) else text
-
-
-def destructive_sql(lines: list[str]) -> list[tuple[int, str]]:
-    """(index, kind) of each line, in a run of consecutive lines, that starts a destructive SQL statement:
-    DROP, TRUNCATE, ALTER TABLE ... DROP, or a DELETE or UPDATE with no WHERE before its `;`."""
-    code = [_code(line) for line in lines]
-    found = []
-    for i, text in enumerate(code):
-        for kind, regex in _SQL_PATTERNS:
-            m = regex.search(text)
-            if not m:
-                continue
-            if kind in _NEEDS_WHERE:
-                statement = " ".join([text[m.end() :], *code[i + 1 : i + 1 + _WHERE_REACH]]).split(";")[0]
-                if _WHERE.search(statement):
-                    continue
-            found.append((i, kind))
-            break
-    return found
-
-
-def find_destructive_sql(line: str) -> str | None:
-    """The kind of destructive SQL statement one line holds, or None (see destructive_sql)."""
-    found = destructive_sql([line])
-    return found[0][1] if found else None

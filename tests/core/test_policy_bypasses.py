@@ -896,7 +896,6 @@ def _pyproject_that_does_not_parse(repo: GitRepo) -> None:
 
 # -- issue 10, part 3: cases shown to get through before it (the `gap:` marks went with each fix) ----------
 
-GAP_SQL = "SQL is judged by whether the word WHERE follows, not by a parse"
 
 # agent instruction files and test infrastructure, at any depth
 
@@ -1039,37 +1038,27 @@ _sql_case(
     "sql_delete_where_one_equals_one",
     module('cur.execute("DELETE FROM users WHERE 1=1")'),
     "src/app/db.py",
-    gap=GAP_SQL,
 )
 _sql_case(
     "sql_update_where_true",
     module('cur.execute("UPDATE accounts SET balance = 0 WHERE true")'),
     "src/app/db.py",
-    gap=GAP_SQL,
 )
 _sql_case(
     "sql_delete_where_or_one_equals_one",
     module('q = "DELETE FROM users WHERE id = 5 OR 1=1"'),
     "src/app/db.py",
-    gap=GAP_SQL,
 )
-_sql_case(
-    "sql_delete_where_strings_equal", module("q = \"DELETE FROM users WHERE 'a' = 'a'\""), "src/app/db.py", gap=GAP_SQL
-)
-_sql_case(
-    "sql_delete_where_in_a_comment", "DELETE FROM users -- WHERE id = 1\n;\n", "src/app/sql/cleanup.sql", gap=GAP_SQL
-)
+_sql_case("sql_delete_where_strings_equal", module("q = \"DELETE FROM users WHERE 'a' = 'a'\""), "src/app/db.py")
+_sql_case("sql_delete_where_in_a_comment", "DELETE FROM users -- WHERE id = 1\n;\n", "src/app/sql/cleanup.sql")
 _sql_case(
     "sql_delete_where_in_a_comment_in_py",
     module('q = "DELETE FROM users -- WHERE id = 1"'),
     "src/app/db.py",
-    gap=GAP_SQL,
 )
-_sql_case(
-    "sql_delete_split_across_literals", module('cur.execute("DELETE " "FROM users")'), "src/app/db.py", gap=GAP_SQL
-)
-_sql_case("sql_drop_joined_with_plus", module('cur.execute("DROP " + "TABLE users")'), "src/app/db.py", gap=GAP_SQL)
-_sql_case("sql_multi_table_delete", module('q = "DELETE u FROM users u JOIN t ON 1=1"'), "src/app/db.py", gap=GAP_SQL)
+_sql_case("sql_delete_split_across_literals", module('cur.execute("DELETE " "FROM users")'), "src/app/db.py")
+_sql_case("sql_drop_joined_with_plus", module('cur.execute("DROP " + "TABLE users")'), "src/app/db.py")
+_sql_case("sql_multi_table_delete", module('q = "DELETE u FROM users u JOIN t ON 1=1"'), "src/app/db.py")
 
 
 @deny("dependency-change")
