@@ -100,6 +100,7 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _DIGIT = re.compile(r"\d")
 # A short password that says it is made up (`"test1234"` in a fixture) is not flagged; `"hunter2"` is.
 _DUMMY = re.compile(r"(?i)test|example|dummy|sample|fake|changeme|placeholder|xxx")
+_TEXTBOOK = {"password", "pass", "secret", "open sesame"}  # RFC 7617's `Aladdin:open sesame`, `user:password`
 # `Authorization: Bearer <token>` and `Basic <base64 of user:password>`; templates (`{token}`, `$TOKEN`) never match.
 _BEARER = re.compile(r"\bBearer\s+(?P<s>[A-Za-z0-9._~+/-]{16,}=*)(?![A-Za-z0-9._~+/=-])")
 _BASIC = re.compile(r"\bBasic\s+(?P<s>[A-Za-z0-9+/]{8,}={0,2})(?![A-Za-z0-9+/=])")
@@ -191,7 +192,8 @@ def _headers_and_wrapped_keys(text: str) -> Iterable[Finding]:
         if re.search(r"\d", token) and re.search(r"[A-Za-z]", token) and _entropy(token) >= 3.5:
             yield Finding("bearer-token", *m.span("s"))
     for m in _BASIC.finditer(text) if "Basic" in text else ():
-        if b":" in _unbase64(m.group("s")):
+        _user, colon, password = _unbase64(m.group("s")).decode("utf-8", "replace").partition(":")
+        if colon and len(password) >= 4 and not _DUMMY.search(password) and password.lower() not in _TEXTBOOK:
             yield Finding("basic-auth", *m.span("s"))
     for m in _PEM_BASE64.finditer(text):
         if b"PRIVATE KEY" in _unbase64(m.group(0)[:120]):

@@ -91,6 +91,8 @@ def test_secrets_real_looking_credentials_are_found_and_redacted(text: str, kind
         'user = {"password": "", "name": "bob"}',
         'PASSWORD_FIELD = "password"',
         'client.login(username="bob", password="test1234")',
+        "Authorization: Basic " + base64.b64encode(b"Aladdin:open sesame").decode(),
+        "Authorization: Basic " + base64.b64encode(b"user:password").decode(),
         '<input type="password" autocomplete="current-password">',
         f"  tls.crt: {CERT_B64}",
         'HANDLER = "RequestValidationErrorHandlerFactoryImpl"',
