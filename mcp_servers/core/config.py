@@ -25,6 +25,11 @@ CONFIG_NAME = "overnight.toml"
 
 ALLOWED_PATHS = ["src/**", "tests/**", "docs/**"]
 
+# The size limits follow the line limit unless set: a line of ordinary code fits in 128 bytes (120 columns and
+# its newline) and holds one statement, so a change of N such lines always passes, while 500 statements joined
+# by `;` or a 10 KB string on one line do not.
+BYTES_PER_LINE = 128
+
 SECRET_FILES = [
     ".env*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.crt", "*.cer", "*.der", "*.jks", "*.keystore",
     "id_rsa", "id_rsa.*", "id_dsa", "id_dsa.*", "id_ecdsa", "id_ecdsa.*", "id_ed25519", "id_ed25519.*",
@@ -45,9 +50,18 @@ PROTECTED_PATHS = [
     "requirements*.txt", "requirements/**", "constraints*.txt", "setup.py", "setup.cfg", "Pipfile", "Pipfile.lock",
     "poetry.lock", "uv.lock", "pdm.lock", "package.json", "package-lock.json", "npm-shrinkwrap.json",
     "yarn.lock", "pnpm-lock.yaml", "*.lock", "Cargo.toml", "go.mod", "go.sum", "Gemfile", "environment.y*ml",
-    # repository plumbing, git hooks, agent configuration and our own files
+    # repository plumbing, git hooks and our own files
     ".gitignore", ".gitattributes", ".gitmodules", ".githooks/**", ".husky/**", ".pre-commit-config.yaml",
-    "overnight.toml", ".mcp.json", "**/.claude/**", "CLAUDE.md", "AGENTS.md", "GEMINI.md",
+    "overnight.toml", ".mcp.json",
+    # what agents are told and allowed, at any depth (a nested CLAUDE.md is read too): an agent may not rewrite it
+    "CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", "GEMINI.md", ".cursorrules", "**/.cursor/**",
+    "**/.github/copilot-instructions.md", "**/.github/instructions/**", "**/.claude/**", "**/.codex/**",
+    "**/.gemini/**",
+    # test infrastructure, at any depth: code and settings that pytest, coverage.py or the interpreter load before
+    # any test runs (setup.cfg is listed above; pyproject.toml's [tool.pytest*]/[tool.coverage*] tables are
+    # checked by the policy)
+    "conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "tox.ini", ".coveragerc*",
+    "sitecustomize.py", "usercustomize.py", "*.pth",
     # database migrations
     "**/migrations/**", "**/alembic/**", "**/db/migrate/**",
 ]  # fmt: skip
@@ -158,6 +172,13 @@ class Policy(_Section):
     max_changed_lines: Annotated[int, Field(ge=1)] = Field(
         default=30, description="most lines a task may change (added + removed)"
     )
+    max_changed_bytes: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description=f"most bytes a task's added lines may hold (0: {BYTES_PER_LINE} per line of max_changed_lines)",
+    )
+    max_changed_statements: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="most Python statements a task may add (0: as many as max_changed_lines)"
+    )
     min_alignment_score: Annotated[int, Field(ge=0, le=100)] = Field(
         default=80, description="least alignment score a task needs"
     )
@@ -172,6 +193,14 @@ class Policy(_Section):
     extend_forbidden_operations: list[ForbiddenOperation] = Field(
         default_factory=list, description="more forbidden operations, added to the defaults"
     )
+
+    @property
+    def byte_limit(self) -> int:
+        return self.max_changed_bytes or BYTES_PER_LINE * self.max_changed_lines
+
+    @property
+    def statement_limit(self) -> int:
+        return self.max_changed_statements or self.max_changed_lines
 
     @property
     def all_protected(self) -> list[str]:

@@ -6,6 +6,8 @@ Every violation carries a stable rule id, the path, what is wrong and how to und
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import posixpath
 import re
 import tomllib
@@ -14,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import changes as ch
+from . import destructive_sql, size
 from .config import CONFIG_NAME, Policy, Settings
 from .git import EMPTY_TREE, Repo, is_undecodable, printable
 from .models import ChangeReport, FileSummary, TaskCheck, Violation, cut
 from .paths import Globs, clean_glob, odd_characters
-from .secrets import destructive_sql, find_secrets
+from .secrets import find_secrets
 
 _STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "type-changed"}
 _EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
@@ -40,6 +43,9 @@ _DEPENDENCY_TABLES = (
     ("tool", "uv", "constraint-dependencies"),
     ("tool", "uv", "index"),
 )
+# `[tool.<name>]` tables of pyproject.toml that configure the test run (pytest's ini_options, coverage.py's run
+# and report); like the dependency tables, only a person changes them.
+_TEST_TOOLS = ("pytest", "coverage")
 
 
 # Protected whatever the configuration says: the policy itself.
@@ -117,17 +123,8 @@ def evaluate(
         for rule in _FILE_RULES:
             found.extend(rule(f, rules, changes.base))
     found.extend(_copies_of_protected(repo, changes, rules))
-    found.extend(_dependency_changes(repo, changes))
-    total = changes.lines_added + changes.lines_removed
-    if total > policy.max_changed_lines:
-        found.append(
-            Violation(
-                rule="too-large",
-                message=f"the change has {total} changed lines ({changes.lines_added} added, {changes.lines_removed} "
-                f"removed); a task may change at most {policy.max_changed_lines}",
-                fix="make a smaller change: split the task, or undo part of the work",
-            )
-        )
+    found.extend(_pyproject_tables(repo, changes))
+    found.extend(_size(repo, policy, changes))
     found = [_printable(v) for v in found]
     if not changes.scanned:
         found.append(
@@ -138,6 +135,37 @@ def evaluate(
             )
         )
     return found
+
+
+def _size(repo: Repo, policy: Policy, changes: ch.ChangeSet) -> Iterator[Violation]:
+    """The first size limit the change breaks: lines, then bytes, then Python statements (see core.size)."""
+    smaller = "make a smaller change: split the task, or undo part of the work"
+    total = changes.lines_added + changes.lines_removed
+    if total > policy.max_changed_lines:
+        yield Violation(
+            rule="too-large",
+            message=f"the change has {total} changed lines ({changes.lines_added} added, {changes.lines_removed} "
+            f"removed); a task may change at most {policy.max_changed_lines}",
+            fix=smaller,
+        )
+        return
+    added = size.added_bytes(changes)
+    if added > policy.byte_limit:
+        yield Violation(
+            rule="too-large-bytes",
+            message=f"the change adds {added:,} bytes in {changes.lines_added} lines; a task may add at most "
+            f"{policy.byte_limit:,} (policy.max_changed_bytes)",
+            fix=f"{smaller}; data and generated code belong in a person's commit",
+        )
+        return
+    statements = size.added_statements(repo, changes)
+    if statements > policy.statement_limit:
+        yield Violation(
+            rule="too-large-statements",
+            message=f"the change adds {statements} Python statements in {changes.lines_added} lines; a task may "
+            f"add at most {policy.statement_limit} (policy.max_changed_statements)",
+            fix=f"write one statement per line and {smaller}",
+        )
 
 
 def _printable(v: Violation) -> Violation:
@@ -306,8 +334,12 @@ def _content(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
             fix=f"commit text only, or have a person add it; {_undo(f, base)}",
         )
     if rules.policy.scan_secrets:
-        for number, text in f.added_lines:
+        for run in _runs(f.added_lines):
+            # a run is scanned as one text: a key split over lines (`("AKIA"\n "...")`) is joined like any other
+            text = "\n".join(line for _, line in run)
+            starts = list(itertools.accumulate((len(line) + 1 for _, line in run[:-1]), initial=0))
             for secret in find_secrets(text):
+                number = run[bisect.bisect_right(starts, secret.start) - 1][0]
                 yield Violation(
                     rule="secret",
                     path=f.path,
@@ -316,12 +348,13 @@ def _content(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:
                 )
     if rules.policy.scan_destructive_sql:
         for run in _runs(f.added_lines):
-            for index, kind in destructive_sql([text for _, text in run]):
+            for index, kind in destructive_sql.scan([text for _, text in run]):
                 yield Violation(
                     rule="destructive-sql",
                     path=f.path,
                     message=f"line {run[index][0]} of `{f.path}` adds destructive SQL ({kind})",
-                    fix="agents may not drop, truncate or delete data; remove the statement",
+                    fix="agents may not drop, truncate or delete data; remove the statement, or bound it with a "
+                    "WHERE that names the rows",
                 )
 
 
@@ -421,8 +454,8 @@ def _copy_violation(f: ch.FileChange, source: str, base: str) -> Violation:
     )
 
 
-def _dependency_changes(repo: Repo, changes: ch.ChangeSet) -> Iterator[Violation]:
-    """pyproject.toml may change, but never its dependency tables."""
+def _pyproject_tables(repo: Repo, changes: ch.ChangeSet) -> Iterator[Violation]:
+    """pyproject.toml may change, but never its dependency tables nor the tables that configure the test run."""
     manifests = [f for f in changes.files if posixpath.basename(f.path) == "pyproject.toml" and f.status != "D"]
     if not manifests:
         return
@@ -434,7 +467,7 @@ def _dependency_changes(repo: Repo, changes: ch.ChangeSet) -> Iterator[Violation
             yield Violation(
                 rule="dependency-change",
                 path=f.path,
-                message=f"`{f.path}` does not parse ({e}), so its dependency tables cannot be checked",
+                message=f"`{f.path}` does not parse ({e}), so its dependency and test tables cannot be checked",
                 fix=_undo(f, changes.base),
             )
             continue
@@ -446,6 +479,24 @@ def _dependency_changes(repo: Repo, changes: ch.ChangeSet) -> Iterator[Violation
                     message=f"`{'.'.join(table)}` in `{f.path}` changed; only a person changes dependencies",
                     fix=f"undo the change to `{'.'.join(table)}`",
                 )
+        old_tools, new_tools = _test_tools(old), _test_tools(new)
+        for name in sorted(old_tools.keys() | new_tools.keys()):
+            if old_tools.get(name) != new_tools.get(name):
+                yield Violation(
+                    rule="test-config-change",
+                    path=f.path,
+                    message=f"`[tool.{name}]` in `{f.path}` changed; it decides which tests run and what coverage "
+                    "counts, so only a person changes it",
+                    fix=f"undo the change to `[tool.{name}]`",
+                )
+
+
+def _test_tools(doc: dict[str, Any]) -> dict[str, Any]:
+    """The `[tool.pytest*]` and `[tool.coverage*]` tables: they configure the run the gate judges."""
+    tool = doc.get("tool")
+    if not isinstance(tool, dict):
+        return {}
+    return {name: value for name, value in tool.items() if name.startswith(_TEST_TOOLS)}
 
 
 def _toml(data: bytes) -> dict[str, Any]:

@@ -1,15 +1,26 @@
-"""Secrets and destructive SQL in text: the policy scans added lines with this, memory redacts with it.
+"""Secrets in text: the policy scans added lines with this, memory redacts with it.
 
-No network and no model: regular expressions for the formats providers publish, plus an entropy test for
-`*_KEY=`/`*_TOKEN=`/`PASSWORD=` assignments so that `API_KEY = os.environ["API_KEY"]` is not a finding.
+No network and no model. Findings come in layers, each adding only spans the earlier ones did not claim:
+1. regular expressions for the formats providers publish (and passwords in URLs, `@` included);
+2. `*_KEY=`/`*_TOKEN=`/`PASSWORD=` assignments with an entropy test, so that `API_KEY = os.environ["API_KEY"]`
+   is not a finding, and short quoted passwords (`"password": "hunter2"`) under a password name;
+3. `Authorization: Bearer/Basic` credentials and private keys wrapped in base64;
+4. the regex plugins of detect-secrets, a maintained detector (see `core.detectors`);
+5. unlabelled AWS secret keys: 40 characters of base64 next to an access key id, or random enough alone.
+Adjacent string literals are joined first (`"AKIA" "..."`, `"sk-ant-" + "..."`, see `core.literals`).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from . import detectors, literals
 
 
 @dataclass(frozen=True)
@@ -50,14 +61,35 @@ _SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("huggingface-token", re.compile(r"\bhf_[A-Za-z0-9]{34,}\b")),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
     (
+        # the password runs to the last `@` before the path: `postgres://app:p@ss@db/app` holds `p@ss`
         "url-password",
-        re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://[^/\s:@'\"?#]{0,64}:(?P<s>[^/\s@'\"?#]{3,128})@"),
+        re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://[^/\s:@'\"?#]{0,64}:(?P<s>[^/\s'\"?#]{3,128})@"),
     ),
 ]
 
+# Text each pattern needs (lower-cased): a pattern whose needles are all missing is not run. A regex that
+# starts with `\b` gets no fast literal search from `re`; `str.__contains__` is one pass in C.
+_NEEDLES: dict[str, tuple[str, ...]] = {
+    "private-key": ("private key",),
+    "aws-access-key-id": ("akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "apka"),
+    "aws-secret-access-key": ("aws",),
+    "github-token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "anthropic-key": ("sk-ant-",),
+    "openai-key": ("sk-",),
+    "google-api-key": ("aiza",),
+    "slack-token": ("xox",),
+    "stripe-key": ("k_live_", "k_test_"),
+    "gitlab-token": ("glpat-",),
+    "npm-token": ("npm_",),
+    "pypi-token": ("pypi-age",),
+    "huggingface-token": ("hf_",),
+    "jwt": ("eyj",),
+    "url-password": ("://",),
+}
+_ASSIGNMENT_NEEDLES = ("key", "token", "secret", "passw", "pwd")
 _ASSIGNMENT = re.compile(
     r"(?i)\b(?P<name>[A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|PWD)[A-Z0-9_]*)\b[\"']?\s*[:=]\s*"
-    r"(?:(?P<q>[\"'])(?P<s>[^\s\"']{8,256}?)(?P=q)|(?P<u>[^\s\"'`;,)]{8,}))",
+    r"(?:(?P<q>[\"'])(?P<s>[^\s\"']{4,256}?)(?P=q)|(?P<u>[^\s\"'`;,)]{8,}))",
 )
 _PLACEHOLDER = re.compile(r"[{}<>]|%\(?\w*\)?s|^\$|\$\{|^\*+$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -65,6 +97,20 @@ _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^@\s]*$")  # no userinfo: url-pa
 _PATH = re.compile(r"^(?:~|\.{1,2})?/(?:[a-z0-9._@-]+/)*[a-z0-9._@-]+$|^[a-z0-9._-]+(?:/[a-z0-9._-]+)+$")
 _DIGEST = re.compile(r"(?i)^(?:sha(?:1|224|256|384|512)|md5|blake2[bs]?)[:-][0-9a-f]{32,}$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_DIGIT = re.compile(r"\d")
+# A short password that says it is made up (`"test1234"` in a fixture) is not flagged; `"hunter2"` is.
+_DUMMY = re.compile(r"(?i)test|example|dummy|sample|fake|changeme|placeholder|xxx")
+_TEXTBOOK = {"password", "pass", "secret", "open sesame"}  # RFC 7617's `Aladdin:open sesame`, `user:password`
+# `Authorization: Bearer <token>` and `Basic <base64 of user:password>`; templates (`{token}`, `$TOKEN`) never match.
+_BEARER = re.compile(r"\bBearer\s+(?P<s>[A-Za-z0-9._~+/-]{16,}=*)(?![A-Za-z0-9._~+/=-])")
+_BASIC = re.compile(r"\bBasic\s+(?P<s>[A-Za-z0-9+/]{8,}={0,2})(?![A-Za-z0-9+/=])")
+# A PEM block in base64 (Kubernetes secrets, CI variables): `-----BEGIN` encodes to `LS0tLS1CRUdJTi`.
+_PEM_BASE64 = re.compile(r"LS0tLS1CRUdJTi[A-Za-z0-9+/]*={0,2}(?:(?:\r?\n|\\n)[ \t]*[A-Za-z0-9+/]{16,}={0,2})*")
+# 40 characters of base64 standing alone as a value (quoted, assigned, listed): an AWS secret access key's shape.
+# Not after a `.` or before one: that is a piece of a URL or a dotted path.
+_BASE64_40 = re.compile(r"(?<![^\s\"'`=:,(\[{>])[A-Za-z0-9+/]{40}(?![^\s\"'`,)\]};<])")
+_AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")
+_AWS_PAIR_REACH = 200  # characters between a key id and its secret, as in a tuple, a CSV row or a config block
 _REFERENCE = re.compile(r"^(?:\$|%|\{|<|os\.|env\.|process\.env|getenv|settings\.|config\.|self\.|[A-Z_]+$)")
 
 
@@ -75,10 +121,10 @@ def _entropy(value: str) -> float:
 
 def _looks_secret(name: str, value: str) -> bool:
     """A literal that looks like a real credential rather than a reference, placeholder, hash or UUID."""
-    if _REFERENCE.match(value) or _UUID.match(value) or len(set(value)) < 6:
-        return False
     password = re.search(r"(?i)secret|password|passwd|pwd", name)
-    if len(value) < 12 and not password:
+    if _REFERENCE.match(value) or _UUID.match(value) or len(set(value)) < (4 if password else 6):
+        return False
+    if len(value) < 12 and (not password or _PLACEHOLDER.search(value) or _DUMMY.search(value)):
         return False
     if _URL.match(value) or _PATH.match(value) or _DIGEST.match(value):
         return False
@@ -90,23 +136,89 @@ def _looks_secret(name: str, value: str) -> bool:
 
 
 def find_secrets(text: str) -> list[Finding]:
-    """Every credential-looking span in `text`, in order, without overlaps."""
+    """Every credential-looking span in `text`, in order, without overlaps (see the module docstring)."""
+    joined = literals.join(text)
+    found = _scan(joined.text)
+    if not joined.changed:
+        return found
+    return _without_overlaps([Finding(f.kind, *joined.span(f.start, f.end)) for f in found])
+
+
+def _scan(text: str) -> list[Finding]:
+    layers = [_provider_formats(text), _assignments(text), _headers_and_wrapped_keys(text)]
     found: list[Finding] = []
+    for layer in layers:
+        found = _add(found, layer)
+    if _DIGIT.search(text):  # every plugin format and every AWS secret key worth flagging has a digit
+        found = _add(found, (Finding(kind, start, end) for kind, start, end in detectors.scan(text)))
+        found = _add(found, _aws_secret_keys(text))
+    return found
+
+
+def _add(found: list[Finding], more: Iterable[Finding]) -> list[Finding]:
+    """`found` plus the findings of `more` that overlap none of `found` (earlier layers win)."""
+    kept = list(found)
+    for f in _without_overlaps(list(more)):
+        if not any(k.start < f.end and f.start < k.end for k in found):
+            kept.append(f)
+    return sorted(kept, key=lambda f: f.start)
+
+
+def _provider_formats(text: str) -> Iterable[Finding]:
+    lower = text.lower()
     for kind, regex in _SECRET_PATTERNS:
+        if not any(needle in lower for needle in _NEEDLES.get(kind, ("",))):
+            continue
         for m in regex.finditer(text):
             if kind == "url-password" and _PLACEHOLDER.search(m.group("s")):
                 continue  # f"postgres://{user}:{password}@{host}" builds a URL; it holds no password
             span = m.span("s") if "s" in regex.groupindex and m.group("s") else m.span()
-            found.append(Finding(kind, *span))
-    specific = _without_overlaps(found)
+            yield Finding(kind, *span)
+
+
+def _assignments(text: str) -> Iterable[Finding]:
+    lower = text.lower()
+    if not any(needle in lower for needle in _ASSIGNMENT_NEEDLES):
+        return
     for m in _ASSIGNMENT.finditer(text):
         group = "s" if m.group("s") is not None else "u"
-        start, end = m.span(group)
-        if _looks_secret(m.group("name"), m.group(group)) and not any(
-            f.start < end and start < f.end for f in specific
-        ):
-            found.append(Finding("assigned-secret", start, end))
-    return _without_overlaps(found)
+        if _looks_secret(m.group("name"), m.group(group)):
+            yield Finding("assigned-secret", *m.span(group))
+
+
+def _headers_and_wrapped_keys(text: str) -> Iterable[Finding]:
+    for m in _BEARER.finditer(text) if "Bearer" in text else ():
+        token = m.group("s")
+        if re.search(r"\d", token) and re.search(r"[A-Za-z]", token) and _entropy(token) >= 3.5:
+            yield Finding("bearer-token", *m.span("s"))
+    for m in _BASIC.finditer(text) if "Basic" in text else ():
+        _user, colon, password = _unbase64(m.group("s")).decode("utf-8", "replace").partition(":")
+        if colon and len(password) >= 4 and not _DUMMY.search(password) and password.lower() not in _TEXTBOOK:
+            yield Finding("basic-auth", *m.span("s"))
+    for m in _PEM_BASE64.finditer(text):
+        if b"PRIVATE KEY" in _unbase64(m.group(0)[:120]):
+            yield Finding("private-key", *m.span())
+
+
+def _aws_secret_keys(text: str) -> Iterable[Finding]:
+    """40 characters of base64 beside an AWS access key id, or mixed and random enough to be a key by itself."""
+    ids = [m.start() for m in _AWS_KEY_ID.finditer(text)]
+    for m in _BASE64_40.finditer(text):
+        value = m.group(0)
+        if not (re.search(r"[a-z]", value) and re.search(r"[A-Z]", value) and re.search(r"\d", value)):
+            continue
+        near = any(abs(i - m.start()) <= _AWS_PAIR_REACH for i in ids)
+        if near or (_entropy(value) >= 4.5 and len(re.findall(r"\d", value)) >= 2 and not _PATH.match(value)):
+            yield Finding("aws-secret-access-key", *m.span())
+
+
+def _unbase64(value: str) -> bytes:
+    value = value.replace("\\n", "").replace("\n", "").replace("\r", "").replace(" ", "").replace("\t", "")
+    value = value[: len(value) // 4 * 4]
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def redact(text: str) -> tuple[str, int]:
@@ -128,49 +240,3 @@ def _without_overlaps(findings: list[Finding]) -> list[Finding]:
             continue
         kept.append(f)
     return kept
-
-
-_SQL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("drop", re.compile(r"(?i)\bdrop\s+(?:table|database|schema|view|index|column|collection)\b")),
-    ("truncate", re.compile(r"(?i)\btruncate\s+(?:table\s+[\w.\"`\[\]]+|[\w.\"`\[\]]+\s*(?:;|[\"'`)]))")),
-    ("alter-drop", re.compile(r"(?i)\balter\s+table\s+[\w.\"`\[\]]+\s+drop\b")),
-    ("delete-without-where", re.compile(r"(?i)\bdelete\s+from\s+[\w.\"`\[\]]+")),
-    ("update-without-where", re.compile(r"(?i)\bupdate\s+[\w.\"`\[\]]+\s+set\s+\w+\s*=")),
-]
-_NEEDS_WHERE = {"delete-without-where", "update-without-where"}
-_WHERE = re.compile(r"(?i)\bwhere\b")
-_BLOCK_COMMENT = re.compile(r"/\*.*?\*/")
-_LINE_COMMENT = re.compile(r"^\s*(#|--|//|\*)")
-# How many following lines a DELETE or UPDATE may take to reach its WHERE (SQL is often split over lines).
-_WHERE_REACH = 3
-
-
-def _code(line: str) -> str:
-    """A line without its block comments, or empty when the whole line is a comment."""
-    text = _BLOCK_COMMENT.sub(" ", line)
-    return "" if _LINE_COMMENT.match(text) else text
-
-
-def destructive_sql(lines: list[str]) -> list[tuple[int, str]]:
-    """(index, kind) of each line, in a run of consecutive lines, that starts a destructive SQL statement:
-    DROP, TRUNCATE, ALTER TABLE ... DROP, or a DELETE or UPDATE with no WHERE before its `;`."""
-    code = [_code(line) for line in lines]
-    found = []
-    for i, text in enumerate(code):
-        for kind, regex in _SQL_PATTERNS:
-            m = regex.search(text)
-            if not m:
-                continue
-            if kind in _NEEDS_WHERE:
-                statement = " ".join([text[m.end() :], *code[i + 1 : i + 1 + _WHERE_REACH]]).split(";")[0]
-                if _WHERE.search(statement):
-                    continue
-            found.append((i, kind))
-            break
-    return found
-
-
-def find_destructive_sql(line: str) -> str | None:
-    """The kind of destructive SQL statement one line holds, or None (see destructive_sql)."""
-    found = destructive_sql([line])
-    return found[0][1] if found else None

@@ -9,6 +9,7 @@ test XPASSes, fails, and the mark must go.
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import string
@@ -52,6 +53,12 @@ DB_PASSWORD = "hR7#kL2$" + "mQ9!vX4z"
 PG_PASSWORD = "s3cr3t-" + "Pg-2024-Qz"
 HTTPS_PASSWORD = "Zk8pQ2" + "mX7vL4"
 GOOGLE_SECRET = "GOCSPX-" + "1aB2cD3eF4gH5iJ6kL7mN8oP9qR"
+AWS_SECRET_UNLABELLED = "Zk3pQ8/vN2xR7tL4mB9w" + "C1yD6fH0jS5gA+eU2iO7"
+SENDGRID_KEY = "SG." + "Xq8vN2kLp4Rt7Ym1Bz6Wc3" + "." + "Hd9Fg5Jk2Lm7Np4Qr8St1Vw6Xy3Za0Bc5De8Fg2Hj4K"
+TWILIO_KEY = "SK" + "3f9a1c7e5b2d8f4a6c0e9b1d7f3a5c8e"
+DISCORD_TOKEN = "MTA4Nz" + "k2NTQzMjEwOTg3NjU0" + ".GxY7Qp." + "Zk8vN2xR7tL4mB9wC1yD6fH0jS5"
+BEARER_TOKEN = "8f3kLq9ZxP2m" + "N7vR4tW1yB6cD0eH5jU"
+BASIC_CREDENTIALS = base64.b64encode(b"deploy:" + b"Tr0ub4dor-3x").decode()
 
 assert len(AWS_ID) == len(AWS_STS_ID) == 20 and len(AWS_SECRET) == 40
 
@@ -74,6 +81,7 @@ OPENSSH_BODY = _base64_body(2, "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAA
 EC_BODY = _base64_body(3, "MHcCAQEEI", 3)
 PKCS8_BODY = _base64_body(4, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", 26)
 RSA_KEY = _pem("RSA", RSA_BODY)
+RSA_KEY_BASE64 = base64.b64encode(RSA_KEY.encode()).decode()
 OPENSSH_KEY = _pem("OPENSSH", OPENSSH_BODY)
 EC_KEY = _pem("EC", EC_BODY)
 JSON_KEY = _pem("", PKCS8_BODY, newline="\\n")  # as it sits in a service-account JSON file: escaped newlines
@@ -194,6 +202,38 @@ SECRETS = [
     ),
     pytest.param(
         ['DB_PASSWORD="', secret("assigned-secret", "Zx9,Kq2#" + "Lm4vTp8w"), '"'], id="quoted-password-with-a-comma"
+    ),
+    # issue 10, part 3: formats of a maintained detector, unlabelled keys, split literals, headers
+    pytest.param(
+        [
+            "export AWS_ACCESS_KEY_ID=",
+            secret("aws-access-key-id", AWS_ID),
+            " and then ",
+            secret("aws-secret-access-key", AWS_SECRET_UNLABELLED),
+        ],
+        id="aws-secret-unlabelled-beside-its-id",
+    ),
+    pytest.param(
+        ["the signing key was ", secret("aws-secret-access-key", AWS_SECRET_UNLABELLED)], id="aws-secret-alone"
+    ),
+    pytest.param(
+        ["DATABASE_URL=postgres://app:", secret("url-password", "p@" + PG_PASSWORD), "@db.internal:5432/app"],
+        id="url-password-containing-at",
+    ),
+    pytest.param(
+        ['{"user": "admin", "password": "', secret("assigned-secret", "hunter" + "2"), '"}'], id="short-json-password"
+    ),
+    pytest.param(
+        ["curl -H 'Authorization: Bearer ", secret("bearer-token", BEARER_TOKEN), "' https://api"], id="bearer"
+    ),
+    pytest.param(["Authorization: Basic ", secret("basic-auth", BASIC_CREDENTIALS)], id="basic-auth"),
+    pytest.param(["SENDGRID=", secret("sendgrid-api-key", SENDGRID_KEY)], id="sendgrid"),
+    pytest.param(["twilio key ", secret("twilio-api-key", TWILIO_KEY), " rotated"], id="twilio"),
+    pytest.param(["bot.run('", secret("discord-bot-token", DISCORD_TOKEN), "')"], id="discord"),
+    pytest.param(["data:\n  server.pem: ", secret("private-key", RSA_KEY_BASE64)], id="pem-in-base64"),
+    pytest.param(
+        ['client = Anthropic(api_key="', secret("anthropic-key", ANTHROPIC[:7] + '" + "' + ANTHROPIC[7:]), '")'],
+        id="key-split-across-literals",
     ),
     # several at once: the count covers each
     pytest.param(
@@ -343,6 +383,15 @@ ORDINARY = [
         "tests/core/test_memory_redaction.py::test_memory_ordinary_text_is_stored_exactly[uuid] failed", id="test-id"
     ),
     pytest.param("The password reset flow sends an email; the token refreshes every hour.", id="prose"),
+    # issue 10, part 3: next to the new detectors
+    pytest.param('errors = {"password": "required"}\nuser = {"password": ""}', id="password-keys-without-one"),
+    pytest.param("Basic auth is off; send `Authorization: Bearer <token>` instead", id="auth-header-prose"),
+    pytest.param(
+        "tls.crt: " + base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n").decode(),
+        id="certificate-in-base64",
+    ),
+    pytest.param('HANDLER = "RequestValidationErrorHandlerFactoryImpl"', id="long-identifier"),
+    pytest.param('cur.execute("SELECT id " "FROM users " "WHERE id = ?")', id="joined-literals"),
     # known gaps: ordinary text under a *_KEY / *_TOKEN name, or a URL that only looks like it has a password
     pytest.param("SSH_KEY_PATH=/home/dev/.ssh/id_ed25519", id="file-path-under-a-key-name"),
     pytest.param("TOKEN_URL=https://oauth2.googleapis.com/token", id="url-under-a-token-name"),

@@ -2,22 +2,22 @@
 
 `coverage`: the total is at least `gate.coverage.min_total` and not lower than the base's (measured once per
 base tree, in a temporary worktree, and remembered). `diff-coverage`: of the statements the change added,
-at least `gate.coverage.min_changed_lines` percent ran under the tests.
+at least `gate.coverage.min_changed_lines` percent ran under the tests, and none is hidden from coverage by an
+exclusion (matched as coverage.py matches it, with the base tree's configuration: see `gate.exclusions`).
 """
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 from ..models import Finding
+from . import exclusions
 from .base import Check, GateContext, line_ranges, relative, result
 
 # Coverage percentages are rounded by coverage.py; a drop smaller than this is noise, not a regression.
 TOLERANCE = 0.01
-_EXCLUSION = re.compile(r"pragma:\s*no\s*(cover|branch)", re.IGNORECASE)
 
 
 def per_file(root: Path, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -117,11 +117,7 @@ def _changed(ctx: GateContext) -> Any:
                     message=f"changed lines not run by any test: {line_ranges(missed)}",
                 )
             )
-    for f in ctx.changes.files:
-        for n, text in f.added_lines:
-            if _EXCLUSION.search(text):
-                findings.append(Finding(path=f.path, line=n, message="adds a coverage exclusion (`pragma: no cover`)"))
-    excluded = [x for x in findings if x.message.startswith("adds a coverage exclusion")]
+    excluded = _exclusions(ctx, measured)
     if excluded:
         return result(
             "diff-coverage",
@@ -153,6 +149,18 @@ def _changed(ctx: GateContext) -> Any:
         started,
         percent=round(pct, 2),
     )
+
+
+def _exclusions(ctx: GateContext, measured: set[str]) -> list[Finding]:
+    """Statements the change hides from coverage, judged with the base tree's coverage configuration."""
+    files = [f for f in ctx.changes.files if f.path in measured and f.added_lines]
+    if not files:
+        return []
+    rules = exclusions.read_rules(ctx.repo, ctx.changes.base)
+    return [
+        Finding(path=h.path, line=h.line, message=f"adds a coverage exclusion: `{h.text[:80]}` {h.why}")
+        for h in exclusions.hidden(ctx.repo, files, rules)
+    ]
 
 
 def _enabled(settings: Any) -> bool:
