@@ -153,6 +153,18 @@ MIGRATIONS: list[list[str]] = [
             INSERT INTO entries_fts (rowid, text, tags) VALUES (new.id, new.text, new.tags);
         END""",
     ],
+    [  # 4: who asked for a gate run (receipts of old rows, which have none, no longer count), commits by `commit`
+        "ALTER TABLE gate_runs ADD COLUMN kind TEXT",
+        """CREATE TABLE commits (
+            commit_id TEXT PRIMARY KEY,
+            tree TEXT NOT NULL,
+            receipt_id TEXT NOT NULL,
+            session TEXT,
+            task_id TEXT,
+            created TEXT NOT NULL,
+            mac TEXT NOT NULL
+        )""",
+    ],
 ]
 
 
