@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from mcp_servers.core.db import LOST
 from mcp_servers.core.errors import UsageError
 from mcp_servers.core.models import CheckResult
 
@@ -48,6 +49,8 @@ class SessionRecord(BaseModel):
     agent: str = ""
     sandbox: str = Field(default="bwrap", description="the sandbox the night ran in; \"off\": none (said first)")
     problems: list[str] = Field(default_factory=list, description="preflight problems that stopped the session")
+    warnings: list[str] = Field(default_factory=list, description="what went wrong around the session and what was "
+                                "lost, e.g. a damaged state database moved aside")  # fmt: skip
     pushed: str = Field(default="", description="remote/branch the branch was pushed to")
     pull_request: str = Field(default="", description="the pull request's URL")
     delivery: list[str] = Field(default_factory=list, description="what went wrong pushing or opening the PR")
@@ -60,6 +63,30 @@ class SessionRecord(BaseModel):
     @property
     def turns(self) -> int:
         return sum((t.agent.turns or 0) for t in self.tasks if t.agent)
+
+
+def close_dead(state_dir: Path, live: str) -> list[str]:
+    """Close as crashed every report still "running" but `live`'s: the caller holds the run lock, so their
+    sessions are dead (killed before they could finish, or stopped by an error they did not survive)."""
+    done = []
+    for path in sorted(reports_dir(state_dir).glob("*.json")):
+        try:
+            record = SessionRecord.model_validate_json(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.outcome != "running" or record.id == live:
+            continue
+        record.outcome, record.ended = "crashed", now_iso()
+        record.stop_reason = record.stop_reason or "the process died before it finished its report"
+        save(state_dir, record)
+        done.append(f"closed the report of session {record.id} as crashed (it was left running)")
+    return done
+
+
+def lost_state(moved: Path) -> str:
+    """What a damaged state database that was moved aside takes with it, and where it is."""
+    return (f"the state database was damaged and moved to {moved}; a new one was started. Not carried over: "
+            f"{LOST}. Recover what you need from the moved file (`sqlite3 {moved}`).")  # fmt: skip
 
 
 def now_iso() -> str:
@@ -123,6 +150,8 @@ def render(record: SessionRecord) -> str:
         lines.append(f"- Pushed to `{record.pushed}`" + (f"; pull request: {record.pull_request}"
                                                          if record.pull_request else ""))
     lines += [f"- Not delivered: {problem}" for problem in record.delivery]
+    if record.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in record.warnings]
     if record.problems:
         lines += ["", "## Preflight stopped the session", ""] + [f"- {p}" for p in record.problems]
     for task in record.tasks:

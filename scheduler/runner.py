@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcp_servers.core import memory, proc, queue, sandbox, taskstore
+from mcp_servers.core import db, memory, proc, queue, sandbox, taskstore
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.paths import Globs
 from mcp_servers.core.proc import kill_group
@@ -186,10 +186,12 @@ class Runner:
     record: report.SessionRecord | None = None
     kept: str = ""
     current: report.TaskRecord | None = None
+    began: float = 0.0
 
     def run(self) -> report.SessionRecord | None:
         """Run a session; None when another one holds the lock."""
         ws = self.ws
+        self.began = time.time()  # wall time, as the names of damaged databases moved aside carry it
         session = f"{time.strftime('%Y-%m-%d', time.gmtime(self.clock()))}-{secrets.token_hex(3)}"
         info = {"pid": os.getpid(), "session": session, "started": report.now_iso()}
         with run_lock(ws, info) as (taken, other):
@@ -198,7 +200,10 @@ class Runner:
                 self.say(f"overnight: another session ({held.get('session')}, pid {held.get('pid')}) is running; "
                          "nothing to do")  # fmt: skip
                 return None
-            done = recover(ws, other, self.clock) if other else []
+            moved = db.ensure_sound(ws.db_path)  # once a session, not per connection: damage found early
+            done = [f"the state database was damaged: moved it to {moved} and started a new one"] if moved else []
+            done += recover(ws, other, self.clock) if other else []
+            done += report.close_dead(ws.state_dir, session)
             for path in worktree.orphans(ws):
                 worktree.remove(ws, path)
                 done.append(f"removed the orphaned worktree {path} (its branch stays)")
@@ -438,6 +443,9 @@ class Runner:
         record.outcome, record.stop_reason, record.ended = outcome, why, report.now_iso()
         if problems:
             record.problems = problems
+        for moved in db.moved_aside(self.ws.db_path, self.began):  # by this process or any server meanwhile
+            if report.lost_state(moved) not in record.warnings:
+                record.warnings.append(report.lost_state(moved))
         path = report.save(self.ws.state_dir, record)
         if record.branch:
             run = {

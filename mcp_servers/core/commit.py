@@ -2,12 +2,15 @@
 
 The commit is made with `git commit-tree` from the receipt's own tree id, so nothing staged after the gate
 can slip in, and the branch moves with `git update-ref NEW OLD`, which fails if someone else moved it first.
+Each commit made here is recorded, signed, before the branch moves (`receipts.record_commit`): the scheduler
+keeps only commits this tool recorded for its session, whatever receipts exist for their trees (issue 10).
 """
 
 from __future__ import annotations
 
 import re
 
+from . import receipts
 from .errors import GateError, UsageError
 from .gate import describe_failures, receipt_or_gate
 from .models import CommitResult
@@ -71,6 +74,9 @@ def commit(
                 "you are, set `git config user.name` and `git config user.email`.",
             )
         new = made.text().strip()
+        with ws.db() as conn:
+            receipts.record_commit(conn, ws.key(), commit=new, tree=receipt.tree, receipt_id=receipt.id,
+                                   session=ws.session_id, task_id=task_id)  # fmt: skip
         subject = text.splitlines()[0][:200]
         repo.run("update-ref", "-m", f"overnight commit: {subject}", "HEAD", new, head)
     return CommitResult(

@@ -7,8 +7,11 @@ the repository shares and which git never commits or cleans. Schema changes are 
 
 from __future__ import annotations
 
+import calendar
 import contextlib
+import fcntl
 import itertools
+import logging
 import os
 import random
 import sqlite3
@@ -19,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import StateError
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -153,11 +158,39 @@ MIGRATIONS: list[list[str]] = [
             INSERT INTO entries_fts (rowid, text, tags) VALUES (new.id, new.text, new.tags);
         END""",
     ],
+    [  # 4: who asked for a gate run (receipts of old rows, which have none, no longer count), commits by `commit`
+        "ALTER TABLE gate_runs ADD COLUMN kind TEXT",
+        """CREATE TABLE commits (
+            commit_id TEXT PRIMARY KEY,
+            tree TEXT NOT NULL,
+            receipt_id TEXT NOT NULL,
+            session TEXT,
+            task_id TEXT,
+            created TEXT NOT NULL,
+            mac TEXT NOT NULL
+        )""",
+    ],
 ]
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating and migrating if need be) the database at `path`, ready for concurrent use."""
+    """Open (creating and migrating if need be) the database at `path`, ready for concurrent use.
+
+    A damaged file (not a database, malformed, truncated) is moved aside and a new one started, with a warning
+    (`quarantine`): a corrupt state.db must not stop every later session (issue 10)."""
+    try:
+        return _connect(path)
+    except sqlite3.DatabaseError as e:
+        if not is_corrupt(e):
+            raise _state_error(path, e) from e
+        quarantine(path, e)
+    try:
+        return _connect(path)
+    except sqlite3.DatabaseError as e:
+        raise _state_error(path, e) from e
+
+
+def _connect(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as e:
@@ -169,15 +202,24 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         _migrate(conn)
-    except sqlite3.OperationalError as e:
+    except BaseException:
         conn.close()
-        raise StateError(f"the state database {path} could not be opened ({e}); try again.") from e
-    except sqlite3.DatabaseError as e:
-        conn.close()
-        raise StateError(
-            f"the state database {path} is unusable ({e}). Move it aside and the tools will start a new one.",
-        ) from e
+        raise
     return conn
+
+
+def _state_error(path: Path, e: sqlite3.DatabaseError) -> StateError:
+    if isinstance(e, sqlite3.OperationalError):
+        return StateError(f"the state database {path} could not be opened ({e}); try again.")
+    return StateError(f"the state database {path} is unusable ({e}). Move it aside and the tools will start a new one.")
+
+
+def is_corrupt(e: sqlite3.Error) -> bool:
+    """Whether SQLite says the file itself is damaged (not locked, not busy, not a full disk)."""
+    name = getattr(e, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return True
+    return not name and any(words in str(e) for words in ("not a database", "disk image is malformed"))
 
 
 def _wal(conn: sqlite3.Connection) -> None:
@@ -207,9 +249,21 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 @contextlib.contextmanager
 def opened(path: Path) -> Iterator[sqlite3.Connection]:
-    """A connection that is closed afterwards (sqlite3's own context manager only ends a transaction)."""
+    """A connection that is closed afterwards (sqlite3's own context manager only ends a transaction).
+
+    Damage found by a query (a malformed page the first statements did not touch) moves the file aside too; the
+    call fails, saying so, and the next one starts from a new database."""
     with contextlib.closing(connect(path)) as conn:
-        yield conn
+        try:
+            yield conn
+        except sqlite3.DatabaseError as e:
+            if not is_corrupt(e):
+                raise
+            conn.close()
+            moved = quarantine(path, e)
+            where = f"moved to {moved}" if moved else "already replaced"
+            raise StateError(f"the state database {path} is damaged ({e}): it was {where} and a new one is "
+                             "started; try again.") from e  # fmt: skip
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -228,6 +282,74 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.execute(f"PRAGMA user_version = {number + 1}")
 
 
+# -- a damaged database: moved aside, never deleted ------------------------------------------------------------
+
+CORRUPT_SUFFIX = ".corrupt-"
+LOST = "receipts and gate runs, task claims, attempts and completions, and the memory (sessions and entries)"
+
+
+def quarantine(path: Path, error: sqlite3.Error | None = None) -> Path | None:
+    """Move a damaged database (and its -wal and -shm) to `<name>.corrupt-YYYYmmddTHHMMSS` beside it; the moved path.
+
+    Under a lock, and only if the file is still damaged (`PRAGMA quick_check`): another process may have moved it
+    and started a new one meanwhile (then None). Nothing is deleted: a person can recover what the file holds.
+    Runs only after SQLite reported damage, so the connections the servers open on each call pay nothing."""
+    with open(path.with_name(f".{path.name}.quarantine.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if not _damaged(path):
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        target = path.with_name(f"{path.name}{CORRUPT_SUFFIX}{stamp}")
+        for n in itertools.count(2):
+            if not any(os.path.lexists(f"{target}{end}") for end in ("", "-wal", "-shm")):
+                break
+            target = path.with_name(f"{path.name}{CORRUPT_SUFFIX}{stamp}-{n}")
+        for end in ("-wal", "-shm", ""):  # the main file last: until it moves, the others still belong to it
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{path}{end}", f"{target}{end}")
+    log.warning(
+        "overnight: the state database %s is damaged (%s). It was moved to %s and a new one started: the %s it "
+        "held are not in the new one. Open the moved file with `sqlite3 %s` to recover what you need.",
+        path, error or "PRAGMA quick_check failed", target, LOST, target,
+    )  # fmt: skip
+    return target
+
+
+def ensure_sound(path: Path) -> Path | None:
+    """Check the whole database once (`PRAGMA quick_check`) and move it aside when damaged; the moved path.
+
+    For the start of a session, not for each connection: damage in a page the first statements do not read
+    would otherwise surface in the middle of the night."""
+    return quarantine(path) if _damaged(path) else None
+
+
+def _damaged(path: Path) -> bool:
+    if not path.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)) as conn:
+            found = [row[0] for row in conn.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as e:
+        return is_corrupt(e)
+    return found != ["ok"]
+
+
+def moved_aside(path: Path, since: float) -> list[Path]:
+    """Damaged copies of the database at `path` that `quarantine` moved aside at or after `since` (epoch seconds)."""
+    found = []
+    for moved in path.parent.glob(f"{path.name}{CORRUPT_SUFFIX}*"):
+        stamp = moved.name.removeprefix(f"{path.name}{CORRUPT_SUFFIX}")[:15]
+        if moved.name.endswith(("-wal", "-shm")):
+            continue
+        try:
+            when = calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%S"))
+        except ValueError:
+            continue
+        if when >= int(since):
+            found.append(moved)
+    return sorted(found)
+
+
 def ensure_dir(path: Path) -> Path:
     """Create a private directory (0700) if it does not exist."""
     if os.path.isdir(path):  # (one stat: servers ask on every call)
@@ -243,7 +365,7 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-_WATCHERS: OrderedDict[Path, tuple[int, sqlite3.Connection]] = OrderedDict()
+_WATCHERS: OrderedDict[Path, tuple[int, sqlite3.Connection, int]] = OrderedDict()
 _WATCH_LOCK = threading.Lock()
 _WATCHED = itertools.count(1)
 MAX_WATCHERS = 8  # databases watched at once (the least recently asked about is closed first)
@@ -254,21 +376,44 @@ def data_version(path: Path) -> tuple[int, int]:
 
     One connection per database is kept open for this: SQLite's `PRAGMA data_version` is relative to it, so
     the value also names that connection (a database watched again later gets a new one, whose count starts
-    afresh). Answers computed from the database can be kept until it changes.
+    afresh). Answers computed from the database can be kept until it changes. A file replaced meanwhile (a
+    damaged one moved aside by any process) is watched afresh: the old connection would never change again.
     """
     evicted: list[sqlite3.Connection] = []
     with _WATCH_LOCK:
-        found = _WATCHERS.get(path)
-        if found is None:
-            connect(path).close()  # create and migrate it first
-            found = _WATCHERS[path] = (next(_WATCHED), sqlite3.connect(path, check_same_thread=False,
-                                                                      isolation_level=None))  # fmt: skip
-            while len(_WATCHERS) > MAX_WATCHERS:
-                evicted.append(_WATCHERS.popitem(last=False)[1][1])
-        else:
-            _WATCHERS.move_to_end(path)
-        generation, conn = found
-        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        try:
+            found = _watch(path, evicted)
+        except sqlite3.DatabaseError as e:  # damaged in place since it was first watched
+            if not is_corrupt(e):
+                raise _state_error(path, e) from e
+            evicted.append(_WATCHERS.pop(path)[1])
+            try:
+                found = _watch(path, evicted)  # `connect` moves the damaged file aside first
+            except sqlite3.DatabaseError as again:
+                raise _state_error(path, again) from again
     for old in evicted:
         old.close()
-    return generation, version
+    return found
+
+
+def _watch(path: Path, evicted: list[sqlite3.Connection]) -> tuple[int, int]:
+    found = _WATCHERS.get(path)
+    if found is not None and found[2] != _inode(path):  # replaced (moved aside as damaged): watch the new file
+        evicted.append(_WATCHERS.pop(path)[1])
+        found = None
+    if found is None:
+        connect(path).close()  # create and migrate it first
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        found = _WATCHERS[path] = (next(_WATCHED), conn, _inode(path))
+        while len(_WATCHERS) > MAX_WATCHERS:
+            evicted.append(_WATCHERS.popitem(last=False)[1][1])
+    else:
+        _WATCHERS.move_to_end(path)
+    return found[0], int(found[1].execute("PRAGMA data_version").fetchone()[0])
+
+
+def _inode(path: Path) -> int:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return -1

@@ -79,11 +79,16 @@ def is_installed(ws: Workspace) -> bool:
 
 
 def check_staged(ws: Workspace, environ: Mapping[str, str]) -> tuple[bool, str]:
-    """Is there a passing receipt for the tree being committed (the index git names in GIT_INDEX_FILE)?"""
+    """Is there a passing receipt for the tree being committed (the index git names in GIT_INDEX_FILE)?
+
+    The scheduler's verification verdicts are not receipts (`receipts.find` never returns one), and in a
+    scheduler session only that session's own receipts count. The scheduler keeps no commit made this way
+    anyway: only the `commit` tool's (issue 10)."""
     env = git_env(environ, keep=("GIT_INDEX_FILE",))
     tree = ws.repo.index_tree(env)
+    session = environ.get("OVERNIGHT_SESSION_ID") or None
     with ws.db() as conn:
-        hit = receipts.find(conn, ws.key(), tree=tree, policy_hash=ws.settings.policy_hash())
+        hit = receipts.find(conn, ws.key(), tree=tree, policy_hash=ws.settings.policy_hash(), session=session)
     if hit:
         return True, f"overnight: tree {tree[:12]} has gate receipt {hit[0].id}"
     return False, (

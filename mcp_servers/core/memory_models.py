@@ -24,7 +24,7 @@ class Hit(BaseModel):
     kind: str
     created: str
     score: float = Field(description="relevance blended with recency, 0..1")
-    source: str
+    source: str = Field(description="who wrote it: agent, scheduler or person (only `person` is a person's word)")
     stale: bool = Field(description="a file the entry is about has changed since")
     snippet: str
     # Kept for the shell's view, left out of answers: a hit stays lean (ids, kinds, dates, scores, who wrote it,
@@ -44,8 +44,8 @@ class Entry(BaseModel):
     kind: str
     text: str
     created: str
-    source: str
-    session: str | None
+    source: str = Field(description="who wrote it: agent, scheduler or person (only `person` is a person's word)")
+    session: str | None = Field(description="the session that wrote it")
     task_id: str | None
     tags: list[str]
     files: list[FileRef]

@@ -87,11 +87,13 @@ class Receipt(BaseModel):
     session: str | None = None
     task_id: str | None = None
     created: str
+    kind: str = Field(description="who asked for the run: agent-gate (an agent's session) or person-check")
     mac: str
 
 
 class GateReport(BaseModel):
-    """What `run_quality_gate` found. `passed` is true only with a receipt for `tree`."""
+    """What `run_quality_gate` found. `passed` is true only with a receipt for `tree` (except the scheduler's own
+    verification run, whose verdict is never a receipt)."""
 
     passed: bool
     cached: bool = Field(default=False, description="answered from the receipt of an earlier identical run")

@@ -58,11 +58,79 @@ def test_state_newer_schema_than_this_version_is_refused(tmp_path: Path) -> None
         db.connect(path)
 
 
-def test_state_corrupt_database_gets_a_clear_error(tmp_path: Path) -> None:
+def _filled(path: Path) -> bytes:
+    """A database with some memory in it, checkpointed: its bytes."""
+    with db.opened(path) as conn:
+        for n in range(200):
+            conn.execute("INSERT INTO entries (kind, text, source, created_at) VALUES ('note', ?, 'agent', 1)",
+                         (f"entry {n} " + "x" * 500,))  # fmt: skip
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "header cut", "half cut"])
+def test_state_corrupt_database_is_moved_aside_and_a_new_one_started(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "state.db"
-    path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StateError, match=r"unusable.*Move it aside"):
-        db.connect(path)
+    data = _filled(path)
+    damaged = {"garbage": b"this is not a database" * 100, "header cut": data[:50], "half cut": data[: len(data) // 2]}
+    path.write_bytes(damaged[damage])
+    with db.opened(path) as conn:  # a new, empty, current database
+        assert db.schema_version(conn) == len(db.MIGRATIONS)
+        assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
+    [moved] = db.moved_aside(path, since=0)
+    assert moved.name.startswith("state.db.corrupt-2") and moved.read_bytes() == damaged[damage]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"moved to {moved}" in warning and "memory" in warning and "receipts" in warning
+
+
+def test_state_damage_found_by_a_query_moves_the_file_aside_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    data = _filled(path)
+    keep = len(data) * 3 // 4
+    path.write_bytes(data[:keep] + b"\xff" * (len(data) - keep))  # the schema is fine, the last entries are not
+    with pytest.raises(StateError, match=r"is damaged .*it was moved to .*corrupt-.*try again"), db.opened(path) as c:
+        c.execute("SELECT count(*), max(length(text)) FROM entries").fetchone()
+    with db.opened(path) as conn:
+        assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
+
+
+def test_state_a_sound_or_busy_database_is_never_moved(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    _filled(path)
+    assert db.quarantine(path) is None and db.ensure_sound(path) is None  # another process was quicker, or no harm
+    with contextlib.closing(db.connect(path)) as holder:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"), db.opened(path) as conn:
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("BEGIN IMMEDIATE")
+        holder.execute("ROLLBACK")
+    assert db.moved_aside(path, since=0) == []
+
+
+def test_state_moved_aside_lists_only_damage_since_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    for name in ("state.db.corrupt-20200101T000000", "state.db.corrupt-20990101T000000",
+                 "state.db.corrupt-20990101T000000-wal", "state.db.corrupt-20990101T000000-2", "state.db.corrupt-x"):
+        (tmp_path / name).write_bytes(b"")  # fmt: skip
+    found = [p.name for p in db.moved_aside(path, since=1_700_000_000)]
+    assert found == ["state.db.corrupt-20990101T000000", "state.db.corrupt-20990101T000000-2"]
+
+
+def test_state_data_version_follows_a_database_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    first = db.data_version(path)
+    path.write_bytes(b"this is not a database" * 100)  # damaged in place under the watcher
+    second = db.data_version(path)
+    assert second != first and len(db.moved_aside(path, since=0)) == 1
+    os.replace(path, tmp_path / "elsewhere.db")  # replaced by another process: the new file is watched
+    db.connect(path).close()
+    third = db.data_version(path)
+    assert third[0] != second[0]
+    with contextlib.closing(db.connect(path)) as other, db.transaction(other):
+        other.execute("CREATE TABLE t (x)")
+    assert db.data_version(path) != third
 
 
 def test_state_failed_transaction_leaves_nothing(tmp_path: Path) -> None:

@@ -96,7 +96,7 @@ run = ["git", "commit", "-q", "--no-verify", "-am", "around the hook"]
     record, said = run_session(repo, write_script(tmp_path / "s.toml", task_script("sub", steps)))
     [task] = record.tasks
     assert task.outcome == "failed", said
-    assert any("has no passing gate receipt: it was made outside the gate" in r for r in task.reasons)
+    assert any("was made outside the gated `commit` tool: the `commit` tool has no record" in r for r in task.reasons)
     # the receipt hook refused the plain `git commit`; the report says so
     assert any(r.startswith("git commit -qam through the hook:") and "receipt" in r for r in task.refused)
     assert record.final_commit == record.base_commit and not repo.git("branch", "--list", record.branch)

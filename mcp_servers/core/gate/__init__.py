@@ -37,19 +37,30 @@ def all_checks(ws: Workspace) -> list[Check]:
 
 
 def run_gate(
-    ws: Workspace, *, task_files: list[str] | None = None, base: str | None = None, fresh: bool = False
+    ws: Workspace,
+    *,
+    task_files: list[str] | None = None,
+    base: str | None = None,
+    fresh: bool = False,
+    kind: receipts.Kind | None = None,
 ) -> GateReport:
     """Run the gate on the working tree (staging it) and return the report, with a receipt when it passed.
 
     With `fresh`, every check runs even when a receipt exists: the scheduler's own verification trusts no
-    receipt an agent could have had a hand in.
+    receipt an agent could have had a hand in. `kind` says who asks (see `receipts`); by default a fresh run is
+    a `verification` (a verdict, never a receipt), else an `agent-gate` in a session and a `person-check` without.
     """
     with ws.lock("gate"):
-        return gate_locked(ws, task_files=task_files, base=base, fresh=fresh)
+        return gate_locked(ws, task_files=task_files, base=base, fresh=fresh, kind=kind)
 
 
 def gate_locked(
-    ws: Workspace, *, task_files: list[str] | None = None, base: str | None = None, fresh: bool = False
+    ws: Workspace,
+    *,
+    task_files: list[str] | None = None,
+    base: str | None = None,
+    fresh: bool = False,
+    kind: receipts.Kind | None = None,
 ) -> GateReport:
     """`run_gate` for a caller that already holds the workspace's gate lock (`commit` does)."""
     repo = ws.repo
@@ -66,10 +77,15 @@ def gate_locked(
             return hit[1].model_copy(update={"cached": True, "receipt": hit[0]})
     report = _judge(ws, tree, base_commit, scope)
     with ws.db() as conn:
-        signed = receipts.record(
-            conn, key, report, policy_hash=policy_hash, scope=scope, session=ws.session_id, task_id=ws.task_id
-        )
+        signed = receipts.record(conn, key, report, policy_hash=policy_hash, scope=scope, session=ws.session_id,
+                                 task_id=ws.task_id, kind=kind or _kind(ws, fresh))  # fmt: skip
     return report.model_copy(update={"receipt": signed})
+
+
+def _kind(ws: Workspace, fresh: bool) -> receipts.Kind:
+    if fresh:
+        return "verification"
+    return "agent-gate" if ws.session_id else "person-check"
 
 
 def check_workspace(ws: Workspace, *, base: str | None = None, task_files: list[str] | None = None) -> ChangeReport:
