@@ -82,6 +82,9 @@ def status(ctx: click.Context, as_json: bool) -> int:
         out.emit_json(data)
         return out.OK
     console = out.console()
+    for s in data["sessions"]:  # first: something a session ran changed what you own
+        for event in s["security_events"]:
+            console.print(f"[red]security event[/] in session {escape(s['id'])}: {escape(event)}")
     running = data["running"]
     if running:
         task = running.get("task")

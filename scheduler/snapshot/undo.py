@@ -89,7 +89,9 @@ class _Undo:
             self._aside(path)
             os.symlink(old.digest[5:], path)
             return "put back (the link)"
-        content = old.data if old.data is not None else source(old) if source else None
+        content, origin = old.data, "the saved copy"
+        if content is None and source is not None:
+            content, origin = source(old), "git's copy"
         if content is None:
             why = "only its stat was kept" if not old.digest else f"its {old.size} bytes were too many to keep"
             return f"not put back: {why}; restore it from a backup"
@@ -100,7 +102,7 @@ class _Undo:
         os.chmod(tmp, stat.S_IMODE(old.mode))
         os.replace(tmp, path)
         os.utime(path, ns=(old.mtime_ns, old.mtime_ns))
-        return "put back from the saved copy" + (f" (the changed one is kept as {aside})" if aside else "")
+        return f"put back from {origin}" + (f" (the changed one is kept as {aside})" if aside else "")
 
     def _checkout_file(self, event: Event) -> str:
         checkout = self.before.checkouts[event.root]
