@@ -31,9 +31,11 @@ MAX_HOME_FILES = 5000  # files per home pattern
 STAT_ONLY = (".ssh/",)  # home files never read (keys): their stat alone is compared
 
 # git's files that steer it or run code, under the common dir: bytes kept, so they can be put back.
+# A half-done merge, rebase or cherry-pick planted for the person to `--continue` is there too (a rebase's todo
+# list can `exec` anything).
 GIT_FILES = ("config", "config.worktree", "shallow", "objects/info/alternates", "objects/info/http-alternates",
-             "logs/refs/stash")  # fmt: skip
-GIT_DIRS = ("hooks", "info", "remotes", "branches")
+             "logs/refs/stash", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "BISECT_LOG")  # fmt: skip
+GIT_DIRS = ("hooks", "info", "remotes", "branches", "rebase-merge", "rebase-apply", "sequencer")
 ADMIN_FILES = ("config.worktree", "commondir", "gitdir", "locked")  # of each linked worktree (.git/worktrees/ID)
 _STATUS = ("-c", "core.checkStat=default", "-c", "core.trustctime=true", "-c", "core.ignoreStat=false",
            "-c", "core.untrackedCache=false", "-c", "core.fsmonitor=false")  # fmt: skip
@@ -212,7 +214,10 @@ def _git_paths(common: Path, session: str, linked: Iterable[Path]) -> dict[Path,
 
 
 def admin_dirs(common: Path) -> dict[Path, Path]:
-    """Each linked worktree's admin folder (`.git/worktrees/ID`) and the worktree it names."""
+    """Each linked worktree's admin folder (`.git/worktrees/ID`) and the worktree it names, if that still exists.
+
+    One whose folder is gone is left out: any `git worktree prune` (the gate's, the scheduler's) removes it, and
+    that is no one's doing. A worktree deleted during the session is still seen: it was there before."""
     found = {}
     try:
         admins = sorted(p for p in (common / "worktrees").iterdir() if p.is_dir())
@@ -220,7 +225,9 @@ def admin_dirs(common: Path) -> dict[Path, Path]:
         return {}
     for admin in admins:
         gitdir = (_read(str(admin / "gitdir")) or b"").decode("utf-8", "surrogateescape").strip()
-        found[admin] = Path(os.path.dirname(gitdir)) if gitdir else admin
+        root = Path(os.path.dirname(gitdir)) if gitdir else None
+        if root is not None and root.is_dir():
+            found[admin] = root
     return found
 
 
@@ -296,6 +303,7 @@ def _checkout(pool: ThreadPoolExecutor, repo: Repo, root: Path, git_dir: Path, e
         return rel == ".git" or (os.path.basename(rel) == session_name and os.path.realpath(full) == session)
 
     walked = walk(root, skip)
+    walked.pop(".git", None)  # a linked worktree's `.git` file is one of git's files, watched with them
     listed, status = listing.result().stdout, asked.result().stdout
     tracked = _tracked(listed)
     changed, untracked = _status(status)

@@ -9,7 +9,10 @@ from .model import Checkout, Event, FileState, Kind, Snapshot
 
 def compare(before: Snapshot, after: Snapshot) -> list[Event]:
     """What changed between `before` and `after` (the session's own worktree and branch are in neither)."""
-    events = file_events(before, after.files)
+    gone = [c for root, c in before.checkouts.items() if root not in after.checkouts]
+    # a worktree that is gone takes its admin files with it (one event says so)
+    hidden = tuple(f"{c.git_dir}/" for c in gone) + tuple(f"{c.root}/.git" for c in gone)
+    events = [e for e in file_events(before, after.files) if not e.where.startswith(hidden)]
     events += _values("ref", before.refs, after.refs)
     for root in sorted(set(before.checkouts) | set(after.checkouts)):
         events += _checkout(root, before.checkouts.get(root), after.checkouts.get(root))

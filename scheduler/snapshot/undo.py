@@ -10,7 +10,7 @@ import secrets
 import shutil
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mcp_servers.core.errors import OvernightError
@@ -52,6 +52,31 @@ def _step(event: Event) -> str:
     return event.kind
 
 
+_GIT_FOLDERS = {"hooks", "info", "branches", "remotes", "refs", "objects", "logs", "worktrees", "modules"}
+
+
+def _folders(paths: Iterable[str]) -> set[str]:
+    """Every folder that held one of `paths` (their parents, and theirs)."""
+    found: set[str] = set()
+    for path in paths:
+        parent = os.path.dirname(path)
+        while parent and parent not in found:
+            found.add(parent)
+            parent = os.path.dirname(parent)
+    return found
+
+
+def _drop_new_folders(folder: Path, top: Path, known: set[str]) -> None:
+    """Remove the folders a removed file was put in, when they are empty and held nothing before (a planted
+    `.git/rebase-merge/` alone would make git say a rebase is in progress)."""
+    while folder != top and top in folder.parents and str(folder) not in known and folder.name not in _GIT_FOLDERS:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or gone
+            return
+        folder = folder.parent
+
+
 class _Undo:
     def __init__(self, ws: Workspace, before: Snapshot, keep: Path) -> None:
         self.ws, self.repo, self.before, self.keep = ws, ws.repo, before, keep
@@ -65,7 +90,9 @@ class _Undo:
         return handler(event) if handler else "nothing to put back by itself: it follows from what else changed"
 
     def _steering(self, event: Event) -> str:
-        return self._file(Path(event.where), self.before.files.get(event.where))
+        path = Path(event.where)
+        top = Path(self.before.home) if event.kind == "home-file" else self.repo.common_dir
+        return self._file(path, self.before.files.get(event.where), area=(top, _folders(self.before.files)))
 
     def _head(self, event: Event) -> str:
         checkout = self.before.checkouts[event.root]
@@ -81,10 +108,13 @@ class _Undo:
 
     # -- files ------------------------------------------------------------------------------------------------
 
-    def _file(self, path: Path, old: FileState | None, source: Callable[[FileState], bytes | None] | None = None
-              ) -> str:  # fmt: skip
+    def _file(self, path: Path, old: FileState | None, source: Callable[[FileState], bytes | None] | None = None,
+              area: tuple[Path, set[str]] | None = None) -> str:  # fmt: skip
         if old is None:
-            return f"removed (kept as {self._aside(path)})"
+            kept = self._aside(path)
+            if area is not None:
+                _drop_new_folders(path.parent, *area)
+            return f"removed (kept as {kept})"
         if old.digest.startswith("link:"):
             self._aside(path)
             os.symlink(old.digest[5:], path)
@@ -115,7 +145,9 @@ class _Undo:
                               f"--path={event.where}", old.digest, check=False)  # fmt: skip
             return found.stdout if found.ok else None
 
-        return self._file(Path(checkout.root) / event.where, checkout.files.get(event.where), from_git)
+        root = Path(checkout.root)
+        folders = {str(root / f) for f in _folders(checkout.files)}
+        return self._file(root / event.where, checkout.files.get(event.where), from_git, (root, folders))
 
     def _aside(self, path: Path) -> Path:
         dest = self.keep / str(path).lstrip("/")

