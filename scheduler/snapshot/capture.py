@@ -79,6 +79,7 @@ def take(
             checkouts=checkouts,
             files=files,
             remotes={name: found.result() for name, found in remote_refs.items()},
+            common_dir=str(repo.common_dir),
             session_root=session,
             session_branch=session_branch,
             home=home,
@@ -254,8 +255,18 @@ def _home_paths(home: str, patterns: Sequence[str]) -> dict[Path, tuple[os.stat_
             st = _lstat(base / pattern)
             if st is not None:
                 found[base / pattern] = (st, True)
-    return {path: (st, not any(str(path.relative_to(base)).startswith(p) for p in STAT_ONLY))
-            for path, (st, _) in found.items()}  # fmt: skip
+    marked = {path: (st, not _stat_only(base, path)) for path, (st, _) in found.items()}
+    for path, (st, read) in list(marked.items()):  # dotfiles kept in a repository of their own, linked from home
+        if stat.S_ISLNK(st.st_mode):
+            target = Path(os.path.realpath(path))
+            st_target = _lstat(target)
+            if st_target is not None and stat.S_ISREG(st_target.st_mode):
+                marked.setdefault(target, (st_target, read))
+    return marked
+
+
+def _stat_only(home: Path, path: Path) -> bool:
+    return any(str(path.relative_to(home)).startswith(p) for p in STAT_ONLY)
 
 
 # -- what git knows: refs, worktrees, indexes, remotes -----------------------------------------------------------

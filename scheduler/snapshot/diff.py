@@ -32,15 +32,15 @@ def file_events(before: Snapshot, files: Mapping[str, FileState]) -> list[Event]
     """Changes to git's own files and the home's files."""
     found = []
     for path in sorted(set(before.files) | set(files)):
-        kind: Kind = "home-file" if _in_home(before, path) else "git-file"
+        kind: Kind = "git-file" if _is_git(before, path) else "home-file"
         event = _file(kind, path, before.files.get(path), files.get(path))
         if event is not None:
             found.append(event)
     return found
 
 
-def _in_home(before: Snapshot, path: str) -> bool:
-    return bool(before.home) and path.startswith(before.home.rstrip("/") + "/")
+def _is_git(before: Snapshot, path: str) -> bool:
+    return path.startswith(before.common_dir.rstrip("/") + "/") or path.endswith("/.git")
 
 
 def _file(kind: Kind, where: str, old: FileState | None, new: FileState | None, root: str = "") -> Event | None:

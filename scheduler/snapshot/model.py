@@ -65,6 +65,7 @@ class Snapshot:
     checkouts: Mapping[str, Checkout]  # by worktree path
     files: Mapping[str, FileState]  # git's own files (config, hooks, info, ...) and home files, by absolute path
     remotes: Mapping[str, Mapping[str, str] | None]  # remote -> its refs; None when `git ls-remote` failed
+    common_dir: str = ""  # git's files are under it (and linked worktrees' `.git` files); the rest are the home's
     session_root: str = ""
     session_branch: str = ""
     home: str = ""

@@ -66,6 +66,16 @@ def _folders(paths: Iterable[str]) -> set[str]:
     return found
 
 
+def _linked_folder(path: Path, top: Path) -> Path | None:
+    """A folder between `top` and `path` that is a symbolic link, if any."""
+    for folder in path.parents:
+        if folder == top or top not in folder.parents:
+            return None
+        if folder.is_symlink():
+            return folder
+    return None
+
+
 def _drop_new_folders(folder: Path, top: Path, known: set[str]) -> None:
     """Remove the folders a removed file was put in, when they are empty and held nothing before (a planted
     `.git/rebase-merge/` alone would make git say a rebase is in progress)."""
@@ -110,6 +120,9 @@ class _Undo:
 
     def _file(self, path: Path, old: FileState | None, source: Callable[[FileState], bytes | None] | None = None,
               area: tuple[Path, set[str]] | None = None) -> str:  # fmt: skip
+        link = _linked_folder(path, area[0]) if area is not None else None
+        if link is not None:  # writing through it would write wherever it points
+            return f"not put back: the folder {link} on its way is now a link; remove the link, then look again"
         if old is None:
             kept = self._aside(path)
             if area is not None:

