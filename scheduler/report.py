@@ -30,6 +30,8 @@ class TaskRecord(BaseModel):
     coverage_base: float | None = None
     refused: list[str] = Field(default_factory=list, description="actions the agent tried that were refused")
     leftovers: list[str] = Field(default_factory=list)
+    security_events: list[str] = Field(default_factory=list, description="what the person owns that changed while "
+                                       "the task ran (its agent, its gate), and what was put back")  # fmt: skip
     started: str
     duration_s: float = 0.0
     agent: AgentResult | None = None
@@ -54,7 +56,13 @@ class SessionRecord(BaseModel):
     pushed: str = Field(default="", description="remote/branch the branch was pushed to")
     pull_request: str = Field(default="", description="the pull request's URL")
     delivery: list[str] = Field(default_factory=list, description="what went wrong pushing or opening the PR")
+    security_events: list[str] = Field(default_factory=list, description="what the person owns that changed "
+                                       "outside any task's checks (at the end of the session)")  # fmt: skip
     tasks: list[TaskRecord] = Field(default_factory=list)
+
+    def all_security_events(self) -> list[str]:
+        """Every security event of the session, each task's named by the task."""
+        return [*self.security_events, *(f"task {t.task_id}: {e}" for t in self.tasks for e in t.security_events)]
 
     @property
     def cost_usd(self) -> float:
@@ -136,9 +144,13 @@ UNSANDBOXED = ("**This night ran unsandboxed** (`sandbox = \"off\"` in overnight
 def render(record: SessionRecord) -> str:
     done = [t for t in record.tasks if t.outcome == "passed"]
     lines = [UNSANDBOXED, ""] if record.sandbox == "off" else []
+    lines += [f"# overnight session {record.id}", ""]
+    events = record.all_security_events()
+    if events:  # first: something running as you changed what you own
+        lines += ["## ⚠️ Security events", "", "Something the session ran changed what you own; the scheduler put back "
+                  "what it could and failed the task. Read each line:", ""]  # fmt: skip
+        lines += [f"- {event}" for event in events] + [""]
     lines += [
-        f"# overnight session {record.id}",
-        "",
         f"- Outcome: **{record.outcome}**" + (f" ({record.stop_reason})" if record.stop_reason else ""),
         f"- Branch: `{record.branch}` from `{record.base_branch}` at {record.base_commit[:12]}"
         + (f", now at {record.final_commit[:12]}" if record.final_commit else ""),

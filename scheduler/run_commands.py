@@ -85,6 +85,9 @@ def status(ctx: click.Context, as_json: bool) -> int:
     if data["sandbox"] == "off" or any(s.get("sandbox") == "off" for s in data["sessions"][:1]):
         console.print("[bold red]unsandboxed[/]: `sandbox = \"off\"` in overnight.toml, so agents and the tests "
                       "they write run as you")  # fmt: skip
+    for s in data["sessions"]:  # first: something a session ran changed what you own
+        for event in s["security_events"]:
+            console.print(f"[red]security event[/] in session {escape(s['id'])}: {escape(event)}")
     running = data["running"]
     if running:
         task = running.get("task")

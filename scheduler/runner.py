@@ -31,7 +31,7 @@ from mcp_servers.core.proc import kill_group
 from mcp_servers.core.queue_models import TaskDetail
 from mcp_servers.core.workspace import Workspace
 
-from . import prompt, report, verify, worktree
+from . import prompt, report, snapshot, verify, worktree
 from .agents import Agent, AgentJob, AgentResult
 from .confine import confine
 
@@ -187,6 +187,7 @@ class Runner:
     kept: str = ""
     current: report.TaskRecord | None = None
     began: float = 0.0
+    person: snapshot.Snapshot | None = None  # what the person owns, taken before the session's worktree exists
 
     def run(self) -> report.SessionRecord | None:
         """Run a session; None when another one holds the lock."""
@@ -253,8 +254,13 @@ class Runner:
             return self._finish(record, "preflight-failed", "preflight failed", problems=[str(e)])
         if ready.task is None:
             return self._finish(record, "no-work", f"no ready task ({ready.summary})")
-        root = worktree.create(ws, session, base)
         record.branch = ws.settings.scheduler.branch_prefix + session
+        try:
+            self.person = snapshot.take(ws, session_root=worktree.location(ws, session), session_branch=record.branch)
+        except OvernightError as e:  # nothing may start that could not be compared afterwards
+            return self._finish(record, "preflight-failed", "preflight failed", problems=[f"the snapshot of what "
+                                f"you own could not be taken: {e}"])  # fmt: skip
+        root = worktree.create(ws, session, base)
         _update_lock(ws, worktree=str(root), branch=record.branch)
         report.save(ws.state_dir, record)
         memory.start_session(self._wt(root, session, base), session=session, source="scheduler", clock=self.clock,
@@ -279,7 +285,11 @@ class Runner:
             worktree.remove(ws, root)
             if record.final_commit == base:
                 ws.repo.run("branch", "-D", record.branch, check=False)  # nothing kept: no empty branch left
-        if record.final_commit != base:
+            record.security_events += self._security_events()  # what changed after the last task's check
+        if record.final_commit != base and _security_events_in(record):
+            record.delivery.append("not pushed: this session has security events; read them first, then push "
+                                   f"by hand (`git push REMOTE {record.branch}`)")  # fmt: skip
+        elif record.final_commit != base:
             deliver(ws, record)
         return self._finish(record, outcome, why)
 
@@ -361,7 +371,6 @@ class Runner:
                        timeout_s=timeout, stop=self.stop,
                        on_start=lambda pid: _update_lock(self.ws, task=task.id, agent_pid=pid,
                                                          task_started=report.now_iso()))  # fmt: skip
-        refs = worktree.refs(self.ws)
         with (_renewing(wt, task.id, session, timeout + 300, self.clock),
               confine(self.ws, root, job.env, endpoints=self.agent.endpoints(), read=self.agent.reads(),
                       logs=run_dir) as job.confinement):  # fmt: skip
@@ -371,8 +380,8 @@ class Runner:
         record.agent = result
         record.refused = result.refused  # each with its reason; permission_denials (calls only) stay in `agent`
         branch = self.ws.settings.scheduler.branch_prefix + session
-        tampered = [f"the agent changed a ref outside its branch (put back): {c}"
-                    for c in worktree.restore_refs(self.ws, refs, branch)]
+        record.security_events = self._security_events()
+        tampered = [f"security event: {e}" for e in record.security_events]
         if not worktree.attached(root, branch):
             tampered.append(f"the agent moved the worktree's HEAD off {branch} (put back)")
             worktree.reattach(root, branch)
@@ -381,11 +390,36 @@ class Runner:
             self._roll_back(wt, root, session, task, checkpoint, record)
         else:
             self._judge(wt, root, session, task, checkpoint, record, result)
+            self._judge_security(wt, root, session, task, checkpoint, record, tampered)
         record.duration_s = round(time.monotonic() - started, 1)
         _update_lock(self.ws, task=None, agent_pid=None)
         self.say(f"overnight: task {task.id}: {record.outcome}" + (f" ({record.reasons[0].splitlines()[0]})"
                                                                   if record.reasons else ""))  # fmt: skip
         return record
+
+    def _security_events(self) -> list[str]:
+        """What the person owns that changed since the session began, put back: each a security event."""
+        if self.person is None:
+            return []
+        try:
+            return snapshot.check(self.ws, self.person)
+        except (OvernightError, OSError) as e:  # fail closed: what could not be compared counts as changed
+            return [f"what you own could not be compared with the snapshot ({type(e).__name__}: {e}); look at "
+                    "your checkout, its `.git` and your home by hand"]  # fmt: skip
+
+    def _judge_security(self, wt: Workspace, root: Path, session: str, task: TaskDetail, checkpoint: str,
+                        record: report.TaskRecord, tampered: list[str]) -> None:  # fmt: skip
+        """After the verdict: the gate ran the agent's tests, which run as the person too. Any security event
+        fails the task, even one that passed."""
+        late = self._security_events()
+        record.security_events += late
+        found = tampered + [f"security event: {e}" for e in late]
+        if not found:
+            return
+        record.reasons = found + [r for r in record.reasons if r not in found]
+        if record.outcome == "passed":
+            record.outcome, self.kept = "failed", checkpoint
+            self._roll_back(wt, root, session, task, checkpoint, record)
 
     def _judge(self, wt: Workspace, root: Path, session: str, task: TaskDetail, checkpoint: str,
                record: report.TaskRecord, result: AgentResult) -> None:  # fmt: skip
@@ -497,6 +531,10 @@ def deliver(ws: Workspace, record: report.SessionRecord) -> None:
         record.delivery.append(f"`gh pr create` failed: {made.describe(tail_lines=5)}")
 
 
+def _security_events_in(record: report.SessionRecord) -> bool:
+    return bool(record.security_events) or any(t.security_events for t in record.tasks)
+
+
 def _done_titles(record: report.SessionRecord) -> str:
     done = [t.task_id for t in record.tasks if t.outcome == "passed"]
     return ", ".join(done) or "no task done"
@@ -598,7 +636,7 @@ def status(ws: Workspace) -> dict[str, Any]:
     last = [{"id": r.id, "outcome": r.outcome, "stop_reason": r.stop_reason, "started": r.started,
              "ended": r.ended, "branch": r.branch, "tasks_done": sum(t.outcome == "passed" for t in r.tasks),
              "tasks_failed": sum(t.outcome != "passed" for t in r.tasks), "cost_usd": r.cost_usd,
-             "sandbox": r.sandbox}
+             "sandbox": r.sandbox, "security_events": r.all_security_events()}
             for r in report.recent(ws.state_dir)]  # fmt: skip
     return {"sandbox": ws.settings.scheduler.sandbox, "running": running, "kill_switch": stop_file(ws).exists(),
             "sessions": last}

@@ -2,7 +2,9 @@
 checkpoint when its work fails, removed at the end (the branch stays).
 
 The person's own checkout, its index and its branch are never touched: everything happens in a worktree outside
-the checkout and outside `.git` (agents refuse to write under `.git`), on a branch of its own.
+the checkout and outside `.git` (agents refuse to write under `.git`), on a branch of its own. Nor is their
+`.git/config` or `.git/hooks`: no receipt hook is installed for session worktrees (it would take
+`extensions.worktreeConfig` in the shared config); the scheduler verifies every commit itself.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from mcp_servers.core import git, hooks
+from mcp_servers.core import git
 from mcp_servers.core.errors import GitError
 from mcp_servers.core.git import Repo
 from mcp_servers.core.workspace import Workspace, user_state_dir
@@ -43,19 +45,12 @@ def location(ws: Workspace, session: str) -> Path:
 
 
 def create(ws: Workspace, session: str, base: str) -> Path:
-    """A new worktree for `session` on its own branch from commit `base`, with the receipt hook installed."""
+    """A new worktree for `session` on its own branch from commit `base`. Nothing else is written: not the
+    shared `.git/config`, not `.git/hooks`."""
     path = location(ws, session)
     branch = ws.settings.scheduler.branch_prefix + session
     path.parent.mkdir(parents=True, exist_ok=True)
     ws.repo.run("worktree", "add", "--quiet", "-b", branch, str(path), base)
-    # The receipt hook for this worktree only: hooks normally live in the common git dir, where they would also
-    # bind the person's checkout. A per-worktree core.hooksPath (git's worktreeConfig extension) keeps them apart.
-    ws.repo.run("config", "extensions.worktreeConfig", "true")
-    hooks_dir = ws.state_dir / "hooks" / session
-    hooks_dir.mkdir(parents=True, exist_ok=True)
-    wt = Workspace.open(path, environ=ws.environ)
-    wt.repo.run("config", "--worktree", "core.hooksPath", str(hooks_dir))
-    hooks.install(wt)
     return path
 
 
@@ -87,13 +82,12 @@ def clean(root: Path) -> None:
 
 
 def remove(ws: Workspace, path: Path) -> None:
-    """Remove a session's worktree and its hooks (its branch and commits stay)."""
+    """Remove a session's worktree (its branch and commits stay)."""
     for root in {path, path.resolve()}:
         git.forget(root)
     ws.repo.run("worktree", "remove", "--force", str(path), check=False)
-    for leftover in (path, ws.state_dir / "hooks" / path.name):
-        if leftover.exists():
-            shutil.rmtree(leftover, ignore_errors=True)
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
     ws.repo.run("worktree", "prune", check=False)
 
 
@@ -109,40 +103,6 @@ def pending(root: Path) -> list[str]:
             paths.append(field[3:])
             skip = field[0] in "RC"
     return paths
-
-
-def refs(ws: Workspace) -> dict[str, str]:
-    """Every ref of the repository (branches, tags, notes, ...) and the person's HEAD, by name."""
-    found = {"HEAD (your checkout)": ws.repo.out("symbolic-ref", "-q", "HEAD", check=False) or ws.repo.out(
-        "rev-parse", "HEAD")}
-    for line in ws.repo.out("for-each-ref", "--format=%(refname) %(objectname)").splitlines():
-        name, _, oid = line.partition(" ")
-        found[name] = oid
-    return found
-
-
-def restore_refs(ws: Workspace, before: dict[str, str], branch: str) -> list[str]:
-    """Put back every ref but the session's own branch as it was `before`; what had changed, in words.
-
-    Refs are shared by all worktrees: an agent's code (a test, say) could move the person's branches."""
-    after = refs(ws)
-    ours = f"refs/heads/{branch}"
-    changed = []
-    for name in sorted(set(before) | set(after)):
-        if name == ours or before.get(name) == after.get(name):
-            continue
-        old, new = before.get(name), after.get(name)
-        changed.append(f"{name}: {old[:12] if old else 'absent'} -> {new[:12] if new else 'deleted'}")
-        if name.startswith("HEAD "):
-            if old and old.startswith("refs/"):
-                ws.repo.run("symbolic-ref", "HEAD", old)
-            elif old:
-                ws.repo.run("update-ref", "--no-deref", "HEAD", old)
-        elif old is None:
-            ws.repo.run("update-ref", "-d", name)
-        else:
-            ws.repo.run("update-ref", name, old)
-    return changed
 
 
 def attached(root: Path, branch: str) -> bool:

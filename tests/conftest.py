@@ -106,6 +106,7 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
         "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n",
     )
     monkeypatch.setenv("OVERNIGHT_HOME", str(home / "overnight"))
+    monkeypatch.setenv("HOME", str(home))  # sessions snapshot the home's dotfiles: never the machine's real ones
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     for name in list(os.environ):

@@ -66,6 +66,17 @@ PROTECTED_PATHS = [
     "**/migrations/**", "**/alembic/**", "**/db/migrate/**",
 ]  # fmt: skip
 
+# Files in the person's home that a process running as them could change to run code later (the shell's start-up
+# files, git's and the tools' configuration, commands on PATH, user services): the scheduler snapshots them
+# before a session and compares them after each task. `DIR/**`: everything under DIR; `DIR/*`: DIR's own files.
+WATCHED_HOME = [
+    ".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc", ".zshenv", ".zprofile",
+    ".zlogin", ".zlogout", ".config/fish/**", ".inputrc", ".gitconfig", ".config/git/**", ".ssh/**", ".netrc",
+    ".npmrc", ".pypirc", ".config/pip/**", ".pip/**", ".local/bin/*", ".config/systemd/user/**",
+    ".config/autostart/**", ".claude/settings.json", ".claude/settings.local.json", ".claude/CLAUDE.md",
+    ".claude/commands/**", ".claude/agents/**", ".vimrc",
+]  # fmt: skip
+
 # Phrases in a task's text that name work an unattended agent must not do. Matched case-insensitively.
 FORBIDDEN_OPERATIONS: list[dict[str, str]] = [
     {
@@ -347,6 +358,11 @@ class Scheduler(_Section):
     open_pr: bool = Field(default=False, description="then open a draft pull request with `gh` (needs push_remote)")
     worktree_dir: str = Field(
         default="", description="where session worktrees go (empty: ~/.local/state/overnight/worktrees/<repo>)"
+    )
+    watch_home: list[str] = Field(
+        default_factory=lambda: list(WATCHED_HOME),
+        description="files in your home compared before and after each task (`DIR/**`: all under DIR; under "
+        ".ssh only their stat)",
     )
 
 

@@ -1,6 +1,7 @@
 """The git `pre-commit` hook that refuses a commit whose staged tree has no passing gate receipt.
 
-Opt-in in a person's checkout (`overnight hooks install`); the scheduler installs it for its worktrees.
+Opt-in in a person's checkout (`overnight hooks install`). The scheduler does not install it for its
+worktrees (that would write the shared `.git/config`); it verifies every commit itself.
 A hook that was there before is kept beside ours and run after our check passes.
 """
 

@@ -1,5 +1,6 @@
 """What the scheduler's tests share: a planned repository, scripted agents, and the proof that the person's side
-(the base branch, their checkout, their index, the plan on the base branch) was not touched."""
+(the base branch, their checkout, their index, the plan on the base branch, their `.git/config` byte for byte and
+their hooks) was not touched."""
 
 from __future__ import annotations
 
@@ -88,15 +89,20 @@ class Person:
     index: str
     status: str
     plan: str
+    config: bytes
+    hooks: tuple[str, ...]
 
     @classmethod
     def of(cls, repo: GitRepo) -> Person:
+        hooks = repo.root / ".git" / "hooks"
         return cls(
             branch=repo.git("symbolic-ref", "--short", "HEAD"),
             head=repo.head(),
             index=repo.index_tree(),
             status=repo.status(),
             plan=repo.git("show", "main:PROJECT_PLAN.md"),
+            config=(repo.root / ".git" / "config").read_bytes(),
+            hooks=tuple(sorted(p.name for p in hooks.iterdir())) if hooks.is_dir() else (),
         )
 
     def assert_untouched(self, repo: GitRepo) -> None:

@@ -22,6 +22,7 @@ from ..conftest import GitRepo
 from .sessions import (
     BREAK,
     HANG,
+    PASS,
     PLAN,
     Person,
     alive,
@@ -89,16 +90,21 @@ def test_git_commit_around_the_gate_is_refused_or_rolled_back(tmp_path: Path) ->
 append = "src/app/calc.py"
 text = "\\n\\ndef sub(a, b):\\n    return a - b\\n"
 [[task.step]]
-run = ["git", "commit", "-qam", "through the hook"]
+run = ["git", "commit", "-qam", "plain"]
+[[task.step]]
+append = "src/app/calc.py"
+text = "\\n\\nX = 1\\n"
 [[task.step]]
 run = ["git", "commit", "-q", "--no-verify", "-am", "around the hook"]
 """
     record, said = run_session(repo, write_script(tmp_path / "s.toml", task_script("sub", steps)))
     [task] = record.tasks
     assert task.outcome == "failed", said
-    assert any("was made outside the gated `commit` tool: the `commit` tool has no record" in r for r in task.reasons)
-    # the receipt hook refused the plain `git commit`; the report says so
-    assert any(r.startswith("git commit -qam through the hook:") and "receipt" in r for r in task.refused)
+    # no receipt hook in session worktrees any more (it wrote the shared .git/config): the scheduler's own check of
+    # every commit is what rolls them back
+    assert sum("was made outside the gated `commit` tool: the `commit` tool has no record" in r
+               for r in task.reasons) == 2  # fmt: skip
+    assert not task.refused and not task.security_events
     assert record.final_commit == record.base_commit and not repo.git("branch", "--list", record.branch)
     person.assert_untouched(repo)
     text = (_ws(repo).state_dir / "reports" / f"{record.id}.md").read_text()
@@ -335,8 +341,11 @@ run = ["git", "checkout", "-q", "--detach"]
     [task] = record.tasks
     assert task.outcome == "failed"
     joined = "\n".join(task.reasons)
-    assert "refs/heads/main" in joined and "refs/tags/v1" in joined and "refs/heads/stash-of-mine" in joined
+    assert "security event: the ref refs/heads/main changed" in joined and "refs/tags/v1 changed" in joined
+    assert "the ref refs/heads/stash-of-mine was added" in joined and "deleted again" in joined
     assert "moved the worktree's HEAD off" in joined
+    assert len(task.security_events) == 3 and all(": put back" in e or "deleted again" in e
+                                                  for e in task.security_events)  # fmt: skip
     assert repo.git("branch", "--list", "stash-of-mine") == "" and repo.git("rev-parse", "v1") == person.head
     assert record.final_commit == record.base_commit
     person.assert_untouched(repo)
@@ -437,3 +446,69 @@ def test_a_missing_base_branch_fails_preflight(tmp_path: Path) -> None:
     record, _ = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
     assert record.outcome == "preflight-failed" and "release" in record.problems[0]
     assert record.branch == "" and repo.git("branch", "--list", "overnight/*") == ""
+
+
+HOSTILE = """
+[[task.step]]
+run = ["sh", "-c", '''
+d=$(git rev-parse --path-format=absolute --git-common-dir)
+m=$(git worktree list --porcelain | sed -n "1s/^worktree //p")
+printf '#!/bin/sh\\\\necho pwned\\\\n' > "$d/hooks/post-checkout"; chmod +x "$d/hooks/post-checkout"
+git config --file "$d/config" core.fsmonitor 'echo pwned'
+git config --file "$d/config" alias.st '!echo pwned'
+echo 'secret.txt' >> "$d/info/exclude"
+echo evil >> "$m/README.md"
+echo evil > "$m/planted.py"
+echo 'echo pwned' >> "$HOME/.bashrc"
+git push -q {bare} HEAD:refs/heads/evil
+''']
+"""
+
+
+def test_a_hostile_agent_is_caught_put_back_and_reported_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:  # fmt: skip
+    """Everything here went through before snapshots: the task passed, and nothing was said or put back."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("# mine\n")
+    monkeypatch.setenv("HOME", str(home))
+    bare = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    repo.git("remote", "add", "origin", str(bare))
+    repo.git("push", "-q", "origin", "main")
+    person = Person.of(repo)
+    exclude = (repo.root / ".git/info/exclude").read_bytes()
+    remote = repo.git("ls-remote", "origin")
+    steps = PASS.format(name="sub") + HOSTILE.format(bare=bare)
+    record, said = run_session(repo, write_script(tmp_path / "s.toml", task_script("sub", steps)))
+    [task] = record.tasks
+    assert task.outcome == "failed" and record.final_commit == record.base_commit, said
+    assert task.reasons and all(r.startswith("security event: ") for r in task.reasons), task.reasons
+    events = "\n".join(task.security_events)
+    for seen in ("hooks/post-checkout was added", ".git/config changed", "info/exclude changed", "README.md in the",
+                 "planted.py in the", ".bashrc in your home changed", "refs/heads/evil on the remote origin"):
+        assert seen in events, events
+    assert "not put back" not in events
+    # all put back: the person's side is as it was, byte for byte
+    person.assert_untouched(repo)
+    assert not (repo.root / ".git/hooks/post-checkout").exists() and not (repo.root / "planted.py").exists()
+    assert (repo.root / ".git/info/exclude").read_bytes() == exclude and repo.git("ls-remote", "origin") == remote
+    assert (home / ".bashrc").read_text() == "# mine\n"
+    # reported first, in the Markdown and in `overnight status`
+    text = (_ws(repo).state_dir / "reports" / f"{record.id}.md").read_text()
+    assert text.index("## ⚠️ Security events") < text.index("- Outcome:") and "task sub: git's file" in text
+    [last] = runner.status(_ws(repo))["sessions"]
+    assert len(last["security_events"]) == len(task.security_events)
+
+
+def test_a_session_leaves_git_config_and_hooks_byte_identical(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    config = (repo.root / ".git/config").read_bytes()
+    hooks = sorted(p.name for p in (repo.root / ".git/hooks").iterdir())
+    record, said = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
+    assert record.tasks[0].outcome == "passed", said
+    assert (repo.root / ".git/config").read_bytes() == config  # no extensions.worktreeConfig, no core.hooksPath
+    assert sorted(p.name for p in (repo.root / ".git/hooks").iterdir()) == hooks
+    assert not (repo.root / ".git/config.worktree").exists()
+    assert not record.security_events and not record.tasks[0].security_events
