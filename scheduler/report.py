@@ -32,6 +32,8 @@ class TaskRecord(BaseModel):
     leftovers: list[str] = Field(default_factory=list)
     security_events: list[str] = Field(default_factory=list, description="what the person owns that changed while "
                                        "the task ran (its agent, its gate), and what was put back")  # fmt: skip
+    held: list[str] = Field(default_factory=list, description="attempts to reach past the sandbox that it held "
+                            "(writes outside the worktree, git writes, connections it may not make)")  # fmt: skip
     started: str
     duration_s: float = 0.0
     agent: AgentResult | None = None
@@ -150,6 +152,11 @@ def render(record: SessionRecord) -> str:
         lines += ["## ⚠️ Security events", "", "Something the session ran changed what you own; the scheduler put back "
                   "what it could and failed the task. Read each line:", ""]  # fmt: skip
         lines += [f"- {event}" for event in events] + [""]
+    held = [f"task {t.task_id}: {h}" for t in record.tasks for h in t.held]
+    if held:
+        lines += ["## ⚠️ Attempts the sandbox held" if not events else "### Attempts the sandbox held", "",
+                  "The agent tried to reach past its sandbox; nothing of yours changed:", ""]  # fmt: skip
+        lines += [f"- {h}" for h in held] + [""]
     lines += [
         f"- Outcome: **{record.outcome}**" + (f" ({record.stop_reason})" if record.stop_reason else ""),
         f"- Branch: `{record.branch}` from `{record.base_branch}` at {record.base_commit[:12]}"

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -379,6 +379,7 @@ class Runner:
             result.refused += [f"network: the sandbox refused a connection to {t}" for t in job.confinement.refused]
         record.agent = result
         record.refused = result.refused  # each with its reason; permission_denials (calls only) stay in `agent`
+        record.held = held_attempts(result.refused, _person_paths(self.ws, root))
         branch = self.ws.settings.scheduler.branch_prefix + session
         record.security_events = self._security_events()
         tampered = [f"security event: {e}" for e in record.security_events]
@@ -533,6 +534,28 @@ def deliver(ws: Workspace, record: report.SessionRecord) -> None:
 
 def _security_events_in(record: report.SessionRecord) -> bool:
     return bool(record.security_events) or any(t.security_events for t in record.tasks)
+
+
+# What a refused action says when the sandbox, not a rule, stopped it.
+_HELD = ("read-only file system", "erofs", "permission denied", "operation not permitted", "network: the sandbox",
+         "git push", "git update-ref", "git config", "git remote", "connection refused", "connectionrefusederror",
+         "network is unreachable",
+         "name or service not known", "temporary failure in name resolution")  # fmt: skip
+
+
+def held_attempts(refused: list[str], hidden: Sequence[str] = ()) -> list[str]:
+    """The refused actions the sandbox held (a write outside the worktree, a git write, a connection it may not
+    make, a path of the person's it hides): each names an attempt to reach past it, for the report."""
+    return [r for r in refused if any(mark in r.lower() for mark in _HELD) or any(h and h in r for h in hidden)]
+
+
+def _person_paths(ws: Workspace, session_root: Path) -> list[str]:
+    """The person's folders an agent has no business naming: the checkout, git's folder, their home, overnight's
+    own folder and every other worktree of the repository."""
+    found = [str(ws.repo.root), str(ws.repo.common_dir), *(ws.environ.get(k, "") for k in ("HOME", "OVERNIGHT_HOME"))]
+    listed = ws.repo.run("worktree", "list", "--porcelain", check=False).text().splitlines()
+    found += [line[9:] for line in listed if line.startswith("worktree ") and line[9:] != str(session_root)]
+    return [p for p in found if p and p != "/"]
 
 
 def _done_titles(record: report.SessionRecord) -> str:

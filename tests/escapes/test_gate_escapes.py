@@ -12,12 +12,7 @@ stop that added this file.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,10 +23,9 @@ import pytest
 from mcp_servers.core.gate import run_gate
 from mcp_servers.core.workspace import Workspace
 
-from ..conftest import ADD_SUB, FAST_CONFIG, TEST_SUB, GitRepo, make_repo
+from ..conftest import ADD_SUB, TEST_SUB
 from ..support.procs import processes_mentioning
-
-CONFIG = FAST_CONFIG + "[gate.security]\nenabled = false\n[gate.complexity]\nenabled = false\n"
+from .scene import Scene, make_scene
 
 
 @dataclass(frozen=True)
@@ -95,87 +89,18 @@ ATTEMPTS = [
             "open('/etc/{marker}', 'w').write('x')"),
     Attempt("env-secret", "read a credential from the environment and show it in the gate's output",
             "import os\nassert False, os.environ.get('ANTHROPIC_API_KEY', '')"),
-    Attempt("host-proc", "read the environment of the process that started it through /proc",
-            "import os\nppid = os.getppid()\nenv = open(f'/proc/{{ppid}}/environ', 'rb').read()\n"
-            "assert b'sk-ant-' not in env, env"),
+    Attempt("host-proc", "read a credential from another of the person's processes through /proc",
+            "import os\nfound = []\nfor pid in filter(str.isdigit, os.listdir('/proc')):\n"
+            "    try:\n        found.append(open(f'/proc/{{pid}}/environ', 'rb').read())\n"
+            "    except OSError:\n        pass\n"
+            "stolen = [v for env in found for v in env.split(b'\\0') if b'escape0test' in v]\n"
+            "assert not stolen, stolen[0].split(b'=')[1][:24].decode()"),
 ]
-
-
-@dataclass
-class Scene:
-    """The person's side, with everything an escaping test might aim at."""
-
-    repo: GitRepo
-    home: Path
-    other: Path
-    remote: Path
-    port: int
-    marker: str
-
-    def paths(self) -> dict[str, str]:
-        ws = Workspace.open(self.repo.root)
-        site = Path(next(p for p in sys.path if p.endswith("site-packages")))
-        return {
-            "repo": str(self.repo.root), "home": str(self.home), "other": str(self.other), "remote": str(self.remote),
-            "state": str(ws.state_dir), "site": str(site), "port": str(self.port), "marker": self.marker,
-            "source": str(Path(__import__("mcp_servers").__file__).parent),
-            "other_commit": self.repo.git("rev-parse", "other"), "base": self.repo.head(),
-            "forged_tree": self.repo.git("rev-parse", "other^{tree}"),
-        }  # fmt: skip
-
-    def fingerprint(self) -> dict[str, str]:
-        """Everything of the person's that must not change, as digests."""
-        found: dict[str, str] = {}
-        for root in (self.home, self.repo.root, self.other, self.remote):
-            for path in sorted(root.rglob("*")):
-                rel = str(path)
-                if "/.git/overnight" in rel or path.is_dir() or "/objects/" in rel or rel.endswith(("/index", ".lock")):
-                    continue
-                found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        found["refs"] = self.repo.git("for-each-ref")
-        found["remote refs"] = self.repo.git("ls-remote", str(self.remote))
-        site = Path(self.paths()["site"])
-        found["site"] = " ".join(sorted(p.name for p in site.iterdir()))
-        found["source"] = " ".join(sorted(p.name for p in Path(self.paths()["source"]).iterdir()))
-        return found
 
 
 @pytest.fixture
 def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scene]:
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    (home / ".bashrc").write_text("# the person's shell\n")
-    (home / ".ssh" / "id_ed25519").write_text("not a real key, but the person's\n")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-" + "escape0test" * 3)
-    repo = make_repo(tmp_path / "repo", config=CONFIG)
-    repo.write("NOTES.txt", "the person's own uncommitted work\n")
-    repo.git("branch", "other")
-    repo.git("checkout", "-q", "other")
-    repo.append("README.md", "another line\n")
-    repo.commit("other")
-    repo.git("checkout", "-q", "main")
-    other = tmp_path / "other-worktree"
-    repo.git("worktree", "add", "-q", str(other), "other")
-    remote = tmp_path / "remote.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
-    repo.git("push", "-q", str(remote), "main")
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.1)
-    marker = f"overnight-escape-{os.getpid()}-{time.monotonic_ns()}"
-    try:
-        yield Scene(repo, home, other, remote, server.getsockname()[1], marker)
-    finally:
-        try:
-            conn, _ = server.accept()
-            conn.close()
-            raise AssertionError("an escaping test reached a service on the host's loopback")
-        except TimeoutError:
-            pass
-        finally:
-            server.close()
+    yield from make_scene(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("attempt", ATTEMPTS, ids=[a.id for a in ATTEMPTS])

@@ -32,7 +32,8 @@ run = ["git", "commit", "-qam", "through the hook"]
 
 
 def test_verification_of_a_plain_commit_leaves_no_receipt_a_later_plain_commit_can_use(tmp_path: Path) -> None:
-    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    # unsandboxed, so that the agent's git can commit at all: the scheduler's verification on its own
+    repo = make_planned(tmp_path / "r", scheduler='max_tasks = 1\nsandbox = "off"\n')
     person = Person.of(repo)
     # session 1: plain git around the hook; the scheduler's own gate run passes the tree, the task is rolled back
     first, said = run_session(repo, write_script(tmp_path / "s1.toml", task_script("sub", AROUND_THE_HOOK)))
@@ -40,11 +41,11 @@ def test_verification_of_a_plain_commit_leaves_no_receipt_a_later_plain_commit_c
     assert task.outcome == "failed", said
     assert all(c.status == "passed" for c in task.checks)  # verification judged the tree good...
     assert any("outside the gated `commit` tool" in r for r in task.reasons)  # ...and still refused the commit
-    # session 2: the same tree, plain-committed through the hook: the hook refuses it, verify refuses it
+    # session 2: the same tree, plain-committed again: verification refuses it, whatever receipts exist for it
     second, said = run_session(repo, write_script(tmp_path / "s2.toml", task_script("sub", THROUGH_THE_HOOK)))
     [task] = second.tasks
     assert task.outcome == "failed", said
-    assert any(r.startswith("git commit -qam through the hook:") and "receipt" in r for r in task.refused), task
+    assert any("outside the gated `commit` tool" in r for r in task.reasons), task
     assert second.final_commit == second.base_commit
     person.assert_untouched(repo)
 

@@ -352,7 +352,8 @@ run = ["git", "checkout", "-q", "--detach"]
 
 
 def test_a_broken_worktree_ends_the_session_with_only_verified_work(tmp_path: Path) -> None:
-    repo = make_planned(tmp_path / "r", scheduler="max_consecutive_failures = 5\n")
+    # unsandboxed: in its sandbox the agent can neither commit nor remove the worktree's .git file
+    repo = make_planned(tmp_path / "r", scheduler='max_consecutive_failures = 5\nsandbox = "off"\n')
     person = Person.of(repo)
     breaks = """
 [[task.step]]
@@ -474,7 +475,7 @@ def test_a_hostile_agent_is_caught_put_back_and_reported_first(tmp_path: Path, m
     monkeypatch.setenv("HOME", str(home))
     bare = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
-    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    repo = make_planned(tmp_path / "r", scheduler=UNSANDBOXED)  # the snapshot on its own, with no sandbox to hold
     repo.git("remote", "add", "origin", str(bare))
     repo.git("push", "-q", "origin", "main")
     person = Person.of(repo)
