@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from mcp_servers.core.queue_models import TaskDetail
 from mcp_servers.core.workspace import Workspace
 
 from . import prompt, report, snapshot, verify, worktree
-from .agents import Agent, AgentJob, AgentResult
+from .agents import Agent, AgentJob, AgentResult, held_attempts
 from .confine import confine
 
 STOP_FILE = "STOP"
@@ -376,10 +376,12 @@ class Runner:
                       logs=run_dir) as job.confinement):  # fmt: skip
             result = self.agent.run(job)
         if job.confinement.refused:
-            result.refused += [f"network: the sandbox refused a connection to {t}" for t in job.confinement.refused]
+            refused = [f"network: the sandbox refused a connection to {t}" for t in job.confinement.refused]
+            result.refused += refused
+            result.failures += [("network", r) for r in refused]
         record.agent = result
         record.refused = result.refused  # each with its reason; permission_denials (calls only) stay in `agent`
-        record.held = held_attempts(result.refused, _person_paths(self.ws, root))
+        record.held = held_attempts(result.failures, _person_paths(self.ws, root))
         branch = self.ws.settings.scheduler.branch_prefix + session
         record.security_events = self._security_events()
         tampered = [f"security event: {e}" for e in record.security_events]
@@ -534,19 +536,6 @@ def deliver(ws: Workspace, record: report.SessionRecord) -> None:
 
 def _security_events_in(record: report.SessionRecord) -> bool:
     return bool(record.security_events) or any(t.security_events for t in record.tasks)
-
-
-# What a refused action says when the sandbox, not a rule, stopped it.
-_HELD = ("read-only file system", "erofs", "permission denied", "operation not permitted", "network: the sandbox",
-         "git push", "git update-ref", "git config", "git remote", "connection refused", "connectionrefusederror",
-         "network is unreachable",
-         "name or service not known", "temporary failure in name resolution")  # fmt: skip
-
-
-def held_attempts(refused: list[str], hidden: Sequence[str] = ()) -> list[str]:
-    """The refused actions the sandbox held (a write outside the worktree, a git write, a connection it may not
-    make, a path of the person's it hides): each names an attempt to reach past it, for the report."""
-    return [r for r in refused if any(mark in r.lower() for mark in _HELD) or any(h and h in r for h in hidden)]
 
 
 def _person_paths(ws: Workspace, session_root: Path) -> list[str]:

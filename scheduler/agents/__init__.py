@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -64,6 +65,8 @@ class AgentResult(BaseModel):
     refused: list[str] = Field(
         default_factory=list, description="tool calls that came back as errors (hooks, servers, commands), and why"
     )
+    failures: list[tuple[str, str]] = Field(default_factory=list, exclude=True, description="each failed call with "
+                                            "its whole error text (not kept in the report: `refused` says it short)")
     duration_s: float = 0.0
     log: str = ""
     final: str = Field(default="", description="the agent's last words (cut to 2,000 characters)")
@@ -176,7 +179,7 @@ def result_from(agent: str, outcome: Outcome, log: Path) -> AgentResult:
     servers = {str(s.get("name")): str(s.get("status")) for s in init.get("mcp_servers", []) if isinstance(s, dict)}
     result = AgentResult(agent=agent, exit_code=outcome.exit_code, timed_out=outcome.timed_out, stopped=outcome.stopped,
                          duration_s=round(outcome.duration_s, 2), log=str(log), servers=servers,
-                         refused=refusals(outcome.lines))
+                         refused=refusals(outcome.lines), failures=failed_calls(outcome.lines)[:100])
     if final is None:
         result.terminal_reason = "timed out" if outcome.timed_out else "stopped" if outcome.stopped else "no result"
         return result
@@ -195,12 +198,17 @@ def result_from(agent: str, outcome: Outcome, log: Path) -> AgentResult:
 def refusals(lines: list[dict[str, Any]], limit: int = 50) -> list[str]:
     """Tool calls that came back as errors, and why: from Claude Code's stream (a tool_use, then its is_error
     tool_result: permission rules, the guard hook, our servers' refusals) or the replay agent's steps."""
+    return list(dict.fromkeys(f"{call}: {_first(text)}" for call, text in failed_calls(lines)))[:limit]
+
+
+def failed_calls(lines: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(the call, its whole error text) for every tool call or step that came back as an error."""
     calls: dict[str, str] = {}
-    found: list[str] = []
+    found: list[tuple[str, str]] = []
     for line in lines:
         if line.get("type") == "step" and line.get("ok") is False:
             what = line.get("tool") or " ".join(map(str, line.get("argv") or [])) or line.get("action")
-            found.append(f"{what}: {_first(line.get('error') or line.get('result') or line.get('output'))}")
+            found.append((str(what), _text(line.get("error") or line.get("result") or line.get("output"))))
             continue
         message = line.get("message")
         content = message.get("content") if isinstance(message, dict) else None
@@ -210,8 +218,34 @@ def refusals(lines: list[dict[str, Any]], limit: int = 50) -> list[str]:
             if block.get("type") == "tool_use":
                 calls[str(block.get("id"))] = _call(str(block.get("name")), block.get("input"))
             elif block.get("type") == "tool_result" and block.get("is_error"):
-                found.append(f"{calls.get(str(block.get('tool_use_id')), 'a tool')}: {_first(block.get('content'))}")
+                found.append((calls.get(str(block.get("tool_use_id")), "a tool"), _text(block.get("content"))))
+    return found
+
+
+# What an error says when the sandbox, not a rule, stopped the call.
+_HELD = ("read-only file system", "erofs", "permission denied", "operation not permitted", "network: the sandbox",
+         "git push", "git update-ref", "git config", "git remote", "connection refused", "connectionrefusederror",
+         "network is unreachable", "name or service not known", "temporary failure in name resolution")  # fmt: skip
+
+
+def held_attempts(failed: list[tuple[str, str]], hidden: Sequence[str] = (), limit: int = 50) -> list[str]:
+    """The failed calls the sandbox held (a write outside the worktree, a git write, a connection it may not make,
+    a path of the person's it hides), each as the call and the line of its output that shows it."""
+    found = []
+    for call, text in failed:
+        marks = [m for m in _HELD if m in call.lower()] + [h for h in hidden if h and h in call]
+        lines = text.splitlines()  # the error itself first, else where the output names a hidden path
+        shown = next((ln.strip() for ln in lines if any(m in ln.lower() for m in _HELD)), "") or next(
+            (ln.strip() for ln in lines if any(h and h in ln for h in hidden)), "")
+        if shown or marks:
+            found.append(f"{call}: {shown[:240] or _first(text)}")
     return list(dict.fromkeys(found))[:limit]
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+    return str(content or "")
 
 
 def _call(name: str, data: Any) -> str:
@@ -256,6 +290,9 @@ def agent_env(job: AgentJob, environ: Mapping[str, str] | None = None, keep: Seq
         env = sandbox.clean_env(environ)
         env.update({k: environ[k] for k in keep if k in environ})
         env.update(conf.env)
+        # `python` is the interpreter overnight runs under, as in the gate's test command (a PATH entry under the
+        # person's home, a pyenv shim say, is hidden in the sandbox)
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(job.env)
     env["OVERNIGHT_REPO"] = str(job.worktree)
     return env

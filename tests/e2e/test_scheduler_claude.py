@@ -298,3 +298,40 @@ def test_8_a_killed_session_is_recovered_by_the_next_run(
     with ws.db() as conn:
         assert taskstore.states(conn, time.time())["sub"].failures == 1  # the interrupted attempt
     person.assert_untouched(repo)
+
+
+def test_9_a_test_that_tries_to_escape_the_sandbox_is_held(
+    tmp_path: Path, claude_bin: Path, fake_model: FakeAnthropic, session_env: dict[str, str]
+) -> None:
+    """The agent writes a test that reaches for the person's checkout, their .git and their home, and runs it
+    through Bash, then through the gate: the sandbox holds every write, and the report names the attempt."""
+    repo = _planned(tmp_path, claude_bin)
+    person = Person.of(repo)
+    home = Path(os.environ["HOME"])
+    bashrc = home / ".bashrc"
+    bashrc.write_text("# the person's shell\n")
+    escape = (
+        "def test_escape():\n"
+        f"    for target in [{str(repo.root / 'NOTES.txt')!r}, {str(repo.root / '.git/hooks/post-checkout')!r},\n"
+        f"                   {str(bashrc)!r}]:\n"
+        "        with open(target, 'a') as handle:\n"
+        "            handle.write('pwned\\n')\n"
+    )
+    fake_model.set_script([
+        in_worktree(lambda wt: {"tool": "Write", "input": {"file_path": f"{wt}/tests/test_escape.py",
+                                                           "content": escape}}),
+        {"tool": "Bash", "input": {"command": "python -m pytest -q tests/test_escape.py", "description": "t"}},
+        {"tool": "mcp__quality__run_quality_gate", "input": {}},
+        "Done.",
+    ])  # fmt: skip
+    record, said = _session(repo, session_env)
+    [task] = record.tasks
+    assert task.outcome == "failed" and record.final_commit == record.base_commit, said
+    ran = [r for r in _results(fake_model) if "Read-only file system" in block_text(r)]
+    assert ran, "the escaping test's writes were not refused by the sandbox"
+    assert any("python -m pytest" in h and "Read-only file system" in h for h in task.held), task.refused
+    text = (_ws(repo).state_dir / "reports" / f"{record.id}.md").read_text()
+    assert text.index("Attempts the sandbox held") < text.index("- Outcome:")
+    assert bashrc.read_text() == "# the person's shell\n"
+    assert not (repo.root / ".git/hooks/post-checkout").exists()
+    person.assert_untouched(repo)
