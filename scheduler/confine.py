@@ -90,7 +90,9 @@ class Confinement:
         """A per-run file (MCP config, settings) the agent may read but not change."""
         path = self.folder / "config" / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the run's bearer token
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(data, indent=2))
         return path
 
 
