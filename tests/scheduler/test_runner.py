@@ -277,6 +277,11 @@ def test_a_killed_session_is_recovered_by_the_next_run(tmp_path: Path) -> None:
     assert not alive(agent), "the agent outlived the scheduler that started it"
     old = Path(str(lock["worktree"]))
     assert old.exists()
+    for _ in range(100):  # and so do the servers it started for the agent (each serves that worktree)
+        if not processes_mentioning(str(old)):
+            break
+        time.sleep(0.1)
+    assert processes_mentioning(str(old)) == [], "a server outlived the scheduler that started it"
     record, said = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
     recovery = [line for line in said if "recovery:" in line]
     assert any("removed the worktree of session" in line for line in recovery), said
