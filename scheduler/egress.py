@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .relay import splice
+from .relay import accepting, forward, splice
 
 log = logging.getLogger(__name__)
 _MAX_HEAD = 16384
@@ -55,43 +55,27 @@ class Egress:
     def tunnel(self, name: str, host: str, port: int) -> Path:
         """A socket whose connections go straight to `host:port`."""
         path = self.folder / f"{name}.sock"
-        listener = _unix_listener(path)
-        self.listeners.append(listener)
 
-        def serve() -> None:
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
-                try:
-                    upstream = socket.create_connection((host, port), timeout=30)
-                    upstream.settimeout(None)
-                except OSError:
-                    conn.close()
-                    continue
-                splice(conn, upstream)
+        def connect() -> socket.socket:
+            upstream = socket.create_connection((host, port), timeout=30)
+            upstream.settimeout(None)
+            return upstream
 
-        threading.Thread(target=serve, daemon=True).start()
+        accepting(self._listen(path), lambda conn: forward(conn, connect))
         return path
 
     def proxy(self, allowed: Iterable[tuple[str, int]]) -> Path:
         """A socket that speaks HTTP CONNECT to the allowed `(host, port)` pairs only."""
         self.allowed |= {(h.lower(), p) for h, p in allowed}
         path = self.folder / "proxy.sock"
+        accepting(self._listen(path), lambda conn: threading.Thread(target=self._connect, args=(conn,),
+                                                                     daemon=True).start())  # fmt: skip
+        return path
+
+    def _listen(self, path: Path) -> socket.socket:
         listener = _unix_listener(path)
         self.listeners.append(listener)
-
-        def serve() -> None:
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
-                threading.Thread(target=self._connect, args=(conn,), daemon=True).start()
-
-        threading.Thread(target=serve, daemon=True).start()
-        return path
+        return listener
 
     def _connect(self, conn: socket.socket) -> None:
         head = _read_head(conn)

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 _CHUNK = 65536
 
@@ -47,19 +47,38 @@ def splice(a: socket.socket, b: socket.socket) -> None:
         threading.Thread(target=pump, args=(x, y), daemon=True).start()
 
 
-def _serve(listener: socket.socket, target: str) -> None:
-    while True:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        try:
-            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            upstream.connect(target)
-        except OSError:
-            conn.close()
-            continue
-        splice(conn, upstream)
+def accepting(listener: socket.socket, handle: Callable[[socket.socket], None]) -> None:
+    """Hand every connection `listener` accepts to `handle`, in a thread, until the listener is closed."""
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            handle(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
+def forward(conn: socket.socket, connect: Callable[[], socket.socket]) -> None:
+    """Splice `conn` with a new connection made by `connect`; close it when that cannot be made."""
+    try:
+        upstream = connect()
+    except OSError:
+        conn.close()
+        return
+    splice(conn, upstream)
+
+
+def _unix_connection(path: str) -> socket.socket:
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        upstream.connect(path)
+    except OSError:
+        upstream.close()
+        raise
+    return upstream
 
 
 def listen(port: int, target: str) -> socket.socket:
@@ -68,7 +87,7 @@ def listen(port: int, target: str) -> socket.socket:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(64)
-    threading.Thread(target=_serve, args=(listener, target), daemon=True).start()
+    accepting(listener, lambda conn: forward(conn, lambda: _unix_connection(target)))
     return listener
 
 

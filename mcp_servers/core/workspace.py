@@ -13,7 +13,7 @@ import os
 import secrets
 import sqlite3
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,27 +119,8 @@ def trusted_settings(repo: Repo, environ: Mapping[str, str]) -> tuple[config.Set
 
 
 def read_or_create_key(path: Path) -> bytes:
-    """Read the key file, creating it when absent. Refuse one that others can read.
-
-    The key is written whole to a private temporary file and then hard-linked into place, so a reader never
-    sees a half-written key and two processes creating it at once end up with the same one.
-    """
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(secrets.token_bytes(KEY_BYTES))
-                handle.flush()
-                os.fsync(handle.fileno())
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise StateError(f"the key file {path} can be read by others (mode {mode:o}): run `chmod 600 {path}`.")
-    data = path.read_bytes()
+    """Read the key file, creating it when absent. Refuse one that others can read."""
+    data = _private_file(path, lambda: secrets.token_bytes(KEY_BYTES), "key")
     if len(data) != KEY_BYTES:
         raise StateError(
             f"the key file {path} is damaged ({len(data)} bytes, expected {KEY_BYTES}): delete it and run "
@@ -150,20 +131,31 @@ def read_or_create_key(path: Path) -> bytes:
 
 def read_or_create_token(path: Path) -> str:
     """A bearer token kept in `path` (mode 0600), made on first use the way the key is."""
+    token = _private_file(path, lambda: secrets.token_urlsafe(32).encode(), "token").decode().strip()
+    if len(token) < 32:
+        raise StateError(f"the token file {path} is damaged: delete it and start the server again.")
+    return token
+
+
+def _private_file(path: Path, make: Callable[[], bytes], what: str) -> bytes:
+    """The bytes of a secret file, made by `make` when absent; refused when others can read it.
+
+    It is written whole to a private temporary file and then hard-linked into place, so a reader never sees it
+    half-written and two processes creating it at once end up with the same one.
+    """
     if not path.exists():
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(32))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(make())
+                handle.flush()
+                os.fsync(handle.fileno())
             with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        raise StateError(f"the token file {path} can be read by others (mode {mode:o}): run `chmod 600 {path}`.")
-    token = path.read_text().strip()
-    if len(token) < 32:
-        raise StateError(f"the token file {path} is damaged: delete it and start the server again.")
-    return token
+        raise StateError(f"the {what} file {path} can be read by others (mode {mode:o}): run `chmod 600 {path}`.")
+    return path.read_bytes()
