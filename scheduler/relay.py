@@ -17,9 +17,11 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 _CHUNK = 65536
+SERVER_START_S = 60.0  # how long a connection waits for its server to be listening
 
 
 def _pipe(src: socket.socket, dst: socket.socket) -> None:
@@ -71,14 +73,23 @@ def forward(conn: socket.socket, connect: Callable[[], socket.socket]) -> None:
     splice(conn, upstream)
 
 
-def _unix_connection(path: str) -> socket.socket:
-    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        upstream.connect(path)
-    except OSError:
-        upstream.close()
-        raise
-    return upstream
+def _unix_connection(path: str, wait_s: float = SERVER_START_S) -> socket.socket:
+    """A connection to the Unix socket `path`, waiting while the server behind it is still starting (the agent
+    starts alongside its servers, not after them)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            upstream.connect(path)
+            return upstream
+        except (FileNotFoundError, ConnectionRefusedError):
+            upstream.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        except OSError:
+            upstream.close()
+            raise
 
 
 def listen(port: int, target: str) -> socket.socket:
