@@ -2,8 +2,9 @@
 
 1. `git add -A`, `git write-tree`: the tree id names exactly what is judged.
 2. The safety policy on the diff from the base (the task's checkpoint, or HEAD). If it fails, nothing runs.
-3. The checks, each a plugin with its own timeout: tests under coverage, total and changed-line coverage,
-   complexity, security, and any configured commands. Independent ones run side by side.
+3. The checks, each a plugin with its own timeout: tests under coverage, the checkpoint's tests in their
+   checkpoint version (when the change touches tests), total and changed-line coverage, complexity, security,
+   and any configured commands. Independent ones run side by side.
 4. The tree is taken again: if the checks changed it, the run fails (a receipt must name what was checked).
 5. Every run is recorded; a passing one is a receipt. The same tree, base, policy and scope answer from it.
 """
