@@ -16,10 +16,8 @@ from ..conftest import ADD_SUB, TEST_SUB, GitRepo, make_repo
 BROKEN = "def add(a, b):\n    return a - b\n"
 WEAKENED = "from app.calc import add\n\n\ndef test_add():\n    assert add(1, 2)\n"
 # an import that patches the code under test, so that every test run after it passes
-PATCHING = (
-    "import app.calc\n\napp.calc.add.__code__ = (lambda a, b: a + b).__code__\n\n\n"
-    "def test_patched():\n    assert app.calc.add(1, 1) == 2\n"
-)
+PATCH = "import app.calc\n\napp.calc.add.__code__ = (lambda a, b: a + b).__code__\n"
+PATCHING = PATCH + "\n\ndef test_patched():\n    assert app.calc.add(1, 1) == 2\n"
 
 
 def _gate(repo: GitRepo, environ: dict[str, str] | None = None, **kw: object) -> GateReport:
@@ -69,6 +67,14 @@ def test_checkpoint_tests_never_import_a_new_test_module(repo: GitRepo) -> None:
     check = _checkpoint(report)
     assert check.status == "failed"
     assert _first_lines(check) == ["FAILED tests/test_calc.py::test_add: assert -1 == 3"]
+
+
+def test_checkpoint_tests_run_with_the_test_folder_as_the_checkpoint_had_it(repo: GitRepo) -> None:
+    repo.write("src/app/calc.py", BROKEN)
+    repo.write("tests/__init__.py", PATCH)  # imported before any test module in it
+    report = _gate(repo)
+    assert _status(report)["tests"] == "passed"
+    assert _first_lines(_checkpoint(report)) == ["FAILED tests/test_calc.py::test_add: assert -1 == 3"]
 
 
 def test_checkpoint_tests_accept_a_changed_expectation_the_task_names(repo: GitRepo) -> None:
