@@ -266,7 +266,7 @@ class Security(_Section):
     timeout_s: Annotated[float, Field(gt=0)] = Field(default=120, description="seconds before the check is stopped")
 
 
-_RESERVED = {"safety", "tests", "coverage", "diff-coverage", "complexity", "security", "unchanged"}
+_RESERVED = {"safety", "tests", "checkpoint-tests", "coverage", "diff-coverage", "complexity", "security", "unchanged"}
 
 
 class CommandCheck(_Section):

@@ -35,6 +35,7 @@ def test_gate_passes_a_tested_change_and_signs_a_receipt(repo: GitRepo) -> None:
     assert [c.name for c in report.checks] == [
         "safety",
         "tests",
+        "checkpoint-tests",
         "coverage",
         "diff-coverage",
         "complexity",

@@ -66,7 +66,15 @@ def test_a_task_done_through_the_tools_lands_on_the_session_branch(tmp_path: Pat
     # the scheduler's own commit marks the task done on the branch; the base plan still has it ready
     assert repo.git("log", "-1", "--format=%s", branch) == "Mark sub done"
     assert _branch_plan(repo, branch).by_id["sub"].status == "done"
-    assert [c.name for c in task.checks] == ["safety", "tests", "coverage", "diff-coverage", "complexity", "security"]
+    assert [c.name for c in task.checks] == [
+        "safety",
+        "tests",
+        "checkpoint-tests",
+        "coverage",
+        "diff-coverage",
+        "complexity",
+        "security",
+    ]
     assert all(c.status == "passed" for c in task.checks)
     person.assert_untouched(repo)
     assert _worktrees(repo) == [f"worktree {repo.root}"]  # the session's worktree is gone, its branch stays

@@ -2,8 +2,9 @@
 
 1. `git add -A`, `git write-tree`: the tree id names exactly what is judged.
 2. The safety policy on the diff from the base (the task's checkpoint, or HEAD). If it fails, nothing runs.
-3. The checks, each a plugin with its own timeout: tests under coverage, total and changed-line coverage,
-   complexity, security, and any configured commands. Independent ones run side by side.
+3. The checks, each a plugin with its own timeout: tests under coverage, the checkpoint's tests in their
+   checkpoint version (when the change touches tests), total and changed-line coverage, complexity, security,
+   and any configured commands. Independent ones run side by side.
 4. The tree is taken again: if the checks changed it, the run fails (a receipt must name what was checked).
 5. Every run is recorded; a passing one is a receipt. The same tree, base, policy and scope answer from it.
 """
@@ -23,12 +24,20 @@ from ..models import ChangeReport, CheckResult, Finding, GateReport, GateStatus,
 from ..paths import clean_glob
 from ..policy import check_changes, evaluate
 from ..workspace import Workspace
-from . import commands, coverage, static, tests
+from . import commands, coverage, expectations, static, tests
 from .base import Check, GateContext, result, skipped
 
 log = logging.getLogger(__name__)
 
-BUILTIN: list[Check] = [tests.CHECK, coverage.TOTAL, coverage.CHANGED, static.COMPLEXITY, static.SECURITY]
+# the two test runs first, so that they start side by side
+BUILTIN: list[Check] = [
+    tests.CHECK,
+    expectations.CHECK,
+    coverage.TOTAL,
+    coverage.CHANGED,
+    static.COMPLEXITY,
+    static.SECURITY,
+]
 PARALLEL = 3
 
 
@@ -153,6 +162,7 @@ def _judge(ws: Workspace, tree: str, base: str, scope: list[str]) -> GateReport:
             work_dir=Path(work),
             environ=ws.environ,
             base_coverage=lambda: None,
+            approved_scope=_approved_scope(ws, scope),
         )
         ctx.base_coverage = lambda: _base_coverage(ws, ctx)
         if violations:
@@ -191,6 +201,17 @@ def _judge(ws: Workspace, tree: str, base: str, scope: list[str]) -> GateReport:
         checks=everything,
         violations=violations[:100],
     )
+
+
+def _approved_scope(ws: Workspace, scope: list[str]) -> list[str]:
+    """The globs that may approve changed expectations: in a session on a task, that task's `Files:` as the base
+    plan has them, whatever `task_files` the agent passed; else the scope the caller gave (a person, the scheduler)."""
+    if not ws.task_id:
+        return scope
+    try:
+        return sorted({clean_glob(p) for p in queue.task_scope(ws) or []})
+    except OvernightError:
+        return []  # a plan that cannot be read approves nothing
 
 
 def _run_checks(ctx: GateContext, checks: list[Check]) -> list[CheckResult]:

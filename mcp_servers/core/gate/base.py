@@ -34,6 +34,8 @@ class GateContext:
     base_coverage: Callable[[], float | None]
     artifacts: dict[str, Any] = field(default_factory=dict)
     tree_dir: Path | None = None  # a fresh export of the judged tree: code runs there, never in the worktree
+    # the task's `Files:` as a person wrote them, never an agent's own `task_files`: what may change expectations
+    approved_scope: list[str] = field(default_factory=list)
 
     @property
     def root(self) -> Path:
