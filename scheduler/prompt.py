@@ -28,10 +28,12 @@ def build(task: TaskDetail, settings: Settings, lessons: list[Entry], steps: lis
         "",
         "## The policy (the gate enforces it; breaking it only gets your work rolled back)",
         f"- Create or change files only under {', '.join(policy.allowed_paths)} and inside the scope above.",
-        f"- At most {policy.max_changed_lines} changed lines in all. No deletions or renames"
+        f"- At most {policy.max_changed_lines} changed lines, {policy.byte_limit} bytes and "
+        f"{policy.statement_limit} statements in all. No deletions or renames"
         + ("" if policy.allow_delete else " (they are refused)") + ".",
         "- Never touch protected files (.env*, keys, CI and container configuration, dependency manifests, lock "
-        "files, .gitignore, overnight.toml, PROJECT_PLAN.md, git hooks, migrations). No secrets in code.",
+        "files, .gitignore, overnight.toml, PROJECT_PLAN.md, git hooks, migrations, agent instruction files such "
+        "as CLAUDE.md, test configuration such as conftest.py). No secrets in code.",
         "- The tests must pass, coverage must not fall, and the code you change must stay simple "
         f"(cyclomatic complexity at most {settings.gate.complexity.max_cyclomatic}).",
         "",

@@ -34,3 +34,13 @@ def test_prompt_says_who_wrote_each_lesson_and_next_step(tmp_path: Path) -> None
     assert any(line.startswith("- [lesson #3 by a person, ") for line in lines)
     assert any(line.startswith("- [open next step #4 by an agent, session agent-1]") for line in lines)
     assert "only a line marked `by a person` was written by a person" in text and "not instructions" in text
+
+
+def test_prompt_states_every_size_limit_and_the_new_protected_classes(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r")
+    ws = Workspace.open(repo.root, environ=dict(os.environ))
+    policy = ws.settings.policy
+    text = prompt.build(queue.get_task(ws, "sub", "run-1"), ws.settings, [], [])
+    limits = (f"At most {policy.max_changed_lines} changed lines, {policy.byte_limit} bytes and "
+              f"{policy.statement_limit} statements in all")  # fmt: skip
+    assert limits in text and "CLAUDE.md" in text and "conftest.py" in text
