@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from mcp_servers.core import proc
+from mcp_servers.core import proc, sandbox
 from mcp_servers.core.errors import UsageError
 
 from .agents.replay import ReplayAgent
@@ -194,6 +194,14 @@ def create(where: Path | None = None) -> tuple[Path, Path]:
     for argv in (["git", "add", "-A"], ["git", "commit", "-q", "--no-verify", "-m", "calc"]):
         proc.run(argv, cwd=repo, timeout=60, check=True)
     init(str(repo), commit=True)
+    unsandboxed = sandbox.problem()
+    if unsandboxed:  # the front door works on a fresh machine; the report's first line says how it ran
+        config = repo / "overnight.toml"
+        text = config.read_text(encoding="utf-8").replace('# sandbox = "bwrap"', 'sandbox = "off"', 1)
+        config.write_text(text, encoding="utf-8")
+        for argv in (["git", "add", "overnight.toml"], ["git", "commit", "-q", "--no-verify", "-m",
+                                                        "Demo: no sandbox can be made here"]):  # fmt: skip
+            proc.run(argv, cwd=repo, timeout=60, check=True)
     script = base / "demo-session.toml"
     script.write_text(SCRIPT, encoding="utf-8")
     return repo, script

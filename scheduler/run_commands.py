@@ -177,6 +177,8 @@ def cron_show(ctx: click.Context) -> int:
 def demo(where: Path | None) -> int:
     """Watch a whole session with no API key: in a throwaway repository a scripted agent does three tasks; one
     lands on the branch, an unsafe one and a test-breaking one are rolled back; the report is printed."""
+    from mcp_servers.core import sandbox
+
     from . import demo as make
     from .report import render
     from .runner import Runner
@@ -184,6 +186,9 @@ def demo(where: Path | None) -> int:
     repo, script = make.create(where)
     console = out.console()
     console.print(f"demo repository: {escape(str(repo))}\nscripted agent: {escape(str(script))}\n")
+    why = sandbox.problem()
+    if why:
+        console.print(f"[yellow]the demo runs unsandboxed[/]: {escape(why)}\n")
     record = Runner(Workspace.open(repo), make.agent(script)).run()
     if record is None:  # pragma: no cover (a fresh repository has no other session)
         return out.BUG

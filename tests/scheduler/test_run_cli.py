@@ -169,3 +169,20 @@ def test_demo_keeps_one_task_and_rolls_two_back(tmp_path: Path) -> None:
     assert main_log == ["Set up overnight", "calc"]
     assert subprocess.run([sys.executable, "-m", "scheduler", "demo", "--dir", str(where)], capture_output=True,
                           text=True, timeout=60, check=False).returncode == 2  # fmt: skip
+
+
+def test_demo_on_a_machine_without_bubblewrap_runs_unsandboxed_and_says_so_first(tmp_path: Path) -> None:
+    tools = tmp_path / "bin"  # a fresh machine: git and python, no bubblewrap
+    tools.mkdir()
+    for name in ("git", "python3", "sh"):
+        found = shutil.which(name)
+        assert found is not None
+        (tools / name).symlink_to(found)
+    where = tmp_path / "demo"
+    done = subprocess.run([sys.executable, "-m", "scheduler", "demo", "--dir", str(where)], capture_output=True,
+                          text=True, timeout=600, check=False, env={**os.environ, "PATH": str(tools)})  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the demo runs unsandboxed" in done.stdout and "bubblewrap" in done.stdout
+    report_text = done.stdout[done.stdout.index("\n**This night ran unsandboxed**"):]  # the report's first line
+    assert report_text.index("# overnight session") < report_text.index("## `add_sub`")
+    assert "`add_sub` Add sub() to the calculator, with a test: ✅ kept" in done.stdout
