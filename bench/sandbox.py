@@ -256,8 +256,8 @@ def bench_start(base: Path, rounds: int) -> tuple[float, bool]:
           f"(bwrap alone {med['bwrap'] - med['direct']:.0f} ms, the relay {med['wrapped'] - med['bwrap']:.0f} ms); "
           f"target under {START_TARGET_MS:.0f} ms: {'PASS' if ok else 'FAIL'}")  # fmt: skip
     print(f"per run, besides: confine() set-up {med['confine']:.0f} ms (its bwrap probe {probe:.0f} ms, the three "
-          f"servers started, not waited for: the relay holds the agent's first connections until they listen; the egress "
-          f"proxy), its close {med['close']:.0f} ms "
+          f"servers started, not waited for: the relay holds the agent's first connections until they listen; "
+          f"the egress proxy), its close {med['close']:.0f} ms "
           "(printed, no target)")  # fmt: skip
     return added, ok
 
