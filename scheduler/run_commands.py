@@ -54,7 +54,7 @@ def run(ctx: click.Context, agent_name: str | None, script: Path | None, env_fil
 @click.pass_context
 def stop(ctx: click.Context) -> int:
     """Set the kill switch and stop the running session (its task is rolled back, its report written)."""
-    from .runner import request_stop
+    from .control import request_stop
 
     out.console().print(escape(request_stop(_ws(ctx))))
     return out.OK
@@ -64,7 +64,7 @@ def stop(ctx: click.Context) -> int:
 @click.pass_context
 def resume(ctx: click.Context) -> int:
     """Clear the kill switch `overnight stop` set."""
-    from .runner import resume as clear
+    from .control import resume as clear
 
     out.console().print(escape(clear(_ws(ctx))))
     return out.OK
@@ -75,7 +75,7 @@ def resume(ctx: click.Context) -> int:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> int:
     """The running session (task, elapsed time, agent pid) and the last sessions with their outcomes and costs."""
-    from .runner import status as current
+    from .control import status as current
 
     data = current(_ws(ctx))
     if as_json:

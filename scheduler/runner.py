@@ -11,7 +11,6 @@ report, and the memory session closed with its run record.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import signal
@@ -19,136 +18,25 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from mcp_servers.core import db, memory, proc, queue, sandbox, taskstore
+from mcp_servers.core import db, memory, queue, sandbox, taskstore
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.paths import Globs
-from mcp_servers.core.proc import kill_group
 from mcp_servers.core.queue_models import TaskDetail
 from mcp_servers.core.workspace import Workspace
 
 from . import prompt, report, snapshot, verify, worktree
 from .agents import Agent, AgentJob, AgentResult, held_attempts
 from .confine import confine
+from .control import stop_file
+from .delivery import deliver
+from .lock import run_lock, update_lock
+from .recovery import recover
 
-STOP_FILE = "STOP"
-LOCK_FILE = "run.lock"
-STATUS_FILE = "run.json"
 Clock = Callable[[], float]
-
-
-def stop_file(ws: Workspace) -> Path:
-    return ws.state_dir / STOP_FILE
-
-
-# -- the lock -------------------------------------------------------------------------------------------------
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a pid can be reused: a live process that is not ours does not hold the lock
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True
-    return b"scheduler" in cmdline or b"overnight" in cmdline
-
-
-def _works_in(pid: int, path: Path) -> bool:
-    """Whether process `pid` is still running inside `path` (so it is the agent, not a reused pid)."""
-    if not str(path) or not path.name:
-        return False
-    try:
-        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
-    except OSError:
-        return False
-    return cwd == path or path in cwd.parents
-
-
-def read_lock(ws: Workspace) -> dict[str, Any] | None:
-    try:
-        data = json.loads((ws.state_dir / LOCK_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-@contextlib.contextmanager
-def run_lock(ws: Workspace, info: dict[str, Any]) -> Iterator[tuple[bool, dict[str, Any] | None]]:
-    """(taken, stale): taken is False when a live session holds the lock; stale is a dead session's lock info."""
-    path = ws.state_dir / LOCK_FILE
-    stale = None
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            held = read_lock(ws)
-            if held is not None and isinstance(held.get("pid"), int) and _alive(held["pid"]):
-                yield False, held
-                return
-            stale = held
-            path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w") as handle:
-            json.dump(info, handle)
-        try:
-            yield True, stale
-        finally:
-            path.unlink(missing_ok=True)
-        return
-    yield False, read_lock(ws)
-
-
-def _update_lock(ws: Workspace, **changes: Any) -> None:
-    path = ws.state_dir / LOCK_FILE
-    data = read_lock(ws) or {}
-    data.update(changes)
-    tmp = path.with_name(f".{LOCK_FILE}.tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
-
-
-# -- recovery -------------------------------------------------------------------------------------------------
-
-
-def recover(ws: Workspace, stale: Mapping[str, Any], clock: Clock = time.time) -> list[str]:
-    """Clean up after a session that died (SIGKILL, reboot): what was done, in words."""
-    done: list[str] = []
-    session = str(stale.get("session") or "")
-    path = Path(str(stale.get("worktree") or ""))
-    agent = stale.get("agent_pid")
-    if isinstance(agent, int) and _works_in(agent, path):  # an agent outlives its scheduler in its own group
-        kill_group(agent, signal.SIGKILL)
-        done.append(f"ended the agent the dead session left running (pid {agent})")
-    if session and path.name == session and path.exists():
-        with contextlib.suppress(OvernightError):
-            worktree.rollback(path, "HEAD")
-        worktree.remove(ws, path)
-        done.append(f"removed the worktree of session {session}")
-    if session:
-        with ws.db() as conn:
-            for task_id, state in taskstore.states(conn, clock()).items():
-                if state.claim and state.claim.session == session:
-                    taskstore.settle(conn, task_id, session, clock(), "interrupted",
-                                     "the session died (killed, or the machine restarted)")  # fmt: skip
-                    done.append(f"released {task_id} (attempt recorded as interrupted)")
-        with contextlib.suppress(OvernightError):
-            memory.end_session(ws, session=session, outcome="crashed", source="scheduler", clock=clock,
-                               stop_reason="the process died; the next run cleaned up after it")  # fmt: skip
-            done.append(f"closed memory session {session} as crashed")
-        with contextlib.suppress(OvernightError, ValueError):
-            record = report.load(ws.state_dir, session)
-            record.outcome, record.stop_reason, record.ended = "crashed", "the process died", report.now_iso()
-            report.save(ws.state_dir, record)
-    return done
 
 
 # -- preflight ------------------------------------------------------------------------------------------------
@@ -261,7 +149,7 @@ class Runner:
             return self._finish(record, "preflight-failed", "preflight failed", problems=[f"the snapshot of what "
                                 f"you own could not be taken: {e}"])  # fmt: skip
         root = worktree.create(ws, session, base)
-        _update_lock(ws, worktree=str(root), branch=record.branch)
+        update_lock(ws, worktree=str(root), branch=record.branch)
         report.save(ws.state_dir, record)
         memory.start_session(self._wt(root, session, base), session=session, source="scheduler", clock=self.clock,
                              goal=f"overnight run on {record.branch} from {base_name}")  # fmt: skip
@@ -369,7 +257,7 @@ class Runner:
         (run_dir / "prompt.md").write_text(text, encoding="utf-8")
         job = AgentJob(task_id=task.id, prompt=text, worktree=root, env=_job_env(wt), run_dir=run_dir,
                        timeout_s=timeout, stop=self.stop,
-                       on_start=lambda pid: _update_lock(self.ws, task=task.id, agent_pid=pid,
+                       on_start=lambda pid: update_lock(self.ws, task=task.id, agent_pid=pid,
                                                          task_started=report.now_iso()))  # fmt: skip
         with (_renewing(wt, task.id, session, timeout + 300, self.clock),
               confine(self.ws, root, job.env, endpoints=self.agent.endpoints(), read=self.agent.reads(),
@@ -395,7 +283,7 @@ class Runner:
             self._judge(wt, root, session, task, checkpoint, record, result)
             self._judge_security(wt, root, session, task, checkpoint, record, tampered)
         record.duration_s = round(time.monotonic() - started, 1)
-        _update_lock(self.ws, task=None, agent_pid=None)
+        update_lock(self.ws, task=None, agent_pid=None)
         self.say(f"overnight: task {task.id}: {record.outcome}" + (f" ({record.reasons[0].splitlines()[0]})"
                                                                   if record.reasons else ""))  # fmt: skip
         return record
@@ -504,36 +392,6 @@ class Runner:
         return record
 
 
-def deliver(ws: Workspace, record: report.SessionRecord) -> None:
-    """Push the branch and open a draft pull request, when configured: the scheduler pushes, agents never do.
-
-    Nothing here fails the session: what did not work is in the report, and the branch is there either way."""
-    settings = ws.settings.scheduler
-    if not settings.push_remote:
-        return
-    remote, branch = settings.push_remote, record.branch
-    pushed = ws.repo.run("push", "--quiet", remote, f"refs/heads/{branch}:refs/heads/{branch}", check=False,
-                         timeout=300)
-    if not pushed.ok:
-        record.delivery.append(f"`git push {remote} {branch}` failed: {pushed.describe(tail_lines=5)}")
-        return
-    record.pushed = f"{remote}/{branch}"
-    if not settings.open_pr:
-        return
-    body = report.save(ws.state_dir, record)
-    argv = ["gh", "pr", "create", "--draft", "--head", branch, "--base", record.base_branch,
-            "--title", f"overnight {record.id}: {_done_titles(record)}", "--body-file", str(body)]
-    try:
-        made = proc.run(argv, cwd=ws.repo.root, timeout=300)
-    except OvernightError as e:  # gh is not installed
-        record.delivery.append(f"the pull request was not opened: {e}")
-        return
-    if made.ok:
-        record.pull_request = made.text().strip().splitlines()[-1] if made.text().strip() else "(opened)"
-    else:
-        record.delivery.append(f"`gh pr create` failed: {made.describe(tail_lines=5)}")
-
-
 def _security_events_in(record: report.SessionRecord) -> bool:
     return bool(record.security_events) or any(t.security_events for t in record.tasks)
 
@@ -545,11 +403,6 @@ def _person_paths(ws: Workspace, session_root: Path) -> list[str]:
     listed = ws.repo.run("worktree", "list", "--porcelain", check=False).text().splitlines()
     found += [line[9:] for line in listed if line.startswith("worktree ") and line[9:] != str(session_root)]
     return [p for p in found if p and p != "/"]
-
-
-def _done_titles(record: report.SessionRecord) -> str:
-    done = [t.task_id for t in record.tasks if t.outcome == "passed"]
-    return ", ".join(done) or "no task done"
 
 
 def _job_env(wt: Workspace) -> dict[str, str]:
@@ -632,42 +485,3 @@ def _summary(record: report.SessionRecord) -> str:
     failed = [f"{t.task_id} ({t.outcome})" for t in record.tasks if t.outcome != "passed"]
     return (f"Session {record.id} on {record.branch}: {record.outcome} ({record.stop_reason}). "
             f"Done: {', '.join(done) or 'nothing'}. Rolled back: {', '.join(failed) or 'nothing'}.")  # fmt: skip
-
-
-def status(ws: Workspace) -> dict[str, Any]:
-    """The running session (if any) and the last sessions, for `overnight status`."""
-    held = read_lock(ws)
-    running = None
-    if held and isinstance(held.get("pid"), int) and _alive(held["pid"]):
-        running = dict(held)
-        if held.get("task_started"):
-            import datetime as dt
-
-            started = dt.datetime.fromisoformat(str(held["task_started"]))
-            running["task_elapsed_s"] = round((dt.datetime.now(dt.UTC) - started).total_seconds())
-    last = [{"id": r.id, "outcome": r.outcome, "stop_reason": r.stop_reason, "started": r.started,
-             "ended": r.ended, "branch": r.branch, "tasks_done": sum(t.outcome == "passed" for t in r.tasks),
-             "tasks_failed": sum(t.outcome != "passed" for t in r.tasks), "cost_usd": r.cost_usd,
-             "sandbox": r.sandbox, "security_events": r.all_security_events()}
-            for r in report.recent(ws.state_dir)]  # fmt: skip
-    return {"sandbox": ws.settings.scheduler.sandbox, "running": running, "kill_switch": stop_file(ws).exists(),
-            "sessions": last}
-
-
-def request_stop(ws: Workspace) -> str:
-    """Set the kill switch and signal the running session."""
-    stop_file(ws).write_text(report.now_iso() + "\n")
-    held = read_lock(ws)
-    if held and isinstance(held.get("pid"), int) and _alive(held["pid"]):
-        os.kill(int(held["pid"]), signal.SIGTERM)
-        return f"kill switch set; session {held.get('session')} (pid {held['pid']}) signalled to stop"
-    return "kill switch set; no session is running (`overnight resume` clears it)"
-
-
-def resume(ws: Workspace) -> str:
-    path = stop_file(ws)
-    if path.exists():
-        path.unlink()
-        return "kill switch cleared: sessions may run again"
-    return "the kill switch was not set"
-

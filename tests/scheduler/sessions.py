@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcp_servers.core.workspace import Workspace
-from scheduler import report, runner
+from scheduler import lock, report, runner
 from scheduler.agents.replay import ReplayAgent
 
 from ..conftest import FAST_CONFIG, GitRepo, make_repo
@@ -139,13 +139,13 @@ def spawn_run(repo: GitRepo, script: Path) -> subprocess.Popen[str]:
 
 def wait_for_agent(repo: GitRepo, proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, object]:
     """The lock's contents once the agent is running (its pid is in the lock)."""
-    lock = Workspace.open(repo.root).state_dir / runner.LOCK_FILE
+    path = Workspace.open(repo.root).state_dir / lock.LOCK_FILE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"the session ended early: {proc.stdout.read() if proc.stdout else ''}")
         try:
-            data = json.loads(lock.read_text())
+            data = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             data = {}
         if data.get("agent_pid"):

@@ -15,7 +15,7 @@ import pytest
 
 from mcp_servers.core import memory, plan, queue, taskstore
 from mcp_servers.core.workspace import Workspace
-from scheduler import report, runner
+from scheduler import control, lock, report, runner
 from scheduler.agents.replay import ReplayAgent
 
 from ..conftest import GitRepo
@@ -207,7 +207,7 @@ def test_a_second_run_while_one_holds_the_lock_exits_at_once(tmp_path: Path) -> 
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "overnight"])
     try:
         state = _ws(repo).state_dir
-        (state / runner.LOCK_FILE).write_text(json.dumps({"pid": holder.pid, "session": "other"}))
+        (state / lock.LOCK_FILE).write_text(json.dumps({"pid": holder.pid, "session": "other"}))
         argv = [sys.executable, "-m", "scheduler", "-C", str(repo.root), "run", "--agent", "replay", "--script", "x"]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr
@@ -222,7 +222,7 @@ def test_preflight_refuses_before_anything_is_spent(tmp_path: Path) -> None:
     repo = make_planned(tmp_path / "r")
     person = Person.of(repo)
     ws = _ws(repo)
-    runner.stop_file(ws).write_text("set\n")
+    control.stop_file(ws).write_text("set\n")
     bad = write_script(tmp_path / "bad.toml", "[[task]]\nid = 'sub'\n[[task.step]]\nnothing = 1\n")
     said: list[str] = []
     record = runner.Runner(ws, ReplayAgent(bad), say=said.append).run()
@@ -250,7 +250,7 @@ def test_overnight_stop_ends_the_agent_rolls_back_and_writes_the_report(tmp_path
     try:
         lock = wait_for_agent(repo, proc)
         ws = _ws(repo)
-        message = runner.request_stop(ws)
+        message = control.request_stop(ws)
         assert f"session {lock['session']}" in message and "signalled" in message
         output, _ = proc.communicate(timeout=120)
     finally:
@@ -266,7 +266,7 @@ def test_overnight_stop_ends_the_agent_rolls_back_and_writes_the_report(tmp_path
         assert taskstore.states(conn, time.time())["sub"].failures == 0
     # the kill switch stays set until a person clears it
     assert runner.Runner(ws, ReplayAgent(script), say=lambda _l: None).run().outcome == "preflight-failed"  # type: ignore[union-attr]
-    assert runner.resume(ws) == "kill switch cleared: sessions may run again"
+    assert control.resume(ws) == "kill switch cleared: sessions may run again"
 
 
 def test_a_killed_session_is_recovered_by_the_next_run(tmp_path: Path) -> None:
@@ -311,14 +311,14 @@ def test_status_shows_the_running_session_and_the_last_ones(tmp_path: Path) -> N
     proc = spawn_run(repo, script)
     try:
         lock = wait_for_agent(repo, proc)
-        now = runner.status(_ws(repo))
+        now = control.status(_ws(repo))
         assert now["running"]["session"] == lock["session"] and now["running"]["task"] == "sub"
         assert now["running"]["agent_pid"] == lock["agent_pid"] and now["running"]["task_elapsed_s"] >= 0
-        runner.request_stop(_ws(repo))
+        control.request_stop(_ws(repo))
         proc.communicate(timeout=120)
     finally:
         proc.kill()
-    after = runner.status(_ws(repo))
+    after = control.status(_ws(repo))
     assert after["running"] is None and after["kill_switch"] is True
     assert [(s["id"], s["outcome"]) for s in after["sessions"]] == [(lock["session"], "stopped")]
 
@@ -512,7 +512,7 @@ def test_a_hostile_agent_is_caught_put_back_and_reported_first(tmp_path: Path, m
     # reported first, in the Markdown and in `overnight status`
     text = (_ws(repo).state_dir / "reports" / f"{record.id}.md").read_text()
     assert text.index("## ⚠️ Security events") < text.index("- Outcome:") and "task sub: git's file" in text
-    [last] = runner.status(_ws(repo))["sessions"]
+    [last] = control.status(_ws(repo))["sessions"]
     assert len(last["security_events"]) == len(task.security_events)
 
 

@@ -1,0 +1,60 @@
+"""The person's controls over sessions: the kill switch (`overnight stop`, `overnight resume`) and what
+`overnight status` shows."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from mcp_servers.core.workspace import Workspace
+
+from . import report
+from .lock import alive, read_lock
+
+STOP_FILE = "STOP"
+
+
+def stop_file(ws: Workspace) -> Path:
+    """The kill switch: while it exists, no session starts and a running one stops."""
+    return ws.state_dir / STOP_FILE
+
+
+def status(ws: Workspace) -> dict[str, Any]:
+    """The running session (if any) and the last sessions, for `overnight status`."""
+    held = read_lock(ws)
+    running = None
+    if held and isinstance(held.get("pid"), int) and alive(held["pid"]):
+        running = dict(held)
+        if held.get("task_started"):
+            import datetime as dt
+
+            started = dt.datetime.fromisoformat(str(held["task_started"]))
+            running["task_elapsed_s"] = round((dt.datetime.now(dt.UTC) - started).total_seconds())
+    last = [{"id": r.id, "outcome": r.outcome, "stop_reason": r.stop_reason, "started": r.started,
+             "ended": r.ended, "branch": r.branch, "tasks_done": sum(t.outcome == "passed" for t in r.tasks),
+             "tasks_failed": sum(t.outcome != "passed" for t in r.tasks), "cost_usd": r.cost_usd,
+             "sandbox": r.sandbox, "security_events": r.all_security_events()}
+            for r in report.recent(ws.state_dir)]  # fmt: skip
+    return {"sandbox": ws.settings.scheduler.sandbox, "running": running, "kill_switch": stop_file(ws).exists(),
+            "sessions": last}
+
+
+def request_stop(ws: Workspace) -> str:
+    """Set the kill switch and signal the running session."""
+    stop_file(ws).write_text(report.now_iso() + "\n")
+    held = read_lock(ws)
+    if held and isinstance(held.get("pid"), int) and alive(held["pid"]):
+        os.kill(int(held["pid"]), signal.SIGTERM)
+        return f"kill switch set; session {held.get('session')} (pid {held['pid']}) signalled to stop"
+    return "kill switch set; no session is running (`overnight resume` clears it)"
+
+
+def resume(ws: Workspace) -> str:
+    """Clear the kill switch."""
+    path = stop_file(ws)
+    if path.exists():
+        path.unlink()
+        return "kill switch cleared: sessions may run again"
+    return "the kill switch was not set"
