@@ -46,6 +46,9 @@ def memory_search(
     as_json: bool,
 ) -> int:
     """Search every session's entries (all the words, else the closest), newest and most relevant first."""
+    if not query.strip() and not any((kind, task_id, file, session, since)):
+        raise click.UsageError("say what to search for: some words, or a filter (--kind, --task, --file, --session, "
+                               "--since); `overnight memory sessions` lists the sessions")  # fmt: skip
     result = memory.search(
         _ws(ctx), query, kind=kind, task_id=task_id, file=file, session=session, since=since, limit=limit
     )
@@ -99,7 +102,7 @@ def memory_show(ctx: click.Context, ident: str, as_json: bool) -> int:
     if ident.lstrip("#").isdigit():
         found = memory.get_entries(ws, [int(ident.lstrip("#"))])
         if not found.entries:
-            out.error(f"there is no entry {ident}: `overnight memory search` shows ids.")
+            out.error(f"there is no entry {ident}: `overnight memory search WORDS` shows ids.")
             return out.USAGE
         if as_json:
             out.emit_json(found.entries[0])

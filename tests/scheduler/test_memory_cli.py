@@ -64,3 +64,14 @@ def test_memory_cli_import_refuses_a_bad_file(
     bad.write_text('{"type": "entry"}\n')
     assert _run(repo, "import", str(bad)) == 2
     assert "line 1 of the import" in capsys.readouterr().err
+
+
+def test_memory_cli_search_with_nothing_to_search_for_is_a_usage_error(repo: GitRepo,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(repo, "add", "a lesson", "--kind", "lesson") == 0
+    capsys.readouterr()
+    assert _run(repo, "search") == 2
+    assert "say what to search for" in capsys.readouterr().err
+    assert _run(repo, "search", "  ") == 2
+    assert _run(repo, "search", "--kind", "lesson") == 0  # a filter alone lists what it selects
+    assert "a lesson" in capsys.readouterr().out
