@@ -443,7 +443,12 @@ def _next(plans: Plans, judge: _Judge, exclude: frozenset[str] = frozenset()) ->
             summary=f"there is no {plans.path} on {plans.base_ref}: nothing is approved",
         )
     skipped: list[SkippedTask] = []
-    for task in _ranked(_all_tasks(plans)):
+    tasks = _all_tasks(plans)
+    if not tasks:
+        return NextTask(task=None, skipped=[], skipped_total=0,
+                        summary=f"the plan has no tasks: add one to {plans.path} (under Ready for Autonomous "
+                                "Execution, to approve it)")  # fmt: skip
+    for task in _ranked(tasks):
         verdict = judge.verdict(task.id)
         if verdict.state in {"done", "cancelled"}:
             continue

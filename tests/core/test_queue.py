@@ -373,3 +373,14 @@ def test_queue_check_plan_task(planned: GitRepo) -> None:
     assert queue.check_plan_task(ws, "sub").ok
     assert [v.rule for v in queue.check_plan_task(ws, "drop").violations] == ["forbidden:drop-table"]
     assert {v.rule for v in queue.check_plan_task(ws, "later").violations} >= {"no-tests", "low-alignment"}
+
+
+def test_next_task_on_a_plan_with_no_tasks_says_so(tmp_path: Path) -> None:
+    empty = "# Plan\n\n## Task Queue\n\n### Ready for Autonomous Execution ✅\n\n### Pending Approval ⏳\n"
+    repo = make_repo(tmp_path / "r", config=FAST_CONFIG, files={"PROJECT_PLAN.md": empty})
+    found = queue.next_task(Workspace.open(repo.root), S1)
+    assert found.task is None and found.summary.startswith("the plan has no tasks: add one to PROJECT_PLAN.md")
+    done = empty.replace("✅\n", "✅\n- **[old]** Something finished\n  - Status: DONE\n" + GOOD, 1)
+    repo.write("PROJECT_PLAN.md", done)
+    repo.commit("one task, done")
+    assert queue.next_task(Workspace.open(repo.root), S1).summary == "no task is runnable: every task is done"
