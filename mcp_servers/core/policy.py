@@ -142,10 +142,13 @@ def _size(repo: Repo, policy: Policy, changes: ch.ChangeSet) -> Iterator[Violati
     smaller = "make a smaller change: split the task, or undo part of the work"
     total = changes.lines_added + changes.lines_removed
     if total > policy.max_changed_lines:
+        biggest = sorted(changes.files, key=lambda f: f.added + f.removed, reverse=True)[:5]
+        where = ", ".join(f"{printable(f.path)} +{f.added}/-{f.removed}" for f in biggest)
         yield Violation(
             rule="too-large",
+            path=printable(biggest[0].path) if biggest else None,
             message=f"the change has {total} changed lines ({changes.lines_added} added, {changes.lines_removed} "
-            f"removed); a task may change at most {policy.max_changed_lines}",
+            f"removed; {where}); a task may change at most {policy.max_changed_lines}",
             fix=smaller,
         )
         return

@@ -79,6 +79,9 @@ def test_bad_input_hundred_thousand_line_diff_is_judged_quickly(repo: GitRepo) -
     assert not report.safe
     assert [v.rule for v in report.violations] == ["too-large"]
     assert "100000 changed lines" in report.violations[0].message
+    # it names the files that made it too large
+    too_large = report.violations[0]
+    assert too_large.path == "src/app/huge.py" and "src/app/huge.py +100000/-0" in too_large.message
     assert report.lines_added == 100_000
 
 
