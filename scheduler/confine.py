@@ -77,6 +77,7 @@ class Confinement:
     mcp_servers: dict[str, dict[str, Any]]
     env: dict[str, str] = field(default_factory=dict)
     box: sandbox.Box | None = None
+    bwrap: str = "bwrap"
     listen: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
@@ -84,7 +85,7 @@ class Confinement:
         if self.box is None:  # sandbox = "off": the person chose to run the agent as themselves
             return list(argv)
         inner = [python, "-I", "-m", "scheduler.relay", *self.listen, "--", *argv]
-        return sandbox.command(self.box, inner, bwrap=sandbox.executable() or "bwrap")
+        return sandbox.command(self.box, inner, bwrap=self.bwrap)
 
     def write_config(self, name: str, data: Any) -> Path:
         """A per-run file (MCP config, settings) the agent may read but not change."""
@@ -114,7 +115,7 @@ def confine(ws: Workspace, worktree: Path, job_env: Mapping[str, str], *, endpoi
         if mode == "off":
             yield Confinement(mode, folder, home, _stdio_servers(worktree, job_env))
             return
-        sandbox.require(ws.environ)
+        bwrap = sandbox.require(ws.environ)
         sockets = folder / "sockets"
         sockets.mkdir()
         token = secrets.token_urlsafe(32)
@@ -155,7 +156,7 @@ def confine(ws: Workspace, worktree: Path, job_env: Mapping[str, str], *, endpoi
         servers = {name: {"type": "http", "url": f"http://127.0.0.1:{port}/mcp",
                           "headers": {"Authorization": f"Bearer {token}"}}
                    for name, port in SERVER_PORTS.items()}  # fmt: skip
-        confinement = Confinement(mode, folder, home, servers, env, box, listen)
+        confinement = Confinement(mode, folder, home, servers, env, box, bwrap, listen)
         try:
             yield confinement
         finally:

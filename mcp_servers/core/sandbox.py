@@ -50,7 +50,6 @@ class Box:
     read: tuple[Path, ...] = ()  # bound read-only (shown again under a hidden folder)
     hide: tuple[Path, ...] = ()  # covered by an empty folder
     files: tuple[tuple[Path, Path], ...] = ()  # (a file outside, where it appears inside), read-only
-    network: bool = False  # keep the host's network (never for code an agent wrote)
     chdir: Path | None = None
 
 
@@ -98,9 +97,7 @@ def command(box: Box, argv: Sequence[str], *, bwrap: str = "bwrap") -> list[str]
         add(path, 2, ["--bind", str(path), str(path)])
     for source, target in box.files:
         add(target, 3, ["--ro-bind", str(source), str(target)])
-    out = [bwrap, *FLAGS]
-    if not box.network:
-        out.append("--unshare-net")
+    out = [bwrap, *FLAGS, "--unshare-net"]  # loopback only; what may leave goes through sockets bound in
     out += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp",
             "--tmpfs", "/var/tmp"]
     for _depth, _kind, args in sorted(ops, key=lambda op: (op[0], op[1])):

@@ -94,12 +94,6 @@ def mcp_config(job: AgentJob) -> dict[str, Any]:
     return {"mcpServers": job.confined.mcp_servers}
 
 
-def write_json(path: Path, data: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
-    return path
-
-
 @dataclass
 class Outcome:
     exit_code: int | None
