@@ -297,6 +297,10 @@ def _sessions() -> None:
 
     for command in COMMANDS:
         cli.add_command(command)
+    from .morning_commands import COMMANDS as MORNING
+
+    for command in MORNING:
+        cli.add_command(command)
 
 
 _sessions()

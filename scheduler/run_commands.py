@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
+from mcp_servers.core.errors import UsageError
 from mcp_servers.core.workspace import Workspace
 
 from . import output as out
@@ -27,8 +28,13 @@ def _ws(ctx: click.Context) -> Workspace:
               help="For --agent replay: the scripted session to play.")
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Read secrets (ANTHROPIC_API_KEY, ...) from this file, which must be mode 0600.")
+@click.option("--task", "only_task", metavar="ID", help="Work on this task only (it must be ready all the same).")
+@click.option("--max-tasks", type=click.IntRange(min=1), help="At most N tasks this run (overrides `max_tasks`).")
+@click.option("--dry-run", is_flag=True, help="Say what would run, in what order, what is passed over and why, and "
+              "the first task's prompt; start and write nothing (exit 1 when nothing would run).")
 @click.pass_context
-def run(ctx: click.Context, agent_name: str | None, script: Path | None, env_file: Path | None) -> int:
+def run(ctx: click.Context, agent_name: str | None, script: Path | None, env_file: Path | None,
+        only_task: str | None, max_tasks: int | None, dry_run: bool) -> int:  # fmt: skip
     """Run one unattended session: work through the ready tasks on a new branch, keep what passes, roll back
     the rest, and print the report. A second run while one is going exits at once (status 0)."""
     from . import agents, runner
@@ -39,7 +45,17 @@ def run(ctx: click.Context, agent_name: str | None, script: Path | None, env_fil
     ws = Workspace.open(ctx.find_root().obj)
     settings = ws.settings.scheduler
     agent = agents.make(agent_name or settings.agent, settings, ws.repo.root, script)
-    record = runner.Runner(ws, agent).run()
+    if dry_run or only_task:
+        from .dry_run import dry_run as what_would_run
+        from .morning_commands import show_dry_run
+
+        plan = what_would_run(ws, agent, only=only_task, max_tasks=max_tasks)
+        if dry_run:
+            show_dry_run(plan)
+            return out.OK if plan.tasks and not plan.problems else out.NO
+        if not plan.tasks:  # named, but it may not run: said before anything starts
+            raise UsageError(f"{plan.summary}; `overnight run --dry-run` shows what would run")
+    record = runner.Runner(ws, agent, only_task=only_task, max_tasks=max_tasks).run()
     if record is None:
         return out.OK
     from .report import render, reports_dir

@@ -34,6 +34,7 @@ from .confine import confine
 from .control import stop_file
 from .delivery import deliver
 from .lock import run_lock, update_lock
+from .offer import offer
 from .recovery import recover
 
 Clock = Callable[[], float]
@@ -76,6 +77,8 @@ class Runner:
     current: report.TaskRecord | None = None
     began: float = 0.0
     person: snapshot.Snapshot | None = None  # what the person owns, taken before the session's worktree exists
+    only_task: str | None = None  # `overnight run --task ID`: that task alone, if it may run
+    max_tasks: int | None = None  # `overnight run --max-tasks N`: the config's limit, overridden for this run
 
     def run(self) -> report.SessionRecord | None:
         """Run a session; None when another one holds the lock."""
@@ -136,8 +139,8 @@ class Runner:
         try:  # a detached HEAD with no base branch set, a plan that does not parse: said before anything starts
             base_name, base = worktree.base_commit(ws)
             record.base_branch, record.base_commit = base_name, base
-            ready = queue.next_task(Workspace.open(ws.repo.root, environ={**ws.environ, "OVERNIGHT_BASE": base}),
-                                    session)
+            ready = offer(Workspace.open(ws.repo.root, environ={**ws.environ, "OVERNIGHT_BASE": base}), session,
+                          only=self.only_task)  # fmt: skip
         except OvernightError as e:
             return self._finish(record, "preflight-failed", "preflight failed", problems=[str(e)])
         if ready.task is None:
@@ -207,7 +210,7 @@ class Runner:
             if stop:
                 return stop
             tried = [t.task_id for t in record.tasks]  # a task that failed is not tried again in the same session
-            found = queue.next_task(self._wt(root, session, base), session, clock=self.clock, exclude=tried)
+            found = offer(self._wt(root, session, base), session, only=self.only_task, exclude=tried, clock=self.clock)
             if found.task is None:
                 return "completed", f"no ready task ({found.summary})"
             task = self._task(root, session, base, found.task, deadline)
@@ -223,8 +226,9 @@ class Runner:
         limits = self.ws.settings.scheduler
         if self.stop.is_set():
             return "stopped", "the kill switch (`overnight stop`)"
-        if len(record.tasks) >= limits.max_tasks:
-            return "completed", f"the task limit ({limits.max_tasks})"
+        limit = self.max_tasks or limits.max_tasks
+        if len(record.tasks) >= limit:
+            return "completed", f"the task limit ({limit})"
         if self.clock() >= deadline:
             return "completed", f"the time limit ({limits.max_hours:g} hours)"
         if failures_in_row >= limits.max_consecutive_failures:
