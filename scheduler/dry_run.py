@@ -22,6 +22,7 @@ from .control import stop_file
 from .offer import offer
 
 SESSION = "dry-run"  # the name the queue judges claims against: no real session holds it
+MAX_LISTED = 200
 
 
 class PlannedTask(BaseModel):
@@ -55,21 +56,23 @@ def dry_run(ws: Workspace, agent: Agent, *, only: str | None = None, max_tasks: 
         if stop_file(ws).exists() else []  # fmt: skip
     problems += agent.problems(ws.environ)
     wb = Workspace.open(ws.repo.root, environ={**ws.environ, "OVERNIGHT_BASE": base})
-    chosen: list[TaskDetail] = []
+    ready: list[TaskDetail] = []  # every task it could take in turn; the limit cuts the list afterwards
     found = offer(wb, SESSION, only=only)
-    while found.task is not None and len(chosen) < limit:
-        chosen.append(found.task)
-        found = offer(wb, SESSION, only=only, exclude=[t.id for t in chosen])
+    while found.task is not None and len(ready) < MAX_LISTED:
+        ready.append(found.task)
+        found = offer(wb, SESSION, only=only, exclude=[t.id for t in ready])
+    chosen = ready[:limit]
     skipped = [s for s in found.skipped if s.reason != "already tried in this session"]
-    total = found.skipped_total - (len(chosen) if only is None else 0)  # each chosen one is "already tried"
+    total = found.skipped_total - (len(ready) if only is None else 0)  # each taken one is "already tried"
     result = DryRun(base_branch=base_name, base_commit=base, branch=f"{settings.branch_prefix}<date>-<id>",
                     max_tasks=limit, only=only, problems=problems, passed_over=skipped,
                     passed_over_total=total, summary=found.summary if not chosen else
                     f"{len(chosen)} task(s) would run", prompt="",
                     tasks=[PlannedTask(id=t.id, title=t.title, priority=t.priority, files=t.files)
                            for t in chosen])  # fmt: skip
-    if found.task is not None:
-        result.more = f"`{found.task.id}` and maybe more are ready beyond the task limit ({limit})"
+    if len(ready) > limit:
+        later = ", ".join(f"`{t.id}`" for t in ready[limit:])
+        result.more = f"{later} would be ready too, beyond the task limit ({limit})"
     if chosen:
         result.prompt = _prompt(wb, chosen[0])
     return result
