@@ -18,7 +18,7 @@ from mcp_servers.core.workspace import Workspace
 from . import report, worktree
 from .lock import alive, read_lock
 
-_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_SESSION_ID = re.compile(r"^\d{4}-\d{2}-\d{2}-[0-9a-f]{6,32}$")  # as the runner names them: <date>-<hex>
 
 
 class Refused(OvernightError):
@@ -81,7 +81,7 @@ def session_branches(ws: Workspace) -> list[SessionBranch]:
     for line in refs.splitlines():
         ref, _, tip = line.partition("\0")
         branch = ref.removeprefix("refs/heads/")
-        if branch.startswith(prefix) and branch != prefix:
+        if branch.startswith(prefix) and _SESSION_ID.match(branch[len(prefix) :]):  # no other branch, ever
             found.append(_describe(ws, branch, tip, branch[len(prefix) :]))
     return sorted(found, key=lambda s: (s.started, s.session), reverse=True)
 

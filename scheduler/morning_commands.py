@@ -111,7 +111,9 @@ def discard(ctx: click.Context, session: str, yes: bool, as_json: bool) -> int:
 @click.pass_context
 def commit(ctx: click.Context, message: str, task_files: tuple[str, ...], as_json: bool) -> int:
     """Run the gate on your change and commit it with its receipt trailer (what the receipt hook wants); refused
-    with the gate's failures otherwise. Exit 0 committed, 1 the gate failed or there is nothing to commit."""
+    with the gate's failures otherwise. What is committed is the tree the gate judged: the whole working tree,
+    new files included (not only what you staged), as `.gitignore` leaves it. Exit 0 committed, 1 the gate
+    failed or there is nothing to commit."""
     from .person_commit import person_commit
 
     try:

@@ -72,13 +72,18 @@ def test_review_merge_refusals_and_discard(tmp_path: Path, capsys: pytest.Captur
         assert repo.git("symbolic-ref", "HEAD") == "refs/heads/main"
         assert not (repo.root / ".git" / "MERGE_HEAD").exists()
 
-    # a commit added to the branch after the session: refused, nothing changed
+    # commits added to the branch after the session (one dressed as the scheduler's plan update, changing code
+    # too): refused, nothing changed
     evil = repo.git("commit-tree", f"{tip}^{{tree}}", "-p", tip, "-m", "looks harmless")
-    repo.git("update-ref", f"refs/heads/{branch}", evil)
+    forged = repo.git("commit-tree", f"{main_before}^{{tree}}", "-p", evil, "-m", "Mark sub done",
+                      "-m", "Overnight-Task: sub\nOvernight-Plan-Update: by the scheduler")  # fmt: skip
+    repo.git("update-ref", f"refs/heads/{branch}", forged)
     assert _cli(repo, "merge", session) == 1
     err = capsys.readouterr().err
     assert "does not verify" in err and "moved since the session ended" in err
     assert f"commit {evil[:12]} (looks harmless) is not one the session verified" in err
+    assert f"commit {forged[:12]} (Mark sub done) is not one the session verified" in err
+    assert "Overnight-Task: sub" in repo.git("log", "-1", "--format=%B", forged)
     untouched()
     repo.git("update-ref", f"refs/heads/{branch}", tip)
 
