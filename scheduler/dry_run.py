@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from mcp_servers.core import memory
+from mcp_servers.core import memory, sandbox
 from mcp_servers.core.paths import Globs
 from mcp_servers.core.queue_models import SkippedTask, TaskDetail
 from mcp_servers.core.workspace import Workspace
@@ -54,6 +54,8 @@ def dry_run(ws: Workspace, agent: Agent, *, only: str | None = None, max_tasks: 
     base_name, base = worktree.base_commit(ws)
     problems = ["the kill switch is set (`overnight stop` set it): `overnight resume` clears it"] \
         if stop_file(ws).exists() else []  # fmt: skip
+    if settings.sandbox != "off" and (why := sandbox.problem(ws.environ)):
+        problems.append(f"no sandbox can be made, so no agent may run: {why}")
     problems += agent.problems(ws.environ)
     wb = Workspace.open(ws.repo.root, environ={**ws.environ, "OVERNIGHT_BASE": base})
     ready: list[TaskDetail] = []  # every task it could take in turn; the limit cuts the list afterwards

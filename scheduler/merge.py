@@ -162,7 +162,7 @@ def _move_checkout(checkout: Path, base_name: str, base: str, new: str) -> None:
     busy = there.operation_in_progress()
     if busy:
         raise Refused(f"{checkout} is in the middle of a {busy}", ["finish or abort it, then merge again"])
-    touched = set(there.out("diff", "--name-only", "-z", base, new).split("\0")) - {""}
+    touched = set(there.out("diff", "--no-renames", "--name-only", "-z", base, new).split("\0")) - {""}
     dirty = sorted(touched.intersection(worktree.pending(checkout)))
     if dirty:
         raise Refused(f"your checkout {checkout} has uncommitted changes in files the merge changes; nothing was "
