@@ -165,19 +165,30 @@ def serve(ctx: click.Context, name: str, transport: str, port: int) -> int:
 @click.option("--gate", "with_gate", is_flag=True, help="Also run the quality gate (this stages the work).")
 @click.option("--task-file", "-f", "task_files", multiple=True, metavar="GLOB", help="The task's Files: scope.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress while the gate runs (on stderr otherwise).")
 @click.pass_context
-def check(ctx: click.Context, base: str | None, with_gate: bool, task_files: tuple[str, ...], as_json: bool) -> int:
+def check(ctx: click.Context, base: str | None, with_gate: bool, task_files: tuple[str, ...], as_json: bool,
+          quiet: bool) -> int:  # fmt: skip
     """Check the working tree against the safety policy (and the gate, with --gate).
 
-    Exit 0 when safe (and gated), 1 when not, 2 on a usage or environment error."""
+    While the gate runs, each check's start and end and the tests done so far are shown on stderr (a live view
+    on a terminal, plain lines otherwise). Exit 0 when safe (and gated), 1 when not, 2 on a usage or environment
+    error."""
     from mcp_servers.core.changes import default_base
     from mcp_servers.core.gate import check_workspace, run_gate
+
+    from .live import GateView, progress_console
 
     ws = _ws(ctx)
     base = base or default_base(ws.environ)
     files = list(task_files)
     report = check_workspace(ws, base=base, task_files=files)
-    gate = run_gate(ws, task_files=files, base=base) if with_gate else None
+    gate = None
+    if with_gate and quiet:
+        gate = run_gate(ws, task_files=files, base=base)
+    elif with_gate:
+        with GateView(progress_console()) as view:
+            gate = run_gate(ws, task_files=files, base=base, progress=view)
     ok = report.safe and (gate is None or gate.passed)
     if as_json:
         out.emit_json(
