@@ -21,6 +21,9 @@ from rich.text import Text
 
 from mcp_servers.core.gate.progress import GateEvent
 
+from .events import RunEvent
+
+SHOWN = {"tool": "[cyan]→[/]", "refused": "[yellow]![/]", "said": "[dim]»[/]"}
 MARKS = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}
 PLAIN_EVERY_S = 5.0  # piped, the test count is a line at most this often
 
@@ -115,3 +118,65 @@ class GateView(_View):
                 parts.append(f"{name}{extra} {now - began:.0f}s")
             text = "running: " + ", ".join(parts) if parts else "gate"
             return Text(f"{text} (gate {self.elapsed():.0f}s)", style="dim")
+
+
+class RunView(_View):
+    """A session as it happens: each task's start, the agent's tool calls, refusals and gate verdicts, the
+    turns, cost and time so far, and each task's outcome. `quiet`: only the outcomes and the session's end."""
+
+    def __init__(self, console: Console, *, quiet: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(console, clock)
+        self.quiet = quiet
+        self.task: str | None = None
+        self.task_began = 0.0
+        self.calls = 0
+        self.turns = 0
+        self.cost = 0.0
+
+    def say(self, line: str) -> None:
+        """The runner's own lines (recovery, another session running)."""
+        if not self.quiet:
+            self.line(escape(line), line)
+
+    def __call__(self, event: RunEvent) -> None:
+        with self.lock:
+            if event.cost_usd is not None:
+                self.cost = event.cost_usd
+            if event.kind == "task":
+                self.task, self.task_began, self.calls, self.turns = event.task_id, self.clock(), 0, 0
+            if event.kind == "agent" and event.agent is not None:
+                self._agent(event)
+            elif event.kind == "outcome":
+                self.task = None
+                mark = "[green]✓[/]" if event.outcome == "passed" else "[red]✗[/]"
+                self.line(f"{mark} {escape(event.line.removeprefix('overnight: '))}", event.line)
+            elif event.kind == "end" or not self.quiet:
+                self.line(escape(event.line), event.line)
+            self.refresh()
+
+    def _agent(self, event: RunEvent) -> None:
+        agent = event.agent
+        assert agent is not None  # noqa: S101 (checked by the caller)
+        if agent.turns is not None:
+            self.turns = max(self.turns, agent.turns)
+        self.calls += agent.kind == "tool"
+        if self.quiet or (agent.kind == "usage" and self.live):
+            return
+        if agent.kind == "gate":
+            mark = "[green]✓[/]" if agent.passed else "[red]✗[/]"
+            self.line(f"  {mark} {escape(agent.text)}", event.line)
+        elif agent.kind == "usage":
+            self.line("", f"{event.line.rstrip(': ')}: {self.turns} turns, ${self.cost:.2f} so far, "
+                          f"{self.clock() - self.task_began:.0f}s")  # fmt: skip
+        else:
+            self.line(f"  {SHOWN.get(agent.kind, '-')} {escape(agent.text)}", event.line)
+
+    def _status(self) -> Text:
+        with self.lock:
+            if self.task is None:
+                return Text(f"session {self.elapsed():.0f}s, ${self.cost:.2f}", style="dim")
+            return Text(
+                f"task {self.task}: {self.calls} tool call(s), {self.turns} turn(s), ${self.cost:.2f} so far, "
+                f"{self.clock() - self.task_began:.0f}s (session {self.elapsed():.0f}s)",
+                style="dim",
+            )

@@ -27,26 +27,41 @@ def _ws(ctx: click.Context) -> Workspace:
               help="For --agent replay: the scripted session to play.")
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Read secrets (ANTHROPIC_API_KEY, ...) from this file, which must be mode 0600.")
+@click.option("-q", "--quiet", is_flag=True, help="Show only each task's outcome and the session's end as it runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the session's result as JSON (progress stays on stderr).")
 @click.pass_context
-def run(ctx: click.Context, agent_name: str | None, script: Path | None, env_file: Path | None) -> int:
+def run(ctx: click.Context, agent_name: str | None, script: Path | None, env_file: Path | None, quiet: bool,
+        as_json: bool) -> int:  # fmt: skip
     """Run one unattended session: work through the ready tasks on a new branch, keep what passes, roll back
-    the rest, and print the report. A second run while one is going exits at once (status 0)."""
+    the rest, and print the report. A second run while one is going exits at once (status 0).
+
+    While it runs, stderr shows what the agent does (each tool call, gate results, turns, cost so far, elapsed)
+    and each task's outcome: a live view on a terminal, one plain line per event otherwise."""
     from . import agents, runner
     from .cron import load_env_file
+    from .events import RunResult
+    from .live import RunView, progress_console
 
     if env_file is not None:
         os.environ.update(load_env_file(env_file))
     ws = Workspace.open(ctx.find_root().obj)
     settings = ws.settings.scheduler
     agent = agents.make(agent_name or settings.agent, settings, ws.repo.root, script)
-    record = runner.Runner(ws, agent).run()
-    if record is None:
-        return out.OK
+    with RunView(progress_console(), quiet=quiet) as view:
+        record = runner.Runner(ws, agent, say=view.say, events=view).run()
     from .report import render, reports_dir
 
+    if record is None:
+        if as_json:
+            out.emit_json(RunResult(id=None, outcome="already-running", stop_reason="another session is running"))
+        return out.OK
+    path = reports_dir(ws.state_dir) / (record.id + ".md")
+    if as_json:
+        out.emit_json(RunResult.of(record, str(path)))
+        return RUN_EXIT.get(record.outcome, out.NO)
     click.echo("")
     click.echo(render(record), nl=False)
-    click.echo(f"\n(kept as {reports_dir(ws.state_dir) / (record.id + '.md')})")
+    click.echo(f"\n(kept as {path})")
     return RUN_EXIT.get(record.outcome, out.NO)
 
 

@@ -29,10 +29,11 @@ from mcp_servers.core.queue_models import TaskDetail
 from mcp_servers.core.workspace import Workspace
 
 from . import prompt, report, snapshot, verify, worktree
-from .agents import Agent, AgentJob, AgentResult, held_attempts
+from .agents import Agent, AgentEvent, AgentJob, AgentResult, held_attempts
 from .confine import confine
 from .control import stop_file
 from .delivery import deliver
+from .events import RunEvent, kept
 from .lock import run_lock, update_lock
 from .recovery import recover
 
@@ -70,6 +71,9 @@ class Runner:
     agent: Agent
     clock: Clock = time.time
     say: Callable[[str], None] = lambda line: print(line, flush=True)
+    # told what happens as it happens (the CLI's live view); without it, `say` says each event's line (but the
+    # agent's own activity, which only a live view shows)
+    events: Callable[[RunEvent], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     record: report.SessionRecord | None = None
     kept: str = ""
@@ -153,7 +157,8 @@ class Runner:
         report.save(ws.state_dir, record)
         memory.start_session(self._wt(root, session, base), session=session, source="scheduler", clock=self.clock,
                              goal=f"overnight run on {record.branch} from {base_name}")  # fmt: skip
-        self.say(f"overnight: session {session} on {record.branch} (worktree {root})")
+        self._tell(RunEvent("session", f"overnight: session {session} on {record.branch} (worktree {root})",
+                            session=session))  # fmt: skip
         self.kept = base  # the branch's last verified commit: nothing past it survives an error
         try:
             outcome, why = self._loop(root, session, base, record)
@@ -238,7 +243,8 @@ class Runner:
         started = time.monotonic()
         checkpoint = worktree.head(root)
         wt = self._wt(root, session, base, OVERNIGHT_TASK_ID=task.id, OVERNIGHT_CHECKPOINT=checkpoint)
-        self.say(f"overnight: task {task.id}: {task.title}")
+        self._tell(RunEvent("task", f"overnight: task {task.id}: {task.title}", session=session, task_id=task.id,
+                            title=task.title))  # fmt: skip
         record = report.TaskRecord(task_id=task.id, title=task.title, outcome="failed", started=report.now_iso(),
                                    attempt=task.attempts + 1)  # fmt: skip
         self.current = record
@@ -246,7 +252,9 @@ class Runner:
         checked = queue.check_plan_task(wt, task.id)  # next_task judged it too; the scheduler asks again itself
         if not checked.ok:
             record.reasons = [f"validate_task refused it: [{v.rule}] {v.message}" for v in checked.violations]
-            self.say(f"overnight: task {task.id}: refused before any work ({record.reasons[0]})")
+            self._tell(RunEvent("outcome", f"overnight: task {task.id}: refused before any work ({record.reasons[0]})",
+                                session=session, task_id=task.id, title=task.title, outcome=record.outcome,
+                                reason=record.reasons[0], cost_usd=self._cost()))  # fmt: skip
             return record
         queue.claim_task(wt, task.id, session, ttl_s=timeout + 300, clock=self.clock)
         files = _files_in_scope(wt, task.files)
@@ -258,7 +266,8 @@ class Runner:
         job = AgentJob(task_id=task.id, prompt=text, worktree=root, env=_job_env(wt), run_dir=run_dir,
                        timeout_s=timeout, stop=self.stop,
                        on_start=lambda pid: update_lock(self.ws, task=task.id, agent_pid=pid,
-                                                         task_started=report.now_iso()))  # fmt: skip
+                                                         task_started=report.now_iso()),
+                       on_event=self._agent_events(session, task, started))  # fmt: skip
         with (_renewing(wt, task.id, session, timeout + 300, self.clock),
               confine(self.ws, root, job.env, endpoints=self.agent.endpoints(), read=self.agent.reads(),
                       logs=run_dir) as job.confinement):  # fmt: skip
@@ -284,9 +293,40 @@ class Runner:
             self._judge_security(wt, root, session, task, checkpoint, record, tampered)
         record.duration_s = round(time.monotonic() - started, 1)
         update_lock(self.ws, task=None, agent_pid=None)
-        self.say(f"overnight: task {task.id}: {record.outcome}" + (f" ({record.reasons[0].splitlines()[0]})"
-                                                                  if record.reasons else ""))  # fmt: skip
+        reason = record.reasons[0].splitlines()[0] if record.reasons and record.reasons[0].strip() else None
+        cost = self._cost() + (result.cost_usd or 0.0)  # this task is not in the session's record yet
+        self._tell(RunEvent("outcome", f"overnight: task {task.id}: {kept(record.outcome)}" + (f": {reason}" if reason
+                            else "") + f" ({record.duration_s:.0f}s, ${cost:.2f} so far)", session=session,
+                            task_id=task.id, title=task.title, outcome=record.outcome, reason=reason,
+                            seconds=record.duration_s, cost_usd=cost))  # fmt: skip
         return record
+
+    def _tell(self, event: RunEvent) -> None:
+        """Tell the reporter (never failing the session for it), else say the event's line."""
+        if self.events is None:
+            if event.kind != "agent":
+                self.say(event.line)
+            return
+        try:
+            self.events(event)
+        except Exception:  # the night goes on whatever the screen does
+            traceback.print_exc(file=sys.stderr)
+
+    def _cost(self) -> float:
+        return self.record.cost_usd if self.record is not None else 0.0
+
+    def _agent_events(self, session: str, task: TaskDetail, started: float) -> Callable[[AgentEvent], None] | None:
+        if self.events is None:
+            return None
+        before = self._cost()
+
+        def tell(event: AgentEvent) -> None:
+            cost = before + event.cost_usd if event.cost_usd is not None else None
+            self._tell(RunEvent("agent", f"overnight: task {task.id}: {event.kind}: {event.text}".rstrip(": "),
+                                session=session, task_id=task.id, title=task.title, agent=event,
+                                seconds=round(time.monotonic() - started, 1), cost_usd=cost))  # fmt: skip
+
+        return tell
 
     def _security_events(self) -> list[str]:
         """What the person owns that changed since the session began, put back: each a security event."""
@@ -388,7 +428,8 @@ class Runner:
             with contextlib.suppress(OvernightError):
                 memory.end_session(self.ws, session=record.id, outcome=memory_outcome, stop_reason=why,
                                    summary=_summary(record), record=run, source="scheduler", clock=self.clock)
-        self.say(f"overnight: session {record.id} {outcome}: {why}; report {path}")
+        self._tell(RunEvent("end", f"overnight: session {record.id} {outcome}: {why}; report {path}", session=record.id,
+                            outcome=outcome, reason=why, cost_usd=record.cost_usd))  # fmt: skip
         return record
 
 

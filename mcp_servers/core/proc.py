@@ -131,20 +131,8 @@ def _streamed(proc: subprocess.Popen[bytes], input: bytes | None, timeout: float
     out: list[bytes] = []
     err: list[bytes] = []
 
-    def pump(stream: IO[bytes] | None, sink: list[bytes], tell: Output | None) -> None:
-        if stream is None:
-            return
-        fd = stream.fileno()
-        while chunk := os.read(fd, _CHUNK):
-            sink.append(chunk)
-            if tell is not None:
-                try:
-                    tell(chunk)
-                except Exception:
-                    log.exception("an output callback failed")
-
-    readers = [threading.Thread(target=pump, args=(proc.stdout, out, on_output), daemon=True),
-               threading.Thread(target=pump, args=(proc.stderr, err, None), daemon=True)]  # fmt: skip
+    readers = [threading.Thread(target=_pump, args=(proc.stdout, out, on_output), daemon=True),
+               threading.Thread(target=_pump, args=(proc.stderr, err, None), daemon=True)]  # fmt: skip
     for reader in readers:
         reader.start()
     if proc.stdin is not None:
@@ -167,6 +155,19 @@ def _streamed(proc: subprocess.Popen[bytes], input: bytes | None, timeout: float
         if not reader.is_alive() and stream is not None:
             stream.close()
     return proc.returncode, b"".join(list(out)), b"".join(list(err)), timed_out
+
+
+def _pump(stream: IO[bytes] | None, sink: list[bytes], tell: Output | None) -> None:
+    if stream is None:
+        return
+    fd = stream.fileno()
+    while chunk := os.read(fd, _CHUNK):
+        sink.append(chunk)
+        if tell is not None:
+            try:
+                tell(chunk)
+            except Exception:
+                log.exception("an output callback failed")
 
 
 def _kill_streamed(proc: subprocess.Popen[bytes]) -> None:

@@ -3,6 +3,7 @@ when piped (no escape sequences, nothing wrapped)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from mcp_servers.core.gate.progress import TestCounter
 
 from ..conftest import FAST_CONFIG, GitRepo, make_repo
 from ..support.terminal import ANSI, in_terminal, overnight, piped
+from .sessions import make_planned, passing, write_script
 
 SLOW_TESTS = "".join(
     f"\n\ndef test_slow_{n}():\n    import time\n\n    time.sleep(0.6)\n    from app.calc import add\n\n"
@@ -48,8 +50,6 @@ def test_gate_piped_prints_plain_lines_on_stderr_and_keeps_json_clean(tmp_path: 
     repo = _slow_repo(tmp_path / "r")
     done = piped(overnight("-C", str(repo.root), "check", "--gate", "--json"))
     assert done.returncode == 0, done.stderr
-    import json
-
     assert json.loads(done.stdout)["gate"]["passed"] is True
     lines = done.stderr.splitlines()
     assert "gate: safety started" in lines and "gate: tests started" in lines
@@ -89,3 +89,59 @@ def test_streamed_command_still_times_out_with_its_whole_process_group(tmp_path:
     assert done.timed_out and not done.ok
     assert pieces == [b"started\n"] and done.stdout == b"started\n"
     assert processes_mentioning(marker) == []
+
+
+def _session(tmp_path: Path) -> tuple[GitRepo, Path]:
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
+    script = write_script(tmp_path / "s.toml", passing("sub", "sub"))
+    return repo, script
+
+
+def _run(repo: GitRepo, script: Path, *more: str) -> list[str]:
+    return overnight("-C", str(repo.root), "run", "--agent", "replay", "--script", str(script), *more)
+
+
+def test_run_on_a_terminal_shows_the_agents_tool_calls_as_they_happen(tmp_path: Path) -> None:
+    repo, script = _session(tmp_path)
+    seen = in_terminal(_run(repo, script))
+    assert seen.returncode == 0, seen.text
+    text = seen.text
+    report = seen.first("# overnight session")
+    calls = [seen.first(f"→ {what}") for what in ("write src/app/calc.py", "write tests/test_calc.py",
+                                                   "call quality.run_quality_gate", "call quality.commit")]  # fmt: skip
+    assert all(0 <= at < report for at in calls), text
+    assert calls == sorted(calls)  # in the order the agent made them
+    assert 0 <= seen.first("✓ gate passed") < report, text
+    assert 0 <= seen.first("✓ task sub: kept") < report, text
+    assert "tool call(s)" in text and "turn(s)" in text and "so far" in text  # the live status line
+    assert b"\x1b[" in seen.raw
+
+
+def test_run_piped_prints_plain_lines_and_its_result_as_json(tmp_path: Path) -> None:
+    repo, script = _session(tmp_path)
+    done = piped(_run(repo, script, "--json"))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["outcome"] == "completed" and result["branch"].startswith("overnight/")
+    [task] = result["tasks"]
+    assert task["task_id"] == "sub" and task["kept"] is True and task["reasons"] == [] and task["commits"]
+    assert result["report"].endswith(f"{result['id']}.md") and result["cost_usd"] == 0.0
+    lines = done.stderr.splitlines()
+    assert "overnight: task sub: Add sub()" in lines
+    assert "overnight: task sub: tool: write src/app/calc.py" in lines
+    assert "overnight: task sub: gate: gate passed" in lines
+    assert any(line.startswith("overnight: task sub: kept (") for line in lines), lines
+    assert lines.index("overnight: task sub: tool: write src/app/calc.py") < lines.index(
+        "overnight: task sub: gate: gate passed"
+    )
+    assert not ANSI.search(done.stderr.encode())
+
+
+def test_run_quiet_shows_only_outcomes_and_the_end(tmp_path: Path) -> None:
+    repo, script = _session(tmp_path)
+    done = piped(_run(repo, script, "--quiet"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("overnight: task sub: kept (") and lines[1].startswith("overnight: session ")
+    assert "# overnight session" in done.stdout
