@@ -91,12 +91,16 @@ def _ws(ctx: click.Context) -> Workspace:
 @cli.command()
 @click.option("--force", is_flag=True, help="Replace overnight.toml and our .mcp.json entries if they differ.")
 @click.option("--commit", "make_commit", is_flag=True, help="Commit the files it wrote (and nothing else).")
+@click.option("--json", "as_json", is_flag=True, help="Print what it did as JSON.")
 @click.pass_context
-def init(ctx: click.Context, force: bool, make_commit: bool) -> int:
+def init(ctx: click.Context, force: bool, make_commit: bool, as_json: bool) -> int:
     """Write overnight.toml, a PROJECT_PLAN.md template and .mcp.json; safe to run again."""
     from .init import init as run_init
 
     result = run_init(ctx.obj, force=force, commit=make_commit)
+    if as_json:
+        out.emit_json(result)
+        return out.OK
     table = out.table("file", "action", "detail")
     for f in result.files:
         table.add_row(f.path, f.action, f.detail)
@@ -271,23 +275,48 @@ def hooks_group() -> None:
     """The git pre-commit hook that refuses commits without a gate receipt."""
 
 
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def _hook_said(ws: Workspace, path: Path, what: str, as_json: bool) -> int:
+    if as_json:
+        out.emit_json({"path": str(path), "result": what, "installed": hooks.is_installed(ws)})
+    else:
+        out.console().print(f"{escape(str(path))}: {what}")
+    return out.OK
+
+
 @hooks_group.command("install")
 @click.option("--force", is_flag=True, help="Install even where core.hooksPath points into the worktree.")
+@_JSON
 @click.pass_context
-def hooks_install(ctx: click.Context, force: bool) -> int:
+def hooks_install(ctx: click.Context, force: bool, as_json: bool) -> int:
     """Install the pre-commit hook (an existing hook is kept and run after ours)."""
-    path, what = hooks.install(_ws(ctx), force=force)
-    out.console().print(f"{escape(str(path))}: {what}")
-    return out.OK
+    ws = _ws(ctx)
+    path, what = hooks.install(ws, force=force)
+    return _hook_said(ws, path, what, as_json)
 
 
 @hooks_group.command("uninstall")
+@_JSON
 @click.pass_context
-def hooks_uninstall(ctx: click.Context) -> int:
+def hooks_uninstall(ctx: click.Context, as_json: bool) -> int:
     """Remove the pre-commit hook (restoring the one it replaced)."""
-    path, what = hooks.uninstall(_ws(ctx))
-    out.console().print(f"{escape(str(path))}: {what}")
-    return out.OK
+    ws = _ws(ctx)
+    path, what = hooks.uninstall(ws)
+    return _hook_said(ws, path, what, as_json)
+
+
+@hooks_group.command("status")
+@_JSON
+@click.pass_context
+def hooks_status(ctx: click.Context, as_json: bool) -> int:
+    """Whether the pre-commit hook is installed (exit 1 when it is not)."""
+    ws = _ws(ctx)
+    installed = hooks.is_installed(ws)
+    what = "installed" if installed else "not installed: `overnight hooks install` installs it"
+    _hook_said(ws, ws.repo.hooks_dir() / "pre-commit", what, as_json)
+    return out.OK if installed else out.NO
 
 
 @hooks_group.command("run", hidden=True)

@@ -14,13 +14,25 @@ from rich.table import Table
 # Exit codes: 0 yes, 1 no (the check failed), 2 usage or environment error, 3 a bug, 130 interrupted.
 OK, NO, USAGE, BUG, INTERRUPTED = 0, 1, 2, 3, 130
 
+# Piped (to a file, grep, a log), lines are as long as they need to be: a path or an id cut over two lines cannot
+# be found or copied. rich would wrap at 80 columns there.
+PIPED_WIDTH = 100_000
+
 
 def console() -> Console:
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    """stdout. Colour only on a terminal and never under NO_COLOR (rich reads it); no wrapping when piped."""
+    return _console(sys.stdout)
 
 
 def err_console() -> Console:
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    return _console(sys.stderr)
+
+
+def _console(stream: Any) -> Console:
+    made = Console(file=stream, highlight=False, soft_wrap=True)
+    if not made.is_terminal:
+        made.width = PIPED_WIDTH
+    return made
 
 
 def emit_json(data: BaseModel | dict[str, Any] | list[Any]) -> None:
@@ -34,6 +46,8 @@ def error(message: str) -> None:
 
 
 def table(*columns: str) -> Table:
+    """A table whose cells fold on a terminal too narrow for them; piped, `console()` is wide enough that no
+    cell folds."""
     t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for column in columns:
         t.add_column(column, overflow="fold")

@@ -65,23 +65,35 @@ def run(ctx: click.Context, agent_name: str | None, script: Path | None, env_fil
     return RUN_EXIT.get(record.outcome, out.NO)
 
 
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def _said(message: str, as_json: bool, **data: object) -> None:
+    if as_json:
+        out.emit_json({"message": message, **data})
+    else:
+        out.console().print(escape(message))
+
+
 @click.command()
+@_JSON
 @click.pass_context
-def stop(ctx: click.Context) -> int:
+def stop(ctx: click.Context, as_json: bool) -> int:
     """Set the kill switch and stop the running session (its task is rolled back, its report written)."""
     from .control import request_stop
 
-    out.console().print(escape(request_stop(_ws(ctx))))
+    _said(request_stop(_ws(ctx)), as_json, kill_switch=True)
     return out.OK
 
 
 @click.command()
+@_JSON
 @click.pass_context
-def resume(ctx: click.Context) -> int:
+def resume(ctx: click.Context, as_json: bool) -> int:
     """Clear the kill switch `overnight stop` set."""
     from .control import resume as clear
 
-    out.console().print(escape(clear(_ws(ctx))))
+    _said(clear(_ws(ctx)), as_json, kill_switch=False)
     return out.OK
 
 
@@ -146,12 +158,18 @@ def cron_group() -> None:
 
 @cron_group.command("install")
 @click.option("--schedule", default="0 2 * * *", show_default=True, help="When, as five cron fields.")
+@_JSON
 @click.pass_context
-def cron_install(ctx: click.Context, schedule: str) -> int:
+def cron_install(ctx: click.Context, schedule: str, as_json: bool) -> int:
     """Add (or replace) this repository's crontab line."""
     from . import cron
 
-    line, env_note, action = cron.install(_ws(ctx), schedule)
+    ws = _ws(ctx)
+    line, env_note, action = cron.install(ws, schedule)
+    if as_json:
+        out.emit_json({"line": line, "action": action, "env_file": str(cron.env_file(ws)), "env_note": env_note,
+                       "log": str(cron.log_file(ws))})  # fmt: skip
+        return out.OK
     console = out.console()
     console.print(f"crontab line {action}:\n  {escape(line)}")
     console.print(f"env file: {escape(env_note)}")
@@ -159,24 +177,30 @@ def cron_install(ctx: click.Context, schedule: str) -> int:
 
 
 @cron_group.command("remove")
+@_JSON
 @click.pass_context
-def cron_remove(ctx: click.Context) -> int:
+def cron_remove(ctx: click.Context, as_json: bool) -> int:
     """Remove this repository's crontab line (the env file and the log stay)."""
     from . import cron
 
     removed = cron.remove(_ws(ctx))
-    out.console().print("crontab line removed" if removed else "there was no crontab line for this repository")
+    _said("crontab line removed" if removed else "there was no crontab line for this repository", as_json,
+          removed=removed)  # fmt: skip
     return out.OK
 
 
 @cron_group.command("show")
+@_JSON
 @click.pass_context
-def cron_show(ctx: click.Context) -> int:
+def cron_show(ctx: click.Context, as_json: bool) -> int:
     """Show this repository's crontab line, its env file and its log (exit 1 when there is no line)."""
     from . import cron
 
     ws = _ws(ctx)
     line = cron.show(ws)
+    if as_json:
+        out.emit_json({"line": line, "env_file": str(cron.env_file(ws)), "log": str(cron.log_file(ws))})
+        return out.OK if line is not None else out.NO
     console = out.console()
     if line is None:
         console.print("no crontab line for this repository: `overnight cron install` adds one")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from mcp_servers.core.gate.progress import TestCounter
 
 from ..conftest import FAST_CONFIG, GitRepo, make_repo
 from ..support.terminal import ANSI, in_terminal, overnight, piped
-from .sessions import make_planned, passing, write_script
+from .sessions import make_planned, passing, plan, write_script
 
 SLOW_TESTS = "".join(
     f"\n\ndef test_slow_{n}():\n    import time\n\n    time.sleep(0.6)\n    from app.calc import add\n\n"
@@ -145,3 +146,25 @@ def test_run_quiet_shows_only_outcomes_and_the_end(tmp_path: Path) -> None:
     assert len(lines) == 2, lines
     assert lines[0].startswith("overnight: task sub: kept (") and lines[1].startswith("overnight: session ")
     assert "# overnight session" in done.stdout
+
+
+def test_no_color_is_honoured_on_a_terminal(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", config=FAST_CONFIG)
+    colour = re.compile(rb"\x1b\[[0-9;]*3[0-7]m|\x1b\[[0-9;]*38;")
+    coloured = in_terminal(overnight("-C", str(repo.root), "check"))
+    assert coloured.returncode == 0 and "safe" in coloured.text
+    assert colour.search(coloured.raw)  # green, without NO_COLOR
+    plain = in_terminal(overnight("-C", str(repo.root), "check"), env={"NO_COLOR": "1"})
+    assert plain.returncode == 0 and "safe" in plain.text
+    assert not colour.search(plain.raw), plain.raw
+
+
+def test_a_long_id_and_path_stay_on_one_line_when_piped(tmp_path: Path) -> None:
+    long_id = "a_task_with_a_rather_long_identifier_" + "x" * 26  # 64 characters, the most an id may have
+    title = "Touch " + "/".join(["deeply", "nested", "folder"] * 12) + "/module.py"
+    repo = make_planned(tmp_path / "r", plan_text=plan((long_id, title)))
+    done = piped(overnight("-C", str(repo.root), "plan", "list"))
+    assert done.returncode == 0, done.stderr
+    [row] = [line for line in done.stdout.splitlines() if long_id in line]
+    assert title in row
+    assert not ANSI.search(done.stdout.encode())
