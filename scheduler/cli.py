@@ -25,6 +25,7 @@ from . import output as out
 from .init import SERVER_NAMES
 from .memory_commands import memory_group
 from .plan_commands import plan_group
+from .wording import for_shell
 
 
 def log_dir(environ: dict[str, str] | None = None) -> Path:
@@ -49,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
     except KeyboardInterrupt:
         out.error("interrupted")
         return out.INTERRUPTED
-    except OvernightError as e:
-        out.error(str(e))
+    except OvernightError as e:  # worded for the agents that call the core through MCP: said here as commands
+        out.error(for_shell(str(e)))
         return out.USAGE
     except Exception:
         return _crash()
@@ -215,16 +216,16 @@ def _show_check(report: ChangeReport, gate: GateReport | None) -> None:
         f"against {report.base[:12]}"
     )
     for v in report.violations:
-        console.print(f"  [red]✗[/] [bold]{escape(v.rule)}[/] {escape(v.path or '')}: {escape(v.message)}")
+        console.print(f"  [red]✗[/] [bold]{escape(v.rule)}[/] {escape(v.path or '')}: {escape(for_shell(v.message))}")
         if v.fix:
-            console.print(f"      fix: {escape(v.fix)}")
+            console.print(f"      fix: {escape(for_shell(v.fix))}")
     if report.violations_total > len(report.violations):
         console.print(f"  ... and {report.violations_total - len(report.violations)} more")
     console.print("[green]safe[/]" if report.safe else f"[red]not safe[/]: {report.violations_total} violation(s)")
     if gate is not None:
         for c in gate.checks:
             mark = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}[c.status]
-            console.print(f"  {mark} {c.name}: {escape(c.summary)}")
+            console.print(f"  {mark} {c.name}: {escape(for_shell(c.summary))}")
             for f in c.findings[:10] if c.status == "failed" else []:
                 where = f"{f.path}:{f.line}" if f.line else f.path or ""
                 console.print(f"      {escape(where)} {escape(f.message)}")
@@ -260,7 +261,7 @@ def health(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> int:
     for s in report.security[:10]:
         console.print(f"  security {s.test_id} {s.severity}  {escape(s.path)}:{s.line} {escape(s.text)}")
     for note in report.notes:
-        console.print(f"  note: {escape(note)}")
+        console.print(f"  note: {escape(for_shell(note))}")
     return out.OK
 
 

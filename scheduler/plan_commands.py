@@ -16,6 +16,7 @@ from mcp_servers.core.queue_models import TaskDetail
 from mcp_servers.core.workspace import Workspace
 
 from . import output as out
+from .wording import for_shell
 
 
 def _session() -> str:
@@ -101,7 +102,7 @@ def _show(t: TaskDetail) -> None:
 @click.option("--json", "as_json", is_flag=True, help='Print {"task": {...} | null, "skipped": [{"id", "reason"}]}.')
 @click.pass_context
 def plan_next(ctx: click.Context, as_json: bool) -> int:
-    """The task next_task would hand out, and why the tasks ahead of it were passed over."""
+    """The task an agent would be handed next, and why the tasks ahead of it were passed over."""
     found = queue.next_task(_ws(ctx), _session())
     if as_json:
         out.emit_json({
@@ -113,9 +114,9 @@ def plan_next(ctx: click.Context, as_json: bool) -> int:
     if found.task:
         _show(found.task)
     else:
-        console.print(escape(found.summary))
+        console.print(escape(for_shell(found.summary)))
     for s in found.skipped:
-        console.print(f"  passed over {escape(s.id)}: {escape(s.reason)}")
+        console.print(f"  passed over {escape(s.id)}: {escape(for_shell(s.reason))}")
     return out.OK
 
 
