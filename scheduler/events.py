@@ -11,16 +11,19 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from mcp_servers.core.gate.progress import GateEvent
+
 from .agents import AgentEvent
 from .report import SessionRecord
 
-Kind = Literal["session", "task", "agent", "outcome", "end"]
+Kind = Literal["session", "task", "agent", "verify", "outcome", "end"]
 
 
 @dataclass(frozen=True)
 class RunEvent:
-    """`session` (started on its branch), `task` (started), `agent` (what the agent did), `outcome` (the task
-    kept or rolled back, and why), `end` (the session's outcome)."""
+    """`session` (started on its branch), `task` (started), `agent` (what the agent did), `verify` (the
+    scheduler's own gate run on the agent's work, check by check), `outcome` (the task kept or rolled back, and
+    why), `end` (the session's outcome)."""
 
     kind: Kind
     line: str
@@ -28,6 +31,7 @@ class RunEvent:
     task_id: str | None = None
     title: str = ""
     agent: AgentEvent | None = None
+    gate: GateEvent | None = None
     outcome: str | None = None
     reason: str | None = None
     seconds: float | None = None

@@ -132,6 +132,7 @@ class RunView(_View):
         self.calls = 0
         self.turns = 0
         self.cost = 0.0
+        self.verifying = ""  # the verification's running checks and test count, for the status line
 
     def say(self, line: str) -> None:
         """The runner's own lines (recovery, another session running)."""
@@ -144,8 +145,11 @@ class RunView(_View):
                 self.cost = event.cost_usd
             if event.kind == "task":
                 self.task, self.task_began, self.calls, self.turns = event.task_id, self.clock(), 0, 0
+                self.verifying = ""
             if event.kind == "agent" and event.agent is not None:
                 self._agent(event)
+            elif event.kind == "verify" and event.gate is not None:
+                self._verify(event, event.gate)
             elif event.kind == "outcome":
                 self.task = None
                 mark = "[green]✓[/]" if event.outcome == "passed" else "[red]✗[/]"
@@ -171,12 +175,28 @@ class RunView(_View):
         else:
             self.line(f"  {SHOWN.get(agent.kind, '-')} {escape(agent.text)}", event.line)
 
+    def _verify(self, event: RunEvent, gate: GateEvent) -> None:
+        """The scheduler's own gate run: each check's end as a line, the rest in the status line."""
+        if gate.kind == "tests":
+            self.verifying = f"verifying: tests {gate.done} done"
+        elif gate.kind == "start":
+            self.verifying = f"verifying: {gate.check}"
+        if self.quiet or gate.kind == "tests" or (gate.kind == "start" and self.live):
+            return
+        if gate.kind == "end":
+            mark = MARKS.get(gate.status or "", "?")
+            took = f" in {gate.seconds:.1f}s" if gate.seconds else ""
+            self.line(f"  {mark} verification: {escape(gate.check)} {gate.status}{took}", event.line)
+        else:
+            self.line("", event.line)
+
     def _status(self) -> Text:
         with self.lock:
             if self.task is None:
                 return Text(f"session {self.elapsed():.0f}s, ${self.cost:.2f}", style="dim")
             return Text(
                 f"task {self.task}: {self.calls} tool call(s), {self.turns} turn(s), ${self.cost:.2f} so far, "
-                f"{self.clock() - self.task_began:.0f}s (session {self.elapsed():.0f}s)",
+                f"{self.clock() - self.task_began:.0f}s (session {self.elapsed():.0f}s)"
+                + (f"; {self.verifying}" if self.verifying else ""),
                 style="dim",
             )

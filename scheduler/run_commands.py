@@ -228,7 +228,10 @@ def demo(where: Path | None) -> int:
     why = sandbox.problem()
     if why:
         console.print(f"[yellow]the demo runs unsandboxed[/]: {escape(why)}\n")
-    record = Runner(Workspace.open(repo), make.agent(script)).run()
+    from .live import RunView, progress_console
+
+    with RunView(progress_console()) as view:  # the session as it happens, on stderr
+        record = Runner(Workspace.open(repo), make.agent(script), say=view.say, events=view).run()
     if record is None:  # pragma: no cover (a fresh repository has no other session)
         return out.BUG
     click.echo("")

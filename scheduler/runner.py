@@ -24,6 +24,7 @@ from pathlib import Path
 
 from mcp_servers.core import db, memory, queue, sandbox, taskstore
 from mcp_servers.core.errors import OvernightError
+from mcp_servers.core.gate.progress import GateEvent, Progress
 from mcp_servers.core.paths import Globs
 from mcp_servers.core.queue_models import TaskDetail
 from mcp_servers.core.workspace import Workspace
@@ -315,6 +316,24 @@ class Runner:
     def _cost(self) -> float:
         return self.record.cost_usd if self.record is not None else 0.0
 
+    def _gate_events(self, task: TaskDetail) -> Progress | None:
+        """The scheduler's own gate run (the verification), check by check, for the live view."""
+        if self.events is None:
+            return None
+        session = self.record.id if self.record is not None else ""
+
+        def tell(event: GateEvent) -> None:
+            if event.kind == "tests":
+                text = f"tests {event.done} done"
+            elif event.kind == "start":
+                text = f"{event.check} started"
+            else:
+                text = f"{event.check} {event.status}" + (f" in {event.seconds:.1f}s" if event.seconds else "")
+            self._tell(RunEvent("verify", f"overnight: task {task.id}: verification: {text}", session=session,
+                                task_id=task.id, title=task.title, gate=event))  # fmt: skip
+
+        return tell
+
     def _agent_events(self, session: str, task: TaskDetail, started: float) -> Callable[[AgentEvent], None] | None:
         if self.events is None:
             return None
@@ -363,7 +382,7 @@ class Runner:
             record.reasons = [f"the agent ran past the task's wall clock ({result.duration_s:.0f}s) and was ended"]
             self._roll_back(wt, root, session, task, checkpoint, record)
             return
-        checked = verify.verify(wt, list(task.files), checkpoint)
+        checked = verify.verify(wt, list(task.files), checkpoint, self._gate_events(task))
         record.commits, record.leftovers, record.checks = checked.commits, checked.leftovers, checked.checks
         record.coverage, record.coverage_base = checked.coverage, checked.coverage_base
         if not checked.passed:

@@ -115,6 +115,7 @@ def test_run_on_a_terminal_shows_the_agents_tool_calls_as_they_happen(tmp_path: 
     assert 0 <= seen.first("✓ gate passed") < report, text
     assert 0 <= seen.first("✓ task sub: kept") < report, text
     assert "tool call(s)" in text and "turn(s)" in text and "so far" in text  # the live status line
+    assert 0 <= seen.first("✓ verification: tests passed") < seen.first("✓ task sub: kept"), text
     assert b"\x1b[" in seen.raw
 
 
@@ -132,6 +133,10 @@ def test_run_piped_prints_plain_lines_and_its_result_as_json(tmp_path: Path) -> 
     assert "overnight: task sub: tool: write src/app/calc.py" in lines
     assert "overnight: task sub: gate: gate passed" in lines
     assert any(line.startswith("overnight: task sub: kept (") for line in lines), lines
+    # the scheduler's own verification, check by check, before the outcome
+    verified = [n for n, line in enumerate(lines) if line.startswith("overnight: task sub: verification: tests passed")]
+    outcome = next(n for n, line in enumerate(lines) if line.startswith("overnight: task sub: kept ("))
+    assert verified and verified[0] < outcome, lines
     assert lines.index("overnight: task sub: tool: write src/app/calc.py") < lines.index(
         "overnight: task sub: gate: gate passed"
     )
@@ -168,3 +173,35 @@ def test_a_long_id_and_path_stay_on_one_line_when_piped(tmp_path: Path) -> None:
     [row] = [line for line in done.stdout.splitlines() if long_id in line]
     assert title in row
     assert not ANSI.search(done.stdout.encode())
+
+
+def test_claude_code_stream_is_read_into_events() -> None:
+    from scheduler.agents.claude import ClaudeEvents
+
+    read = ClaudeEvents()
+    stream = [
+        {"type": "system", "subtype": "init", "mcp_servers": []},
+        {"type": "assistant", "message": {"id": "m1", "content": [
+            {"type": "text", "text": "Adding sub()."},
+            {"type": "tool_use", "id": "t1", "name": "Edit", "input": {"file_path": "src/app/calc.py"}}]}},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}},
+        {"type": "assistant", "message": {"id": "m2", "content": [
+            {"type": "tool_use", "id": "t2", "name": "Bash", "input": {"command": "git commit -am x"}}]}},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t2", "is_error": True,
+                                                  "content": [{"type": "text", "text": "refused by the guard"}]}]}},
+        {"type": "assistant", "message": {"id": "m3", "content": [
+            {"type": "tool_use", "id": "t3", "name": "mcp__quality__run_quality_gate", "input": {}}]}},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t3",
+                                                  "content": '{"passed": false, "summary": "gate failed"}'}]}},
+        {"type": "result", "num_turns": 3, "total_cost_usd": 0.42},
+    ]  # fmt: skip
+    events = [e for line in stream for e in read(line)]
+    assert [(e.kind, e.text) for e in events if e.kind != "usage"] == [
+        ("tool", "Edit `src/app/calc.py`"),
+        ("tool", "Bash `git commit -am x`"),
+        ("refused", "Bash: refused by the guard"),
+        ("tool", "mcp__quality__run_quality_gate"),
+        ("gate", "gate failed"),
+    ]
+    assert [e.turns for e in events if e.kind == "usage"] == [1, 2, 3, 3]
+    assert events[-1].cost_usd == 0.42
