@@ -225,10 +225,10 @@ def _show_check(report: ChangeReport, gate: GateReport | None) -> None:
     if gate is not None:
         for c in gate.checks:
             mark = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}[c.status]
-            console.print(f"  {mark} {c.name}: {escape(for_shell(c.summary))}")
-            for f in c.findings[:10] if c.status == "failed" else []:
+            console.print(f"  {mark} {c.name}: {escape(out.shown(for_shell(c.summary)))}")
+            for f in c.findings[:10] if c.status == "failed" else []:  # the tests' output: shown, never obeyed
                 where = f"{f.path}:{f.line}" if f.line else f.path or ""
-                console.print(f"      {escape(where)} {escape(f.message)}")
+                console.print(f"      {escape(out.shown(where))} {escape(out.shown(f.message))}")
         cached = " (from its receipt)" if gate.cached else ""
         console.print(
             f"[green]gate passed{cached}[/]: receipt {gate.receipt.id if gate.receipt else '?'}"

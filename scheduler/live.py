@@ -22,6 +22,7 @@ from rich.text import Text
 from mcp_servers.core.gate.progress import GateEvent
 
 from .events import RunEvent
+from .output import shown
 
 SHOWN = {"tool": "[cyan]→[/]", "refused": "[yellow]![/]", "said": "[dim]»[/]"}
 MARKS = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}
@@ -61,9 +62,9 @@ class _View:
         """A finished step: `markup` on a terminal, `plain` (one line, as it is) elsewhere."""
         with self.lock:
             if self.live:
-                self.console.print(markup)
+                self.console.print(shown(markup))
             else:
-                self.console.file.write(" ".join(plain.split("\n")) + "\n")
+                self.console.file.write(shown(" ".join(plain.split("\n"))) + "\n")
                 self.console.file.flush()
 
     def refresh(self) -> None:

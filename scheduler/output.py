@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -33,6 +34,16 @@ def _console(stream: Any) -> Console:
     if not made.is_terminal:
         made.width = PIPED_WIDTH
     return made
+
+
+# C0 and C1 control characters but newline and tab: ESC starts sequences that move the cursor, set the title,
+# write the clipboard (OSC 52). Test output and an agent's tool calls are the agent's words: shown, never obeyed.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """`text` safe to print on a terminal: control characters (escape sequences) made visible as `?`."""
+    return _CONTROL.sub("?", text)
 
 
 def emit_json(data: BaseModel | dict[str, Any] | list[Any]) -> None:

@@ -8,6 +8,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from mcp_servers.core.gate.progress import TestCounter
 
 from ..conftest import FAST_CONFIG, GitRepo, make_repo
@@ -205,3 +207,29 @@ def test_claude_code_stream_is_read_into_events() -> None:
     ]
     assert [e.turns for e in events if e.kind == "usage"] == [1, 2, 3, 3]
     assert events[-1].cost_usd == 0.42
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_what_the_agent_wrote_cannot_drive_the_terminal(terminal: bool) -> None:
+    """A file name, a command or a test's output is the agent's: escape sequences in it are shown, not sent."""
+    import io
+
+    from rich.console import Console
+
+    from mcp_servers.core.gate.progress import GateEvent
+    from scheduler.agents import AgentEvent
+    from scheduler.events import RunEvent
+    from scheduler.live import GateView, RunView
+
+    hostile = "src/\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[2J.py"
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=terminal, width=100, highlight=False)  # as progress_console()
+    with RunView(console) as view:
+        view(RunEvent("task", "overnight: task t: T", task_id="t", title="T"))
+        view(RunEvent("agent", f"overnight: task t: tool: write {hostile}", task_id="t",
+                      agent=AgentEvent("tool", f"write {hostile}")))  # fmt: skip
+    with GateView(console) as gate:
+        gate(GateEvent("end", "tests", status="failed", summary=f"the tests failed: {hostile}"))
+    text = stream.getvalue()
+    assert "\x1b]52" not in text and "\x1b[2J" not in text and "\x07" not in text
+    assert "src/?]52;c;ZWNobyBwd25lZA==??[2J.py" in text
