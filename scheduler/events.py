@@ -6,12 +6,16 @@ line it reads as, so a runner with no reporter says exactly that line, and a log
 
 from __future__ import annotations
 
+import sys
+import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from mcp_servers.core.gate.progress import GateEvent
+from mcp_servers.core.gate.progress import GateEvent, Progress
 
 from .agents import AgentEvent
 from .report import SessionRecord
@@ -36,6 +40,57 @@ class RunEvent:
     reason: str | None = None
     seconds: float | None = None
     cost_usd: float | None = None  # the session's, so far
+
+
+@dataclass(frozen=True)
+class Teller:
+    """How the runner tells what happens: to `events` (a reporter) when there is one, never failing the session
+    for it; else by `say`ing each event's line (but the agent's and the verification's steps, which only a live
+    view shows)."""
+
+    say: Callable[[str], None]
+    events: Callable[[RunEvent], None] | None
+
+    def __call__(self, event: RunEvent) -> None:
+        if self.events is None:
+            if event.kind not in {"agent", "verify"}:
+                self.say(event.line)
+            return
+        try:
+            self.events(event)
+        except Exception:  # the night goes on whatever the screen does
+            traceback.print_exc(file=sys.stderr)
+
+    def agent(self, session: str, task_id: str, title: str, started: float, cost_before: float
+              ) -> Callable[[AgentEvent], None] | None:  # fmt: skip
+        """What the agent does, as events of the task (None when nobody watches)."""
+        if self.events is None:
+            return None
+
+        def tell(event: AgentEvent) -> None:
+            cost = cost_before + event.cost_usd if event.cost_usd is not None else None
+            self(RunEvent("agent", f"overnight: task {task_id}: {event.kind}: {event.text}".rstrip(": "),
+                          session=session, task_id=task_id, title=title, agent=event,
+                          seconds=round(time.monotonic() - started, 1), cost_usd=cost))  # fmt: skip
+
+        return tell
+
+    def verification(self, session: str, task_id: str, title: str) -> Progress | None:
+        """The scheduler's own gate run on the agent's work, check by check (None when nobody watches)."""
+        if self.events is None:
+            return None
+
+        def tell(event: GateEvent) -> None:
+            if event.kind == "tests":
+                text = f"tests {event.done} done"
+            elif event.kind == "start":
+                text = f"{event.check} started"
+            else:
+                text = f"{event.check} {event.status}" + (f" in {event.seconds:.1f}s" if event.seconds else "")
+            self(RunEvent("verify", f"overnight: task {task_id}: verification: {text}", session=session,
+                          task_id=task_id, title=title, gate=event))  # fmt: skip
+
+        return tell
 
 
 def kept(outcome: str | None) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mcp_servers.core import db, memory, queue, sandbox, taskstore
 from mcp_servers.core.errors import OvernightError
-from mcp_servers.core.gate.progress import GateEvent, Progress
+from mcp_servers.core.gate.progress import Progress
 from mcp_servers.core.paths import Globs
 from mcp_servers.core.queue_models import TaskDetail
 from mcp_servers.core.workspace import Workspace
@@ -34,7 +34,7 @@ from .agents import Agent, AgentEvent, AgentJob, AgentResult, held_attempts
 from .confine import confine
 from .control import stop_file
 from .delivery import deliver
-from .events import RunEvent, kept
+from .events import RunEvent, Teller, kept
 from .lock import run_lock, update_lock
 from .recovery import recover
 
@@ -303,49 +303,16 @@ class Runner:
         return record
 
     def _tell(self, event: RunEvent) -> None:
-        """Tell the reporter (never failing the session for it), else say the event's line."""
-        if self.events is None:
-            if event.kind != "agent":
-                self.say(event.line)
-            return
-        try:
-            self.events(event)
-        except Exception:  # the night goes on whatever the screen does
-            traceback.print_exc(file=sys.stderr)
+        Teller(self.say, self.events)(event)
 
     def _cost(self) -> float:
         return self.record.cost_usd if self.record is not None else 0.0
 
     def _gate_events(self, task: TaskDetail) -> Progress | None:
-        """The scheduler's own gate run (the verification), check by check, for the live view."""
-        if self.events is None:
-            return None
-        session = self.record.id if self.record is not None else ""
-
-        def tell(event: GateEvent) -> None:
-            if event.kind == "tests":
-                text = f"tests {event.done} done"
-            elif event.kind == "start":
-                text = f"{event.check} started"
-            else:
-                text = f"{event.check} {event.status}" + (f" in {event.seconds:.1f}s" if event.seconds else "")
-            self._tell(RunEvent("verify", f"overnight: task {task.id}: verification: {text}", session=session,
-                                task_id=task.id, title=task.title, gate=event))  # fmt: skip
-
-        return tell
+        return Teller(self.say, self.events).verification(self.record.id if self.record else "", task.id, task.title)
 
     def _agent_events(self, session: str, task: TaskDetail, started: float) -> Callable[[AgentEvent], None] | None:
-        if self.events is None:
-            return None
-        before = self._cost()
-
-        def tell(event: AgentEvent) -> None:
-            cost = before + event.cost_usd if event.cost_usd is not None else None
-            self._tell(RunEvent("agent", f"overnight: task {task.id}: {event.kind}: {event.text}".rstrip(": "),
-                                session=session, task_id=task.id, title=task.title, agent=event,
-                                seconds=round(time.monotonic() - started, 1), cost_usd=cost))  # fmt: skip
-
-        return tell
+        return Teller(self.say, self.events).agent(session, task.id, task.title, started, self._cost())
 
     def _security_events(self) -> list[str]:
         """What the person owns that changed since the session began, put back: each a security event."""
