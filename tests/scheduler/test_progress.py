@@ -233,3 +233,24 @@ def test_what_the_agent_wrote_cannot_drive_the_terminal(terminal: bool) -> None:
     text = stream.getvalue()
     assert "\x1b]52" not in text and "\x1b[2J" not in text and "\x07" not in text
     assert "src/?]52;c;ZWNobyBwd25lZA==??[2J.py" in text
+
+
+def test_a_failing_observer_cannot_fail_the_gate_and_is_told_every_check(tmp_path: Path) -> None:
+    from mcp_servers.core.gate import run_gate
+    from mcp_servers.core.gate.progress import GateEvent
+    from mcp_servers.core.workspace import Workspace
+
+    repo = make_repo(tmp_path / "r", config=FAST_CONFIG)
+    repo.append("src/app/calc.py", "\n\nONE = 1\n")
+    told: list[GateEvent] = []
+
+    def observer(event: GateEvent) -> None:
+        told.append(event)
+        raise RuntimeError("the screen broke")
+
+    report = run_gate(Workspace.open(repo.root), progress=observer)
+    assert report.passed, report.summary
+    ended = {e.check: e.status for e in told if e.kind == "end"}
+    assert ended == {c.name: c.status for c in report.checks}
+    started = {e.check for e in told if e.kind == "start"}
+    assert {c.name for c in report.checks if c.status != "skipped"} <= started <= set(ended)

@@ -199,6 +199,7 @@ def _judge(ws: Workspace, tree: str, base: str, scope: list[str], progress: Prog
                 [Finding(path=printable(p), message="changed during the gate") for p in touched],
             )
         )
+        _ended(tell, results[-1])
     everything = [safety, *results]
     failed = [c for c in everything if not c.passed]
     summary = (
