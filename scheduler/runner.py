@@ -91,8 +91,8 @@ class Runner:
         with run_lock(ws, info) as (taken, other):
             if not taken:
                 held = other or {}
-                self.say(f"overnight: another session ({held.get('session')}, pid {held.get('pid')}) is running; "
-                         "nothing to do")  # fmt: skip
+                self._tell(RunEvent("end", f"overnight: another session ({held.get('session')}, pid "
+                                    f"{held.get('pid')}) is running; nothing to do", outcome="already-running"))
                 return None
             moved = db.ensure_sound(ws.db_path)  # once a session, not per connection: damage found early
             done = [f"the state database was damaged: moved it to {moved} and started a new one"] if moved else []
