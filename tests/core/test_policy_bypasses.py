@@ -1555,8 +1555,10 @@ TASK_DENY = [
     TaskCase("uv_add", "uv add httpx and use it for the client", ("forbidden:install-package",)),
     TaskCase("install_a_library", "Install the yaml library for parsing", ("forbidden:install-package",)),
     TaskCase("stripe_payments", "Integrate Stripe payments", ("forbidden:payment",)),
-    TaskCase("rotate_api_keys", "Rotate the API keys", ("forbidden:credentials",)),
-    TaskCase("store_passwords", "Store user passwords in the settings file", ("forbidden:credentials",)),
+    TaskCase("add_a_payment_provider", "Add a payment provider for subscriptions", ("forbidden:payment",)),
+    TaskCase("card_processing", "Process credit card payments at the till", ("forbidden:payment",)),
+    TaskCase("charge_the_customer", "Charge the customer every month", ("forbidden:payment",)),
+    TaskCase("paypal_gateway", "Set up PayPal as the payment gateway", ("forbidden:payment",)),
     TaskCase("database_migration", "Write a database migration for the orders table", ("forbidden:migration",)),
     TaskCase("deploy_to_production", "Deploy the app to production", ("forbidden:deploy",)),
     TaskCase("publish_to_pypi", "Publish the package to PyPI", ("forbidden:deploy",)),
@@ -1575,6 +1577,22 @@ TASK_DENY = [
     TaskCase("npm_i", "npm i lodash", ("forbidden:install-package",)),
     TaskCase("pip3_install", "pip3 install requests", ("forbidden:install-package",)),
     TaskCase("add_to_the_dependencies", "Add httpx to the project's dependencies", ("forbidden:add-dependency",)),
+    # bypasses of the operation rules: other verbs, shell and library spellings
+    TaskCase("rm_rf", "rm -rf build and start again", ("forbidden:delete-file",)),
+    TaskCase("rm_glob", "run rm src/*.orig", ("forbidden:delete-file",)),
+    TaskCase("unlink_the_files", "Unlink the files under cache", ("forbidden:delete-file",)),
+    TaskCase("wipe_the_directory", "Wipe the directory of uploads", ("forbidden:delete-file",)),
+    TaskCase("empty_the_folder", "Empty the uploads folder", ("forbidden:delete-file",)),
+    TaskCase("get_rid_of", "Get rid of the tmp directory", ("forbidden:delete-file",)),
+    TaskCase("rmtree", "Call shutil.rmtree on the cache", ("forbidden:delete-file",)),
+    TaskCase("os_remove", "Use os.remove on the old logs", ("forbidden:delete-file",)),
+    TaskCase("git_rm", "git rm the legacy module", ("forbidden:delete-file",)),
+    TaskCase("python_m_pip_install", "python -m pip install requests", ("forbidden:install-package",)),
+    TaskCase("uv_pip_install", "uv pip install rich", ("forbidden:install-package",)),
+    TaskCase("add_requests_to_dependencies", "add requests to dependencies", ("forbidden:add-dependency",)),
+    TaskCase("pin_deps", "Pin the deps of the web app", ("forbidden:add-dependency",)),
+    TaskCase("alter_table_drop", "ALTER TABLE users DROP COLUMN email", ("forbidden:remove-column",)),
+    TaskCase("dropping_tables", "Dropping the audit tables after export", ("forbidden:drop-table",)),
 ]
 
 TASK_ALLOW = [
@@ -1591,6 +1609,19 @@ TASK_ALLOW = [
     TaskCase("boundary_values", "Refactor calc module", kwargs={"estimated_lines": 30, "alignment_score": 80}),
     TaskCase("git_checkout", "Handle the checkout of git branches"),
     TaskCase("dependency_free_helper", "Add a dependency-free slugify helper"),
+    # topics, not operations: a person approved these by putting them under Ready (issue 11)
+    TaskCase("user_model_with_password", "Add User model with email and password fields"),
+    TaskCase("password_hashing", "Add password hashing function"),
+    TaskCase("login_endpoint", "Implement login endpoint with authentication tokens"),
+    TaskCase("rotate_api_keys", "Rotate the API keys in the key store module"),
+    TaskCase("secrets_redaction", "Add a secrets redaction helper for the logs"),
+    TaskCase("credentials_form", "Validate the credentials form fields"),
+    TaskCase("invoice_pdf", "Render invoices as PDF"),
+    TaskCase("invoice_number", "Add the invoice number to the header"),
+    TaskCase("billing_address", "Show the billing address on the invoice"),
+    TaskCase("payment_docs", "Document the payment flow in the README"),
+    TaskCase("paths_trailing_slash", "Remove the trailing slash from paths"),
+    TaskCase("file_reader", "Refactor the file reader"),
 ]
 
 
