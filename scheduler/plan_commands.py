@@ -91,6 +91,9 @@ def _show(t: TaskDetail) -> None:
     if t.completion:
         c = t.completion
         rows.append(("completed", f"{c.commit[:12]} on {c.branch} ({c.completed})"))
+    if t.safety_check:
+        rows.append(("safety", t.safety_check))
+    rows += [("warning", w) for w in t.warnings]
     for key, value in rows:
         console.print(f"  {key:<10} {escape(value)}")
     for event in t.history:

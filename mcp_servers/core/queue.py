@@ -182,7 +182,7 @@ class _Judge:
         task = self.plans.base_task(task_id)
         if task is None:
             return _Verdict("pending-approval", f"pending approval: not in the plan on {self.plans.base_ref} yet")
-        checks = [self._approval, self._progress, self._blockers, self._claims, self._attempts]
+        checks = [self._approval, self._progress, self._held, self._blockers, self._claims, self._attempts]
         if check_safety:
             checks.append(self._safety)
         for check in checks:
@@ -193,7 +193,9 @@ class _Judge:
 
     def _approval(self, task: P.Task) -> _Verdict | None:
         if task.section == "pending":
-            return _Verdict("pending-approval", "pending approval")
+            tests = task.get("tests_defined") if task.tests_defined is False else None
+            why = "pending approval" + (f"; tests not defined yet ({tests})" if tests else "")
+            return _Verdict("pending-approval", why)
         if task.section != "ready":
             return _Verdict("not-ready", "not ready" + (f": {task.get('reason')}" if task.get("reason") else ""))
         return None
@@ -206,6 +208,18 @@ class _Judge:
             return _Verdict("done")
         if elsewhere:
             return _Verdict("review", f"done on branch {elsewhere}, which is not merged here yet")
+        return None
+
+    def _held(self, task: P.Task) -> _Verdict | None:
+        """Fail closed on what the plan says about approval and safety: a value that cannot be read, a Safety
+        check that failed, an Auto-approved that says no."""
+        if task.held:
+            name, why = next(iter(task.held.items()))
+            return _Verdict("unsafe", f"unclear {name.replace('_', ' ')}: {why}; fix the task in {self.plans.path}")
+        if task.safety_check == "failed":
+            return _Verdict("unsafe", f"unsafe: the plan's Safety check says {task.get('safety_check')!r}")
+        if task.auto_approved is False:
+            return _Verdict("pending-approval", f"not approved: Auto-approved says {task.get('auto_approved')!r}")
         return None
 
     def _blockers(self, task: P.Task) -> _Verdict | None:
@@ -316,6 +330,8 @@ class _Judge:
             status=shown.get("status"),
             reason=shown.get("reason"),
             description=shown.get("description"),
+            safety_check=shown.get("safety_check"),
+            warnings=list(shown.warnings or ()),
             fields=shown.other_fields(),
             working_section=working.section
             if working and working.section != (base.section if base else None)
@@ -414,9 +430,7 @@ def get_task(ws: Workspace, task_id: str, session: str, clock: Clock = time.time
     return judge.detail(plans.any_task(task_id))
 
 
-def next_task(
-    ws: Workspace, session: str, clock: Clock = time.time, exclude: Collection[str] = ()
-) -> NextTask:
+def next_task(ws: Workspace, session: str, clock: Clock = time.time, exclude: Collection[str] = ()) -> NextTask:
     """The best runnable task (approved, not done, dependencies done, not claimed by another live session,
     under the attempt limit, passing validate_task), by priority then plan order, and why others were passed.
 

@@ -90,7 +90,49 @@ def _read_tests(plain: str) -> tuple[bool | None, str | None]:
         return True, None
     if "❌" in plain or (words and words[0] in {"no", "n", "false", "none"}):
         return False, None
-    return None, "Tests defined is `Yes (path/to/test.py)` or `No`"
+    if plain.startswith("⏳") or (words and words[0] in _NOT_YET):  # `⏳ Needs definition`: not defined yet
+        return False, None
+    return None, "Tests defined is `Yes (path/to/test.py)`, `No` or `⏳ Needs definition`"
+
+
+_NOT_YET = {"needs", "need", "pending", "tbd", "todo", "later", "missing", "to"}
+# A plan's own Safety check: `✅ Passed`, `⚠️ Touches authentication (needs review)` (a caution the person saw
+# when they approved the task), `❌ Unsafe: …`. First the sign, else the first word.
+_SAFETY_SIGNS = (("✅", "passed"), ("✔", "passed"), ("⚠", "caution"), ("❌", "failed"), ("⛔", "failed"),
+                 ("🚫", "failed"), ("✖", "failed"))  # fmt: skip
+_SAFETY_WORDS = {
+    "passed": "passed", "pass": "passed", "ok": "passed", "okay": "passed", "safe": "passed", "yes": "passed",
+    "clear": "passed", "cleared": "passed", "reviewed": "passed",
+    "caution": "caution", "warning": "caution", "warn": "caution", "touches": "caution", "review": "caution",
+    "needs": "caution", "careful": "caution",
+    "failed": "failed", "fail": "failed", "unsafe": "failed", "no": "failed", "blocked": "failed",
+    "dangerous": "failed", "refused": "failed",
+}  # fmt: skip
+
+
+def _read_safety(plain: str) -> tuple[str | None, str | None]:
+    for sign, meaning in _SAFETY_SIGNS:
+        if plain.startswith(sign):
+            return meaning, None
+    words = re.sub(r"[^a-z]+", " ", plain.lower()).split()
+    found = _SAFETY_WORDS.get(words[0]) if words else None
+    if found is None:
+        return None, "Safety check is `✅ Passed`, `⚠️ <what to watch>` or `❌ <why it is unsafe>`"
+    return found, None
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:?\d{2})?)?\b")
+
+
+def _read_approved(plain: str) -> tuple[bool | None, str | None]:
+    """`Auto-approved: 2025-01-15` (or yes) agrees with the section; `No` holds the task back."""
+    text = plain.lstrip("✅❌ \ufe0f")
+    head = re.sub(r"[^a-z]+", " ", text.lower()).split()
+    if _DATE.match(text) or plain.startswith("✅") or (head and head[0] in {"yes", "true", "approved"}):
+        return True, None
+    if plain.startswith("❌") or (head and head[0] in {"no", "false", "not", "pending"}):
+        return False, None
+    return None, "Auto-approved is a date (`2025-01-15`), `Yes` or `No`"
 
 
 def _read_status(plain: str) -> tuple[str | None, str | None]:
@@ -110,6 +152,8 @@ _READERS: dict[str, Read] = {
     "estimated_lines": _read_estimate,
     "tests_defined": _read_tests,
     "status": _read_status,
+    "safety_check": _read_safety,
+    "auto_approved": _read_approved,
 }
 # Values read before, by field: `P1`, `95/100`, `DONE` repeat across thousands of tasks and plans.
 _READ: dict[str, dict[str, tuple[object, str | None]]] = {name: {} for name in _READERS}

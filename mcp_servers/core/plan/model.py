@@ -42,7 +42,8 @@ _FIELD_NAMES = {
     "alignment score": "alignment_score", "alignment": "alignment_score",
     "estimated lines": "estimated_lines", "estimate": "estimated_lines", "estimated size": "estimated_lines",
     "tests defined": "tests_defined", "tests": "tests_defined",
-    "safety check": "safety_check",
+    "safety check": "safety_check", "safety": "safety_check",
+    "auto-approved": "auto_approved", "auto approved": "auto_approved",
     "status": "status",
     "reason": "reason",
     "description": "description",
@@ -52,7 +53,17 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
 # Field names whose text is kept as written (shown to people, or free text); the others are kept interpreted.
-_TEXT_FIELDS = {"status", "reason", "description", "safety_check", "proposed_by", "tests_defined"}
+_TEXT_FIELDS = {"status", "reason", "description", "safety_check", "proposed_by", "tests_defined", "auto_approved"}
+# Fields that bear on approval or safety: when one's value cannot be read, the task is not offered (fail closed);
+# a value of any other field that cannot be read is a warning saying how it was read.
+HOLDING_FIELDS = {"files", "depends_on", "status", "safety_check", "auto_approved"}
+# What the plan's value of each field that cannot be read is taken as, for the warning that says so.
+READ_AS = {
+    "priority": "read as P2, the default",
+    "alignment_score": "read as no score",
+    "estimated_lines": "read as no estimate",
+    "tests_defined": "read as no tests defined",
+}
 _NONE = {"", "-", "—", "–", "none", "n/a", "na", "nothing"}  # noqa: RUF001 (dashes people type for "none")
 _NONE_LEN = max(map(len, _NONE))
 
@@ -85,9 +96,13 @@ class Task:
     estimated_lines: int | None = None
     tests_defined: bool | None = None
     status: str | None = None
+    safety_check: str | None = None  # passed, caution or failed: the plan's own Safety check, as understood
+    auto_approved: bool | None = None  # the plan's Auto-approved field: a date or yes (True), no (False)
     values: dict[str, str] | None = None  # name -> text, for text fields and fields this module does not know
     keys: dict[str, str] | None = None  # name -> key as written, for fields this module does not know
     body: list[str] | None = None  # indented prose under the task
+    warnings: list[str] | None = None  # field values that could not be read, and how they were read
+    held: dict[str, str] | None = None  # approval or safety fields that could not be read -> why: never offered
 
     @property
     def line(self) -> int:

@@ -10,7 +10,18 @@ from collections.abc import Iterator
 from .fields import _BULK, _READERS, Pending, Problemish, _Column
 from .graph import check_graph
 from .lines import _BULLETS, _KEYS, _comments, _name
-from .model import _KNOWN, _SECTION_NAMES, _TEXT_FIELDS, ID_PATTERN, Heading, Plan, Problem, Task
+from .model import (
+    _KNOWN,
+    _SECTION_NAMES,
+    _TEXT_FIELDS,
+    HOLDING_FIELDS,
+    ID_PATTERN,
+    READ_AS,
+    Heading,
+    Plan,
+    Problem,
+    Task,
+)
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
 _TASK = re.compile(r"^[ \t]*(?:(?:[-*+•]|→|->|\d{1,4}[.)])[ \t]+)?\*\*\[(?P<id>[^\]\n]*)\]\*\*(?P<title>.*)$")
@@ -291,8 +302,21 @@ class _Reader:
             self.unsorted = True  # (their problems come after the others found meanwhile)
 
     def _bad(self, i: int, task: Task, name: str, expected: str, value: str) -> None:
+        """A value that cannot be read: a warning saying how it was read, kept in the task's data too. A field
+        that bears on approval or safety holds the task back instead (fail closed): it is never offered."""
         code = f"bad-{name.replace('_', '-')}"
-        self.problems.append(Problem(i + 1, code, f"task `{task.id}`: {expected} (got {value.strip()!r})"))
+        got = f"{expected} (got {value.strip()!r})"
+        if name in HOLDING_FIELDS:
+            if task.held is None:
+                task.held = {}
+            task.held[name] = got
+            said = f"{got}; the task is not offered until this is fixed"
+        else:
+            said = f"{got}; {READ_AS.get(name, 'ignored')}"
+        if task.warnings is None:
+            task.warnings = []
+        task.warnings.append(said)
+        self.problems.append(Problem(i + 1, code, f"task `{task.id}`: {said}", "warning"))
 
     def _heading(self, i: int, level: int, text: str) -> None:
         self._close_task()
