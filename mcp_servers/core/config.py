@@ -191,7 +191,10 @@ class Policy(_Section):
     allow_mode_changes: bool = Field(default=False, description="may agents add executables or change file modes?")
     ascii_paths_only: bool = Field(
         default=True,
-        description="refuse file names with non-ASCII characters (look-alikes of protected names)",
+        description="refuse non-ASCII file names that are look-alikes: letters of another script that read as "
+        "ASCII ones (`calc.py` with a Cyrillic `a`), names not in their normal form (full-width, ligatures, a "
+        "decomposed accent) or with hidden variation characters, and names that fold to a protected one; other "
+        "non-ASCII names (`docs/café.md`) pass. Invisible and control characters are refused whatever this says",
     )
     max_changed_lines: Annotated[int, Field(ge=1)] = Field(
         default=30, description="most lines a task may change (added + removed)"
