@@ -20,8 +20,9 @@ from . import plan as P
 from .errors import OvernightError, UsageError
 from .git import git_env
 from .paths import clean_glob
+from .plan_store import PlanError, edit, load
 from .policy import check_task
-from .queue import TITLE_MAX, PlanError, _find, _inert, _new_id, edit, load
+from .queue import TITLE_MAX, _find, _inert, _new_id
 from .workspace import Workspace
 
 Clock = Callable[[], float]
