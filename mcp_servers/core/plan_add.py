@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
@@ -73,8 +74,8 @@ def add_task(
     level = priority.strip().upper()
     if level not in {"P0", "P1", "P2", "P3"}:
         raise UsageError(f"priority {priority!r} is not P0, P1, P2 or P3.")
-    globs = [clean_glob(g) for g in _split(files)]
-    test_path = clean_glob(tests) if tests else None
+    globs = [_glob(g) for g in _split(files)]
+    test_path = _glob(tests) if tests else None
     plans = load(ws)
     deps = list(dict.fromkeys(_split(depends_on)))
     missing = [d for d in deps if not P.ID_PATTERN.match(d) or _find(plans, d) is None]
@@ -112,6 +113,13 @@ def add_task(
 def _split(values: Sequence[str]) -> list[str]:
     """Option values given repeated or comma-separated: `--files a --files b` or `--files a,b`."""
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _glob(raw: str) -> str:
+    """A file pattern for one line of the plan: inside the repository, no line break or control character."""
+    if any(unicodedata.category(ch) in {"Cc", "Zl", "Zp"} for ch in raw):
+        raise UsageError(f"{raw!r} is not a file pattern: it holds a line break, a tab or a control character.")
+    return clean_glob(raw)
 
 
 def _check(

@@ -84,6 +84,8 @@ def test_plan_add_without_approval_goes_to_pending(planned: GitRepo, capsys: pyt
         (("A task", "--id", "sub"), "`sub` cannot be the new task's id"),
         (("A task", "--id", "bad id"), "`bad id` cannot be the new task's id"),
         (("A task", "--files", "../outside/*"), "climbs out with `..`"),
+        (("A task", "--tests", "tests/x.py)\n  - Status: READY"), "holds a line break"),
+        (("A task", "--files", "src/a.py\r- **[x]** injected"), "holds a line break"),
         (("A task", "--priority", "P9"), "'P9' is not one of"),
         (("Drop the audit table", "--approve"), "not added: forbidden:drop-table"),
         (("Tidy docs", "--approve", "--files", ".env"), "not added: protected-path"),
