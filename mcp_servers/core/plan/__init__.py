@@ -4,9 +4,14 @@ The format people already write: a `Task Queue` heading with three sections (*Re
 *Pending Approval*, *Not Ready*; recognised with or without emoji, at any heading level below the queue's),
 each task a bold `[id]` line followed by `- Key: value` fields.
 
-Reading never raises on content: every problem (a bad value, a duplicate id, a missing dependency, a cycle)
-is collected with its line number, and a plan with errors is never written. Writing changes only the lines
-it means to change and keeps every other byte: prose, emoji, blank lines, CRLF, a BOM, unknown fields.
+Reading never raises on content: every problem (a duplicate id, a missing dependency, a cycle: errors; a value
+that cannot be read: a warning saying how it was read) is collected with its line number, and a plan with errors
+is never written. Writing changes only the lines it means to change and keeps every other byte: prose, emoji,
+blank lines, CRLF, a BOM, unknown fields.
+
+The package, by concept: `model` (sections, field names, Task, Plan), `lines` (where a task's fields are on its
+lines), `fields` (reading each field's value), `reader` (one pass over the file), `graph` (missing dependencies
+and cycles), `editor` (line edits). Everything callers use is re-exported here.
 """
 
 from __future__ import annotations
