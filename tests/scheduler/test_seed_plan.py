@@ -79,3 +79,22 @@ async def test_seed_plan_next_task_through_the_project_server(seeded: GitRepo, m
         assert found["task"]["id"] == "task_3"
         checked = (await client.call_tool("validate_plan", {})).structured_content
         assert checked["ok"] is True and checked["errors"] == []
+
+
+def test_seed_plan_with_an_unreadable_value_validates_with_a_warning(
+    seeded: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A value that cannot be read is a warning that says how it was read, not an error that stops the queue."""
+    seeded.write(
+        "PROJECT_PLAN.md",
+        SEED.replace(
+            "  - Priority: P1\n  - Depends on: task_1, task_2", "  - Priority: soonish\n  - Depends on: task_1, task_2"
+        ),
+    )
+    seeded.commit("a priority nobody can read")
+    assert _run(seeded, "validate") == 0
+    out = capsys.readouterr().out
+    assert "PROJECT_PLAN.md:31: warning: task `task_3`: Priority is P0, P1, P2 or P3 (got 'soonish'); read as P2" in out
+    assert "6 task(s), 0 error(s), 1 warning(s)" in out  # (the base and the working tree hold the same file)
+    assert _run(seeded, "next", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["task"]["id"] == "task_3"
