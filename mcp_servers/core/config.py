@@ -506,9 +506,9 @@ _EXAMPLES = {
     ],
     "policy.extend_forbidden_operations": [
         "# [[policy.extend_forbidden_operations]]",
-        '# id = "analytics"',
-        '# pattern = "\\b(tracking|analytics)\\b"',
-        '# message = "analytics code"',
+        '# id = "email-customers"',
+        "# pattern = '\\b(send|email)(s|ed|ing)?\\b.{0,30}\\b(customers|all users)\\b'  # (literal: \\b stays)",
+        '# message = "emailing customers"',
     ],
 }
 
