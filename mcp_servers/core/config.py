@@ -96,7 +96,7 @@ FORBIDDEN_OPERATIONS: list[dict[str, str]] = [
         "id": "delete-file",
         "pattern": rf"\b(?:{_DELETE})\b.{{0,30}}\b(?:files?|director(?:y|ies)|dirs?|folders?|everything)\b"
         r"|\brm\s+-\w*[rf]|\brm\s+\S*[./*]|\brmtree\b|\bos\.(?:remove|unlink|rmdir|removedirs)\b|\bgit\s+rm\b"
-        r"|\bunlink\(|\.unlink\b",
+        r"|\bunlink\(|\.unlink\b|\bgit\s+clean\b|\bfind\b.{0,60}\s-delete\b",
         "message": "deleting files",
     },
     {

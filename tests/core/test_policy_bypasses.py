@@ -1658,6 +1658,9 @@ TASK_DENY = [
     TaskCase("rmtree", "Call shutil.rmtree on the cache", ("forbidden:delete-file",)),
     TaskCase("os_remove", "Use os.remove on the old logs", ("forbidden:delete-file",)),
     TaskCase("git_rm", "git rm the legacy module", ("forbidden:delete-file",)),
+    TaskCase("git_clean", "Run git clean -fdx before the build", ("forbidden:delete-file",)),
+    TaskCase("find_delete", "find . -name '*.pyc' -delete", ("forbidden:delete-file",)),
+    TaskCase("path_unlink", "Call Path.unlink on each stale cache entry", ("forbidden:delete-file",)),
     TaskCase("python_m_pip_install", "python -m pip install requests", ("forbidden:install-package",)),
     TaskCase("uv_pip_install", "uv pip install rich", ("forbidden:install-package",)),
     TaskCase("add_requests_to_dependencies", "add requests to dependencies", ("forbidden:add-dependency",)),
@@ -1693,6 +1696,8 @@ TASK_ALLOW = [
     TaskCase("payment_docs", "Document the payment flow in the README"),
     TaskCase("paths_trailing_slash", "Remove the trailing slash from paths"),
     TaskCase("file_reader", "Refactor the file reader"),
+    TaskCase("delete_button", "Add a delete button to the user page"),
+    TaskCase("find_helper", "Add a find helper that can delete nothing"),
 ]
 
 
