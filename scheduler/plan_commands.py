@@ -46,9 +46,9 @@ def plan_list(ctx: click.Context, status: str | None, section: str | None, limit
     if as_json:
         out.emit_json(result)
         return out.OK
-    table = out.table("id", "priority", "section", "state", "title")
+    table = out.table("id", "priority", "section", "state", "title", "why")
     for t in result.tasks:
-        table.add_row(escape(t.id), t.priority, t.section or "-", t.state, escape(t.title))
+        table.add_row(escape(t.id), t.priority, t.section or "-", t.state, escape(t.title), escape(t.why or ""))
     console = out.console()
     console.print(table)
     console.print(f"{result.total} task(s); approval read from {escape(result.base_ref)}")

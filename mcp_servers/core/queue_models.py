@@ -22,6 +22,7 @@ class TaskSummary(BaseModel):
     priority: str
     depends_on: list[str]
     line: int | None = Field(default=None, description="the task's line in the working tree's plan file")
+    why: str | None = Field(default=None, description="why the task is not runnable now, when it is not")
 
 
 class ClaimInfo(BaseModel):
@@ -40,7 +41,6 @@ class CompletionInfo(BaseModel):
 
 
 class TaskDetail(TaskSummary):
-    why: str | None = Field(default=None, description="why the task is not runnable now, when it is not")
     files: list[str] = Field(description="the task's scope: every changed path must match one of these globs")
     alignment_score: int | None = None
     estimated_lines: int | None = None

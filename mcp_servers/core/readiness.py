@@ -179,6 +179,7 @@ class _Judge:
             priority=f"P{shown.priority}",
             depends_on=list(shown.depends_on),
             line=working.line if working else None,
+            why=verdict.why,
         )
 
     def detail(self, task: P.Task) -> TaskDetail:
@@ -212,7 +213,6 @@ class _Judge:
             ]
         return TaskDetail(
             **self.summary(task, verdict).model_dump(),
-            why=verdict.why,
             files=list(shown.files),
             alignment_score=shown.alignment_score,
             estimated_lines=shown.estimated_lines,

@@ -41,7 +41,11 @@ def test_seed_plan_next_offers_its_first_ready_task(seeded: GitRepo, capsys: pyt
     assert data["task"]["title"] == "Add User model with email and password fields"
     assert data["skipped"] == []  # nothing ahead of it: task_1 and task_2 are done
     assert _run(seeded, "list", "--json") == 0
-    states = {t["id"]: t["state"] for t in json.loads(capsys.readouterr().out)["tasks"]}
+    listed = json.loads(capsys.readouterr().out)["tasks"]
+    states = {t["id"]: t["state"] for t in listed}
+    assert {t["id"]: t["why"] for t in listed}[
+        "task_4"
+    ] == "pending approval; tests not defined yet (⏳ Needs definition)"
     assert states == {"task_1": "done", "task_2": "done", "task_3": "ready", "task_5": "blocked",
                       "task_4": "pending-approval", "task_6": "not-ready"}  # fmt: skip
     # task_5 waits for task_3 (a dependency), not for a topic word; task_4 says why it is not ready
