@@ -32,7 +32,7 @@ def _ws(ctx: click.Context) -> Workspace:
 
 @click.group(name="plan")
 def plan_group() -> None:
-    """The task queue in PROJECT_PLAN.md: list, show, next, approve, reject, validate, reset."""
+    """The task queue in PROJECT_PLAN.md: list, show, next, add, approve, reject, validate, reset."""
 
 
 @plan_group.command("list")
@@ -47,9 +47,9 @@ def plan_list(ctx: click.Context, status: str | None, section: str | None, limit
     if as_json:
         out.emit_json(result)
         return out.OK
-    table = out.table("id", "priority", "section", "state", "title")
+    table = out.table("id", "priority", "section", "state", "title", "why")
     for t in result.tasks:
-        table.add_row(escape(t.id), t.priority, t.section or "-", t.state, escape(t.title))
+        table.add_row(escape(t.id), t.priority, t.section or "-", t.state, escape(t.title), escape(t.why or ""))
     console = out.console()
     console.print(table)
     console.print(f"{result.total} task(s); approval read from {escape(result.base_ref)}")
@@ -92,6 +92,9 @@ def _show(t: TaskDetail) -> None:
     if t.completion:
         c = t.completion
         rows.append(("completed", f"{c.commit[:12]} on {c.branch} ({c.completed})"))
+    if t.safety_check:
+        rows.append(("safety", t.safety_check))
+    rows += [("warning", w) for w in t.warnings]
     for key, value in rows:
         console.print(f"  {key:<10} {escape(value)}")
     for event in t.history:
@@ -143,6 +146,54 @@ def _person_edit(ws: Workspace, task_id: str, section: str, verb: str, reason: s
                        "commit": made, "message": message})  # fmt: skip
     else:
         out.console().print(escape(message))
+    return out.OK
+
+
+@plan_group.command("add")
+@click.argument("title")
+@click.option("--files", multiple=True, metavar="GLOBS", help="The task's scope (repeat, or comma-separated).")
+@click.option("--priority", type=click.Choice(["P0", "P1", "P2", "P3"], case_sensitive=False), default="P2",
+              show_default=True)  # fmt: skip
+@click.option("--depends-on", multiple=True, metavar="IDS", help="Tasks it waits for (repeat, or comma-separated).")
+@click.option("--tests", metavar="PATH", help="Its tests (`Tests defined: ✅ Yes (PATH)`); else they need definition.")
+@click.option("--estimate", type=click.IntRange(0, 100_000), help="Estimated lines changed.")
+@click.option("--alignment", type=click.IntRange(0, 100), help="Alignment score, 0 to 100.")
+@click.option("--description", help="What the task asks for, in a sentence or two.")
+@click.option("--id", "task_id", metavar="ID", help="The task's id (default: a fresh `task_xxxxxx`).")
+@click.option("--approve", is_flag=True, help="Put it under Ready for Autonomous Execution (your approval).")
+@click.option("--no-commit", is_flag=True, help="Edit the plan file only; commit it yourself.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new task as JSON.")
+@click.pass_context
+def plan_add(
+    ctx: click.Context,
+    title: str,
+    files: tuple[str, ...],
+    priority: str,
+    depends_on: tuple[str, ...],
+    tests: str | None,
+    estimate: int | None,
+    alignment: int | None,
+    description: str | None,
+    task_id: str | None,
+    approve: bool,
+    no_commit: bool,
+    as_json: bool,
+) -> int:
+    """Write a new task into the plan (Pending Approval, or Ready with --approve) and commit the plan alone."""
+    from mcp_servers.core.plan_add import add_task
+
+    added = add_task(_ws(ctx), title, files=files, priority=priority, depends_on=depends_on, tests=tests,
+                     estimate=estimate, alignment=alignment, description=description, task_id=task_id,
+                     approve=approve, commit=not no_commit)  # fmt: skip
+    if as_json:
+        out.emit_json(added)
+        return out.OK
+    console = out.console()
+    where = "Ready for Autonomous Execution" if added.section == "ready" else "Pending Approval"
+    done = f"committed it ({added.commit[:12]})" if added.commit else "did not commit it (--no-commit)"
+    console.print(f"added `{escape(added.id)}` under {where} (line {added.line}) and {done}")
+    for note in added.notes:
+        console.print(f"  note: {escape(note)}")
     return out.OK
 
 

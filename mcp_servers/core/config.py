@@ -77,45 +77,58 @@ WATCHED_HOME = [
     ".claude/commands/**", ".claude/agents/**", ".vimrc",
 ]  # fmt: skip
 
-# Phrases in a task's text that name work an unattended agent must not do. Matched case-insensitively.
+# Operations, in a task's text, that an unattended agent must not do: a verb and what it acts on, matched
+# case-insensitively. Operations, not topics: a task about passwords, users, invoices or authentication is work
+# like any other once a person approved it; deleting files, dropping tables, changing dependencies, installing
+# packages, integrating payments, migrating a database or deploying is not (issue 11).
+_DELETE = r"delet(?:e|es|ed|ing)|remov(?:e|es|ed|ing)|rm|unlink(?:s|ed|ing)?|eras(?:e|es|ed|ing)|wip(?:e|es|ed|ing)"
+_DELETE += r"|purg(?:e|es|ed|ing)|shred(?:s|ded|ding)?|destroy(?:s|ed|ing)?|nuk(?:e|es|ed|ing)|get rid of"
+_DELETE += r"|clean(?:s|ed|ing)? out|clear(?:s|ed|ing)? out|empty|empties|emptying"
+_ADD = r"add|adds|added|adding|new|introduc(?:e|es|ed|ing)|upgrad(?:e|es|ed|ing)|bump(?:s|ed|ing)?|pin(?:s|ned|ning)?"
+_ADD += r"|requir(?:e|es|ed|ing)|pull(?:s|ed|ing)? in|vendor(?:s|ed|ing)?"
+_WIRE = r"integrat(?:e|es|ed|ing|ion)|add|adds|added|adding|implement(?:s|ed|ing)?|set(?:s|ting)? up"
+_WIRE += r"|connect(?:s|ed|ing)?|wir(?:e|es|ed|ing)(?: up)?|hook(?:s|ed|ing)? up|enabl(?:e|es|ed|ing)"
+_WIRE += r"|build(?:s|ing)?|switch(?:es|ed|ing)? to|mov(?:e|es|ed|ing) to|support(?:s|ed|ing)?|accept(?:s|ed|ing)?"
+_WIRE += r"|process(?:es|ed|ing)?|tak(?:e|es|ing)"
+_PAYMENT = r"payments?|stripe|paypal|braintree|adyen|square payments|credit[- ]?cards?|card payments?"
 FORBIDDEN_OPERATIONS: list[dict[str, str]] = [
     {
         "id": "delete-file",
-        "pattern": r"\b(delete|remove|rm)\b.{0,20}\b(files?|director(y|ies)|folders?)\b",
+        "pattern": rf"\b(?:{_DELETE})\b.{{0,30}}\b(?:files?|director(?:y|ies)|dirs?|folders?|everything)\b"
+        r"|\brm\s+-\w*[rf]|\brm\s+\S*[./*]|\brmtree\b|\bos\.(?:remove|unlink|rmdir|removedirs)\b|\bgit\s+rm\b"
+        r"|\bunlink\(|\.unlink\b|\bgit\s+clean\b|\bfind\b.{0,60}\s-delete\b",
         "message": "deleting files",
     },
     {
         "id": "drop-table",
-        "pattern": r"\b(drop|truncate)\b.{0,30}\b(tables?|databases?|schemas?)\b",
+        "pattern": r"\b(?:drop|drops|dropped|dropping|truncat(?:e|es|ed|ing))\b.{0,30}"
+        r"\b(?:tables?|databases?|schemas?|collections?)\b|\b(?:drop|truncate)\s+(?:table|database|schema)\b",
         "message": "dropping or truncating tables",
     },
     {
         "id": "remove-column",
-        "pattern": r"\b(remove|drop|delete)\b.{0,20}\bcolumns?\b",
+        "pattern": r"\b(?:remov(?:e|es|ed|ing)|drop|drops|dropped|dropping|delet(?:e|es|ed|ing))\b.{0,20}"
+        r"\bcolumns?\b|\balter\s+table\b.{0,60}\bdrop\b",
         "message": "removing database columns",
     },
     {
         "id": "add-dependency",
-        "pattern": r"\b(add|new|introduce|upgrade|bump)\b.{0,40}\b(dependency|dependencies|requirements?)\b(?!-free)",
+        "pattern": rf"\b(?:{_ADD})\b.{{0,40}}\b(?:dependency|dependencies|deps|requirements?)\b(?!-free)",
         "message": "changing dependencies",
     },
     {
         "id": "install-package",
-        "pattern": r"\b(pip3?|pipx|npm|yarn|pnpm|uv|poetry|conda|apt(-get)?|brew|cargo|gem)\s+(install|add|i)\b"
-        r"|\bgo\s+(get|install)\s+\S*[./]\S*"
-        r"|\binstall\b.{0,20}\b(packages?|librar(y|ies)|modules?)\b",
+        "pattern": r"\b(?:pip3?|pipx|npm|yarn|pnpm|uv|poetry|conda|mamba|apt(?:-get)?|brew|cargo|gem|bundle|composer)"
+        r"\s+(?:install|add|i)\b|\bgo\s+(?:get|install)\s+\S*[./]\S*|\buv\s+pip\s+install\b|\beasy_install\b"
+        r"|\binstall(?:s|ed|ing)?\b.{0,20}\b(?:packages?|librar(?:y|ies)|modules?|dependenc(?:y|ies)|deps)\b",
         "message": "installing packages",
     },
     {
         "id": "payment",
-        "pattern": r"\b(payments?|billing|checkout (page|flow|process)|stripe|paypal|credit[- ]cards?|invoices?)\b",
-        "message": "payment code",
-    },
-    {
-        "id": "credentials",
-        "pattern": r"\b(credentials?|passwords?|secrets?|api[- ]?keys?|private[- ]keys?|access[- ]tokens?"
-        r"|auth(entication)?[- ]tokens?)\b",
-        "message": "credential handling",
+        "pattern": rf"\b(?:{_WIRE})\b.{{0,40}}\b(?:{_PAYMENT})\b"
+        rf"|\b(?:{_PAYMENT}|card|billing)\s+(?:providers?|gateways?|process(?:ing|ors?)|integrations?|apis?|sdks?)\b"
+        r"|\bcharg(?:e|es|ed|ing)\s+(?:the\s+)?(?:customers?|users?|cards?|accounts?)\b",
+        "message": "integrating payments",
     },
     {
         "id": "migration",
@@ -178,7 +191,10 @@ class Policy(_Section):
     allow_mode_changes: bool = Field(default=False, description="may agents add executables or change file modes?")
     ascii_paths_only: bool = Field(
         default=True,
-        description="refuse file names with non-ASCII characters (look-alikes of protected names)",
+        description="refuse non-ASCII file names that are look-alikes: letters of another script that read as "
+        "ASCII ones (`calc.py` with a Cyrillic `a`), names not in their normal form (full-width, ligatures, a "
+        "decomposed accent) or with hidden variation characters, and names that fold to a protected one; other "
+        "non-ASCII names (`docs/café.md`) pass. Invisible and control characters are refused whatever this says",
     )
     max_changed_lines: Annotated[int, Field(ge=1)] = Field(
         default=30, description="most lines a task may change (added + removed)"
@@ -504,9 +520,9 @@ _EXAMPLES = {
     ],
     "policy.extend_forbidden_operations": [
         "# [[policy.extend_forbidden_operations]]",
-        '# id = "analytics"',
-        '# pattern = "\\b(tracking|analytics)\\b"',
-        '# message = "analytics code"',
+        '# id = "email-customers"',
+        "# pattern = '\\b(send|email)(s|ed|ing)?\\b.{0,30}\\b(customers|all users)\\b'  # (literal: \\b stays)",
+        '# message = "emailing customers"',
     ],
 }
 

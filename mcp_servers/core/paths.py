@@ -5,6 +5,8 @@
 - Protected patterns are matched against a *folded* path (NFKD, combining marks dropped, look-alike letters
   mapped to ASCII, case-folded), so `.ENV`, `.еnv` with a Cyrillic `е` and `．env` in full width all count.
   Allowed patterns are matched exactly: `SRC/x.py` is not under `src/`. Both choices fail closed.
+- `look_alike` tells a non-ASCII name that passes for another (`cаlc.py`, full width, a hidden variation
+  selector) from one that is simply not English (`docs/café.md`), which passes.
 """
 
 from __future__ import annotations
@@ -85,8 +87,38 @@ _CONFUSABLES = str.maketrans(
         "Τ": "T",
         "Υ": "Y",
         "Χ": "X",
+        "օ": "o",
+        "ս": "u",
+        "հ": "h",
+        "ց": "g",
+        "ք": "p",
+        "Ꭺ": "A",
+        "Ꮯ": "C",
+        "Ꭼ": "E",
+        "Ꮋ": "H",
+        "Ꭻ": "J",
+        "Ꮶ": "K",
+        "Ꮇ": "M",
+        "Ꭲ": "T",
+        "Ꮃ": "W",
+        "ꓚ": "C",
+        "ꓐ": "B",
+        "ꓓ": "D",
+        "ꓰ": "E",
+        "ꓲ": "I",
+        "ꓡ": "L",
+        "ꓟ": "M",
+        "ꓠ": "N",
+        "ꓑ": "P",
+        "ꓢ": "S",
+        "ꓔ": "T",
+        "ꓦ": "V",
+        "ꓪ": "W",
+        "ꓫ": "X",
     },
 )
+
+_LOOK_ALIKES = frozenset(chr(code) for code in _CONFUSABLES)
 
 # Characters that change how a name looks without being seen: zero-width, joiners, bidi controls.
 _INVISIBLE = {0x00AD, 0x034F, 0x061C, 0x180E, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF}
@@ -103,6 +135,49 @@ def fold(path: str) -> str:
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return text.translate(_CONFUSABLES).casefold()
+
+
+# Characters that are there but not seen, beyond those above: variation selectors, tags, fillers.
+_IGNORABLE = {0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x3164, 0xFFA0}
+_IGNORABLE.update(range(0xFE00, 0xFE10))
+_IGNORABLE.update(range(0xE0000, 0xE0080))
+_IGNORABLE.update(range(0xE0100, 0xE01F0))
+
+
+def look_alike(path: str) -> str | None:
+    """Why a non-ASCII path is a look-alike of another name, or None when it is not one (issue 11).
+
+    A name is a look-alike when a part of it hides a character (a variation selector, a filler), is not in its
+    normal form (NFKC: full-width letters, ligatures, mathematical letters, a decomposed `é`; each looks like
+    another spelling of the same name), or holds letters of another script that render like ASCII ones, either
+    among ASCII letters (`cаlc.py` with a Cyrillic `а`) or making up the whole name (`арр.py`). Other non-ASCII
+    names pass: `docs/café.md`, `日本語.md`, a word in Cyrillic or Greek. (Names that fold to a protected name
+    are refused as protected whatever this says; invisible and control characters by `odd_characters`.)
+    """
+    if path.isascii():
+        return None
+    for part in path.split("/"):
+        if part.isascii():
+            continue
+        hidden = [ch for ch in part if ord(ch) in _IGNORABLE]
+        if hidden:
+            return f"`{part}` holds {_named(hidden)}, which changes how it looks without being seen"
+        normal = unicodedata.normalize("NFKC", part)
+        if normal != part:
+            return f"`{part}` is not in its normal form: it looks like `{normal}`"
+        for word in _WORD.findall(part):
+            swapped = [ch for ch in word if ch in _LOOK_ALIKES]
+            if swapped and (word.translate(_CONFUSABLES).isascii() or any(ch.isascii() for ch in word)):
+                skeleton = part.translate(_CONFUSABLES)
+                return f"`{part}` reads as `{skeleton}` through look-alike letters ({_named(swapped)})"
+    return None
+
+
+_WORD = re.compile(r"[^\W\d_]+")  # a run of letters: a word of a name, apart from its dots, digits and dashes
+
+
+def _named(chars: list[str]) -> str:
+    return ", ".join(f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')}" for ch in dict.fromkeys(chars))
 
 
 def odd_characters(path: str) -> list[str]:

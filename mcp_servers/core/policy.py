@@ -20,7 +20,7 @@ from . import destructive_sql, size
 from .config import CONFIG_NAME, Policy, Settings
 from .git import EMPTY_TREE, Repo, is_undecodable, printable
 from .models import ChangeReport, FileSummary, TaskCheck, Violation, cut
-from .paths import Globs, clean_glob, odd_characters
+from .paths import Globs, clean_glob, look_alike, odd_characters
 from .secrets import find_secrets
 
 _STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "type-changed"}
@@ -212,13 +212,16 @@ def _path_names(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violatio
                 fix=f"give the file a plain name; {_undo(f, base)}",
             )
         elif rules.policy.ascii_paths_only and not path.isascii():
-            yield Violation(
-                rule="non-ascii-path",
-                path=path,
-                message="the file name has non-ASCII characters (look-alike letters hide protected "
-                "names); policy.ascii_paths_only is on",
-                fix=f"give the file an ASCII name; {_undo(f, base)}",
-            )
+            why = look_alike(path)
+            if why is None and (pattern := rules.protected.match(path)):
+                why = f"it folds to a name protected by `{pattern}`"
+            if why is not None:
+                yield Violation(
+                    rule="non-ascii-path",
+                    path=path,
+                    message=f"the file name is a look-alike: {why} (policy.ascii_paths_only is on)",
+                    fix=f"give the file a name without look-alike characters; {_undo(f, base)}",
+                )
 
 
 def _protected(f: ch.FileChange, rules: _Rules, base: str) -> Iterator[Violation]:

@@ -5,30 +5,30 @@ Approval and scope are read from the plan as committed on the base ref (`OVERNIG
 The working tree's file is what tools write (a completed task's Status line, a proposal), under a lock and
 only if the file still holds what was read; every such write is journaled so the safety policy can tell it
 from a hand edit.
+
+The plan file itself (reading the base and working plans, the locked compare-and-swap writer) is in
+`plan_store`, and each task's state with its reason in `readiness`; this module holds the tools' work and a
+person's commands.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import secrets as pyrandom
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import changes as ch
-from . import db, receipts, taskstore
 from . import plan as P
-from .errors import OvernightError, UsageError
-from .git import check_ref
+from . import receipts, taskstore
+from .errors import UsageError
 from .models import TaskCheck
 from .paths import Globs, clean_glob
+from .plan_store import Clock, PlanError, Plans, edit, load
 from .policy import check_task
 from .queue_models import (
-    ClaimInfo,
     ClaimResult,
-    CompletionInfo,
     CompletionResult,
     NextTask,
     PlanProblem,
@@ -36,340 +36,19 @@ from .queue_models import (
     PlanValidation,
     ProposalResult,
     SkippedTask,
-    State,
     TaskDetail,
     TaskList,
-    TaskSummary,
     TaskUpdate,
 )
+from .readiness import _SNAPSHOTS, _all_tasks, _Judge, _judge, _ranked
 from .secrets import redact
 from .workspace import Workspace
 
-Clock = Callable[[], float]
 MAX_LIST = 200
 MAX_SKIPPED = 20
 TITLE_MAX = 120
 DESCRIPTION_MAX = 2000
 NOTE_MAX = 2000
-
-
-class PlanError(OvernightError):
-    """The plan file cannot be read or written safely."""
-
-
-# -- loading -------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Plans:
-    path: str
-    base_ref: str
-    base: P.Plan | None  # the plan committed at the base ref: approval and scope
-    working: P.Plan | None  # the working tree's file: what tools write and people edit
-    key: tuple[object, ...] = ()  # what these plans were read from: the base blob id and the file's stat
-
-    def base_task(self, task_id: str) -> P.Task | None:
-        return self.base.by_id.get(task_id) if self.base else None
-
-    def any_task(self, task_id: str) -> P.Task:
-        for plan in (self.base, self.working):
-            if plan is not None and task_id in plan.by_id:
-                return plan.by_id[task_id]
-        raise UsageError(f"there is no task `{task_id}` in the plan: `list_tasks` shows the ids.")
-
-
-# Parsed plans, by what they were read from: a committed blob's id, or a file's path and stat. A server answers
-# many calls on the same plan; a 10,000-task plan takes a noticeable fraction of a second to parse.
-_BY_BLOB: dict[str, P.Plan] = {}
-_BY_FILE: dict[Path, tuple[tuple[int, int, int], P.Plan]] = {}
-
-
-def _remember_blob(oid: str, plan: P.Plan) -> P.Plan:
-    if len(_BY_BLOB) >= 4:
-        _BY_BLOB.pop(next(iter(_BY_BLOB)))
-    _BY_BLOB[oid] = plan
-    return plan
-
-
-def base_ref(ws: Workspace) -> str:
-    return ws.environ.get("OVERNIGHT_BASE") or ws.settings.plan.base_branch or "HEAD"
-
-
-def load(ws: Workspace) -> Plans:
-    path = ws.settings.plan.path
-    ref = base_ref(ws)
-    base, base_oid = None, None
-    found = ws.repo.object_id(f"{check_ref(ref)}:{path}")
-    if found is None:
-        if ws.repo.head() is not None:
-            ws.repo.resolve(ref)  # a ref that names nothing is an error; a missing plan is not
-    elif found[1] == "blob":
-        base_oid = found[0]
-        base = _BY_BLOB.get(base_oid)
-        if base is None:
-            raw = ws.repo.show_file(ref, path) or b""
-            base = _remember_blob(base_oid, P.parse(raw))
-    working, stat = _working(ws.repo.root / path, base)
-    return Plans(path=path, base_ref=ref, base=base, working=working, key=(base_oid, stat))
-
-
-def _working(disk: Path, base: P.Plan | None) -> tuple[P.Plan | None, tuple[int, int, int] | None]:
-    try:
-        st = disk.stat()
-    except FileNotFoundError:
-        return None, None
-    stat = (st.st_mtime_ns, st.st_size, st.st_ino)
-    cached = _BY_FILE.get(disk)
-    if cached is not None and cached[0] == stat:
-        return cached[1], stat
-    raw = disk.read_bytes()
-    plan = base if base is not None and base.raw == raw else P.parse(raw)
-    if len(_BY_FILE) >= 4:
-        _BY_FILE.pop(next(iter(_BY_FILE)))
-    _BY_FILE[disk] = (stat, plan)
-    return plan, stat
-
-
-# -- judging tasks --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Verdict:
-    state: State
-    why: str | None = None
-    runnable: bool = False  # ready, or claimed by the asking session (which resumes it)
-
-
-class _Judge:
-    """Decides each task's state, with the reason, from the plans, the database and git."""
-
-    def __init__(self, ws: Workspace, plans: Plans, session: str, now: float) -> None:
-        self.ws, self.plans, self.session, self.now = ws, plans, session, now
-        with ws.db() as conn:
-            self.states = taskstore.states(conn, now)
-        self.head = ws.repo.head()
-        self._verdicts: dict[tuple[str, bool], _Verdict] = {}
-        self._done: dict[str, tuple[bool, str | None]] = {}
-
-    def state(self, task_id: str) -> taskstore.TaskState:
-        return self.states.get(task_id) or taskstore.TaskState()
-
-    def on_this_branch(self, commit: str) -> bool:
-        return bool(self.head) and self.ws.repo.is_ancestor(commit, self.head or "HEAD")
-
-    def done(self, task: P.Task) -> tuple[bool, str | None]:
-        """(done here, where else it was done): by the base plan's Status, or a completion in HEAD's history."""
-        if task.id not in self._done:
-            where = None
-            result = task.status == "done"
-            for c in self.state(task.id).completions:
-                if self.on_this_branch(c.commit):
-                    result = True
-                else:
-                    where = c.branch
-            self._done[task.id] = (result, where)
-        return self._done[task.id]
-
-    def verdict(self, task_id: str, *, check_safety: bool = True) -> _Verdict:
-        """The task's state and, unless it is runnable, why: the first check that holds it back. Remembered."""
-        key = (task_id, check_safety)
-        found = self._verdicts.get(key)
-        if found is None:
-            found = self._verdicts[key] = self._verdict(task_id, check_safety)
-        return found
-
-    def _verdict(self, task_id: str, check_safety: bool) -> _Verdict:
-        task = self.plans.base_task(task_id)
-        if task is None:
-            return _Verdict("pending-approval", f"pending approval: not in the plan on {self.plans.base_ref} yet")
-        checks = [self._approval, self._progress, self._blockers, self._claims, self._attempts]
-        if check_safety:
-            checks.append(self._safety)
-        for check in checks:
-            held = check(task)
-            if held is not None:
-                return held
-        return _Verdict("claimed" if self.state(task.id).claim else "ready", runnable=True)
-
-    def _approval(self, task: P.Task) -> _Verdict | None:
-        if task.section == "pending":
-            return _Verdict("pending-approval", "pending approval")
-        if task.section != "ready":
-            return _Verdict("not-ready", "not ready" + (f": {task.get('reason')}" if task.get("reason") else ""))
-        return None
-
-    def _progress(self, task: P.Task) -> _Verdict | None:
-        if task.status == "cancelled":
-            return _Verdict("cancelled", "cancelled")
-        done, elsewhere = self.done(task)
-        if done:
-            return _Verdict("done")
-        if elsewhere:
-            return _Verdict("review", f"done on branch {elsewhere}, which is not merged here yet")
-        return None
-
-    def _blockers(self, task: P.Task) -> _Verdict | None:
-        if task.status == "blocked":
-            return _Verdict("blocked", "blocked: marked BLOCKED in the plan")
-        blocked = self.state(task.id).blocked
-        if blocked:
-            return _Verdict("blocked", f"blocked by an agent: {blocked}")
-        waiting = self._waiting_for(task)
-        return _Verdict("blocked", "blocked by " + "; ".join(waiting)) if waiting else None
-
-    def _claims(self, task: P.Task) -> _Verdict | None:
-        claim = self.state(task.id).claim
-        if claim and claim.session != self.session:
-            return _Verdict("claimed", f"claimed by {claim.session} until {taskstore.iso(claim.expires_at)}")
-        return None
-
-    def _attempts(self, task: P.Task) -> _Verdict | None:
-        state = self.state(task.id)
-        if state.failures < self.ws.settings.plan.max_attempts:
-            return None
-        last = f" (last: {state.last_failure})" if state.last_failure else ""
-        return _Verdict("failed", f"failed {state.failures} times{last}; `overnight plan reset {task.id}` retries it")
-
-    def _safety(self, task: P.Task) -> _Verdict | None:
-        unsafe = self.unsafe(task)
-        return _Verdict("unsafe", f"unsafe: {unsafe}") if unsafe else None
-
-    def _waiting_for(self, task: P.Task) -> list[str]:
-        waiting = []
-        for dep_id in task.depends_on:
-            dep = self.plans.base_task(dep_id)
-            if dep is None:
-                waiting.append(f"{dep_id} (not in the plan)")
-            elif dep.status == "cancelled":
-                waiting.append(f"{dep_id} (cancelled: drop the dependency or reopen it)")
-            else:
-                done, elsewhere = self.done(dep)
-                if not done:
-                    waiting.append(f"{dep_id} (done on {elsewhere}, not merged here)" if elsewhere else f"{dep_id}")
-        return waiting
-
-    def unsafe(self, task: P.Task) -> str | None:
-        found = check_task(
-            self.ws.settings,
-            task.text,
-            estimated_lines=task.estimated_lines,
-            alignment_score=task.alignment_score,
-            tests_defined=task.tests_defined,
-            files=list(task.files),
-            task_id=task.id,
-        )
-        return ", ".join(dict.fromkeys(v.rule for v in found.violations)) or None
-
-    # -- views ----------------------------------------------------------------------------------------------
-
-    def summary(self, task: P.Task, verdict: _Verdict | None = None) -> TaskSummary:
-        verdict = verdict or self.verdict(task.id)
-        base = self.plans.base_task(task.id)
-        working = self.plans.working.by_id.get(task.id) if self.plans.working else None
-        shown = base or task
-        return TaskSummary(
-            id=task.id,
-            title=shown.title,
-            section=base.section if base else None,
-            state=verdict.state,
-            priority=f"P{shown.priority}",
-            depends_on=list(shown.depends_on),
-            line=working.line if working else None,
-        )
-
-    def detail(self, task: P.Task) -> TaskDetail:
-        verdict = self.verdict(task.id)
-        base = self.plans.base_task(task.id)
-        working = self.plans.working.by_id.get(task.id) if self.plans.working else None
-        shown = base or task
-        state = self.state(task.id)
-        claim = None
-        if state.claim:
-            claim = ClaimInfo(
-                session=state.claim.session,
-                expires=taskstore.iso(state.claim.expires_at),
-                mine=state.claim.session == self.session,
-            )
-        completion = None
-        if state.completions:
-            c = state.completions[-1]
-            completion = CompletionInfo(
-                session=c.session,
-                branch=c.branch,
-                commit=c.commit,
-                receipt_id=c.receipt_id,
-                completed=taskstore.iso(c.completed_at),
-                on_this_branch=self.on_this_branch(c.commit),
-            )
-        with self.ws.db() as conn:
-            history = [
-                f"{taskstore.iso(r['at'])} {r['actor']} {r['event']}" + (f": {r['detail']}" if r["detail"] else "")
-                for r in taskstore.events(conn, task.id)
-            ]
-        return TaskDetail(
-            **self.summary(task, verdict).model_dump(),
-            why=verdict.why,
-            files=list(shown.files),
-            alignment_score=shown.alignment_score,
-            estimated_lines=shown.estimated_lines,
-            tests_defined=shown.tests_defined,
-            status=shown.get("status"),
-            reason=shown.get("reason"),
-            description=shown.get("description"),
-            fields=shown.other_fields(),
-            working_section=working.section
-            if working and working.section != (base.section if base else None)
-            else None,
-            claim=claim,
-            attempts=state.attempts,
-            failures=state.failures,
-            last_failure=state.last_failure,
-            completion=completion,
-            history=history,
-        )
-
-
-@dataclass
-class _Snapshot:
-    key: tuple[object, ...]
-    valid_until: float
-    plans: Plans
-    judge: _Judge
-    settings: object  # held so that the id() in the key stays this object's
-    answer: NextTask | None = None
-
-
-_SNAPSHOTS: dict[Path, _Snapshot] = {}
-
-
-def _judge(ws: Workspace, session: str, clock: Clock) -> tuple[Plans, _Judge]:
-    """The plans and a judge of them, reused while nothing they depend on has changed: the plans' sources,
-    HEAD, the settings, the database (any process's commit changes its data_version) and the next claim expiry."""
-    now = clock()
-    plans = load(ws)
-    key = (plans.key, ws.repo.head(), session, id(ws.settings), ws.environ.get("OVERNIGHT_CHECKPOINT"),
-           db.data_version(ws.db_path))  # fmt: skip
-    found = _SNAPSHOTS.get(ws.repo.root)
-    if found is not None and found.key == key and now < found.valid_until:
-        found.judge.now = now
-        return found.plans, found.judge
-    judge = _Judge(ws, plans, session, now)
-    expiries = [s.claim.expires_at for s in judge.states.values() if s.claim]
-    _SNAPSHOTS[ws.repo.root] = _Snapshot(key, min(expiries, default=math.inf), plans, judge, ws.settings)
-    return plans, judge
-
-
-def _all_tasks(plans: Plans) -> list[P.Task]:
-    """Every task once: the base plan's, then those only the working tree has (proposals), in file order."""
-    seen: dict[str, P.Task] = {}
-    for plan in (plans.base, plans.working):
-        for task in plan.tasks if plan else ():
-            seen.setdefault(task.id, task)
-    return list(seen.values())
-
-
-def _ranked(tasks: list[P.Task]) -> list[P.Task]:
-    return sorted(tasks, key=lambda t: (t.priority, t.order))
 
 
 # -- the tools' work ----------------------------------------------------------------------------------------
@@ -414,9 +93,7 @@ def get_task(ws: Workspace, task_id: str, session: str, clock: Clock = time.time
     return judge.detail(plans.any_task(task_id))
 
 
-def next_task(
-    ws: Workspace, session: str, clock: Clock = time.time, exclude: Collection[str] = ()
-) -> NextTask:
+def next_task(ws: Workspace, session: str, clock: Clock = time.time, exclude: Collection[str] = ()) -> NextTask:
     """The best runnable task (approved, not done, dependencies done, not claimed by another live session,
     under the attempt limit, passing validate_task), by priority then plan order, and why others were passed.
 
@@ -707,69 +384,6 @@ def _new_id(plans: Plans) -> str:
         candidate = "task_" + pyrandom.token_hex(3)
         if _find(plans, candidate) is None:
             return candidate
-
-
-# -- the plan file: locked, compare-and-swap writes ------------------------------------------------------------
-
-
-def edit(
-    ws: Workspace,
-    mutate: Callable[[P.Plan], bytes | None],
-    attempts: int = 5,
-    *,
-    check: Callable[[P.Plan, P.Plan], str | None] | None = None,
-) -> tuple[P.Plan, bytes | None]:
-    """Apply `mutate` to the working tree's plan and write the result, only if the file still holds what was read.
-
-    A person's edit that lands in between is never lost: the file is read again and the change applied again.
-    A plan with errors is never written, before or after the change; nor one that lost a task, or that `check`
-    (given the plans before and after) says what is wrong with. Returns the plan that was edited and the new
-    bytes (None: no change).
-    """
-    path = ws.repo.root / ws.settings.plan.path
-    with ws.lock("plan"):
-        for _ in range(attempts):
-            try:
-                raw = path.read_bytes()
-            except FileNotFoundError as e:
-                raise PlanError(f"there is no {ws.settings.plan.path}: `overnight init` writes one.") from e
-            plan = P.parse(raw)
-            if not plan.ok:
-                raise PlanError(f"{ws.settings.plan.path} has errors, so it is not written: {_problems(plan)}")
-            new = mutate(plan)
-            if new is None or new == raw:
-                return plan, None
-            _check_result(ws, plan, P.parse(new), check)
-            tmp = path.with_name(f".{path.name}.overnight-{os.getpid()}")
-            tmp.write_bytes(new)
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-            if path.read_bytes() != raw:  # someone wrote it meanwhile: read again, apply again
-                tmp.unlink()
-                continue
-            os.replace(tmp, path)
-            return plan, new
-    raise PlanError(f"{ws.settings.plan.path} kept changing while it was being updated; try again.")
-
-
-def _check_result(
-    ws: Workspace, before: P.Plan, after: P.Plan, check: Callable[[P.Plan, P.Plan], str | None] | None
-) -> None:
-    """Read the edited plan back before it is written: no errors, no task lost, and what the caller asks for."""
-    name = ws.settings.plan.path
-    if not after.ok:
-        raise PlanError(f"the change would leave {name} with errors, so it is not written: {_problems(after)}")
-    lost = [task_id for task_id in before.by_id if task_id not in after.by_id]
-    if lost:
-        raise PlanError(f"the change would hide {', '.join(lost[:5])} in {name}, so it is not written.")
-    wrong = check(before, after) if check is not None else None
-    if wrong:
-        raise PlanError(f"{wrong}, so {name} is not written.")
-
-
-def _problems(plan: P.Plan, limit: int = 5) -> str:
-    shown = [f"line {p.line}: {p.message}" if p.line else p.message for p in plan.errors[:limit]]
-    more = f" (and {len(plan.errors) - limit} more)" if len(plan.errors) > limit else ""
-    return "; ".join(shown) + more + ". `overnight plan validate` lists them."
 
 
 # -- a person's commands -----------------------------------------------------------------------------------------

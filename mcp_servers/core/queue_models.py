@@ -22,6 +22,7 @@ class TaskSummary(BaseModel):
     priority: str
     depends_on: list[str]
     line: int | None = Field(default=None, description="the task's line in the working tree's plan file")
+    why: str | None = Field(default=None, description="why the task is not runnable now, when it is not")
 
 
 class ClaimInfo(BaseModel):
@@ -40,7 +41,6 @@ class CompletionInfo(BaseModel):
 
 
 class TaskDetail(TaskSummary):
-    why: str | None = Field(default=None, description="why the task is not runnable now, when it is not")
     files: list[str] = Field(description="the task's scope: every changed path must match one of these globs")
     alignment_score: int | None = None
     estimated_lines: int | None = None
@@ -48,6 +48,10 @@ class TaskDetail(TaskSummary):
     status: str | None = Field(default=None, description="the plan's Status field")
     reason: str | None = None
     description: str | None = None
+    safety_check: str | None = Field(default=None, description="the plan's Safety check field, as written")
+    warnings: list[str] = Field(
+        default_factory=list, description="field values of the task that could not be read, and how they were read"
+    )
     fields: dict[str, str] = Field(default_factory=dict, description="the task's other fields, as written")
     working_section: str | None = Field(
         default=None, description="the section in the working tree's file when it differs from the base branch's"
@@ -89,6 +93,10 @@ class TaskToStart(BaseModel):
     priority: str
     files: list[str] = Field(description="the task's scope: every changed path must match one of these globs")
     description: str | None = None
+    safety_check: str | None = Field(default=None, description="the plan's Safety check field, as written")
+    warnings: list[str] = Field(
+        default_factory=list, description="field values of the task that could not be read, and how they were read"
+    )
     fields: dict[str, str] = Field(default_factory=dict, description="the task's other fields, as written")
     estimated_lines: int | None = None
     tests_defined: bool | None = None

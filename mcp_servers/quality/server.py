@@ -69,7 +69,7 @@ def build(repo: str | None = None) -> MCPServer:
         ] = None,
     ) -> TaskCheck:
         """Check a task against the safety policy before any work starts: forbidden operations named in its text
-        (deleting files, dropping tables, adding dependencies, payments, credentials...), its size, its alignment
+        (deleting files, dropping tables, adding dependencies, integrating payments...), its size, its alignment
         score, whether it defines tests, and whether its files are ones an agent may change. Returns ok and every
         violation with how to fix it. Do not start a task that is not ok."""
         from ..core import policy, queue

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mcp_servers.core.errors import UsageError
-from mcp_servers.core.paths import Globs, clean_glob, fold, glob_regex, inside, odd_characters
+from mcp_servers.core.paths import Globs, clean_glob, fold, glob_regex, inside, look_alike, odd_characters
 
 
 @pytest.mark.parametrize(
@@ -62,6 +62,32 @@ def test_paths_allowed_globs_are_exact() -> None:
 def test_paths_fold_normalises_width_case_and_marks() -> None:
     assert fold("ＳＲＣ/Ｆｉｌｅ") == "src/file"
     assert fold("caf\u00e9") == fold("cafe\u0301") == "cafe"
+
+
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        ("src/.\u0435nv", "reads as `.env`"),
+        ("src/c\u0430lc.py", "U+0430 CYRILLIC SMALL LETTER A"),
+        ("src/app/\u0430\u0440\u0440.py", "reads as `app.py`"),
+        ("src/\uff0eenv", "looks like `.env`"),
+        ("src/app/cafe\u0301.py", "not in its normal form"),
+        ("src/app/ut\ufe0fils.py", "VARIATION SELECTOR-16"),
+        ("\u13a2est/x.py", "reads as `Test`"),  # Cherokee
+    ],
+)
+def test_paths_look_alike_says_what_it_looks_like(path: str, said: str) -> None:
+    found = look_alike(path)
+    assert found is not None and said in found, found
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["docs/caf\u00e9.md", "docs/\u65e5\u672c\u8a9e.md", "docs/\u043f\u0440\u0438\u0432\u0435\u0442.md",
+     "docs/\u03bb\u03cc\u03b3\u03bf\u03c2.md", "src/na\u00efve.py", "src/\u03a9mega.py", "plain/ascii.py"],
+)  # fmt: skip
+def test_paths_look_alike_lets_ordinary_non_ascii_names_pass(path: str) -> None:
+    assert look_alike(path) is None
 
 
 def test_paths_odd_characters_names_what_it_found() -> None:

@@ -105,12 +105,6 @@ def test_plan_sub_headings_inside_a_section_keep_it() -> None:
     [
         ("## Task Queue\n### Ready\n- **[a]** A\n- **[a]** Again\n", 4, "duplicate-id"),
         ("## Task Queue\n### Ready\n- **[a]** A\n  - Depends on: b\n", 4, "missing-dependency"),
-        ("## Task Queue\n### Ready\n- **[a]** A\n  - Priority: urgentish\n", 4, "bad-priority"),
-        ("## Task Queue\n### Ready\n- **[a]** A\n  - Alignment score: 120/100\n", 4, "bad-alignment-score"),
-        ("## Task Queue\n### Ready\n- **[a]** A\n  - Estimated lines: a few\n", 4, "bad-estimated-lines"),
-        ("## Task Queue\n### Ready\n- **[a]** A\n  - Tests defined: maybe\n", 4, "bad-tests-defined"),
-        ("## Task Queue\n### Ready\n- **[a]** A\n  - Status: SOMETIME\n", 4, "bad-status"),
-        ("## Task Queue\n### Ready\n- **[a]** A\n  - Files: ../outside/*\n", 4, "bad-files"),
         ("## Task Queue\n### Ready\n- **[bad id!]** A\n", 3, "bad-id"),
         ("## Task Queue\n### Someday\n- **[a]** A\n", 3, "no-section"),
         ("# Just notes\n- **[a]** A\n", None, "no-queue"),
@@ -123,6 +117,59 @@ def test_plan_problems_are_reported_with_their_line(text: str, line: int | None,
     plan = _parse(text)
     assert not plan.ok
     assert (plan.errors[0].line, plan.errors[0].code) == (line, code)
+
+
+@pytest.mark.parametrize(
+    ("field", "code", "said", "held"),
+    [
+        ("Priority: urgentish", "bad-priority", "read as P2, the default", False),
+        ("Alignment score: 120/100", "bad-alignment-score", "read as no score", False),
+        ("Estimated lines: a few", "bad-estimated-lines", "read as no estimate", False),
+        ("Tests defined: maybe", "bad-tests-defined", "read as no tests defined", False),
+        ("Status: SOMETIME", "bad-status", "not offered until this is fixed", True),
+        ("Files: ../outside/*", "bad-files", "not offered until this is fixed", True),
+        ("Depends on: b; ???", "bad-depends-on", "not offered until this is fixed", True),
+        ("Safety check: looked at it", "bad-safety-check", "not offered until this is fixed", True),
+        ("Auto-approved: someday", "bad-auto-approved", "not offered until this is fixed", True),
+    ],
+)
+def test_plan_unreadable_value_is_a_warning_that_says_how_it_was_read(
+    field: str, code: str, said: str, held: bool
+) -> None:
+    """A value of a known field that cannot be read does not make the plan invalid (issue 11): a warning says what
+    was understood, kept in the task's data; a field bearing on approval or safety holds the task back."""
+    plan = _parse(f"## Task Queue\n### Ready\n- **[b]** B\n- **[a]** A\n  - {field}\n")
+    assert plan.ok, plan.errors
+    [warning] = [p for p in plan.problems if p.severity == "warning"]
+    assert (warning.line, warning.code) == (5, code) and said in warning.message
+    task = plan.by_id["a"]
+    assert task.warnings and said in task.warnings[0]
+    assert bool(task.held) is held
+
+
+@pytest.mark.parametrize(
+    ("field", "attribute", "value"),
+    [
+        ("Tests defined: ✅ Yes (tests/unit/test_models.py)", "tests_defined", True),
+        ("Tests defined: ⏳ Needs definition", "tests_defined", False),
+        ("Tests defined: TBD", "tests_defined", False),
+        ("Safety check: ⚠️ Touches authentication (needs review)", "safety_check", "caution"),
+        ("Safety check: ✅ Passed", "safety_check", "passed"),
+        ("Safety check: ❌ Deletes user data", "safety_check", "failed"),
+        ("Safety check: unsafe, touches billing", "safety_check", "failed"),
+        ("Auto-approved: 2025-01-15", "auto_approved", True),
+        ("Auto-approved: 2025-01-15T09:30Z by the planner", "auto_approved", True),
+        ("Auto-approved: ✅ Yes", "auto_approved", True),
+        ("Auto-approved: No (needs a person)", "auto_approved", False),
+    ],
+)
+def test_plan_seed_values_parse(field: str, attribute: str, value: object) -> None:
+    """The values the seed's plan uses are understood, without a problem."""
+    plan = _parse(f"## Task Queue\n### Ready\n- **[a]** A\n  - {field}\n  - Use: bcrypt (not md5)\n")
+    assert plan.problems == []
+    task = plan.by_id["a"]
+    assert getattr(task, attribute) == value
+    assert task.other_fields() == {"Use": "bcrypt (not md5)"}
 
 
 def test_plan_cycle_is_reported_as_its_path() -> None:

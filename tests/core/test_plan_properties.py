@@ -474,7 +474,7 @@ BROKEN = {
     "fence": b"## Task Queue\n### Ready\n- **[a]** A\n```\nunclosed\n",
     "comment": b"## Task Queue\n### Ready\n- **[a]** A\n<!--\n- **[b]** B, hidden\n",
     "encoding": b"## Task Queue\n### Ready\n- **[a]** A \xff\n",
-    "bad-priority": b"\xef\xbb\xbf## Task Queue\r\n### Ready\r\n- **[a]** A\r\n  - Priority: P7\r\n",
+    "bad-id": b"\xef\xbb\xbf## Task Queue\r\n### Ready\r\n- **[a]** A\r\n- **[b c]** B\r\n",
 }
 
 

@@ -384,3 +384,45 @@ def test_next_task_on_a_plan_with_no_tasks_says_so(tmp_path: Path) -> None:
     repo.write("PROJECT_PLAN.md", done)
     repo.commit("one task, done")
     assert queue.next_task(Workspace.open(repo.root), S1).summary == "no task is runnable: every task is done"
+
+
+# -- what the plan says about approval and safety: understood, or the task held back (issue 11) ---------------
+
+
+@pytest.mark.parametrize(
+    ("field", "why"),
+    [
+        ("Safety check: ❌ Deletes user data", "unsafe: the plan's Safety check says '❌ Deletes user data'"),
+        ("Safety check: looked at it", "unclear safety check: Safety check is"),
+        ("Auto-approved: No (waiting for Ada)", "not approved: Auto-approved says 'No (waiting for Ada)'"),
+        ("Auto-approved: someday", "unclear auto approved: Auto-approved is a date"),
+        ("Status: on hold", "unclear status: Status is one of"),
+        ("Files: /etc/passwd", "unclear files: Files are globs relative to the repository root"),
+        ("Depends on: low; ???", "unclear depends on: Depends on lists task ids"),
+    ],
+)
+def test_queue_holds_back_a_task_whose_approval_or_safety_field_says_no_or_cannot_be_read(
+    tmp_path: Path, field: str, why: str
+) -> None:
+    plan = f"## Task Queue\n### Ready\n- **[low]** Tidy\n  - Priority: P3\n{GOOD}{SCOPE}- **[held]** Tidy more\n"
+    plan += f"  - Priority: P0\n{GOOD}{'' if field.startswith('Files') else SCOPE}  - {field}\n"
+    repo = make_repo(tmp_path / "r", config=FAST_CONFIG, files={"PROJECT_PLAN.md": plan})
+    found = queue.next_task(_ws(repo), S1)
+    assert found.task is not None and found.task.id == "low"
+    [skipped] = found.skipped
+    assert skipped.id == "held" and skipped.reason.startswith(why), skipped.reason
+    assert queue.validate(_ws(repo)).ok  # a warning, not an error that stops the whole queue
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["Safety check: ⚠️ Touches authentication (needs review)", "Safety check: ✅ Passed", "Auto-approved: 2025-01-15",
+     "Priority: soonish"],
+)  # fmt: skip
+def test_queue_offers_a_task_whose_fields_are_understood_or_do_not_bear_on_safety(tmp_path: Path, field: str) -> None:
+    plan = f"## Task Queue\n### Ready\n- **[t]** Add password hashing function\n{GOOD}{SCOPE}  - {field}\n"
+    repo = make_repo(tmp_path / "r", config=FAST_CONFIG, files={"PROJECT_PLAN.md": plan})
+    found = queue.next_task(_ws(repo), S1)
+    assert found.task is not None and found.task.id == "t"
+    assert found.task.warnings == (["Priority is P0, P1, P2 or P3 (got 'soonish'); read as P2, the default"]
+                                   if field.startswith("Priority") else [])  # fmt: skip
