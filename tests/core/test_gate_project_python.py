@@ -1,0 +1,70 @@
+"""The gate runs the tests with the project's own interpreter (`[gate] python`), inside the sandbox (issue 11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mcp_servers.core.gate import run_gate
+from mcp_servers.core.workspace import Workspace
+
+from ..conftest import ADD_SUB, FAST_CONFIG, TEST_SUB, GitRepo, make_repo
+from ..support.project_venv import make_venv
+
+CONFIG = (
+    FAST_CONFIG + '[gate]\npython = ".venv/bin/python"\n[gate.security]\nenabled = false\n'
+    "[gate.complexity]\nenabled = false\n"
+)
+# no `pythonpath` setting: `app` is importable only through the environment's editable install
+PYPROJECT = '[project]\nname = "sample"\nversion = "0.1.0"\n'
+# the test proves which interpreter ran it
+TEST_WHICH = "import sys\n\n\ndef test_which():\n    assert sys.prefix.endswith('/.venv'), sys.prefix\n"
+
+
+def _project(tmp_path: Path, *, coverage: bool = True) -> GitRepo:
+    root = tmp_path / "repo"
+    repo = make_repo(root, config=CONFIG, files={"pyproject.toml": PYPROJECT, ".gitignore": ".venv/\n",
+                                                  "tests/test_which.py": TEST_WHICH})  # fmt: skip
+    make_venv(root / ".venv", coverage=coverage, editable=root / "src")
+    return repo
+
+
+def test_gate_runs_tests_with_the_project_interpreter(tmp_path: Path) -> None:
+    repo = _project(tmp_path)
+    repo.append("src/app/calc.py", ADD_SUB)
+    repo.append("tests/test_calc.py", TEST_SUB)
+    report = run_gate(Workspace.open(repo.root))
+    assert report.passed, report.summary
+    tests = next(c for c in report.checks if c.name == "tests")
+    assert "3 passed" in tests.summary
+
+
+def test_gate_in_a_worktree_imports_the_judged_tree_through_the_editable_install(tmp_path: Path) -> None:
+    """The venv's .pth points at the checkout's src; the gate shows the judged tree there, not the checkout."""
+    repo = _project(tmp_path)
+    other = tmp_path / "session"
+    repo.git("worktree", "add", "-q", "-b", "session", str(other))
+    session = GitRepo(other)
+    session.append("src/app/calc.py", ADD_SUB)
+    session.append("tests/test_calc.py", TEST_SUB)  # the checkout has no `sub`: only the judged tree does
+    report = run_gate(Workspace.open(other))
+    assert report.passed, report.summary
+
+
+def test_gate_without_coverage_in_the_project_interpreter_names_the_fix(tmp_path: Path) -> None:
+    repo = _project(tmp_path, coverage=False)
+    repo.append("src/app/calc.py", ADD_SUB)
+    repo.append("tests/test_calc.py", TEST_SUB)
+    report = run_gate(Workspace.open(repo.root))
+    assert not report.passed
+    tests = next(c for c in report.checks if c.name == "tests")
+    assert "coverage.py is not installed" in tests.summary
+    assert "-m pip install coverage" in tests.summary
+
+
+def test_gate_with_a_missing_project_interpreter_fails_closed(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", config=CONFIG)
+    repo.append("src/app/calc.py", ADD_SUB)
+    repo.append("tests/test_calc.py", TEST_SUB)
+    report = run_gate(Workspace.open(repo.root))
+    assert not report.passed
+    assert "tests" in report.summary
