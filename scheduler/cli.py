@@ -142,12 +142,13 @@ def _print_found(console: Console, found: Found) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--run-tests", is_flag=True, help="Also run the test command on HEAD as the gate does (slow).")
 @click.pass_context
-def doctor(ctx: click.Context, as_json: bool) -> int:
+def doctor(ctx: click.Context, as_json: bool, run_tests: bool) -> int:
     """Say what is installed, configured, healthy or missing, and what to do about it."""
     from .doctor import diagnose
 
-    result = diagnose(ctx.obj)
+    result = diagnose(ctx.obj, run_tests=run_tests)
     if as_json:
         out.emit_json(result)
     else:
