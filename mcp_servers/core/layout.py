@@ -50,9 +50,14 @@ class Layout(BaseModel):
             return [*self.packages, *(m.removesuffix(".py") for m in self.modules)]
         return ["src"]
 
+    @property
+    def tests_inside(self) -> bool:
+        """The tests live inside the package (`pkg/tests`), not beside it."""
+        return bool(self.tests) and all(any(t.startswith(p + "/") for p in self.packages) for t in self.tests)
+
     def describe(self) -> str:
         where = ", ".join([*self.packages, *self.modules]) or "no package found"
-        tests = ", ".join(self.tests) or "none found"
+        tests = ", ".join(self.tests) + (" (inside the package)" if self.tests_inside else "") or "none found"
         docs = ", ".join(self.docs) or "none"
         return f"{self.style} layout: code {where}; tests {tests}; docs {docs}"
 
