@@ -17,7 +17,7 @@ CONFIG = (
 # no `pythonpath` setting: `app` is importable only through the environment's editable install
 PYPROJECT = '[project]\nname = "sample"\nversion = "0.1.0"\n'
 # the test proves which interpreter ran it
-TEST_WHICH = "import sys\n\n\ndef test_which():\n    assert sys.prefix.endswith('/.venv'), sys.prefix\n"
+TEST_WHICH = "import os, sys\n\n\ndef test_which():\n    assert os.path.isdir(sys.prefix + '/shim'), sys.prefix\n"
 
 
 def _project(tmp_path: Path, *, coverage: bool = True) -> GitRepo:
@@ -28,14 +28,22 @@ def _project(tmp_path: Path, *, coverage: bool = True) -> GitRepo:
     return repo
 
 
+WHICH_COMMAND = (
+    '[[gate.commands]]\nname = "which"\nrun = ["python", "-c", "import os, sys; assert os.path.isdir(sys.prefix + \'/shim\')"]\n'
+)
+
+
 def test_gate_runs_tests_with_the_project_interpreter(tmp_path: Path) -> None:
     repo = _project(tmp_path)
+    repo.append("overnight.toml", WHICH_COMMAND)  # `python` in [[gate.commands]] is the project's too
+    repo.commit("a command")
     repo.append("src/app/calc.py", ADD_SUB)
     repo.append("tests/test_calc.py", TEST_SUB)
     report = run_gate(Workspace.open(repo.root))
     assert report.passed, report.summary
     tests = next(c for c in report.checks if c.name == "tests")
     assert "3 passed" in tests.summary
+    assert next(c for c in report.checks if c.name == "which").status == "passed"
 
 
 def test_gate_in_a_worktree_imports_the_judged_tree_through_the_editable_install(tmp_path: Path) -> None:
