@@ -29,7 +29,8 @@ def _project(tmp_path: Path, *, coverage: bool = True) -> GitRepo:
 
 
 WHICH_COMMAND = (
-    '[[gate.commands]]\nname = "which"\nrun = ["python", "-c", "import os, sys; assert os.path.isdir(sys.prefix + \'/shim\')"]\n'
+    '[[gate.commands]]\nname = "which"\n'
+    'run = ["python", "-c", "import os, sys; assert os.path.isdir(sys.prefix + \'/shim\')"]\n'
 )
 
 
