@@ -65,9 +65,10 @@ class Layout(BaseModel):
 def detect(files: Iterable[str]) -> Layout:
     """The layout of a tree given its file paths (POSIX, relative to the root)."""
     paths = [f for f in files if not any(part.startswith(".") for part in f.split("/")[:-1])]
+    # a folder of Python files under src/ is a package, with or without __init__.py (namespace packages)
     src_packages = sorted({"/".join(f.split("/")[:2]) for f in paths
-                           if f.startswith("src/") and f.count("/") >= 2 and f.endswith("/__init__.py")
-                           and f.count("/") == 2})  # fmt: skip
+                           if f.startswith("src/") and f.count("/") >= 2 and f.endswith(".py")
+                           and not f.split("/")[1].endswith(".egg-info")})  # fmt: skip
     src_modules = sorted({f for f in paths if f.startswith("src/") and f.count("/") == 1 and f.endswith(".py")})
     top = {f.split("/")[0] for f in paths if "/" in f}
     tests = [t for t in TEST_DIRS if t in top]

@@ -22,6 +22,11 @@ def test_layout_src() -> None:
     assert found.coverage_source == ["src"]
 
 
+def test_layout_src_namespace_package_without_init() -> None:
+    found = layout.detect(["src/ns/part/mod.py", "tests/test_mod.py"])
+    assert found.style == "src" and found.packages == ["src/ns"]
+
+
 def test_layout_flat_with_test_and_doc_folders() -> None:
     found = layout.detect(["mypkg/__init__.py", "mypkg/a.py", "test/test_a.py", "doc/conf.py", "setup.py",
                            "conftest.py", "docs_build.txt"])  # fmt: skip
