@@ -77,3 +77,17 @@ def test_gate_with_a_missing_project_interpreter_fails_closed(tmp_path: Path) ->
     report = run_gate(Workspace.open(repo.root))
     assert not report.passed
     assert "tests" in report.summary
+
+
+def test_gate_unsandboxed_in_a_worktree_still_imports_the_judged_src(tmp_path: Path) -> None:
+    """With the sandbox off the judged tree cannot be shown at the checkout's path; its src/ goes first instead."""
+    repo = _project(tmp_path)
+    repo.append("overnight.toml", '[scheduler]\nsandbox = "off"\n')
+    repo.commit("unsandboxed")
+    other = tmp_path / "session"
+    repo.git("worktree", "add", "-q", "-b", "session", str(other))
+    session = GitRepo(other)
+    session.append("src/app/calc.py", ADD_SUB)
+    session.append("tests/test_calc.py", TEST_SUB)
+    report = run_gate(Workspace.open(other))
+    assert report.passed, report.summary

@@ -69,6 +69,10 @@ class GateContext:
         if self.python and self.settings.scheduler.sandbox != "off":
             read = project_env.exposed(self.python, hidden)
             shown_at = self.checkout
+        elif self.python and (where / "src").is_dir():
+            # unsandboxed, the tree cannot be shown at the checkout's path: the judged src/ goes first on the
+            # path, so an editable install of the checkout's src/ is not what gets imported and tested
+            env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (str(where / "src"), env.get("PYTHONPATH")) if p)}
         return sandbox.run(argv, mode=self.settings.scheduler.sandbox, cwd=where, write=(self.work_dir, *write),
                            hide=hidden, env=env, timeout=timeout, read=read, shown_at=shown_at)  # fmt: skip
 
