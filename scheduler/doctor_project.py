@@ -22,7 +22,9 @@ _REINIT = "or run `overnight init --force` to write what it finds"
 def checks(ws: Workspace, *, run_tests: bool = False) -> list[Finding]:
     """Every project-side finding, in the order a person would fix them."""
     files = _tracked(ws)
-    found = [_layout(ws, files), *_interpreter(ws), *_globs(ws, files), *_coverage_source(ws, files)]
+    checkout = project_env.checkout_root(ws.repo.root, ws.repo.common_dir)
+    env = project_env.detect(checkout, ws.environ, own_prefix=sys.prefix)
+    found = [_layout(files, env), *_interpreter(ws, env), *_globs(ws, files), *_coverage_source(ws, files)]
     found.append(_trial(ws) if run_tests else Finding(
         name="tests on HEAD", status="ok",
         detail="not run (they take as long as the test suite): `overnight doctor --run-tests` runs the test "
@@ -36,19 +38,17 @@ def _tracked(ws: Workspace) -> list[str]:
     return [f for f in ws.repo.out("ls-tree", "-r", "--name-only", "-z", "HEAD").split("\0") if f]
 
 
-def _layout(ws: Workspace, files: list[str]) -> Finding:
+def _layout(files: list[str], env: project_env.Environment) -> Finding:
     shape = layout.detect(files)
-    env = project_env.detect(ws.repo.root, ws.environ, own_prefix=sys.prefix)
     where = f"; environment: {env.kind} at {env.folder} ({env.how})" if env.kind != "none" else "; " + env.how
     return Finding(name="layout", status="ok", detail=shape.describe() + where)
 
 
-def _interpreter(ws: Workspace) -> list[Finding]:
+def _interpreter(ws: Workspace, env: project_env.Environment) -> list[Finding]:
     gate = ws.settings.gate
     checkout = project_env.checkout_root(ws.repo.root, ws.repo.common_dir)
     python = project_env.interpreter_path(gate.python, checkout)
     if not python:
-        env = project_env.detect(checkout, ws.environ, own_prefix=sys.prefix)
         if env.kind != "none":
             return [Finding(
                 name="project python", status="warn",
@@ -61,7 +61,7 @@ def _interpreter(ws: Workspace) -> list[Finding]:
         return [Finding(name="project python", status="error", detail=facts.problem,
                         fix="make the environment again (e.g. `python3 -m venv .venv`), or set `python` under "
                         "[gate] in overnight.toml to an interpreter that runs")]  # fmt: skip
-    kind = project_env.detect(checkout, ws.environ, own_prefix=sys.prefix).kind
+    kind = env.kind
     found = [Finding(name="project python", status="ok", detail=f"Python {facts.version} at {python}")]
     if "pytest" in " ".join(gate.test_command) and not facts.has_pytest:
         found.append(Finding(name="project python", status="error", detail=f"pytest is not installed in {python}",
