@@ -130,3 +130,31 @@ def test_project_env_refuses_to_show_a_folder_holding_the_home(tmp_path: Path) -
     (home / "bin").mkdir()
     with pytest.raises(ConfigError, match="holds"):
         project_env.exposed(str(python), (home,))
+
+
+def _tool_on_path(folder: Path, name: str, prints: Path) -> str:
+    """A fake `poetry`/`hatch` that answers where the environment is, as the real one does."""
+    folder.mkdir(exist_ok=True)
+    script = folder / name
+    script.write_text(f"#!/bin/sh\necho '{prints}'\n")
+    script.chmod(0o755)
+    return f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def test_project_env_asks_poetry_and_hatch_where_their_environment_is(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    make_venv(tmp_path / "envs" / "poetry-env")
+    make_venv(tmp_path / "envs" / "hatch-env")
+    (root / "poetry.lock").write_text("")
+    path = _tool_on_path(tmp_path / "bin", "poetry", tmp_path / "envs" / "poetry-env")
+    env = project_env.detect(root, {"PATH": path})
+    assert env.kind == "poetry" and env.python == str(tmp_path / "envs/poetry-env/bin/python")
+    (root / "poetry.lock").unlink()
+    (root / "hatch.toml").write_text("")
+    path = _tool_on_path(tmp_path / "bin", "hatch", tmp_path / "envs" / "hatch-env")
+    env = project_env.detect(root, {"PATH": path})
+    assert env.kind == "hatch" and "`hatch env find`" in env.how
+    # an answer that names no environment is not taken for one
+    path = _tool_on_path(tmp_path / "bin", "hatch", tmp_path / "envs" / "nothing-there")
+    assert project_env.detect(root, {"PATH": path}).kind == "none"
