@@ -79,7 +79,8 @@ def detect(files: Iterable[str]) -> Layout:
     else:
         packages = sorted({f.split("/")[0] for f in paths if f.count("/") == 1 and f.endswith("/__init__.py")}
                           - _NOT_PACKAGES)  # fmt: skip
-        modules = sorted(f for f in paths if "/" not in f and f.endswith(".py") and f not in _NOT_CODE)
+        modules = sorted(f for f in paths if "/" not in f and f.endswith(".py") and f not in _NOT_CODE
+                         and not f.startswith("test_") and not f.endswith("_test.py"))  # fmt: skip
         style = "flat" if packages or modules else "unknown"
     inside = sorted({f.rsplit("/", 1)[0] for f in paths for p in packages
                      if f.startswith(p + "/") and f.rsplit("/", 2)[-2] in TEST_DIRS})  # fmt: skip

@@ -36,7 +36,7 @@ def test_layout_flat_with_test_and_doc_folders() -> None:
 
 
 def test_layout_flat_packages_and_a_single_module_at_the_root() -> None:
-    found = layout.detect(["alpha/__init__.py", "beta/__init__.py", "gamma.py", "testing/test_x.py",
+    found = layout.detect(["alpha/__init__.py", "beta/__init__.py", "gamma.py", "testing/test_x.py", "test_g.py",
                            "examples/__init__.py", ".github/x/__init__.py"])  # fmt: skip
     assert found.packages == ["alpha", "beta"] and found.modules == ["gamma.py"]
     assert found.allowed_paths == ["alpha/**", "beta/**", "gamma.py", "testing/**"]
