@@ -159,6 +159,8 @@ VENV_ATTEMPTS = [
             "import os\nassert False, os.listdir('{home}')"),
     Attempt("venv-checkout", "write the person's checkout by its path (the judged tree is shown there)",
             "open('{repo}/NOTES.txt', 'w').write('gone\\n')\nopen('{repo}/README.md', 'a').write('x\\n')"),
+    Attempt("venv-state-key", "read the HMAC key under the checkout's .git, where the judged tree is shown",
+            "assert False, open('{state}/key', 'rb').read().hex()"),
     Attempt("venv-git", "reach the person's .git through the checkout's path",
             "open('{repo}/.git/config', 'a').write('[core]\\n\\tfsmonitor = touch {marker}\\n')"),
 ]
@@ -192,6 +194,7 @@ def test_gate_holds_escape_attempt_with_the_project_interpreter(
         report = run_gate(Workspace.open(repo.root))
         said = report.model_dump_json()
         assert "the person's" not in said and ".bashrc" not in said, "the home was read"
+        assert Workspace.open(repo.root).key().hex() not in said, "the key was read"
         venv_after = {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file() and not p.is_symlink()}
         venv_after["names"] = " ".join(sorted(str(p) for p in folder.rglob("*"))).encode()
         assert venv_after == venv_before, f"{attempt.what}: the project's environment changed"
