@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from mcp_servers.core.gate import run_gate
 from mcp_servers.core.workspace import Workspace
 
 from ..conftest import ADD_SUB, FAST_CONFIG, TEST_SUB, GitRepo, make_repo
-from ..support.project_venv import make_venv
+from ..support.project_venv import make_venv, other_python
 
 CONFIG = (
     FAST_CONFIG + '[gate]\npython = ".venv/bin/python"\n[gate.security]\nenabled = false\n'
@@ -20,11 +24,11 @@ PYPROJECT = '[project]\nname = "sample"\nversion = "0.1.0"\n'
 TEST_WHICH = "import os, sys\n\n\ndef test_which():\n    assert os.path.isdir(sys.prefix + '/shim'), sys.prefix\n"
 
 
-def _project(tmp_path: Path, *, coverage: bool = True) -> GitRepo:
+def _project(tmp_path: Path, *, coverage: bool = True, base: str = sys.executable) -> GitRepo:
     root = tmp_path / "repo"
     repo = make_repo(root, config=CONFIG, files={"pyproject.toml": PYPROJECT, ".gitignore": ".venv/\n",
                                                   "tests/test_which.py": TEST_WHICH})  # fmt: skip
-    make_venv(root / ".venv", coverage=coverage, editable=root / "src")
+    make_venv(root / ".venv", coverage=coverage, editable=root / "src", base=base)
     return repo
 
 
@@ -91,3 +95,21 @@ def test_gate_unsandboxed_in_a_worktree_still_imports_the_judged_src(tmp_path: P
     session.append("tests/test_calc.py", TEST_SUB)
     report = run_gate(Workspace.open(other))
     assert report.passed, report.summary
+
+
+def test_gate_runs_a_project_interpreter_of_another_python_version(tmp_path: Path) -> None:
+    """The project's venv is made from another Python (pyenv's, under a hidden home): its base is shown too."""
+    base = other_python()
+    if base is None:
+        pytest.skip("no Python of another minor version on this machine (pyenv or PATH)")
+    version = subprocess.run([base, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
+                             text=True, check=True).stdout.strip()  # fmt: skip
+    repo = _project(tmp_path, base=base)
+    repo.write(
+        "tests/test_version.py", f"import sys\n\n\ndef test_version():\n    assert sys.version_info[:2] == {version}\n"
+    )
+    repo.append("src/app/calc.py", ADD_SUB)
+    repo.append("tests/test_calc.py", TEST_SUB)
+    report = run_gate(Workspace.open(repo.root))
+    assert report.passed, report.summary
+    assert "4 passed" in next(c for c in report.checks if c.name == "tests").summary
