@@ -63,6 +63,10 @@ def _interpreter(ws: Workspace, env: project_env.Environment) -> list[Finding]:
                         "[gate] in overnight.toml to an interpreter that runs")]  # fmt: skip
     kind = env.kind
     found = [Finding(name="project python", status="ok", detail=f"Python {facts.version} at {python}")]
+    unignored = project_env.unignored(ws.repo.root, str(Path(python).parent.parent), lambda rel: _ignored(ws, rel))
+    if gate.python and unignored:
+        found.append(Finding(name="project python", status="warn", detail=unignored.split(": ", 1)[0],
+                             fix=unignored.split(": ", 1)[1]))  # fmt: skip
     if "pytest" in " ".join(gate.test_command) and not facts.has_pytest:
         found.append(Finding(name="project python", status="error", detail=f"pytest is not installed in {python}",
                              fix=f"`{python} -m pip install pytest` (or your project's test extras)"))  # fmt: skip
@@ -77,6 +81,10 @@ def _interpreter(ws: Workspace, env: project_env.Environment) -> list[Finding]:
             found.append(Finding(name="project python", status="error", detail=str(e).split(": ", 1)[0],
                                  fix=str(e).split(": ", 1)[-1]))  # fmt: skip
     return found
+
+
+def _ignored(ws: Workspace, rel: str) -> bool:
+    return ws.repo.run("check-ignore", "-q", "--", rel, check=False).returncode == 0
 
 
 def _hidden(ws: Workspace) -> tuple[Path, ...]:

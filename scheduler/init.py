@@ -174,11 +174,18 @@ def discover(repo: Repo, environ: Any, own_python: str = sys.executable) -> Foun
         env.interpreter = project_env.probe(project_env.interpreter_path(env.python, repo.root))
         values["gate.python"] = env.python
         notes.extend(_interpreter_notes(env))
+        fix = project_env.unignored(repo.root, env.folder, lambda rel: _ignored(repo, rel))
+        if fix:
+            notes.append(fix)
     else:
         notes.append("no project environment found (.venv, venv, uv, Poetry, Hatch, tox or an active virtualenv): "
                      f"the gate runs the tests with overnight's own interpreter ({own_python}); if the project has "
                      "one, set `python` under [gate] in overnight.toml")  # fmt: skip
     return Found(layout=shape, environment=env, settings=values, notes=notes)
+
+
+def _ignored(repo: Repo, rel: str) -> bool:
+    return repo.run("check-ignore", "-q", "--", rel, check=False).returncode == 0
 
 
 def _interpreter_notes(env: project_env.Environment) -> list[str]:

@@ -150,6 +150,19 @@ def exposed(python: str, hidden: tuple[Path, ...]) -> tuple[Path, ...]:
     return tuple(shown)
 
 
+def unignored(root: Path, folder: str, ignored: Callable[[str], bool]) -> str | None:
+    """The fix when the environment's `folder` is inside the repository at `root` but git does not ignore it
+    (every gate would count its thousands of files as the change), else None. `ignored(rel)` asks git."""
+    try:
+        rel = Path(folder).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
+        return None
+    if ignored(rel + "/"):
+        return None
+    return (f"git does not ignore `{rel}/`, so every gate would count the environment as part of the change: "
+            f"add `{rel}/` to .git/info/exclude (your own) or to .gitignore")  # fmt: skip
+
+
 def _holds(folder: Path, secret: Path) -> bool:
     a, b = os.path.abspath(folder), os.path.abspath(secret)
     return a == b or b.startswith(a.rstrip("/") + "/")

@@ -75,3 +75,21 @@ def test_project_python_of_a_session_worktree_is_the_checkouts(tmp_path: Path) -
     checkout = project_env.checkout_root(other, common)
     assert checkout == repo.root
     assert project_env.interpreter_path(".venv/bin/python", checkout) == str(repo.root / ".venv/bin/python")
+
+
+def test_init_and_doctor_say_when_git_does_not_ignore_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(tmp_path / "r")
+    make_venv(repo.root / ".venv")
+    assert main(["-C", str(repo.root), "init", "--commit", "--json"]) == 0
+    notes = json.loads(capsys.readouterr().out)["found"]["notes"]
+    assert any("git does not ignore `.venv/`" in n and ".git/info/exclude" in n for n in notes), notes
+    from mcp_servers.core.workspace import Workspace
+    from scheduler import doctor_project
+
+    found = [f for f in doctor_project.checks(Workspace.open(repo.root)) if f.status == "warn"]
+    assert any("git does not ignore `.venv/`" in f.detail for f in found), found
+    (repo.root / ".git" / "info" / "exclude").write_text(".venv/\n")
+    found = [f for f in doctor_project.checks(Workspace.open(repo.root)) if "ignore" in f.detail]
+    assert found == []
