@@ -121,7 +121,12 @@ def _mcp_json(path: Path, force: bool, python: str) -> FileAction:
 
 
 def init(
-    path: str | None = None, *, force: bool = False, commit: bool = False, python: str = sys.executable
+    path: str | None = None,
+    *,
+    force: bool = False,
+    commit: bool = False,
+    python: str = sys.executable,
+    find_environment: bool = True,
 ) -> InitResult:
     """Set up the repository containing `path`. Safe to run again: it only adds what is missing.
 
@@ -130,7 +135,7 @@ def init(
     """
     ws = Workspace.open(path)
     root = ws.repo.root
-    found = discover(ws.repo, ws.environ, python)
+    found = discover(ws.repo, ws.environ, python, find_environment=find_environment)
     actions = [_plain_file(root / config.CONFIG_NAME, config.template(found.settings), force)]
     plan = root / ws.settings.plan.path
     if plan.exists():
@@ -156,12 +161,14 @@ def init(
                       uncommitted=uncommitted, commit=made)  # fmt: skip
 
 
-def discover(repo: Repo, environ: Any, own_python: str = sys.executable) -> Found:
-    """The layout (from the tracked files) and the project's environment, and the settings they call for."""
+def discover(repo: Repo, environ: Any, own_python: str = sys.executable, *, find_environment: bool = True) -> Found:
+    """The layout (from the tracked files) and the project's environment (unless `find_environment` is off: a
+    project made for overnight's own interpreter, the demo's), and the settings they call for."""
     files = repo.out("ls-files", "-z").split("\0") if repo.head() is not None else []
     shape = layout.detect(f for f in files if f)
     own_prefix = str(Path(own_python).parent.parent)
-    env = project_env.detect(repo.root, environ, own_prefix=own_prefix)
+    env = (project_env.detect(repo.root, environ, own_prefix=own_prefix) if find_environment
+           else project_env.Environment(kind="none", how="not looked for"))  # fmt: skip
     values: dict[str, Any] = {}
     notes: list[str] = []
     if shape.style != "unknown":
