@@ -154,7 +154,7 @@ def _add_coverage(ws: Workspace, report: HealthReport, wanted: set[str]) -> None
     with ws.db() as conn:
         latest = receipts.latest_coverage(conn)
     if latest is None:
-        report.notes.append("no coverage measured yet: run `run_quality_gate` (or `overnight check --gate`) once")
+        report.notes.append("no coverage measured yet: run the quality gate (`run_quality_gate`) once")
         return
     tree, total, files = latest
     report.coverage_total, report.coverage_tree = round(total, 2), tree
