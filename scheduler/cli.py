@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
+from rich.console import Console
 from rich.markup import escape
 
 from mcp_servers.core import __version__, hooks
@@ -22,7 +23,7 @@ from mcp_servers.core.models import ChangeReport, GateReport
 from mcp_servers.core.workspace import Workspace
 
 from . import output as out
-from .init import SERVER_NAMES
+from .init import SERVER_NAMES, Found
 from .memory_commands import memory_group
 from .plan_commands import plan_group
 from .wording import for_shell
@@ -92,20 +93,22 @@ def _ws(ctx: click.Context) -> Workspace:
 @cli.command()
 @click.option("--force", is_flag=True, help="Replace overnight.toml and our .mcp.json entries if they differ.")
 @click.option("--commit", "make_commit", is_flag=True, help="Commit the files it wrote (and nothing else).")
-@click.option("--json", "as_json", is_flag=True, help="Print what it did as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was found and done as JSON.")
 @click.pass_context
 def init(ctx: click.Context, force: bool, make_commit: bool, as_json: bool) -> int:
-    """Write overnight.toml, a PROJECT_PLAN.md template and .mcp.json; safe to run again."""
+    """Write overnight.toml (from the layout and environment it finds), a PROJECT_PLAN.md template and
+    .mcp.json; safe to run again."""
     from .init import init as run_init
 
     result = run_init(ctx.obj, force=force, commit=make_commit)
     if as_json:
         out.emit_json(result)
         return out.OK
+    console = out.console()
+    _print_found(console, result.found)
     table = out.table("file", "action", "detail")
     for f in result.files:
         table.add_row(f.path, f.action, f.detail)
-    console = out.console()
     console.print(table)
     console.print(f"state: {escape(result.state_dir)}")
     if result.commit:
@@ -120,14 +123,33 @@ def init(ctx: click.Context, force: bool, make_commit: bool, as_json: bool) -> i
     return out.OK
 
 
+def _print_found(console: Console, found: Found) -> None:
+    """What init found: the layout, the environment and its interpreter, the settings written, the notes."""
+    write = console.print
+    write(f"layout: {escape(found.layout.describe())}")
+    env = found.environment
+    if env.kind == "none":
+        write("environment: none found")
+    else:
+        facts = env.interpreter
+        version = f"Python {facts.version}" if facts and facts.version else "not runnable"
+        write(f"environment: {env.kind} at {escape(env.folder)} ({escape(env.how)}); interpreter "
+              f"{escape(env.python)}, {version}")  # fmt: skip
+    for key, value in found.settings.items():
+        write(f"  set {key} = {escape(str(value))}")
+    for note in found.notes:
+        write(f"note: {escape(note)}")
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--run-tests", is_flag=True, help="Also run the test command on HEAD as the gate does (slow).")
 @click.pass_context
-def doctor(ctx: click.Context, as_json: bool) -> int:
+def doctor(ctx: click.Context, as_json: bool, run_tests: bool) -> int:
     """Say what is installed, configured, healthy or missing, and what to do about it."""
     from .doctor import diagnose
 
-    result = diagnose(ctx.obj)
+    result = diagnose(ctx.obj, run_tests=run_tests)
     if as_json:
         out.emit_json(result)
     else:

@@ -193,7 +193,7 @@ def create(where: Path | None = None) -> tuple[Path, Path]:
         proc.run(["git", "config", key, value], cwd=repo, timeout=60, check=True)
     for argv in (["git", "add", "-A"], ["git", "commit", "-q", "--no-verify", "-m", "calc"]):
         proc.run(argv, cwd=repo, timeout=60, check=True)
-    init(str(repo), commit=True)
+    init(str(repo), commit=True, find_environment=False)  # its tests run with overnight's own interpreter
     unsandboxed = sandbox.problem()
     if unsandboxed:  # the front door works on a fresh machine; the report's first line says how it ran
         config = repo / "overnight.toml"

@@ -37,7 +37,7 @@ class Diagnosis(BaseModel):
     findings: list[Finding]
 
 
-def diagnose(path: str | None = None) -> Diagnosis:
+def diagnose(path: str | None = None, *, run_tests: bool = False) -> Diagnosis:
     findings = [_python(), *_packages(), _git()]
     try:
         ws = Workspace.open(path)
@@ -54,6 +54,12 @@ def diagnose(path: str | None = None) -> Diagnosis:
         return _done(findings)
     for check in (_repository, _config, _sandbox, _state, _mcp_json, _hook, _tests, _claude):
         findings.extend(_safely(check, ws))
+    from . import doctor_project
+
+    def _project(w: Workspace) -> list[Finding]:
+        return doctor_project.checks(w, run_tests=run_tests)
+
+    findings.extend(_safely(_project, ws))
     findings.extend(_servers(ws))
     return _done(findings)
 
@@ -223,7 +229,11 @@ def _hook(ws: Workspace) -> list[Finding]:
 
 
 def _tests(ws: Workspace) -> list[Finding]:
-    argv, wrapped = test_command(ws.settings, Path(os.devnull))
+    from mcp_servers.core import project_env
+
+    checkout = project_env.checkout_root(ws.repo.root, ws.repo.common_dir)
+    python = project_env.interpreter_path(ws.settings.gate.python, checkout)
+    argv, wrapped = test_command(ws.settings, Path(os.devnull), python)
     exe = argv[0]
     if not (os.path.isabs(exe) and os.access(exe, os.X_OK)) and not shutil.which(exe):
         return [

@@ -17,8 +17,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mcp_servers.core import config
+from mcp_servers.core import config, layout, project_env
 from mcp_servers.core.errors import UsageError
+from mcp_servers.core.git import Repo
 from mcp_servers.core.workspace import Workspace
 
 SERVER_NAMES = ("quality", "project", "memory")
@@ -32,9 +33,19 @@ class FileAction(BaseModel):
     detail: str = ""
 
 
+class Found(BaseModel):
+    """What `overnight init` found in the repository, and the settings it wrote from it."""
+
+    layout: layout.Layout
+    environment: project_env.Environment
+    settings: dict[str, Any] = Field(default_factory=dict, description="the keys written in force, by name")
+    notes: list[str] = Field(default_factory=list, description="what the person should know or do")
+
+
 class InitResult(BaseModel):
     root: str
     state_dir: str
+    found: Found
     files: list[FileAction]
     uncommitted: list[str] = Field(default_factory=list, description="files of ours that git does not have yet")
     commit: str | None = Field(default=None, description="the commit made with --commit")
@@ -110,7 +121,12 @@ def _mcp_json(path: Path, force: bool, python: str) -> FileAction:
 
 
 def init(
-    path: str | None = None, *, force: bool = False, commit: bool = False, python: str = sys.executable
+    path: str | None = None,
+    *,
+    force: bool = False,
+    commit: bool = False,
+    python: str = sys.executable,
+    find_environment: bool = True,
 ) -> InitResult:
     """Set up the repository containing `path`. Safe to run again: it only adds what is missing.
 
@@ -119,7 +135,8 @@ def init(
     """
     ws = Workspace.open(path)
     root = ws.repo.root
-    actions = [_plain_file(root / config.CONFIG_NAME, config.template(), force)]
+    found = discover(ws.repo, ws.environ, python, find_environment=find_environment)
+    actions = [_plain_file(root / config.CONFIG_NAME, config.template(found.settings), force)]
     plan = root / ws.settings.plan.path
     if plan.exists():
         actions.append(FileAction(path=ws.settings.plan.path, action="kept", detail="the plan is a person's file"))
@@ -140,7 +157,58 @@ def init(
         ws.repo.run("commit", "--quiet", "-m", "Set up overnight", "--", *uncommitted, env=_commit_env())
         made = ws.repo.out("rev-parse", "HEAD")
         uncommitted = []
-    return InitResult(root=str(root), state_dir=str(ws.state_dir), files=actions, uncommitted=uncommitted, commit=made)
+    return InitResult(root=str(root), state_dir=str(ws.state_dir), found=found, files=actions,
+                      uncommitted=uncommitted, commit=made)  # fmt: skip
+
+
+def discover(repo: Repo, environ: Any, own_python: str = sys.executable, *, find_environment: bool = True) -> Found:
+    """The layout (from the tracked files) and the project's environment (unless `find_environment` is off: a
+    project made for overnight's own interpreter, the demo's), and the settings they call for."""
+    files = repo.out("ls-files", "-z").split("\0") if repo.head() is not None else []
+    shape = layout.detect(f for f in files if f)
+    own_prefix = str(Path(own_python).parent.parent)
+    env = (project_env.detect(repo.root, environ, own_prefix=own_prefix) if find_environment
+           else project_env.Environment(kind="none", how="not looked for"))  # fmt: skip
+    values: dict[str, Any] = {}
+    notes: list[str] = []
+    if shape.style != "unknown":
+        values["policy.allowed_paths"] = shape.allowed_paths
+        values["gate.coverage.source"] = shape.coverage_source
+    else:
+        notes.append("no Python package found in the tracked files: the default `allowed_paths` and coverage "
+                     "`source` are kept; set them in overnight.toml")  # fmt: skip
+    if env.kind != "none":
+        env.interpreter = project_env.probe(project_env.interpreter_path(env.python, repo.root))
+        values["gate.python"] = env.python
+        notes.extend(_interpreter_notes(env))
+        fix = project_env.unignored(repo.root, env.folder, lambda rel: _ignored(repo, rel))
+        if fix:
+            notes.append(fix)
+    else:
+        notes.append("no project environment found (.venv, venv, uv, Poetry, Hatch, tox or an active virtualenv): "
+                     f"the gate runs the tests with overnight's own interpreter ({own_python}); if the project has "
+                     "one, set `python` under [gate] in overnight.toml")  # fmt: skip
+    return Found(layout=shape, environment=env, settings=values, notes=notes)
+
+
+def _ignored(repo: Repo, rel: str) -> bool:
+    return repo.run("check-ignore", "-q", "--", rel, check=False).returncode == 0
+
+
+def _interpreter_notes(env: project_env.Environment) -> list[str]:
+    found = env.interpreter
+    if found is None:
+        return []
+    if found.problem:
+        return [f"the project's interpreter cannot run: {found.problem}; fix the environment, then run "
+                "`overnight doctor`"]  # fmt: skip
+    notes = []
+    if not found.has_pytest:
+        notes.append(f"pytest is not installed in {env.python}: `{found.path} -m pip install pytest`")
+    if not found.has_coverage:
+        notes.append(f"coverage.py is not installed in {env.python}, so the gate's coverage checks will fail: "
+                     f"{project_env.coverage_fix(env.kind, found.path)}")  # fmt: skip
+    return notes
 
 
 def _commit_env() -> dict[str, str]:

@@ -308,7 +308,13 @@ class Gate(_Section):
     test_command: list[str] = Field(
         default_factory=lambda: ["python", "-m", "pytest", "-q"],
         min_length=1,
-        description="the test command; `python` means the interpreter overnight runs under",
+        description="the test command; `python` at its start means `python` below",
+    )
+    python: str = Field(
+        default="",
+        description="the project's interpreter, which `python` at the start of test_command and of "
+        "[[gate.commands]] means: a path relative to the repository root (\".venv/bin/python\") or absolute; "
+        "empty: the interpreter overnight runs under",
     )
     test_timeout_s: Annotated[float, Field(gt=0)] = Field(
         default=900, description="seconds before the test command's process group is killed"
@@ -426,10 +432,11 @@ class Settings(_Section):
 DEFAULTS = Settings()
 
 
-def resolve_python(argv: list[str]) -> list[str]:
-    """`python` at the start of a command means the interpreter overnight runs under (cron has no venv)."""
+def resolve_python(argv: list[str], python: str = "") -> list[str]:
+    """`python` at the start of a command means the project's interpreter (`python`, an absolute path, from
+    `[gate] python`), else the interpreter overnight runs under (cron has no venv)."""
     if argv and argv[0] in {"python", "python3"}:
-        return [sys.executable, *argv[1:]]
+        return [python or sys.executable, *argv[1:]]
     return list(argv)
 
 
@@ -527,15 +534,18 @@ _EXAMPLES = {
 }
 
 
-def template() -> str:
-    """A commented `overnight.toml` listing every key with its default, generated from the models."""
+def template(values: dict[str, Any] | None = None) -> str:
+    """A commented `overnight.toml` listing every key with its default, generated from the models.
+
+    `values` ("gate.python" -> ".venv/bin/python") are written uncommented, in force: what `overnight init`
+    found in the repository."""
     lines = [_HEADER]
     for name in Settings.model_fields:
-        _emit(lines, name, getattr(Settings(), name))
+        _emit(lines, name, getattr(Settings(), name), values or {})
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _emit(lines: list[str], prefix: str, model: BaseModel) -> None:
+def _emit(lines: list[str], prefix: str, model: BaseModel, values: dict[str, Any]) -> None:
     doc = (type(model).__doc__ or "").strip().splitlines()
     lines.append(f"[{prefix}]")
     lines.extend(f"# {d.strip()}" for d in doc[:1])
@@ -550,7 +560,11 @@ def _emit(lines: list[str], prefix: str, model: BaseModel) -> None:
         else:
             if field.description:
                 lines.append(f"# {field.description}")
-            lines.extend(_assignment(name, value))
+            if f"{prefix}.{name}" in values:
+                lines.append("# (found in this repository by `overnight init`)")
+                lines.extend(_assignment(name, values[f"{prefix}.{name}"], commented=False))
+            else:
+                lines.extend(_assignment(name, value))
     lines.append("")
     for name, items, description in tables:
         lines.append(f"# {description}")
@@ -562,26 +576,27 @@ def _emit(lines: list[str], prefix: str, model: BaseModel) -> None:
                 lines.extend(_assignment(key, getattr(item, key)))
         lines.append("")
     for name, sub in nested:
-        _emit(lines, f"{prefix}.{name}", sub)
+        _emit(lines, f"{prefix}.{name}", sub, values)
 
 
 def _is_table_list(field: Any) -> bool:
     return "ForbiddenOperation" in str(field.annotation) or "CommandCheck" in str(field.annotation)
 
 
-def _assignment(name: str, value: Any) -> list[str]:
+def _assignment(name: str, value: Any, *, commented: bool = True) -> list[str]:
+    mark = "# " if commented else ""
     if isinstance(value, list) and len(_toml(value)) > 90:
-        out = [f"# {name} = ["]
-        row = "#    "
+        out = [f"{mark}{name} = ["]
+        row = f"{mark}   "
         for item in value:
             piece = f" {_toml(item)},"
             if len(row) + len(piece) > 110:
                 out.append(row)
-                row = "#    "
+                row = f"{mark}   "
             row += piece
-        out.extend([row, "# ]"])
+        out.extend([row, f"{mark}]"])
         return out
-    return [f"# {name} = {_toml(value)}"]
+    return [f"{mark}{name} = {_toml(value)}"]
 
 
 def _toml(value: Any) -> str:

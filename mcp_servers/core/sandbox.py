@@ -50,6 +50,9 @@ class Box:
     read: tuple[Path, ...] = ()  # bound read-only (shown again under a hidden folder)
     hide: tuple[Path, ...] = ()  # covered by an empty folder
     files: tuple[tuple[Path, Path], ...] = ()  # (a file outside, where it appears inside), read-only
+    # (a folder outside, where it appears inside), read-write: a tree exported to a temporary folder shown at the
+    # checkout's path, so that absolute paths and editable installs of the project resolve to the judged tree
+    moved: tuple[tuple[Path, Path], ...] = ()
     chdir: Path | None = None
 
 
@@ -87,7 +90,11 @@ def command(box: Box, argv: Sequence[str], *, bwrap: str = "bwrap") -> list[str]
     def add(path: Path, kind: int, args: list[str]) -> None:
         ops.append((len(path.parts), kind, args))
 
-    hidden = [p for p in box.hide if os.path.lexists(p) and not os.path.islink(p)]
+    targets = [target for _source, target in box.moved]
+    # what is under a moved folder's target is covered by it already: a mount point made there would be made in
+    # the folder moved in (the person's checkout is hidden by showing the judged tree over it)
+    hidden = [p for p in box.hide if os.path.lexists(p) and not os.path.islink(p)
+              and not any(_within(p, t) for t in targets)]  # fmt: skip
     for path in hidden:
         add(path, 0, ["--tmpfs", str(path)])
     for path in box.read:
@@ -95,6 +102,8 @@ def command(box: Box, argv: Sequence[str], *, bwrap: str = "bwrap") -> list[str]
             add(path, 1, ["--ro-bind", str(path), str(path)])
     for path in box.write:
         add(path, 2, ["--bind", str(path), str(path)])
+    for source, target in box.moved:
+        add(target, 2, ["--bind", str(source), str(target)])
     for source, target in box.files:
         add(target, 3, ["--ro-bind", str(source), str(target)])
     out = [bwrap, *FLAGS, "--unshare-net"]  # loopback only; what may leave goes through sockets bound in
@@ -107,6 +116,11 @@ def command(box: Box, argv: Sequence[str], *, bwrap: str = "bwrap") -> list[str]
     if box.chdir is not None:
         out += ["--chdir", str(box.chdir)]
     return [*out, "--", *argv]
+
+
+def _within(path: Path, folder: Path) -> bool:
+    a, b = os.path.abspath(path), os.path.abspath(folder)
+    return a == b or a.startswith(b.rstrip("/") + "/")
 
 
 def executable(environ: Mapping[str, str] | None = None) -> str | None:
@@ -165,16 +179,20 @@ def run(
     env: Mapping[str, str],
     timeout: float | None,
     on_output: proc.Output | None = None,
+    read: tuple[Path, ...] = (),
+    shown_at: Path | None = None,
 ) -> proc.Completed:
-    """Run `argv` in `cwd` inside a sandbox that may write only `write` and sees nothing of `hide` (with
-    `mode` "off", as it is, which the caller's report must say). A sandbox that cannot be made fails.
+    """Run `argv` in `cwd` inside a sandbox that may write only `write`, reads `read` too, and sees nothing of
+    `hide` (with `mode` "off", as it is, which the caller's report must say). With `shown_at`, `cwd` appears
+    at that path inside (the checkout's) and the command starts there. A sandbox that cannot be made fails.
     `on_output` is told the command's stdout as it comes (live progress)."""
     if mode == "off":
         return proc.run(argv, cwd=cwd, env=env, timeout=timeout, on_output=on_output)
     exe = executable(env) or executable()
     if exe is None:
         raise SandboxError(f"bubblewrap (`bwrap`) is not installed, so nothing was run: {INSTALL_HINT}")
-    box = Box(write=write, read=own_code(), hide=hide, chdir=cwd)
+    moved = ((cwd, shown_at),) if shown_at is not None and shown_at != cwd else ()
+    box = Box(write=write, read=(*own_code(), *read), hide=hide, moved=moved, chdir=shown_at or cwd)
     done = proc.run(command(box, argv, bwrap=exe), cwd=cwd, env=env, timeout=timeout, on_output=on_output)
     if done.returncode == 1 and done.stderr.startswith(b"bwrap: "):
         why = done.stderr.decode("utf-8", "replace").strip().splitlines()[0]

@@ -134,3 +134,36 @@ def test_sandbox_mounts_shown_folders_inside_hidden_ones_and_hides_inside_shown_
                      ("--bind", str(tmp_path / "a" / "w")), ("--tmpfs", str(tmp_path / "a" / "w" / "h"))]  # fmt: skip
     assert argv[argv.index("--") - 4:argv.index("--")] == ["--remount-ro", str(tmp_path / "a"), "--remount-ro",
                                                             str(tmp_path / "a" / "w" / "h")]  # fmt: skip
+
+
+def test_sandbox_shows_a_folder_at_another_path_over_a_hidden_checkout(tmp_path: Path) -> None:
+    """The judged tree (an export) appears at the checkout's path; nothing of the checkout shows through, and a
+    folder shown read-only inside it (the project's .venv) cannot be written."""
+    checkout = tmp_path / "checkout"
+    (checkout / ".git").mkdir(parents=True)
+    (checkout / ".git" / "config").write_text("the person's git config\n")
+    (checkout / "mine.txt").write_text("the person's file\n")
+    (checkout / ".venv").mkdir()
+    (checkout / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "judged.txt").write_text("judged\n")
+    code = (
+        "import os\n"
+        "print(sorted(os.listdir('.')), os.getcwd())\n"
+        "print(os.path.exists('mine.txt'), os.path.exists('.git/config'))\n"
+        "print(open('.venv/pyvenv.cfg').read().strip())\n"
+        "open('new.txt', 'w').write('x')\n"
+        "try:\n    open('.venv/planted', 'w')\n    print('venv written')\n"
+        "except OSError:\n    print('venv read-only')\n"
+    )
+    done = sandbox.run([sys.executable, "-c", code], mode="bwrap", cwd=export, write=(), read=(checkout / ".venv",),
+                       hide=(*sandbox.person_paths(os.environ), checkout, checkout / ".git"), shown_at=checkout,
+                       env=sandbox.clean_env(os.environ), timeout=60)  # fmt: skip
+    out = done.text()
+    assert done.returncode == 0, out + done.stderr.decode()
+    assert f"'.venv', 'judged.txt'] {checkout}" in out
+    assert "False False" in out and "home = /usr/bin" in out and "venv read-only" in out
+    assert (export / "new.txt").exists() and not (checkout / "new.txt").exists()
+    assert not (checkout / ".venv" / "planted").exists()
+    assert sorted(p.name for p in checkout.iterdir()) == [".git", ".venv", "mine.txt"]

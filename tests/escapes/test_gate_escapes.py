@@ -143,3 +143,67 @@ def test_gate_holds_escape_attempt(scene: Scene, attempt: Attempt) -> None:
     # no credential in what the gate says back to the agent
     assert "escape0test" not in report.model_dump_json()
     assert isinstance(sqlite3, object)  # (the forging attempt uses it inside the sandbox)
+
+
+# -- the project's own environment (issue 11): shown read-only, and nothing else of the home ------------------
+
+VENV_ATTEMPTS = [
+    Attempt("venv-site-pth", "plant a .pth in the project's own virtualenv (it would run in every later session)",
+            "import sys\nopen(sys.prefix + '/lib/python%d.%d/site-packages/zz_escape.pth' % sys.version_info[:2],"
+            " 'w').write('import os\\n')"),
+    Attempt("venv-python", "replace the project's interpreter",
+            "import sys\nopen(sys.prefix + '/bin/python', 'wb').write(b'#!/bin/sh\\ntouch {marker}\\n')"),
+    Attempt("venv-ssh-key", "read the person's ssh key with the project's interpreter",
+            "assert False, open('{home}/.ssh/id_ed25519').read()"),
+    Attempt("venv-home-list", "list the person's home from beside the venv",
+            "import os\nassert False, os.listdir('{home}')"),
+    Attempt("venv-checkout", "write the person's checkout by its path (the judged tree is shown there)",
+            "open('{repo}/NOTES.txt', 'w').write('gone\\n')\nopen('{repo}/README.md', 'a').write('x\\n')"),
+    Attempt("venv-state-key", "read the HMAC key under the checkout's .git, where the judged tree is shown",
+            "assert False, open('{state}/key', 'rb').read().hex()"),
+    Attempt("venv-git", "reach the person's .git through the checkout's path",
+            "open('{repo}/.git/config', 'a').write('[core]\\n\\tfsmonitor = touch {marker}\\n')"),
+]
+
+
+@pytest.mark.parametrize("where", ["in-repo", "home"])
+@pytest.mark.parametrize("attempt", VENV_ATTEMPTS, ids=[a.id for a in VENV_ATTEMPTS])
+def test_gate_holds_escape_attempt_with_the_project_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attempt: Attempt, where: str
+) -> None:
+    from ..support.project_venv import make_venv
+    from .scene import CONFIG
+
+    home = tmp_path / "home"
+    folder = tmp_path / "repo" / ".venv" if where == "in-repo" else home / ".cache/pypoetry/virtualenvs/sample-py3"
+    python = ".venv/bin/python" if where == "in-repo" else str(folder / "bin/python")
+    config = CONFIG + f'[gate]\npython = "{python}"\n'
+    scenes = make_scene(tmp_path, monkeypatch, files={".gitignore": ".venv/\n"}, config=config)
+    scene = next(scenes)
+    try:
+        make_venv(folder, editable=scene.repo.root / "src")
+        venv_before = {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file() and not p.is_symlink()}
+        venv_before["names"] = " ".join(sorted(str(p) for p in folder.rglob("*"))).encode()
+        before = scene.fingerprint()
+        repo = scene.repo
+        body = attempt.code.format(**scene.paths())
+        repo.append("src/app/calc.py", ADD_SUB)
+        repo.write("tests/test_escape.py", "def test_escape():\n" + "".join(f"    {line}\n" for line in
+                                                                              body.splitlines()))  # fmt: skip
+        repo.append("tests/test_calc.py", TEST_SUB)
+        report = run_gate(Workspace.open(repo.root))
+        said = report.model_dump_json()
+        assert "the person's" not in said and ".bashrc" not in said, "the home was read"
+        assert Workspace.open(repo.root).key().hex() not in said, "the key was read"
+        venv_after = {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file() and not p.is_symlink()}
+        venv_after["names"] = " ".join(sorted(str(p) for p in folder.rglob("*"))).encode()
+        assert venv_after == venv_before, f"{attempt.what}: the project's environment changed"
+        after = scene.fingerprint()
+        changed = {k: (before.get(k), after.get(k)) for k in set(before) | set(after)
+                   if before.get(k) != after.get(k) and not k.startswith(str(repo.root / "src"))
+                   and not k.startswith(str(repo.root / "tests"))}  # fmt: skip
+        assert changed == {}, f"{attempt.what}: the person's side changed"
+        repo.git("status")
+        assert not Path(scene.marker).exists()
+    finally:
+        next(scenes, None)

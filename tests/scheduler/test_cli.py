@@ -23,7 +23,11 @@ def _json(capsys: pytest.CaptureFixture[str]) -> dict:  # type: ignore[type-arg]
 def test_cli_init_writes_config_plan_and_mcp_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path / "r")
     assert main(["-C", str(repo.root), "init"]) == 0
-    assert (repo.root / "overnight.toml").read_text() == config.template()
+    # what it found in the sample (a src layout, tests/, no docs/, no environment of its own) is written in force
+    written = config.template({"policy.allowed_paths": ["src/**", "tests/**"], "gate.coverage.source": ["src"]})
+    assert (repo.root / "overnight.toml").read_text() == written
+    settings = config.load(repo.root)
+    assert settings.policy.allowed_paths == ["src/**", "tests/**"] and settings.gate.python == ""
     plan = (repo.root / "PROJECT_PLAN.md").read_text()
     assert "### Ready for Autonomous Execution" in plan and "### Pending Approval" in plan
     servers = json.loads((repo.root / ".mcp.json").read_text())["mcpServers"]
@@ -56,7 +60,11 @@ def test_cli_init_is_idempotent_and_keeps_a_persons_files(tmp_path: Path, capsys
     assert main(["-C", str(repo.root), "init", "--force"]) == 0
     servers = json.loads((repo.root / ".mcp.json").read_text())["mcpServers"]
     assert servers["quality"]["command"] == sys.executable and servers["other"] == {"command": "x"}
-    assert (repo.root / "overnight.toml").read_text() == config.template()
+    # what it found in the sample (a src layout, tests/, no docs/, no environment of its own) is written in force
+    written = config.template({"policy.allowed_paths": ["src/**", "tests/**"], "gate.coverage.source": ["src"]})
+    assert (repo.root / "overnight.toml").read_text() == written
+    settings = config.load(repo.root)
+    assert settings.policy.allowed_paths == ["src/**", "tests/**"] and settings.gate.python == ""
     assert (repo.root / "PROJECT_PLAN.md").read_text() == "# my plan\n"  # the plan is never replaced
 
 

@@ -300,7 +300,9 @@ def _base_coverage(ws: Workspace, ctx: GateContext) -> float | None:
     if known is not None:
         return known[0]
     where = ws.repo.export(base_tree, ctx.work_dir / "base-tree")
-    _done, data, _missing = tests.measure(ctx.run_code, where, ws.settings, ctx.work_dir / "base-tests", ctx.env())
+    _done, data, _missing = tests.measure(
+        ctx.run_code, where, ws.settings, ctx.work_dir / "base-tests", ctx.env(), python=ctx.python
+    )
     if data is None:
         return None
     with ws.db() as conn:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import proc, sandbox
+from .. import proc, project_env, sandbox
 from ..changes import ChangeSet
 from ..config import Settings
 from ..git import Repo
@@ -47,13 +47,37 @@ class GateContext:
         """What code run by the gate must not see: the person's folders, the checkout, the state directory."""
         return sandbox.person_paths(self.environ, self.repo.root, self.repo.common_dir)
 
+    @property
+    def checkout(self) -> Path:
+        """The person's checkout (a session's worktree has the same), where the project's environment is."""
+        return project_env.checkout_root(self.repo.root, self.repo.common_dir)
+
+    @property
+    def python(self) -> str:
+        """The project's interpreter (`[gate] python`, absolute), or "" for overnight's own."""
+        return project_env.interpreter_path(self.settings.gate.python, self.checkout)
+
     def run_code(self, argv: list[str], *, timeout: float | None, env: dict[str, str], write: tuple[Path, ...] = (),
                  cwd: Path | None = None, on_output: proc.Output | None = None) -> proc.Completed:  # fmt: skip
         """Run code of the judged tree (its tests, the configured commands) in the sandbox, in the export:
-        no network, a private /tmp, nothing of the person's visible, every process gone when it ends."""
+        no network, a private /tmp, nothing of the person's visible, every process gone when it ends.
+
+        With the project's own interpreter, the export is shown at the checkout's path (an editable install in
+        the project's environment points there) and the environment read-only at its own path."""
         where = cwd or self.tree_dir or self.root
+        hidden = self.hidden()
+        read: tuple[Path, ...] = ()
+        shown_at = None
+        if self.python and self.settings.scheduler.sandbox != "off":
+            read = project_env.exposed(self.python, hidden)
+            shown_at = self.checkout
+        elif self.python and (where / "src").is_dir():
+            # unsandboxed, the tree cannot be shown at the checkout's path: the judged src/ goes first on the
+            # path, so an editable install of the checkout's src/ is not what gets imported and tested
+            env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (str(where / "src"), env.get("PYTHONPATH")) if p)}
         return sandbox.run(argv, mode=self.settings.scheduler.sandbox, cwd=where, write=(self.work_dir, *write),
-                           hide=self.hidden(), env=env, timeout=timeout, on_output=on_output)  # fmt: skip
+                           hide=hidden, env=env, timeout=timeout, read=read, shown_at=shown_at,
+                           on_output=on_output)  # fmt: skip
 
     def python_files(self, under: list[str] | None = None) -> list[str]:
         """Changed (not deleted) Python files, optionally only those under the given directories."""
@@ -70,6 +94,10 @@ class GateContext:
         env = sandbox.clean_env(self.environ)
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         env["PYTEST_ADDOPTS"] = (env.get("PYTEST_ADDOPTS", "") + " -p no:cacheprovider").strip()
+        if self.python:  # the project's environment first on PATH: its `pytest`, its tools
+            folder = Path(self.python).parent
+            env["PATH"] = f"{folder}{os.pathsep}{env['PATH']}" if env.get("PATH") else str(folder)
+            env["VIRTUAL_ENV"] = str(folder.parent)
         env.update(extra)
         return env
 

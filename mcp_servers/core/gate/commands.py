@@ -12,7 +12,7 @@ from .base import Check, GateContext, result
 def _runner(spec: CommandCheck) -> Check:
     def run(ctx: GateContext) -> CheckResult:
         started = time.monotonic()
-        completed = ctx.run_code(resolve_python(spec.run), env=ctx.env(), timeout=spec.timeout_s)
+        completed = ctx.run_code(resolve_python(spec.run, ctx.python), env=ctx.env(), timeout=spec.timeout_s)
         if completed.ok:
             return result(spec.name, True, f"`{' '.join(spec.run)}` passed", started=started)
         how = f"timed out after {spec.timeout_s:.0f}s" if completed.timed_out else f"exit {completed.returncode}"

@@ -39,12 +39,12 @@ _PYTHON = re.compile(r"(^|/)python(\d+(\.\d+)?)?$")
 _RUN_ALL = ["--maxfail=0", "--continue-on-collection-errors"]
 
 
-def pytest_command(settings: Settings) -> tuple[list[str], list[str]] | None:
+def pytest_command(settings: Settings, python: str = "") -> tuple[list[str], list[str]] | None:
     """The test command as (what starts pytest, pytest's arguments), or None when it is not pytest."""
     argv = list(settings.gate.test_command)
     if argv[0] in {"pytest", "py.test"}:
         argv = ["python", "-m", "pytest", *argv[1:]]
-    argv = resolve_python(argv)
+    argv = resolve_python(argv, python)
     if _PYTHON.search(argv[0]) and argv[1:3] == ["-m", "pytest"]:
         return argv[:3], argv[3:]
     return (argv[:1], argv[1:]) if Path(argv[0]).name in {"pytest", "py.test"} else None
@@ -63,7 +63,7 @@ def _run(ctx: GateContext) -> CheckResult:
     touched = sorted({p for f in changes.files for p in f.paths if rules.test_side(p)})
     if not touched:
         return skipped(NAME, "the change touches no test file: the `tests` check ran exactly the checkpoint's tests")
-    command = pytest_command(ctx.settings)
+    command = pytest_command(ctx.settings, ctx.python)
     if command is None:
         return skipped(
             NAME,

@@ -21,12 +21,13 @@ _SUMMARY = re.compile(r"^=*\s*(\d+ (passed|failed|errors?|skipped|xfailed|xpasse
 NO_TESTS_COLLECTED = 5  # pytest's exit code
 
 
-def command(settings: Settings, data_file: Path) -> tuple[list[str], bool]:
-    """The argv that runs the tests, wrapped in `coverage run` when coverage is on and the command allows it."""
+def command(settings: Settings, data_file: Path, python: str = "") -> tuple[list[str], bool]:
+    """The argv that runs the tests, wrapped in `coverage run` when coverage is on and the command allows it.
+    `python`: the project's interpreter (absolute), which `python` at the start means ("": overnight's)."""
     argv = list(settings.gate.test_command)
     if argv[0] in {"pytest", "py.test"}:
         argv = ["python", "-m", "pytest", *argv[1:]]
-    argv = resolve_python(argv)
+    argv = resolve_python(argv, python)
     cov = settings.gate.coverage
     if not cov.enabled or not _PYTHON.search(argv[0]) or len(argv) < 2:
         return argv, False
@@ -46,6 +47,7 @@ def measure(
     work_dir: Path,
     env: Mapping[str, str],
     on_output: proc.Output | None = None,
+    python: str = "",
 ) -> tuple[proc.Completed, dict[str, Any] | None, str | None]:
     """Run the tests in `root`; return how they ended, the coverage data (when measured) and why it is missing.
 
@@ -53,7 +55,7 @@ def measure(
     tested tree."""
     work_dir.mkdir(parents=True, exist_ok=True)
     data_file = work_dir / ".coverage"
-    argv, wrapped = command(settings, data_file)
+    argv, wrapped = command(settings, data_file, python)
     argv = with_results(argv, work_dir / JUNIT)
     env = {**env, "COVERAGE_FILE": str(data_file)}
     if on_output is not None:  # a piped Python buffers its output: progress would come all at the end
@@ -61,6 +63,16 @@ def measure(
         completed = run(argv, cwd=root, env=env, timeout=settings.gate.test_timeout_s, on_output=on_output)
     else:
         completed = run(argv, cwd=root, env=env, timeout=settings.gate.test_timeout_s)
+    if wrapped and _no_coverage(completed):
+        return (
+            completed,
+            None,
+            (
+                f"coverage.py is not installed in the project's interpreter `{argv[0]}`: install it there "
+                f"(`{argv[0]} -m pip install coverage`; with uv `uv add --dev coverage`), or set "
+                "`gate.coverage.enabled = false` in overnight.toml"
+            ),
+        )
     if not wrapped:
         return (
             completed,
@@ -97,6 +109,11 @@ def with_results(argv: list[str], path: Path) -> list[str]:
     return argv
 
 
+def _no_coverage(completed: proc.Completed) -> bool:
+    """The interpreter has no coverage.py: `python -m coverage` failed before anything ran."""
+    return completed.returncode == 1 and b"No module named coverage" in completed.stderr
+
+
 def results(path: Path) -> dict[str, int] | None:
     """The counts in a JUnit XML report (tests, failures, errors, skipped), or None when there is none."""
     if not path.exists():
@@ -118,11 +135,14 @@ def results(path: Path) -> dict[str, int] | None:
 def _run(ctx: GateContext) -> Any:
     started = time.monotonic()
     completed, coverage, missing = measure(ctx.run_code, ctx.tree_dir or ctx.root, ctx.settings,
-                                           ctx.work_dir / "tests", ctx.env(), _counter(ctx))  # fmt: skip
+                                           ctx.work_dir / "tests", ctx.env(), _counter(ctx),
+                                           python=ctx.python)  # fmt: skip
     ctx.artifacts["coverage"] = coverage
     ctx.artifacts["coverage_missing"] = missing
     out = completed.text() + completed.stderr.decode("utf-8", "replace")
     summary = _summary_line(out)
+    if missing and _no_coverage(completed):
+        return result("tests", False, missing, _tail(out), started)
     if completed.timed_out:
         return result(
             "tests",

@@ -1,0 +1,67 @@
+"""overnight on real projects nobody here wrote, of three layouts, each with its own `.venv` (issue 11, proof).
+
+For each: `overnight init` finds the layout and the project's environment and writes them; `overnight doctor`
+is clean; `overnight check --gate` passes on the unchanged tree, its tests run by the project's interpreter in
+the sandbox. The projects are fetched as pinned sdists at run time and cached (see `projects.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mcp_servers.core import config
+from scheduler.cli import main
+
+from .projects import PROJECTS, Prepared, Project, prepare, warm
+
+
+@pytest.fixture(scope="session")
+def _cache() -> None:
+    warm(PROJECTS)
+
+
+@pytest.fixture
+def real_project(_cache: None, tmp_path: Path, request: pytest.FixtureRequest) -> Prepared:
+    project: Project = request.param
+    return prepare(project, tmp_path / project.name)
+
+
+def _json(capsys: pytest.CaptureFixture[str]) -> dict:  # type: ignore[type-arg]
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("real_project", PROJECTS, ids=[p.id for p in PROJECTS], indirect=True)
+def test_real_project_init_doctor_and_gate_on_the_unchanged_tree(
+    real_project: Prepared, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, project = real_project.root, real_project.project
+    assert main(["-C", str(root), "init", "--commit", "--json"]) == 0
+    found = _json(capsys)["found"]
+    assert found["environment"]["kind"] == project.environment
+    assert found["environment"]["python"] == ".venv/bin/python"
+    assert found["environment"]["interpreter"]["has_coverage"] and found["environment"]["interpreter"]["has_pytest"]
+    assert found["layout"]["style"] == ("src" if project.layout == "src" else "flat")
+    if project.layout == "tests-in-package":
+        assert found["layout"]["tests"] and all("/" in t for t in found["layout"]["tests"]), found["layout"]
+    settings = config.load(root)
+    assert settings.gate.python == ".venv/bin/python"
+    assert settings.policy.allowed_paths[: len(project.allowed_paths)] == list(project.allowed_paths)
+    assert settings.gate.coverage.source == list(project.coverage_source)
+
+    assert main(["-C", str(root), "doctor", "--json"]) == 0
+    doctor = _json(capsys)
+    assert doctor["healthy"], [f for f in doctor["findings"] if f["status"] != "ok"]
+    mine = {"layout", "project python", "allowed path", "protected path", "coverage source", "tests on HEAD"}
+    problems = [f for f in doctor["findings"] if f["name"] in mine and f["status"] != "ok"]
+    assert problems == []
+    python = next(f for f in doctor["findings"] if f["name"] == "project python")
+    assert str(real_project.python) in python["detail"]
+
+    assert main(["-C", str(root), "check", "--gate", "--json"]) == 0, capsys.readouterr().out
+    gate = _json(capsys)["gate"]
+    assert gate["passed"], gate["summary"]
+    tests = next(c for c in gate["checks"] if c["name"] == "tests")
+    assert tests["status"] == "passed" and " passed" in tests["summary"]
