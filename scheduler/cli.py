@@ -176,8 +176,9 @@ def check(ctx: click.Context, base: str | None, with_gate: bool, task_files: tup
     ws = _ws(ctx)
     base = base or default_base(ws.environ)
     files = list(task_files)
-    report = check_workspace(ws, base=base, task_files=files)
-    gate = run_gate(ws, task_files=files, base=base) if with_gate else None
+    person = ws.session_id is None  # at the shell, not an agent in a session: advice for the owner of the files
+    report = check_workspace(ws, base=base, task_files=files, person=person)
+    gate = run_gate(ws, task_files=files, base=base, person=person) if with_gate else None
     ok = report.safe and (gate is None or gate.passed)
     if as_json:
         out.emit_json(

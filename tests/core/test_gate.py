@@ -41,7 +41,8 @@ def test_gate_passes_a_tested_change_and_signs_a_receipt(repo: GitRepo) -> None:
         "complexity",
         "security",
     ]
-    assert repo.index_tree() == report.tree  # the work was staged: the tree is what is in the index
+    # staged in a private index: the person's own is untouched
+    assert repo.index_tree() == repo.git("rev-parse", "HEAD^{tree}")
     assert _check(report, "diff-coverage") == ("passed", "2 of 2 changed statements covered (100.0%)")
 
 

@@ -1,6 +1,7 @@
 """The quality gate: stage the work, take its tree id, judge that exact tree, and sign a receipt on a pass.
 
-1. `git add -A`, `git write-tree`: the tree id names exactly what is judged.
+1. `git add -A`, `git write-tree` into a private copy of the index (the person's own is never touched): the tree
+   id names exactly what is judged.
 2. The safety policy on the diff from the base (the task's checkpoint, or HEAD). If it fails, nothing runs.
 3. The checks, each a plugin with its own timeout: tests under coverage, the checkpoint's tests in their
    checkpoint version (when the change touches tests), total and changed-line coverage, complexity, security,
@@ -16,7 +17,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import db, queue, receipts
+from .. import advice, queue, receipts
 from ..changes import collect, default_base
 from ..errors import OvernightError
 from ..git import printable
@@ -52,15 +53,17 @@ def run_gate(
     base: str | None = None,
     fresh: bool = False,
     kind: receipts.Kind | None = None,
+    person: bool = False,
 ) -> GateReport:
-    """Run the gate on the working tree (staging it) and return the report, with a receipt when it passed.
+    """Run the gate on the working tree (staged in a private index) and return the report, with a receipt on a pass.
 
     With `fresh`, every check runs even when a receipt exists: the scheduler's own verification trusts no
     receipt an agent could have had a hand in. `kind` says who asks (see `receipts`); by default a fresh run is
     a `verification` (a verdict, never a receipt), else an `agent-gate` in a session and a `person-check` without.
+    With `person`, the safety findings are worded for the person at the shell (see `advice`); the verdict is the same.
     """
     with ws.lock("gate"):
-        return gate_locked(ws, task_files=task_files, base=base, fresh=fresh, kind=kind)
+        return gate_locked(ws, task_files=task_files, base=base, fresh=fresh, kind=kind, person=person)
 
 
 def gate_locked(
@@ -70,13 +73,14 @@ def gate_locked(
     base: str | None = None,
     fresh: bool = False,
     kind: receipts.Kind | None = None,
+    person: bool = False,
 ) -> GateReport:
     """`run_gate` for a caller that already holds the workspace's gate lock (`commit` does)."""
     repo = ws.repo
     repo.require_clean_state()
     base_commit = repo.resolve(base or default_base(ws.environ))
     scope = sorted({clean_glob(p) for p in task_files or queue.task_scope(ws) or []})
-    tree = repo.stage_all_and_write_tree()
+    tree = repo.worktree_tree()
     policy_hash = ws.settings.policy_hash()
     key = ws.key()
     if not fresh:
@@ -84,7 +88,7 @@ def gate_locked(
             hit = receipts.find(conn, key, tree=tree, policy_hash=policy_hash, base=base_commit, scope=scope)
         if hit:
             return hit[1].model_copy(update={"cached": True, "receipt": hit[0]})
-    report = _judge(ws, tree, base_commit, scope)
+    report = _judge(ws, tree, base_commit, scope, person=person)
     with ws.db() as conn:
         signed = receipts.record(conn, key, report, policy_hash=policy_hash, scope=scope, session=ws.session_id,
                                  task_id=ws.task_id, kind=kind or _kind(ws, fresh))  # fmt: skip
@@ -97,15 +101,24 @@ def _kind(ws: Workspace, fresh: bool) -> receipts.Kind:
     return "agent-gate" if ws.session_id else "person-check"
 
 
-def check_workspace(ws: Workspace, *, base: str | None = None, task_files: list[str] | None = None) -> ChangeReport:
-    """The working tree judged by the policy, with the session task's scope and the project tools' plan edits."""
-    return check_changes(
+def check_workspace(
+    ws: Workspace, *, base: str | None = None, task_files: list[str] | None = None, person: bool = False
+) -> ChangeReport:
+    """The working tree judged by the policy, with the session task's scope and the project tools' plan edits.
+
+    With `person`, the advice is worded for the person at the shell (see `advice`); `safe` is the same."""
+    report = check_changes(
         ws.repo,
         ws.settings,
         base=base or default_base(ws.environ),
         task_files=task_files or queue.task_scope(ws),
         plan=queue.plan_guard(ws),
     )
+    if not person:
+        return report
+    violations = advice.for_person(report.violations)
+    total = report.violations_total - len(report.violations) + len(violations)
+    return report.model_copy(update={"violations": violations, "violations_total": total})
 
 
 def receipt_or_gate(ws: Workspace, *, task_files: list[str] | None = None, base: str | None = None) -> GateReport:
@@ -114,7 +127,7 @@ def receipt_or_gate(ws: Workspace, *, task_files: list[str] | None = None, base:
     repo = ws.repo
     repo.require_clean_state()
     base_commit = repo.resolve(base or default_base(ws.environ))
-    tree = repo.stage_all_and_write_tree()
+    tree = repo.worktree_tree()
     with ws.db() as conn:
         hit = receipts.find(conn, ws.key(), tree=tree, policy_hash=ws.settings.policy_hash(), base=base_commit)
     if hit:
@@ -139,22 +152,25 @@ def describe_failures(report: GateReport, per_check: int = 8) -> str:
     return "\n".join(lines)
 
 
-def _judge(ws: Workspace, tree: str, base: str, scope: list[str]) -> GateReport:
+def _judge(ws: Workspace, tree: str, base: str, scope: list[str], *, person: bool = False) -> GateReport:
     repo = ws.repo
     changes = collect(repo, base, tree)
     violations = evaluate(repo, ws.settings.policy, changes, scope, queue.plan_guard(ws))
+    if person:
+        violations = advice.for_person(violations)
+    what = "each says what to do" if person else "undo them before anything else runs"
     safety = result(
         "safety",
         not violations,
-        f"{len(violations)} safety violation(s): undo them before anything else runs"
+        f"{len(violations)} safety violation(s): {what}"
         if violations
         else f"{len(changes.files)} changed file(s), {changes.lines_added + changes.lines_removed} "
         "changed line(s), within the policy",
         [Finding(path=v.path, message=f"[{v.rule}] {v.message}. Fix: {v.fix}") for v in violations],
     )
     checks = all_checks(ws)
-    tmp = db.ensure_dir(ws.state_dir / "tmp")
-    with tempfile.TemporaryDirectory(prefix="gate-", dir=tmp) as work:
+    # straight in the state dir (no `tmp` folder of its own left behind once the run's folder is gone)
+    with tempfile.TemporaryDirectory(prefix="gate-", dir=ws.state_dir) as work:
         ctx = GateContext(
             repo=repo,
             settings=ws.settings,
