@@ -162,7 +162,7 @@ def serve(ctx: click.Context, name: str, transport: str, port: int) -> int:
 
 @cli.command()
 @click.option("--base", metavar="REF", help="Compare with REF (default: the task's checkpoint, else HEAD).")
-@click.option("--gate", "with_gate", is_flag=True, help="Also run the quality gate (this stages the work).")
+@click.option("--gate", "with_gate", is_flag=True, help="Also run the quality gate (your index is left as it is).")
 @click.option("--task-file", "-f", "task_files", multiple=True, metavar="GLOB", help="The task's Files: scope.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context

@@ -513,7 +513,8 @@ class Repo:
         with tempfile.TemporaryDirectory(prefix="overnight-index-") as private:
             tmp = Path(private) / "index"
             if index.is_file():
-                shutil.copyfile(index, tmp)
+                shutil.copy2(index, tmp)  # with its mtime: git trusts an entry's stat data only when the index is
+                # newer than the file ("racy git"), so a fresh mtime would hide a same-size edit made meanwhile
             env = git_env()
             env["GIT_INDEX_FILE"] = str(tmp)
             self.run("add", "-A", "--", ".", env=env)

@@ -4,6 +4,7 @@ delete their own setup, no folders left behind (issue 11, item 3). Real git, the
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from mcp_servers.core.models import Violation
 from mcp_servers.core.workspace import Workspace
 from scheduler.cli import main
 
-from ..conftest import ADD_SUB, TEST_SUB, GitRepo
+from ..conftest import ADD_SUB, TEST_SUB, GitRepo, make_repo
 
 
 def _state_leftovers(repo: GitRepo) -> list[str]:
@@ -39,6 +40,20 @@ def test_check_gate_leaves_the_persons_index_byte_for_byte(repo: GitRepo, capsys
     repo.git("switch", "-q", "-c", "other")
     assert repo.git("diff", "--cached", "--name-only").splitlines() == ["src/app/calc.py"]  # only the person's
     assert _state_leftovers(repo) == []
+
+
+def test_a_same_size_edit_right_after_the_commit_is_in_the_tree(tmp_path: Path) -> None:
+    """Racy git: an edit of the same size, in the same second as the index was written. git looks at the content
+    only while the index is not newer than the file, so the private index must keep the real one's mtime."""
+    for attempt in range(10):
+        repo = make_repo(tmp_path / f"r{attempt}")
+        path = repo.root / "tests" / "test_calc.py"
+        path.write_text(path.read_text().replace("== 3", "== 4"))
+        if int(path.stat().st_mtime) == int((repo.root / ".git" / "index").stat().st_mtime):
+            break
+    time.sleep(1.1)  # the private index is made a second later
+    tree = Workspace.open(repo.root).repo.worktree_tree()
+    assert repo.git("cat-file", "-p", f"{tree}:tests/test_calc.py") == path.read_text().strip()
 
 
 def test_the_gate_fails_no_differently_because_the_index_is_private(repo: GitRepo) -> None:
@@ -119,8 +134,6 @@ def test_person_advice_keeps_every_other_violation_and_quotes_paths() -> None:
 
 
 def test_no_gate_folder_is_left_in_the_state_dir_when_a_check_crashes(tmp_path: Path) -> None:
-    from ..conftest import make_repo
-
     repo = make_repo(tmp_path / "r", config='[gate]\ntest_command = ["no-such-runner-xyz"]\n')
     repo.append("src/app/calc.py", ADD_SUB)
     report = run_gate(Workspace.open(repo.root))
