@@ -18,6 +18,7 @@ from ..changes import ChangeSet
 from ..config import Settings
 from ..git import Repo
 from ..models import CheckResult, Finding
+from .interpreter import Interpreters
 
 MAX_FINDINGS = 50
 
@@ -36,6 +37,7 @@ class GateContext:
     tree_dir: Path | None = None  # a fresh export of the judged tree: code runs there, never in the worktree
     # the task's `Files:` as a person wrote them, never an agent's own `task_files`: what may change expectations
     approved_scope: list[str] = field(default_factory=list)
+    interpreters: Interpreters = field(default_factory=Interpreters)  # Python versions, asked once per gate run
 
     @property
     def root(self) -> Path:
