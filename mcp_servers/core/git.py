@@ -517,8 +517,9 @@ class Repo:
                 # newer than the file ("racy git"), so a fresh mtime would hide a same-size edit made meanwhile
             env = git_env()
             env["GIT_INDEX_FILE"] = str(tmp)
-            self.run("add", "-A", "--", ".", env=env)
-            return self.run("write-tree", env=env).text().strip()
+            whole = ("-c", "core.splitIndex=false")  # a private index in one file: no shared index left in .git
+            self.run(*whole, "add", "-A", "--", ".", env=env)
+            return self.run(*whole, "write-tree", env=env).text().strip()
 
     def export(self, tree: str, dest: Path) -> Path:
         """Write the files of `tree` into the new folder `dest`, as a checkout would (modes, symlinks), through a

@@ -56,6 +56,23 @@ def test_a_same_size_edit_right_after_the_commit_is_in_the_tree(tmp_path: Path) 
     assert repo.git("cat-file", "-p", f"{tree}:tests/test_calc.py") == path.read_text().strip()
 
 
+def test_a_split_index_is_read_and_nothing_is_left_in_git_dir(repo: GitRepo) -> None:
+    repo.git("config", "core.splitIndex", "true")
+    repo.git("update-index", "--split-index")
+    repo.append("src/app/calc.py", ADD_SUB)
+    repo.git("add", "src/app/calc.py")
+    for n in range(4):  # enough new entries for git to write a new shared index (splitIndex.maxPercentChange)
+        repo.write(f"src/app/notes{n}.txt", "a note\n")
+    git_dir = repo.root / ".git"
+    before = {p.name: p.read_bytes() for p in git_dir.iterdir() if p.is_file()}
+    tree = Workspace.open(repo.root).repo.worktree_tree()
+    assert repo.git("ls-tree", "-r", "--name-only", tree).splitlines() == [
+        ".env", "README.md", "overnight.toml", "pyproject.toml", "src/app/__init__.py", "src/app/calc.py",
+        *(f"src/app/notes{n}.txt" for n in range(4)), "tests/test_calc.py",
+    ]  # fmt: skip
+    assert {p.name: p.read_bytes() for p in git_dir.iterdir() if p.is_file()} == before
+
+
 def test_the_gate_fails_no_differently_because_the_index_is_private(repo: GitRepo) -> None:
     repo.append("src/app/calc.py", ADD_SUB)
     repo.git("add", "src/app/calc.py")
