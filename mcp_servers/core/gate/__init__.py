@@ -187,10 +187,12 @@ def _judge(ws: Workspace, tree: str, base: str, scope: list[str], *, person: boo
             results = [skipped(c.name, "not run: the safety policy failed") for c in checks]
         else:
             ctx.tree_dir = repo.export(tree, Path(work) / "tree")
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-base") as aside:
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate-aside") as aside:
                 if _base_in_parallel(ws, ctx):
                     measuring = aside.submit(_base_coverage, ws, ctx)
                     ctx.base_coverage = measuring.result
+                if coverage.CHANGED.enabled(ws.settings):  # what it reads of the change, while the tests run
+                    ctx.artifacts[coverage.EXCLUSIONS] = aside.submit(coverage.exclusions_added, ctx)
                 results = _run_checks(ctx, checks)
         _remember_coverage(ws, tree, ctx)
     after = repo.worktree_tree()

@@ -43,7 +43,10 @@ Run = Callable[..., proc.Completed]  # run(argv, *, timeout, env, cwd): code of 
 def python_version(ctx: GateContext) -> interpreter.Version | None:
     """The version of the Python that runs the tests under coverage (None when coverage does not wrap them)."""
     argv, wrapped = command(ctx.settings, ctx.work_dir / ".coverage")
-    return ctx.interpreters.version(argv[0], ctx.run_code, ctx.env()) if wrapped else None
+    if not wrapped:
+        return None
+    python = argv[0] if "/" not in argv[0] or Path(argv[0]).is_absolute() else str(ctx.root / argv[0])
+    return ctx.interpreters.version(python, ctx.run_code, ctx.env())
 
 
 def measure(
