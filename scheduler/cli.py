@@ -189,7 +189,7 @@ def serve(ctx: click.Context, name: str, transport: str, port: int) -> int:
 
 @cli.command()
 @click.option("--base", metavar="REF", help="Compare with REF (default: the task's checkpoint, else HEAD).")
-@click.option("--gate", "with_gate", is_flag=True, help="Also run the quality gate (this stages the work).")
+@click.option("--gate", "with_gate", is_flag=True, help="Also run the quality gate (your index is left as it is).")
 @click.option("--task-file", "-f", "task_files", multiple=True, metavar="GLOB", help="The task's Files: scope.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress while the gate runs (on stderr otherwise).")
@@ -209,13 +209,14 @@ def check(ctx: click.Context, base: str | None, with_gate: bool, task_files: tup
     ws = _ws(ctx)
     base = base or default_base(ws.environ)
     files = list(task_files)
-    report = check_workspace(ws, base=base, task_files=files)
+    person = ws.session_id is None  # at the shell, not an agent in a session: advice for the owner of the files
+    report = check_workspace(ws, base=base, task_files=files, person=person)
     gate = None
     if with_gate and quiet:
-        gate = run_gate(ws, task_files=files, base=base)
+        gate = run_gate(ws, task_files=files, base=base, person=person)
     elif with_gate:
         with GateView(progress_console()) as view:
-            gate = run_gate(ws, task_files=files, base=base, progress=view)
+            gate = run_gate(ws, task_files=files, base=base, progress=view, person=person)
     ok = report.safe and (gate is None or gate.passed)
     if as_json:
         out.emit_json(

@@ -89,6 +89,25 @@ def remove(ws: Workspace, path: Path) -> None:
     if path.exists():
         shutil.rmtree(path, ignore_errors=True)
     ws.repo.run("worktree", "prune", check=False)
+    _remove_empty_parents(ws, path)
+
+
+def _remove_empty_parents(ws: Workspace, path: Path) -> None:
+    """Remove the folders `create` made above a session's worktree once they hold nothing: this repository's
+    folder under the user's `worktrees`, and `worktrees` itself. A configured `scheduler.worktree_dir` is the
+    person's and stays. `rmdir` removes only an empty folder, so a session starting meanwhile keeps its own
+    (and `git worktree add` makes the folders it needs again)."""
+    if ws.settings.scheduler.worktree_dir:
+        return
+    stop = user_state_dir(ws.environ)
+    folder = path.parent
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another session's worktree), or already gone
+            if folder.exists():
+                return
+        folder = folder.parent
 
 
 def pending(root: Path) -> list[str]:

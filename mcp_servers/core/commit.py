@@ -1,22 +1,25 @@
 """The gated commit: only a tree with a passing receipt becomes a commit, with trailers that name it.
 
 The commit is made with `git commit-tree` from the receipt's own tree id, so nothing staged after the gate
-can slip in, and the branch moves with `git update-ref NEW OLD`, which fails if someone else moved it first.
+can slip in, and the branch moves with `git update-ref NEW OLD`, which fails if someone else moved it first;
+the index then holds the committed tree (the gate stages in a private index, never in the worktree's own).
 Each commit made here is recorded, signed, before the branch moves (`receipts.record_commit`): the scheduler
 keeps only commits this tool recorded for its session, whatever receipts exist for their trees (issue 10).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 from . import receipts
 from .errors import GateError, UsageError
 from .gate import describe_failures, receipt_or_gate
-from .git import git_env
+from .git import Repo, git_env
 from .models import CommitResult
 from .workspace import Workspace
 
+log = logging.getLogger(__name__)
 MAX_MESSAGE = 20_000
 _TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _OUR_TRAILER = re.compile(r"(?im)^\s*overnight-[\w-]+\s*:.*$\n?")
@@ -38,6 +41,18 @@ def check_task_id(task_id: str) -> str:
     if not _TASK_ID.match(task_id):
         raise UsageError(f"{task_id!r} is not a task id: use the id from the plan, e.g. `task_3`.")
     return task_id
+
+
+def _index_matches(repo: Repo, tree: str) -> None:
+    """Make the worktree's index hold the committed tree, as `git commit -a` leaves it: the gate staged in a
+    private index, so the real one still has what was staged before. `read-tree --reset` keeps the stat data of
+    unchanged entries and leaves the files alone. The commit is made either way: if git cannot write the index
+    (another git holds its lock), `git status` shows the commit's changes as staged backwards until
+    `git reset` is run, so say so."""
+    done = repo.run("read-tree", "--reset", tree, check=False)
+    if not done.ok:
+        log.warning("the commit was made, but the index was not updated to it (%s): run `git reset`",
+                    done.stderr.decode(errors="replace").strip())  # fmt: skip
 
 
 def commit(
@@ -88,6 +103,7 @@ def commit(
                                    session=ws.session_id, task_id=task_id)  # fmt: skip
         subject = text.splitlines()[0][:200]
         repo.run("update-ref", "-m", f"overnight commit: {subject}", "HEAD", new, head)
+        _index_matches(repo, receipt.tree)
     return CommitResult(
         commit=new,
         branch=branch,

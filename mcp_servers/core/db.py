@@ -170,6 +170,9 @@ MIGRATIONS: list[list[str]] = [
             mac TEXT NOT NULL
         )""",
     ],
+    [  # 5: how a tree's coverage was measured: only figures measured the same way are compared (issue 11)
+        "ALTER TABLE coverage ADD COLUMN mode TEXT NOT NULL DEFAULT 'branch'",
+    ],
 ]
 
 

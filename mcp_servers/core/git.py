@@ -502,31 +502,24 @@ class Repo:
 
     # -- trees --------------------------------------------------------------------------------------
 
-    def stage_all_and_write_tree(self) -> str:
-        """Stage everything (`git add -A`) in the real index and return the tree id it now holds."""
-        self.run("add", "-A", "--", ".")
-        return self.out("write-tree")
-
     def worktree_tree(self) -> str:
         """The tree id of the working tree (staged, unstaged and untracked files), leaving the index untouched.
 
-        git does the work on a copy of the index, so ignored files stay out and stat data keeps it fast.
+        git stages everything (`git add -A`) into a private copy of the index, in a temporary folder of its
+        own, so the person's `.git/index` stays byte for byte as they left it: nothing the gate does follows
+        them to another branch. The copy keeps ignored files out and lets git reuse its stat data.
         """
-        index = Path(self.out("rev-parse", "--path-format=absolute", "--git-path", "index"))
-        fd, tmp = tempfile.mkstemp(prefix="overnight-index-", dir=self.git_dir)
-        os.close(fd)
-        try:
-            if index.exists():
-                shutil.copyfile(index, tmp)
-            else:
-                os.unlink(tmp)
+        index = self.git_dir / "index"  # (git_env drops GIT_INDEX_FILE: this is the index git would use)
+        with tempfile.TemporaryDirectory(prefix="overnight-index-") as private:
+            tmp = Path(private) / "index"
+            if index.is_file():
+                shutil.copy2(index, tmp)  # with its mtime: git trusts an entry's stat data only when the index is
+                # newer than the file ("racy git"), so a fresh mtime would hide a same-size edit made meanwhile
             env = git_env()
-            env["GIT_INDEX_FILE"] = tmp
-            self.run("add", "-A", "--", ".", env=env)
-            return self.run("write-tree", env=env).text().strip()
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-            Path(tmp + ".lock").unlink(missing_ok=True)
+            env["GIT_INDEX_FILE"] = str(tmp)
+            whole = ("-c", "core.splitIndex=false")  # a private index in one file: no shared index left in .git
+            self.run(*whole, "add", "-A", "--", ".", env=env)
+            return self.run(*whole, "write-tree", env=env).text().strip()
 
     def export(self, tree: str, dest: Path) -> Path:
         """Write the files of `tree` into the new folder `dest`, as a checkout would (modes, symlinks), through a

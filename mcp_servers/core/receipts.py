@@ -247,16 +247,21 @@ def last_run_for(conn: sqlite3.Connection, session: str, task_id: str) -> GateRe
     return GateReport.model_validate_json(row["report"]) if row else None
 
 
-def save_coverage(conn: sqlite3.Connection, tree: str, percent: float, files: dict[str, dict[str, float]]) -> None:
+def save_coverage(
+    conn: sqlite3.Connection, tree: str, percent: float, files: dict[str, dict[str, float]], mode: str
+) -> None:
+    """A tree's coverage, measured in `mode` (see `gate.interpreter.mode`); it replaces one measured otherwise."""
     with db.transaction(conn):
         conn.execute(
-            "INSERT OR REPLACE INTO coverage (tree, percent, files, created) VALUES (?, ?, ?, ?)",
-            (tree, percent, json.dumps(files), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
+            "INSERT OR REPLACE INTO coverage (tree, percent, files, created, mode) VALUES (?, ?, ?, ?, ?)",
+            (tree, percent, json.dumps(files), dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), mode),
         )
 
 
-def coverage_of(conn: sqlite3.Connection, tree: str) -> tuple[float, dict[str, Any]] | None:
-    row = conn.execute("SELECT percent, files FROM coverage WHERE tree = ?", (tree,)).fetchone()
+def coverage_of(conn: sqlite3.Connection, tree: str, mode: str) -> tuple[float, dict[str, Any]] | None:
+    """A tree's coverage when it was measured in `mode`: a figure measured another way (branch coverage, another
+    Python) is not comparable, so it is as if none was remembered."""
+    row = conn.execute("SELECT percent, files FROM coverage WHERE tree = ? AND mode = ?", (tree, mode)).fetchone()
     return (float(row["percent"]), json.loads(row["files"])) if row else None
 
 

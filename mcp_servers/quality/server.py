@@ -107,9 +107,10 @@ def build(repo: str | None = None) -> MCPServer:
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
     def run_quality_gate(task_files: TaskFiles = None) -> GateReport:
-        """Run the quality gate on the working tree: stage everything (`git add -A`), take the tree id, check the
-        safety policy, then run the tests under coverage, total and changed-line coverage, complexity, security and
-        any configured commands on that exact tree. When you change tests, the tests as they were at the task's
+        """Run the quality gate on the working tree: take its tree id (everything, staged or not, as `git add -A`
+        would stage it, in a private index: your own index is left as it is), check the safety policy, then run
+        the tests under coverage, total and changed-line coverage, complexity, security and any configured
+        commands on that exact tree. When you change tests, the tests as they were at the task's
         checkpoint also run against your code: weakening one does not make a failing change pass. On a pass,
         records a receipt that `commit` needs. A second run on an unchanged tree answers from the receipt. Every
         failure says what failed where and how to fix it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def test_gate_passes_a_tested_change_and_signs_a_receipt(repo: GitRepo) -> None:
         "complexity",
         "security",
     ]
-    assert repo.index_tree() == report.tree  # the work was staged: the tree is what is in the index
+    # staged in a private index: the person's own is untouched
+    assert repo.index_tree() == repo.git("rev-parse", "HEAD^{tree}")
     assert _check(report, "diff-coverage") == ("passed", "2 of 2 changed statements covered (100.0%)")
 
 
@@ -111,7 +113,9 @@ def test_gate_coverage_may_not_fall_below_the_base(tmp_path: Path) -> None:
     assert status == "failed"
     assert "fell from 100.00% (base) to" in summary
     with Workspace.open(repo.root).db() as conn:  # the base was measured once, in a worktree that is gone now
-        assert receipts.coverage_of(conn, repo.git("rev-parse", "HEAD^{tree}")) is not None
+        base_tree = repo.git("rev-parse", "HEAD^{tree}")
+        assert receipts.coverage_of(conn, base_tree, f"line/py{sys.version_info[0]}.{sys.version_info[1]}")
+        assert receipts.coverage_of(conn, base_tree, "branch") is None  # measured one way, not another
     assert "base-worktree" not in repo.git("worktree", "list")
 
 

@@ -46,7 +46,8 @@ def test_checkpoint_tests_fail_a_weakened_assertion_with_broken_code(repo: GitRe
     assert check.status == "failed" and "1 test(s) of the task's checkpoint fail" in check.summary
     assert _first_lines(check) == ["FAILED tests/test_calc.py::test_add: assert -1 == 3"]
     assert check.findings[0].path == "tests/test_calc.py"
-    assert repo.status() == "M  src/app/calc.py\nM  tests/test_calc.py"  # the worktree is as the agent left it
+    # the worktree as the agent left it, nothing staged (the first line's leading space is stripped)
+    assert repo.status() == "M src/app/calc.py\n M tests/test_calc.py"
 
 
 def test_checkpoint_tests_fail_a_deleted_test_with_broken_code(repo: GitRepo) -> None:

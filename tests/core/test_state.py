@@ -136,7 +136,7 @@ def test_state_data_version_follows_a_database_moved_aside(tmp_path: Path) -> No
 def test_state_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     with db.opened(tmp_path / "state.db") as conn:
         with pytest.raises(RuntimeError), db.transaction(conn):
-            conn.execute("INSERT INTO coverage VALUES ('t', 1.0, '{}', 'now')")
+            conn.execute("INSERT INTO coverage (tree, percent, files, created) VALUES ('t', 1.0, '{}', 'now')")
             raise RuntimeError("boom")
         assert conn.execute("SELECT count(*) FROM coverage").fetchone()[0] == 0
 

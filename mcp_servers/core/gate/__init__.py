@@ -1,6 +1,7 @@
 """The quality gate: stage the work, take its tree id, judge that exact tree, and sign a receipt on a pass.
 
-1. `git add -A`, `git write-tree`: the tree id names exactly what is judged.
+1. `git add -A`, `git write-tree` into a private copy of the index (the person's own is never touched): the tree
+   id names exactly what is judged.
 2. The safety policy on the diff from the base (the task's checkpoint, or HEAD). If it fails, nothing runs.
 3. The checks, each a plugin with its own timeout: tests under coverage, the checkpoint's tests in their
    checkpoint version (when the change touches tests), total and changed-line coverage, complexity, security,
@@ -12,12 +13,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import db, queue, receipts
+from .. import advice, queue, receipts
 from ..changes import collect, default_base
 from ..errors import OvernightError
 from ..git import printable
@@ -25,7 +27,7 @@ from ..models import ChangeReport, CheckResult, Finding, GateReport, GateStatus,
 from ..paths import clean_glob
 from ..policy import check_changes, evaluate
 from ..workspace import Workspace
-from . import commands, coverage, expectations, static, tests
+from . import commands, coverage, expectations, interpreter, static, tests
 from .base import Check, GateContext, result, skipped
 from .progress import GateEvent, Progress
 
@@ -41,6 +43,7 @@ BUILTIN: list[Check] = [
     static.SECURITY,
 ]
 PARALLEL = 3
+PARALLEL_BASE_CORES = 2  # the base's tests run beside the tree's from this many cores
 
 
 def all_checks(ws: Workspace) -> list[Check]:
@@ -55,16 +58,19 @@ def run_gate(
     fresh: bool = False,
     kind: receipts.Kind | None = None,
     progress: Progress | None = None,
+    person: bool = False,
 ) -> GateReport:
-    """Run the gate on the working tree (staging it) and return the report, with a receipt when it passed.
+    """Run the gate on the working tree (staged in a private index) and return the report, with a receipt on a pass.
 
     With `fresh`, every check runs even when a receipt exists: the scheduler's own verification trusts no
     receipt an agent could have had a hand in. `kind` says who asks (see `receipts`); by default a fresh run is
     a `verification` (a verdict, never a receipt), else an `agent-gate` in a session and a `person-check` without.
     `progress` is told each check's start and end and the tests' count as they happen (see `gate.progress`).
+    With `person`, the safety findings are worded for the person at the shell (see `advice`); the verdict is the same.
     """
     with ws.lock("gate"):
-        return gate_locked(ws, task_files=task_files, base=base, fresh=fresh, kind=kind, progress=progress)
+        return gate_locked(ws, task_files=task_files, base=base, fresh=fresh, kind=kind, progress=progress,
+                           person=person)
 
 
 def gate_locked(
@@ -75,13 +81,14 @@ def gate_locked(
     fresh: bool = False,
     kind: receipts.Kind | None = None,
     progress: Progress | None = None,
+    person: bool = False,
 ) -> GateReport:
     """`run_gate` for a caller that already holds the workspace's gate lock (`commit` does)."""
     repo = ws.repo
     repo.require_clean_state()
     base_commit = repo.resolve(base or default_base(ws.environ))
     scope = sorted({clean_glob(p) for p in task_files or queue.task_scope(ws) or []})
-    tree = repo.stage_all_and_write_tree()
+    tree = repo.worktree_tree()
     policy_hash = ws.settings.policy_hash()
     key = ws.key()
     if not fresh:
@@ -89,7 +96,7 @@ def gate_locked(
             hit = receipts.find(conn, key, tree=tree, policy_hash=policy_hash, base=base_commit, scope=scope)
         if hit:
             return hit[1].model_copy(update={"cached": True, "receipt": hit[0]})
-    report = _judge(ws, tree, base_commit, scope, progress)
+    report = _judge(ws, tree, base_commit, scope, progress, person=person)
     with ws.db() as conn:
         signed = receipts.record(conn, key, report, policy_hash=policy_hash, scope=scope, session=ws.session_id,
                                  task_id=ws.task_id, kind=kind or _kind(ws, fresh))  # fmt: skip
@@ -102,15 +109,24 @@ def _kind(ws: Workspace, fresh: bool) -> receipts.Kind:
     return "agent-gate" if ws.session_id else "person-check"
 
 
-def check_workspace(ws: Workspace, *, base: str | None = None, task_files: list[str] | None = None) -> ChangeReport:
-    """The working tree judged by the policy, with the session task's scope and the project tools' plan edits."""
-    return check_changes(
+def check_workspace(
+    ws: Workspace, *, base: str | None = None, task_files: list[str] | None = None, person: bool = False
+) -> ChangeReport:
+    """The working tree judged by the policy, with the session task's scope and the project tools' plan edits.
+
+    With `person`, the advice is worded for the person at the shell (see `advice`); `safe` is the same."""
+    report = check_changes(
         ws.repo,
         ws.settings,
         base=base or default_base(ws.environ),
         task_files=task_files or queue.task_scope(ws),
         plan=queue.plan_guard(ws),
     )
+    if not person:
+        return report
+    violations = advice.for_person(report.violations)
+    total = report.violations_total - len(report.violations) + len(violations)
+    return report.model_copy(update={"violations": violations, "violations_total": total})
 
 
 def receipt_or_gate(ws: Workspace, *, task_files: list[str] | None = None, base: str | None = None) -> GateReport:
@@ -119,7 +135,7 @@ def receipt_or_gate(ws: Workspace, *, task_files: list[str] | None = None, base:
     repo = ws.repo
     repo.require_clean_state()
     base_commit = repo.resolve(base or default_base(ws.environ))
-    tree = repo.stage_all_and_write_tree()
+    tree = repo.worktree_tree()
     with ws.db() as conn:
         hit = receipts.find(conn, ws.key(), tree=tree, policy_hash=ws.settings.policy_hash(), base=base_commit)
     if hit:
@@ -144,7 +160,8 @@ def describe_failures(report: GateReport, per_check: int = 8) -> str:
     return "\n".join(lines)
 
 
-def _judge(ws: Workspace, tree: str, base: str, scope: list[str], progress: Progress | None = None) -> GateReport:
+def _judge(ws: Workspace, tree: str, base: str, scope: list[str], progress: Progress | None = None, *,
+           person: bool = False) -> GateReport:  # fmt: skip
     repo = ws.repo
     progress = _safe(progress) if progress is not None else None
     tell = progress or (lambda _event: None)
@@ -152,10 +169,13 @@ def _judge(ws: Workspace, tree: str, base: str, scope: list[str], progress: Prog
     began = time.monotonic()
     changes = collect(repo, base, tree)
     violations = evaluate(repo, ws.settings.policy, changes, scope, queue.plan_guard(ws))
+    if person:
+        violations = advice.for_person(violations)
+    what = "each says what to do" if person else "undo them before anything else runs"
     safety = result(
         "safety",
         not violations,
-        f"{len(violations)} safety violation(s): undo them before anything else runs"
+        f"{len(violations)} safety violation(s): {what}"
         if violations
         else f"{len(changes.files)} changed file(s), {changes.lines_added + changes.lines_removed} "
         "changed line(s), within the policy",
@@ -164,8 +184,8 @@ def _judge(ws: Workspace, tree: str, base: str, scope: list[str], progress: Prog
     )
     _ended(tell, safety)
     checks = all_checks(ws)
-    tmp = db.ensure_dir(ws.state_dir / "tmp")
-    with tempfile.TemporaryDirectory(prefix="gate-", dir=tmp) as work:
+    # straight in the state dir (no `tmp` folder of its own left behind once the run's folder is gone)
+    with tempfile.TemporaryDirectory(prefix="gate-", dir=ws.state_dir) as work:
         ctx = GateContext(
             repo=repo,
             settings=ws.settings,
@@ -183,7 +203,13 @@ def _judge(ws: Workspace, tree: str, base: str, scope: list[str], progress: Prog
                 _ended(tell, skip)
         else:
             ctx.tree_dir = repo.export(tree, Path(work) / "tree")
-            results = _run_checks(ctx, checks)
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate-aside") as aside:
+                if _base_in_parallel(ws, ctx):
+                    measuring = aside.submit(_base_coverage, ws, ctx)
+                    ctx.base_coverage = measuring.result
+                if coverage.CHANGED.enabled(ws.settings):  # what it reads of the change, while the tests run
+                    ctx.artifacts[coverage.EXCLUSIONS] = aside.submit(coverage.exclusions_added, ctx)
+                results = _run_checks(ctx, checks)
         _remember_coverage(ws, tree, ctx)
     after = repo.worktree_tree()
     if after != tree:
@@ -290,23 +316,41 @@ def _run_one(ctx: GateContext, check: Check) -> CheckResult:
         return result(check.name, False, f"could not run: {type(e).__name__}: {e}")
 
 
+def _base_in_parallel(ws: Workspace, ctx: GateContext) -> bool:
+    """Whether the base's coverage is measured now, beside the tree's tests, instead of when the `coverage` check
+    asks for it: on a first gate of a base (its coverage not remembered), when the check will ask, and there are
+    cores for two test runs. The figure is the same either way; it is only ready sooner."""
+    cov = ws.settings.gate.coverage
+    if not (cov.enabled and cov.compare_base) or (os.cpu_count() or 1) < PARALLEL_BASE_CORES:
+        return False
+    if ctx.changes.base_tree == ctx.changes.tree:
+        return False  # the tree's own figure is the base's
+    with ws.db() as conn:
+        return receipts.coverage_of(conn, ctx.changes.base_tree, _mode(ctx)) is None
+
+
+def _mode(ctx: GateContext) -> str:
+    return interpreter.mode(tests.python_version(ctx))
+
+
 def _base_coverage(ws: Workspace, ctx: GateContext) -> float | None:
-    """The base's total coverage: remembered by tree, else measured once on a fresh export of the base."""
+    """The base's total coverage: remembered by tree and measuring mode, else measured once on a fresh export of
+    the base."""
     base_tree = ctx.changes.base_tree
     if base_tree == ctx.changes.tree and ctx.artifacts.get("coverage") is not None:
         return coverage.percent(ctx.artifacts["coverage"])
+    mode = _mode(ctx)
     with ws.db() as conn:
-        known = receipts.coverage_of(conn, base_tree)
+        known = receipts.coverage_of(conn, base_tree, mode)
     if known is not None:
         return known[0]
     where = ws.repo.export(base_tree, ctx.work_dir / "base-tree")
-    _done, data, _missing = tests.measure(
-        ctx.run_code, where, ws.settings, ctx.work_dir / "base-tests", ctx.env(), python=ctx.python
-    )
+    _done, data, _missing = tests.measure(ctx.run_code, where, ws.settings, ctx.work_dir / "base-tests", ctx.env(),
+                                          python=ctx.python, version=tests.python_version(ctx))  # fmt: skip
     if data is None:
         return None
     with ws.db() as conn:
-        receipts.save_coverage(conn, base_tree, coverage.percent(data), _file_percents(ws, data))
+        receipts.save_coverage(conn, base_tree, coverage.percent(data), _file_percents(ws, data), mode)
     return coverage.percent(data)
 
 
@@ -314,7 +358,7 @@ def _remember_coverage(ws: Workspace, tree: str, ctx: GateContext) -> None:
     data = ctx.artifacts.get("coverage")
     if data is not None:
         with ws.db() as conn:
-            receipts.save_coverage(conn, tree, coverage.percent(data), _file_percents(ws, data))
+            receipts.save_coverage(conn, tree, coverage.percent(data), _file_percents(ws, data), _mode(ctx))
 
 
 def _file_percents(ws: Workspace, data: dict[str, object]) -> dict[str, dict[str, float]]:

@@ -18,6 +18,7 @@ from ..changes import ChangeSet
 from ..config import Settings
 from ..git import Repo
 from ..models import CheckResult, Finding
+from .interpreter import Interpreters
 from .progress import Progress
 
 MAX_FINDINGS = 50
@@ -38,6 +39,7 @@ class GateContext:
     # the task's `Files:` as a person wrote them, never an agent's own `task_files`: what may change expectations
     approved_scope: list[str] = field(default_factory=list)
     progress: Progress | None = None  # told what the checks do as they run (a terminal's live view); never a server
+    interpreters: Interpreters = field(default_factory=Interpreters)  # Python versions, asked once per gate run
 
     @property
     def root(self) -> Path:

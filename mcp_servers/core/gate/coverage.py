@@ -117,7 +117,8 @@ def _changed(ctx: GateContext) -> Any:
                     message=f"changed lines not run by any test: {line_ranges(missed)}",
                 )
             )
-    excluded = _exclusions(ctx, measured)
+    early = ctx.artifacts.get(EXCLUSIONS)
+    excluded = early.result() if early is not None else exclusions_added(ctx)
     if excluded:
         return result(
             "diff-coverage",
@@ -151,8 +152,13 @@ def _changed(ctx: GateContext) -> Any:
     )
 
 
-def _exclusions(ctx: GateContext, measured: set[str]) -> list[Finding]:
-    """Statements the change hides from coverage, judged with the base tree's coverage configuration."""
+EXCLUSIONS = "coverage_exclusions"  # ctx.artifacts: a future of `exclusions_added`, started beside the tests
+
+
+def exclusions_added(ctx: GateContext) -> list[Finding]:
+    """Statements the change hides from coverage, judged with the base tree's coverage configuration. It reads
+    only the change, so the gate works it out while the tests run (see `EXCLUSIONS`)."""
+    measured = set(ctx.python_files(ctx.settings.gate.coverage.source))
     files = [f for f in ctx.changes.files if f.path in measured and f.added_lines]
     if not files:
         return []

@@ -12,6 +12,7 @@ from typing import Any
 from .. import proc
 from ..config import Settings, resolve_python
 from ..models import Finding
+from . import interpreter
 from .base import Check, GateContext, relative, result
 from .progress import GateEvent, TestCounter
 
@@ -31,13 +32,23 @@ def command(settings: Settings, data_file: Path, python: str = "") -> tuple[list
     cov = settings.gate.coverage
     if not cov.enabled or not _PYTHON.search(argv[0]) or len(argv) < 2:
         return argv, False
-    wrap = [argv[0], "-m", "coverage", "run", "--branch", f"--data-file={data_file}"]
+    # lines, not branches: no check reads branch data, and sys.monitoring measures branches only from Python 3.14
+    wrap = [argv[0], "-m", "coverage", "run", f"--data-file={data_file}"]
     wrap += [f"--source={s}" for s in cov.source]
     rest = argv[1:]
     return (wrap + rest, True) if rest[0] == "-m" or rest[0].endswith(".py") else (argv, False)
 
 
 Run = Callable[..., proc.Completed]  # run(argv, *, timeout, env, cwd): code of the judged tree, sandboxed
+
+
+def python_version(ctx: GateContext) -> interpreter.Version | None:
+    """The version of the Python that runs the tests under coverage (None when coverage does not wrap them)."""
+    argv, wrapped = command(ctx.settings, ctx.work_dir / ".coverage", ctx.python)
+    if not wrapped:
+        return None
+    python = argv[0] if "/" not in argv[0] or Path(argv[0]).is_absolute() else str(ctx.checkout / argv[0])
+    return ctx.interpreters.version(python, ctx.run_code, ctx.env())
 
 
 def measure(
@@ -48,8 +59,10 @@ def measure(
     env: Mapping[str, str],
     on_output: proc.Output | None = None,
     python: str = "",
+    version: interpreter.Version | None = None,
 ) -> tuple[proc.Completed, dict[str, Any] | None, str | None]:
     """Run the tests in `root`; return how they ended, the coverage data (when measured) and why it is missing.
+    `version` is the Python's that runs them (see `python_version`): from 3.12, coverage uses sys.monitoring.
 
     Everything the tests leave (coverage data, the runner's own results) is written to `work_dir`, outside the
     tested tree."""
@@ -57,7 +70,7 @@ def measure(
     data_file = work_dir / ".coverage"
     argv, wrapped = command(settings, data_file, python)
     argv = with_results(argv, work_dir / JUNIT)
-    env = {**env, "COVERAGE_FILE": str(data_file)}
+    env = {**env, **(interpreter.coverage_env(version) if wrapped else {}), "COVERAGE_FILE": str(data_file)}
     if on_output is not None:  # a piped Python buffers its output: progress would come all at the end
         env["PYTHONUNBUFFERED"] = "1"
         completed = run(argv, cwd=root, env=env, timeout=settings.gate.test_timeout_s, on_output=on_output)
@@ -136,7 +149,7 @@ def _run(ctx: GateContext) -> Any:
     started = time.monotonic()
     completed, coverage, missing = measure(ctx.run_code, ctx.tree_dir or ctx.root, ctx.settings,
                                            ctx.work_dir / "tests", ctx.env(), _counter(ctx),
-                                           python=ctx.python)  # fmt: skip
+                                           python=ctx.python, version=python_version(ctx))  # fmt: skip
     ctx.artifacts["coverage"] = coverage
     ctx.artifacts["coverage_missing"] = missing
     out = completed.text() + completed.stderr.decode("utf-8", "replace")
