@@ -101,3 +101,42 @@ def test_gate_coverage_exclusion_without_a_colon_fails(repo: GitRepo) -> None:
     assert check.status == "failed" and "1 coverage exclusion" in check.summary
     assert [(f.path, f.line) for f in check.findings] == [("src/app/calc.py", 6)]
     assert "`return a` is left out of coverage" in check.findings[0].message
+
+
+@pytest.mark.parametrize(
+    ("omit", "path", "measured"),
+    [
+        pytest.param(["tests/*"], "tests/test_calc.py", False, id="relative"),
+        pytest.param(["*/tests/*"], "tests/test_calc.py", False, id="wildcard-at-the-root"),
+        pytest.param(["*/tests/*"], "pkg/tests/test_x.py", False, id="wildcard-nested"),
+        pytest.param(["pkg/tests/test*"], "pkg/tests/test_x.py", False, id="tests-in-package"),
+        pytest.param(["pkg/tests/test*"], "pkg/core.py", True, id="code-is-measured"),
+        pytest.param([], "tests/test_calc.py", True, id="nothing-omitted"),
+    ],
+)
+def test_exclusions_omitted_files_are_not_measured(omit: list[str], path: str, measured: bool) -> None:
+    rules = exclusions.Rules(exclude=[], partial=[], omit=omit)
+    assert rules.measures(path) is measured
+    assert exclusions.Rules(exclude=[], partial=[], include=["src/*"]).measures(path) is path.startswith("src/")
+
+
+def test_gate_changed_lines_of_a_file_the_project_omits_from_coverage_are_not_counted_as_not_run(repo: GitRepo) -> None:
+    # tests inside the measured source, omitted by the project's own coverage configuration (as toolz does): their
+    # lines are never measured, so they are never "not run"; the code's lines still count
+    repo.write("overnight.toml", '[gate.coverage]\ncompare_base = false\nsource = ["src"]\n')
+    repo.write("src/app/test_inside.py", "from app.calc import add\n\n\ndef test_inside():\n"
+               "    assert add(1, 2) == 3\n")  # fmt: skip
+    repo.append("pyproject.toml", '\n[tool.coverage.run]\nomit = ["src/app/test_*"]\n')
+    repo.commit("tests inside the package, omitted from coverage by the project")
+    repo.append("src/app/calc.py", "\n\ndef twice(a):\n    return 2 * a\n")
+    repo.append("src/app/test_inside.py", "\n\ndef test_twice():\n    from app.calc import twice\n\n"
+                "    assert twice(2) == 4\n")  # fmt: skip
+    report = run_gate(Workspace.open(repo.root))
+    check = next(c for c in report.checks if c.name == "diff-coverage")
+    assert check.passed, check
+    assert "2 of 2 changed statements covered" in check.summary, check.summary
+    # the code's lines still count: an untested function fails
+    repo.append("src/app/calc.py", "\n\ndef untested(a):\n    return a - 1\n")
+    report = run_gate(Workspace.open(repo.root))
+    check = next(c for c in report.checks if c.name == "diff-coverage")
+    assert not check.passed and "src/app/calc.py" in {f.path for f in check.findings}, check

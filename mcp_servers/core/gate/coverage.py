@@ -94,7 +94,7 @@ def _changed(ctx: GateContext) -> Any:
     files = per_file(ctx.root, data)
     covered = total = 0
     findings = []
-    measured = set(ctx.python_files(ctx.settings.gate.coverage.source))
+    measured = measured_files(ctx, exclusions.read_rules(ctx.repo, ctx.changes.base))
     for f in ctx.changes.files:
         if f.path not in measured:
             continue
@@ -152,17 +152,24 @@ def _changed(ctx: GateContext) -> Any:
     )
 
 
+def measured_files(ctx: GateContext, rules: exclusions.Rules) -> set[str]:
+    """The changed Python files coverage.py measures: under the source, and not left out by the base's `[run]
+    omit`/`include` (a person's configuration: a project that omits its own test files never measured them, so
+    their lines are never "not run"; an agent's edit of that configuration changes nothing here)."""
+    return {p for p in ctx.python_files(ctx.settings.gate.coverage.source) if rules.measures(p)}
+
+
 EXCLUSIONS = "coverage_exclusions"  # ctx.artifacts: a future of `exclusions_added`, started beside the tests
 
 
 def exclusions_added(ctx: GateContext) -> list[Finding]:
     """Statements the change hides from coverage, judged with the base tree's coverage configuration. It reads
     only the change, so the gate works it out while the tests run (see `EXCLUSIONS`)."""
-    measured = set(ctx.python_files(ctx.settings.gate.coverage.source))
+    rules = exclusions.read_rules(ctx.repo, ctx.changes.base)
+    measured = measured_files(ctx, rules)
     files = [f for f in ctx.changes.files if f.path in measured and f.added_lines]
     if not files:
         return []
-    rules = exclusions.read_rules(ctx.repo, ctx.changes.base)
     return [
         Finding(path=h.path, line=h.line, message=f"adds a coverage exclusion: `{h.text[:80]}` {h.why}")
         for h in exclusions.hidden(ctx.repo, files, rules)

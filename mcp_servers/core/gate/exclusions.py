@@ -19,17 +19,19 @@ import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from coverage.config import CoverageConfig, config_files_to_try
 from coverage.exceptions import CoverageException
+from coverage.files import GlobMatcher
 from coverage.misc import join_regex
 from coverage.parser import PythonParser
 
 from ..changes import FileChange
 from ..git import Repo
 
+_ROOT = "overnight-root"  # a folder name no pattern names: where the relative path is put to match `*/x/*`
 _LINES = re.compile(r"\r\n|\r|\n")  # where Python's tokenizer ends lines (not str.splitlines)
 # Statements that hide no logic when coverage leaves them out.
 _INERT = (ast.Import, ast.ImportFrom, ast.Pass, ast.Global, ast.Nonlocal, ast.Raise)
@@ -54,6 +56,22 @@ class Rules:
 
     exclude: list[str]
     partial: list[str]
+    omit: list[str] = field(default_factory=list)  # files coverage.py does not measure at all ([run] omit)
+    include: list[str] = field(default_factory=list)  # when set, the only files it measures ([run] include)
+
+    def measures(self, path: str) -> bool:
+        """Whether coverage.py measures the file at `path` (relative to the root) under this configuration.
+
+        coverage.py matches these patterns against absolute paths, a relative pattern being made absolute at the
+        root: both are tried here, the relative path for the one and a path under a root for the other."""
+        for patterns, wanted in ((self.omit, False), (self.include, True)):
+            if patterns:
+                matcher = GlobMatcher(patterns, "omit" if not wanted else "include")
+                if matcher.match(path) or matcher.match(f"/{_ROOT}/{path}"):
+                    return wanted
+                if wanted:
+                    return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -80,7 +98,8 @@ def read_rules(repo: Repo, base: str) -> Rules:
             except CoverageException:
                 continue  # the test run reports a broken configuration; judge with what could be read
     config.post_process()
-    return Rules(exclude=list(config.exclude_list), partial=list(config.partial_list))
+    return Rules(exclude=list(config.exclude_list), partial=list(config.partial_list),
+                 omit=list(config.run_omit or []), include=list(config.run_include or []))  # fmt: skip
 
 
 def hidden(repo: Repo, files: Sequence[FileChange], rules: Rules) -> Iterator[Hidden]:
