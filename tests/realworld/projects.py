@@ -39,6 +39,7 @@ class Project:
     environment: str  # the kind `overnight init` should find
     allowed_paths: tuple[str, ...]
     coverage_source: tuple[str, ...]
+    change: tuple[str, str] = ("", "")  # a module and a test file of the project, for a small change to land
 
     @property
     def id(self) -> str:
@@ -46,9 +47,11 @@ class Project:
 
 
 PROJECTS = [
-    Project("idna", "3.10", "flat", "venv", ("idna/**", "tests/**"), ("idna",)),
-    Project("toolz", "1.2.0", "tests-in-package", "venv", ("tlz/**", "toolz/**"), ("tlz", "toolz")),
-    Project("iniconfig", "2.3.1", "src", "uv", ("src/**", "testing/**"), ("src",)),  # uv.lock: uv's .venv
+    Project("idna", "3.10", "flat", "venv", ("idna/**", "tests/**"), ("idna",), ("idna/core.py", "tests/test_idna.py")),
+    Project("toolz", "1.2.0", "tests-in-package", "venv", ("tlz/**", "toolz/**"), ("tlz", "toolz"),
+            ("toolz/recipes.py", "toolz/tests/test_recipes.py")),
+    Project("iniconfig", "2.3.1", "src", "uv", ("src/**", "testing/**"), ("src",),  # uv.lock: uv's .venv
+            ("src/iniconfig/exceptions.py", "testing/test_iniconfig.py")),
 ]
 
 
