@@ -157,12 +157,17 @@ def cron_remove(ctx: click.Context) -> int:
 @cron_group.command("show")
 @click.pass_context
 def cron_show(ctx: click.Context) -> int:
-    """Show this repository's crontab line, its env file and its log (exit 1 when there is no line)."""
+    """Show this repository's crontab line, its env file and its log (exit 1 when there is no line). Without
+    `crontab` on PATH: the line `cron install` would add, and that crontab is missing (exit 0)."""
     from . import cron
 
     ws = _ws(ctx)
-    line = cron.show(ws)
     console = out.console()
+    if not cron.available():  # issue 11: show what would be installed rather than fail
+        console.print(f"[yellow]{escape(cron.MISSING)}[/]\nthe line `overnight cron install` would add:")
+        console.print(escape(cron.line(ws, cron.DEFAULT_SCHEDULE)))
+        return out.OK
+    line = cron.show(ws)
     if line is None:
         console.print("no crontab line for this repository: `overnight cron install` adds one")
         return out.NO

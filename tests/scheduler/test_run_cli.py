@@ -98,8 +98,24 @@ def test_cron_refuses_bad_input_and_changes_nothing(
     only_git.mkdir()
     (only_git / "git").symlink_to(str(shutil.which("git")))
     monkeypatch.setenv("PATH", str(only_git))
-    assert _cli(repo, "cron", "show") == 2
-    assert "`crontab` was not found" in capsys.readouterr().err
+    assert _cli(repo, "cron", "install") == 2
+    assert "`crontab` was not found: install cron" in capsys.readouterr().err
+    assert not cron.env_file(Workspace.open(repo.root)).exists()  # nothing half-done
+
+
+def test_cron_show_without_crontab_prints_the_line_it_would_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_planned(tmp_path / "r")
+    only_git = tmp_path / "only-git"
+    only_git.mkdir()
+    (only_git / "git").symlink_to(str(shutil.which("git")))
+    monkeypatch.setenv("PATH", str(only_git))
+    assert _cli(repo, "cron", "show") == 0
+    out = capsys.readouterr().out
+    assert "`crontab` was not found" in out and "the line `overnight cron install` would add:" in out
+    expected = cron.line(Workspace.open(repo.root), cron.DEFAULT_SCHEDULE)
+    assert expected in out.splitlines()
 
 
 def test_an_env_file_others_can_read_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
