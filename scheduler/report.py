@@ -39,6 +39,21 @@ class TaskRecord(BaseModel):
     agent: AgentResult | None = None
 
 
+def one_line(reasons: list[str], limit: int = 1900) -> str:
+    """Reasons on one line for a task record: "; " between reasons, and between the lines of one reason (a gate
+    run's failed checks), so two never run together (issue 11)."""
+    parts = []
+    for reason in reasons:
+        text = ""
+        for raw in reason.splitlines():
+            line = " ".join(raw.split()).removeprefix("- ")
+            if line:
+                text += (" " if not text or text.endswith(":") else "; ") + line
+        if text.strip():
+            parts.append(text.strip())
+    return "; ".join(parts)[:limit]
+
+
 class SessionRecord(BaseModel):
     id: str
     repo: str

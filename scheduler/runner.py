@@ -348,7 +348,7 @@ class Runner:
                    record: report.TaskRecord, *, settle: bool = True) -> None:  # fmt: skip
         touched = _changed(wt, checkpoint)
         worktree.rollback(root, checkpoint)
-        reason = " ".join(" ".join(r.split()) for r in record.reasons)[:1900]
+        reason = report.one_line(record.reasons)
         now = self.clock()
         with wt.db() as conn:
             taskstore.retract(conn, task.id, session, now, "the work was rolled back")
@@ -463,7 +463,7 @@ def _lesson(task: TaskDetail, record: report.TaskRecord) -> str:
     outside = next((r for r in reasons if "outside the gate" in r), None)
     policy = [r for r in reasons if r.startswith("[")]
     if gate:
-        cause = " ".join(gate.split())[:700]
+        cause = report.one_line([gate], 700)
         hint = "run the tests (`mcp__quality__run_quality_gate`) and fix every failure before committing"
     elif outside:
         cause = outside + ("; " + "; ".join(policy)[:500] if policy else "")

@@ -191,6 +191,18 @@ def test_two_failures_in_a_row_end_the_session(tmp_path: Path) -> None:
     assert [t.task_id for t in record.tasks] == ["sub", "mul"]  # neg is never started
     assert record.outcome == "failed" and record.stop_reason == "2 failed tasks in a row"
     assert all(t.reasons[:2] == ["no commit was made", "the agent never ran the quality gate"] for t in record.tasks)
+    with _ws(repo).db() as conn:  # the task record keeps the reasons apart (issue 11)
+        failure = taskstore.states(conn, time.time())["sub"].last_failure or ""
+    assert failure.startswith("no commit was made; the agent never ran the quality gate"), failure
+
+
+def test_reasons_on_one_line_stay_apart() -> None:
+    gate = "the scheduler's own gate run failed:\n- tests: 1 failed\n    tests/t.py:3 assert 1 == 2\n- lint: 2 errors"
+    assert report.one_line(["no commit was made", gate]) == (
+        "no commit was made; the scheduler's own gate run failed: tests: 1 failed; tests/t.py:3 assert 1 == 2; "
+        "lint: 2 errors"
+    )
+    assert report.one_line(["a", "", "b"], limit=4) == "a; b"
 
 
 def test_a_failed_task_is_not_retried_in_the_same_session(tmp_path: Path) -> None:
