@@ -25,7 +25,7 @@ from pathlib import Path
 from mcp_servers.core import db, memory, queue, sandbox, taskstore
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.paths import Globs
-from mcp_servers.core.queue_models import TaskDetail
+from mcp_servers.core.queue_models import NextTask, TaskDetail
 from mcp_servers.core.workspace import Workspace
 
 from . import prompt, report, snapshot, verify, worktree
@@ -134,14 +134,14 @@ class Runner:
         if problems:
             return self._finish(record, "preflight-failed", "preflight failed", problems=problems)
         try:  # a detached HEAD with no base branch set, a plan that does not parse: said before anything starts
-            base_name, base = worktree.base_commit(ws)
-            record.base_branch, record.base_commit = base_name, base
-            ready = queue.next_task(Workspace.open(ws.repo.root, environ={**ws.environ, "OVERNIGHT_BASE": base}),
-                                    session)
+            ready, problems = self._first_task(record, session)
         except OvernightError as e:
             return self._finish(record, "preflight-failed", "preflight failed", problems=[str(e)])
+        if problems:
+            return self._finish(record, "preflight-failed", "preflight failed", problems=problems)
         if ready.task is None:
             return self._finish(record, "no-work", f"no ready task ({ready.summary})")
+        base_name, base = record.base_branch, record.base_commit
         record.branch = ws.settings.scheduler.branch_prefix + session
         try:
             self.person = snapshot.take(ws, session_root=worktree.location(ws, session), session_branch=record.branch)
@@ -180,6 +180,17 @@ class Runner:
         elif record.final_commit != base:
             deliver(ws, record)
         return self._finish(record, outcome, why)
+
+    def _first_task(self, record: report.SessionRecord, session: str) -> tuple[NextTask, list[str]]:
+        """The base and the first ready task; and what stops the agent from taking the tasks the session would
+        take (e.g. a replay script without their steps: refused before any attempt is used, issue 11)."""
+        ws = self.ws
+        record.base_branch, record.base_commit = worktree.base_commit(ws)
+        at_base = Workspace.open(ws.repo.root, environ={**ws.environ, "OVERNIGHT_BASE": record.base_commit})
+        ready = queue.next_task(at_base, session)
+        if ready.task is None:
+            return ready, []
+        return ready, self.agent.task_problems(_takes(at_base, session, ready.task.id, self.clock))
 
     def _abandon(self, root: Path, session: str) -> None:
         """After an error: back to the last verified commit, and the session's claims settled as interrupted."""
@@ -390,6 +401,18 @@ class Runner:
                                    summary=_summary(record), record=run, source="scheduler", clock=self.clock)
         self.say(f"overnight: session {record.id} {outcome}: {why}; report {path}")
         return record
+
+
+def _takes(ws: Workspace, session: str, first: str, clock: Clock) -> list[str]:
+    """The tasks the session would take, in order, if each failed (the most it can take): the ready ones, up to
+    `max_tasks`."""
+    taken = [first]
+    while len(taken) < ws.settings.scheduler.max_tasks:
+        found = queue.next_task(ws, session, clock=clock, exclude=taken)
+        if found.task is None:
+            break
+        taken.append(found.task.id)
+    return taken
 
 
 def _security_events_in(record: report.SessionRecord) -> bool:

@@ -247,6 +247,27 @@ def test_preflight_refuses_before_anything_is_spent(tmp_path: Path) -> None:
     person.assert_untouched(repo)
 
 
+def test_a_replay_script_without_steps_for_a_task_it_would_take_is_refused_at_preflight(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r")  # sub, mul, neg ready; max_tasks 5: the session would take all three
+    person = Person.of(repo)
+    ws = _ws(repo)
+    script = write_script(tmp_path / "s.toml", passing("sub", "sub"))
+    said: list[str] = []
+    record = runner.Runner(ws, ReplayAgent(script), say=said.append).run()
+    assert record is not None and record.outcome == "preflight-failed", said
+    [problem] = record.problems
+    assert "has no steps for `mul`, `neg`, which this session would take (in order: sub, mul, neg)" in problem
+    assert 'add a [[task]] with `id = "mul"`' in problem
+    assert record.tasks == [] and record.branch == "" and _worktrees(repo) == [f"worktree {repo.root}"]
+    with ws.db() as conn:
+        assert taskstore.states(conn, time.time()) == {}  # no attempt was used
+    person.assert_untouched(repo)
+    # the tasks it would not take need no steps; "*" covers every task
+    assert ReplayAgent(script).task_problems(["sub"]) == []
+    anything = write_script(tmp_path / "any.toml", task_script("*", '\n[[task.step]]\nsay = "hi"\n'))
+    assert ReplayAgent(anything).task_problems(["sub", "mul"]) == []
+
+
 def test_no_ready_task_means_no_branch(tmp_path: Path) -> None:
     repo = make_planned(tmp_path / "r", plan_text=PLAN.replace("Ready for Autonomous Execution", "Someday"))
     record, _ = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
@@ -255,7 +276,7 @@ def test_no_ready_task_means_no_branch(tmp_path: Path) -> None:
 
 
 def test_overnight_stop_ends_the_agent_rolls_back_and_writes_the_report(tmp_path: Path) -> None:
-    repo = make_planned(tmp_path / "r")
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
     person = Person.of(repo)
     script = write_script(tmp_path / "hang.toml", task_script("sub", HANG))
     proc = spawn_run(repo, script)
@@ -318,7 +339,7 @@ def test_a_killed_session_is_recovered_by_the_next_run(tmp_path: Path) -> None:
 
 
 def test_status_shows_the_running_session_and_the_last_ones(tmp_path: Path) -> None:
-    repo = make_planned(tmp_path / "r")
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
     script = write_script(tmp_path / "hang.toml", task_script("sub", HANG))
     proc = spawn_run(repo, script)
     try:
@@ -378,7 +399,7 @@ run = ["git", "checkout", "-q", "--detach"]
 
 def test_a_broken_worktree_ends_the_session_with_only_verified_work(tmp_path: Path) -> None:
     # unsandboxed: in its sandbox the agent can neither commit nor remove the worktree's .git file
-    repo = make_planned(tmp_path / "r", scheduler='max_consecutive_failures = 5\nsandbox = "off"\n')
+    repo = make_planned(tmp_path / "r", scheduler='max_tasks = 2\nmax_consecutive_failures = 5\nsandbox = "off"\n')
     person = Person.of(repo)
     breaks = """
 [[task.step]]
