@@ -42,9 +42,12 @@ def run(ctx: click.Context, agent_name: str | None, script: Path | None, env_fil
     record = runner.Runner(ws, agent).run()
     if record is None:
         return out.OK
-    from .report import render, reports_dir
+    from .report import REFUSED, render, render_refusal, reports_dir
 
     click.echo("")
+    if record.outcome in REFUSED:
+        click.echo(render_refusal(record), nl=False)
+        return RUN_EXIT.get(record.outcome, out.NO)
     click.echo(render(record), nl=False)
     click.echo(f"\n(kept as {reports_dir(ws.state_dir) / (record.id + '.md')})")
     return RUN_EXIT.get(record.outcome, out.NO)
@@ -99,6 +102,12 @@ def status(ctx: click.Context, as_json: bool) -> int:
         console.print("no session is running")
     if data["kill_switch"]:
         console.print("[yellow]the kill switch is set[/]: `overnight resume` clears it")
+    refused = data["last_refusal"]
+    if refused:  # once, not as a session: it never started
+        problems = refused["problems"]
+        more = f"; and {len(problems) - 1} more" if len(problems) > 1 else ""
+        detail = f" ({problems[0]}{more})" if problems else ""
+        console.print(f"last run refused at preflight: {escape(refused['reason'] + detail)}, {refused['at']}")
     if data["sessions"]:
         table = out.table("session", "outcome", "done", "rolled back", "cost", "branch", "why it stopped")
         for s in data["sessions"]:
@@ -185,7 +194,7 @@ def demo(where: Path | None) -> int:
     from mcp_servers.core import sandbox
 
     from . import demo as make
-    from .report import render
+    from .report import REFUSED, render, render_refusal
     from .runner import Runner
 
     repo, script = make.create(where)
@@ -198,7 +207,7 @@ def demo(where: Path | None) -> int:
     if record is None:  # pragma: no cover (a fresh repository has no other session)
         return out.BUG
     click.echo("")
-    click.echo(render(record), nl=False)
+    click.echo(render(record) if record.outcome not in REFUSED else render_refusal(record), nl=False)
     click.echo(f"\nLook around: cd {repo} && git log --oneline --all && overnight report && overnight memory sessions")
     return out.OK if record.outcome != "preflight-failed" else out.USAGE
 

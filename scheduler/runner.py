@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mcp_servers.core import db, memory, queue, sandbox, taskstore
+from mcp_servers.core import db, memory, queue, refusals, sandbox, taskstore
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.paths import Globs
 from mcp_servers.core.queue_models import NextTask, TaskDetail
@@ -191,6 +191,16 @@ class Runner:
         if ready.task is None:
             return ready, []
         return ready, self.agent.task_problems(_takes(at_base, session, ready.task.id, self.clock))
+
+    def _refused(self, record: report.SessionRecord) -> None:
+        """A run refused at preflight: logged in the state database, not as a session (no report, no memory)."""
+        try:
+            with self.ws.db() as conn:
+                refusals.record(conn, at=self.clock(), session=record.id, outcome=record.outcome,
+                                reason=record.stop_reason, problems=record.problems)  # fmt: skip
+        except OvernightError as e:  # (a state database that cannot be written is said, not fatal here)
+            record.warnings.append(f"the refusal could not be logged: {e}")
+        self.say(f"overnight: run refused at preflight ({record.outcome}): {record.stop_reason}")
 
     def _abandon(self, root: Path, session: str) -> None:
         """After an error: back to the last verified commit, and the session's claims settled as interrupted."""
@@ -382,6 +392,10 @@ class Runner:
         for moved in db.moved_aside(self.ws.db_path, self.began):  # by this process or any server meanwhile
             if report.lost_state(moved) not in record.warnings:
                 record.warnings.append(report.lost_state(moved))
+        if outcome in report.REFUSED:  # it never started: kept apart from the sessions (issue 11)
+            record.branch = ""  # (named, never made)
+            self._refused(record)
+            return record
         path = report.save(self.ws.state_dir, record)
         if record.branch:
             run = {

@@ -152,7 +152,17 @@ def test_run_status_report_and_the_kill_switch(tmp_path: Path, capsys: pytest.Ca
     assert _cli(repo, "status") == 0
     assert "the kill switch is set" in capsys.readouterr().out
     assert _cli(repo, "run", "--agent", "replay", "--script", str(script)) == 2  # preflight refuses
-    assert "kill switch" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "refused at preflight, so no session started: preflight failed" in out and "kill switch" in out
+    assert "(kept as " not in out  # no report: it was never a session (issue 11)
+    assert _cli(repo, "status", "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert [s["id"] for s in status["sessions"]] == [last["id"]]
+    assert "kill switch" in status["last_refusal"]["problems"][0]
+    assert _cli(repo, "status") == 0
+    lines = capsys.readouterr().out.splitlines()
+    [said] = [line for line in lines if line.startswith("last run refused at preflight: preflight failed (")]
+    assert "kill switch" in said and said.endswith(status["last_refusal"]["at"])
     assert _cli(repo, "resume") == 0
     assert "kill switch cleared" in capsys.readouterr().out
 

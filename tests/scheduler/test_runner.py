@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_servers.core import memory, plan, queue, taskstore
+from mcp_servers.core import memory, plan, queue, refusals, taskstore
 from mcp_servers.core.workspace import Workspace
 from scheduler import control, lock, report, runner
 from scheduler.agents.replay import ReplayAgent
@@ -244,6 +244,13 @@ def test_preflight_refuses_before_anything_is_spent(tmp_path: Path) -> None:
     assert record.tasks == [] and record.branch == "" and _worktrees(repo) == [f"worktree {repo.root}"]
     with ws.db() as conn:
         assert taskstore.states(conn, time.time()) == {}  # nothing claimed
+        [refused] = refusals.recent(conn)  # kept apart from the sessions (issue 11)
+    assert refused.session == record.id and refused.outcome == "preflight-failed"
+    assert refused.reason == "preflight failed" and refused.problems == record.problems
+    assert list(report.reports_dir(ws.state_dir).iterdir()) == [] and memory.recent_sessions(ws).sessions == []
+    now = control.status(ws)
+    assert now["sessions"] == [] and now["last_refusal"]["problems"] == record.problems
+    assert any("run refused at preflight (preflight-failed)" in line for line in said)
     person.assert_untouched(repo)
 
 
@@ -273,6 +280,10 @@ def test_no_ready_task_means_no_branch(tmp_path: Path) -> None:
     record, _ = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
     assert record.outcome == "no-work" and record.branch == "" and record.stop_reason.startswith("no ready task")
     assert repo.git("branch", "--list", "overnight/*") == ""
+    ws = _ws(repo)  # not a session: logged apart (issue 11)
+    with ws.db() as conn:
+        assert [(r.outcome, r.reason) for r in refusals.recent(conn)] == [("no-work", record.stop_reason)]
+    assert control.status(ws)["sessions"] == [] and memory.recent_sessions(ws).sessions == []
 
 
 def test_overnight_stop_ends_the_agent_rolls_back_and_writes_the_report(tmp_path: Path) -> None:
