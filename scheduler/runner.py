@@ -14,7 +14,6 @@ import contextlib
 import os
 import secrets
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -22,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mcp_servers.core import db, memory, queue, refusals, sandbox, taskstore
+from mcp_servers.core import db, memory, queue, refusals, taskstore
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.paths import Globs
 from mcp_servers.core.queue_models import NextTask, TaskDetail
@@ -34,31 +33,10 @@ from .confine import confine
 from .control import stop_file
 from .delivery import deliver
 from .lock import run_lock, update_lock
+from .preflight import preflight, takes
 from .recovery import recover
 
 Clock = Callable[[], float]
-
-
-# -- preflight ------------------------------------------------------------------------------------------------
-
-
-def preflight(ws: Workspace, agent: Agent) -> list[str]:
-    """Everything that must hold before anything is spent; each problem says what to do."""
-    from .probe import probe_all
-
-    problems = []
-    if stop_file(ws).exists():
-        problems.append("the kill switch is set (`overnight stop` set it): `overnight resume` clears it")
-    if ws.settings.scheduler.sandbox != "off":
-        why = sandbox.problem(ws.environ)
-        if why:
-            problems.append(f"no sandbox can be made, so no agent may run: {why}")
-    problems += agent.problems(ws.environ)
-    for name, found in probe_all(ws.repo.root, ws.environ).items():
-        if found.problem:
-            problems.append(f"the `{name}` server does not answer initialize and tools/list: {found.problem} (run "
-                            f"`{sys.executable} -m mcp_servers.{name}` to see its errors)")
-    return problems
 
 
 # -- the session ----------------------------------------------------------------------------------------------
@@ -190,7 +168,7 @@ class Runner:
         ready = queue.next_task(at_base, session)
         if ready.task is None:
             return ready, []
-        return ready, self.agent.task_problems(_takes(at_base, session, ready.task.id, self.clock))
+        return ready, self.agent.task_problems(takes(at_base, session, ready.task.id, self.clock))
 
     def _refused(self, record: report.SessionRecord) -> None:
         """A run refused at preflight: logged in the state database, not as a session (no report, no memory)."""
@@ -415,18 +393,6 @@ class Runner:
                                    summary=_summary(record), record=run, source="scheduler", clock=self.clock)
         self.say(f"overnight: session {record.id} {outcome}: {why}; report {path}")
         return record
-
-
-def _takes(ws: Workspace, session: str, first: str, clock: Clock) -> list[str]:
-    """The tasks the session would take, in order, if each failed (the most it can take): the ready ones, up to
-    `max_tasks`."""
-    taken = [first]
-    while len(taken) < ws.settings.scheduler.max_tasks:
-        found = queue.next_task(ws, session, clock=clock, exclude=taken)
-        if found.task is None:
-            break
-        taken.append(found.task.id)
-    return taken
 
 
 def _security_events_in(record: report.SessionRecord) -> bool:
