@@ -62,6 +62,8 @@ def _python_files(ws: Workspace, paths: list[str], keep: Globs | None = None) ->
                 relative = disk.relative_to(root).as_posix()
                 if keep is not None and not keep.match(relative):
                     continue
+                if disk.is_symlink() and not disk.resolve().is_relative_to(root.resolve()):
+                    continue  # never read past the repository (radon's parse errors quote the file's lines)
                 if name.endswith(".py") and disk.stat().st_size <= MAX_FILE_BYTES:
                     found[relative] = str(disk)
                 if len(found) >= MAX_FILES:

@@ -90,3 +90,16 @@ def test_health_coverage_figures_are_one_measurement_of_a_named_tree(tmp_path: P
     newest = health_report(ws)
     assert newest.coverage_tree == "f" * 40 and newest.coverage_total == 10.0
     assert newest.coverage_of is not None and "the newest measured tree (not HEAD's)" in newest.coverage_of
+
+
+def test_health_never_reads_a_file_a_link_points_to_outside_the_repository(tmp_path: Path) -> None:
+    secret = tmp_path / "id_rsa"
+    secret.write_text("def private_key_of_the_person():\n    return 'not yours'\n")
+    repo = make_repo(tmp_path / "r")
+    (repo.root / "tests" / "leak.py").symlink_to(secret)
+    (repo.root / "tests" / "inside.py").symlink_to(repo.root / "src" / "app" / "calc.py")
+    for paths in (None, ["tests"]):
+        report = health_report(Workspace.open(repo.root), paths)
+        assert "private_key_of_the_person" not in report.model_dump_json()
+        assert not any(h.path == "tests/leak.py" for h in report.complexity_hotspots)
+        assert any(h.path == "tests/inside.py" for h in report.complexity_hotspots)
