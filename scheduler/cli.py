@@ -25,6 +25,7 @@ from . import output as out
 from .init import SERVER_NAMES
 from .memory_commands import memory_group
 from .plan_commands import plan_group
+from .wording import for_shell
 
 
 def log_dir(environ: dict[str, str] | None = None) -> Path:
@@ -49,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
     except KeyboardInterrupt:
         out.error("interrupted")
         return out.INTERRUPTED
-    except OvernightError as e:
-        out.error(str(e))
+    except OvernightError as e:  # worded for the agents that call the core through MCP: said here as commands
+        out.error(for_shell(str(e)))
         return out.USAGE
     except Exception:
         return _crash()
@@ -91,12 +92,16 @@ def _ws(ctx: click.Context) -> Workspace:
 @cli.command()
 @click.option("--force", is_flag=True, help="Replace overnight.toml and our .mcp.json entries if they differ.")
 @click.option("--commit", "make_commit", is_flag=True, help="Commit the files it wrote (and nothing else).")
+@click.option("--json", "as_json", is_flag=True, help="Print what it did as JSON.")
 @click.pass_context
-def init(ctx: click.Context, force: bool, make_commit: bool) -> int:
+def init(ctx: click.Context, force: bool, make_commit: bool, as_json: bool) -> int:
     """Write overnight.toml, a PROJECT_PLAN.md template and .mcp.json; safe to run again."""
     from .init import init as run_init
 
     result = run_init(ctx.obj, force=force, commit=make_commit)
+    if as_json:
+        out.emit_json(result)
+        return out.OK
     table = out.table("file", "action", "detail")
     for f in result.files:
         table.add_row(f.path, f.action, f.detail)
@@ -165,19 +170,30 @@ def serve(ctx: click.Context, name: str, transport: str, port: int) -> int:
 @click.option("--gate", "with_gate", is_flag=True, help="Also run the quality gate (this stages the work).")
 @click.option("--task-file", "-f", "task_files", multiple=True, metavar="GLOB", help="The task's Files: scope.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress while the gate runs (on stderr otherwise).")
 @click.pass_context
-def check(ctx: click.Context, base: str | None, with_gate: bool, task_files: tuple[str, ...], as_json: bool) -> int:
+def check(ctx: click.Context, base: str | None, with_gate: bool, task_files: tuple[str, ...], as_json: bool,
+          quiet: bool) -> int:  # fmt: skip
     """Check the working tree against the safety policy (and the gate, with --gate).
 
-    Exit 0 when safe (and gated), 1 when not, 2 on a usage or environment error."""
+    While the gate runs, each check's start and end and the tests done so far are shown on stderr (a live view
+    on a terminal, plain lines otherwise). Exit 0 when safe (and gated), 1 when not, 2 on a usage or environment
+    error."""
     from mcp_servers.core.changes import default_base
     from mcp_servers.core.gate import check_workspace, run_gate
+
+    from .live import GateView, progress_console
 
     ws = _ws(ctx)
     base = base or default_base(ws.environ)
     files = list(task_files)
     report = check_workspace(ws, base=base, task_files=files)
-    gate = run_gate(ws, task_files=files, base=base) if with_gate else None
+    gate = None
+    if with_gate and quiet:
+        gate = run_gate(ws, task_files=files, base=base)
+    elif with_gate:
+        with GateView(progress_console()) as view:
+            gate = run_gate(ws, task_files=files, base=base, progress=view)
     ok = report.safe and (gate is None or gate.passed)
     if as_json:
         out.emit_json(
@@ -200,19 +216,19 @@ def _show_check(report: ChangeReport, gate: GateReport | None) -> None:
         f"against {report.base[:12]}"
     )
     for v in report.violations:
-        console.print(f"  [red]✗[/] [bold]{escape(v.rule)}[/] {escape(v.path or '')}: {escape(v.message)}")
+        console.print(f"  [red]✗[/] [bold]{escape(v.rule)}[/] {escape(v.path or '')}: {escape(for_shell(v.message))}")
         if v.fix:
-            console.print(f"      fix: {escape(v.fix)}")
+            console.print(f"      fix: {escape(for_shell(v.fix))}")
     if report.violations_total > len(report.violations):
         console.print(f"  ... and {report.violations_total - len(report.violations)} more")
     console.print("[green]safe[/]" if report.safe else f"[red]not safe[/]: {report.violations_total} violation(s)")
     if gate is not None:
         for c in gate.checks:
             mark = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}[c.status]
-            console.print(f"  {mark} {c.name}: {escape(c.summary)}")
-            for f in c.findings[:10] if c.status == "failed" else []:
+            console.print(f"  {mark} {c.name}: {escape(out.shown(for_shell(c.summary)))}")
+            for f in c.findings[:10] if c.status == "failed" else []:  # the tests' output: shown, never obeyed
                 where = f"{f.path}:{f.line}" if f.line else f.path or ""
-                console.print(f"      {escape(where)} {escape(f.message)}")
+                console.print(f"      {escape(out.shown(where))} {escape(out.shown(f.message))}")
         cached = " (from its receipt)" if gate.cached else ""
         console.print(
             f"[green]gate passed{cached}[/]: receipt {gate.receipt.id if gate.receipt else '?'}"
@@ -247,7 +263,7 @@ def health(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> int:
     for s in report.security[:10]:
         console.print(f"  security {s.test_id} {s.severity}  {escape(s.path)}:{s.line} {escape(s.text)}")
     for note in report.notes:
-        console.print(f"  note: {escape(note)}")
+        console.print(f"  note: {escape(for_shell(note))}")
     return out.OK
 
 
@@ -262,23 +278,48 @@ def hooks_group() -> None:
     """The git pre-commit hook that refuses commits without a gate receipt."""
 
 
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def _hook_said(ws: Workspace, path: Path, what: str, as_json: bool) -> int:
+    if as_json:
+        out.emit_json({"path": str(path), "result": what, "installed": hooks.is_installed(ws)})
+    else:
+        out.console().print(f"{escape(str(path))}: {what}")
+    return out.OK
+
+
 @hooks_group.command("install")
 @click.option("--force", is_flag=True, help="Install even where core.hooksPath points into the worktree.")
+@_JSON
 @click.pass_context
-def hooks_install(ctx: click.Context, force: bool) -> int:
+def hooks_install(ctx: click.Context, force: bool, as_json: bool) -> int:
     """Install the pre-commit hook (an existing hook is kept and run after ours)."""
-    path, what = hooks.install(_ws(ctx), force=force)
-    out.console().print(f"{escape(str(path))}: {what}")
-    return out.OK
+    ws = _ws(ctx)
+    path, what = hooks.install(ws, force=force)
+    return _hook_said(ws, path, what, as_json)
 
 
 @hooks_group.command("uninstall")
+@_JSON
 @click.pass_context
-def hooks_uninstall(ctx: click.Context) -> int:
+def hooks_uninstall(ctx: click.Context, as_json: bool) -> int:
     """Remove the pre-commit hook (restoring the one it replaced)."""
-    path, what = hooks.uninstall(_ws(ctx))
-    out.console().print(f"{escape(str(path))}: {what}")
-    return out.OK
+    ws = _ws(ctx)
+    path, what = hooks.uninstall(ws)
+    return _hook_said(ws, path, what, as_json)
+
+
+@hooks_group.command("status")
+@_JSON
+@click.pass_context
+def hooks_status(ctx: click.Context, as_json: bool) -> int:
+    """Whether the pre-commit hook is installed (exit 1 when it is not)."""
+    ws = _ws(ctx)
+    installed = hooks.is_installed(ws)
+    what = "installed" if installed else "not installed: `overnight hooks install` installs it"
+    _hook_said(ws, ws.repo.hooks_dir() / "pre-commit", what, as_json)
+    return out.OK if installed else out.NO
 
 
 @hooks_group.command("run", hidden=True)
@@ -298,6 +339,10 @@ def _sessions() -> None:
     from .run_commands import COMMANDS
 
     for command in COMMANDS:
+        cli.add_command(command)
+    from .morning_commands import COMMANDS as MORNING
+
+    for command in MORNING:
         cli.add_command(command)
 
 

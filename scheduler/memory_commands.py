@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -163,9 +164,16 @@ def _show_entry(e: Entry) -> None:
 @click.option("--task", "task_id", help="The task it is about.")
 @click.option("--file", "files", multiple=True, help="A file it is about (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the entry's number as JSON.")
 @click.pass_context
 def memory_add(
-    ctx: click.Context, text: str, kind: str, task_id: str | None, files: tuple[str, ...], tags: tuple[str, ...]
+    ctx: click.Context,
+    text: str,
+    kind: str,
+    task_id: str | None,
+    files: tuple[str, ...],
+    tags: tuple[str, ...],
+    as_json: bool,
 ) -> int:
     """A person's note (or decision, lesson, next step) for the next sessions."""
     ws = _ws(ctx)
@@ -179,6 +187,9 @@ def memory_add(
         source="person",
         session=memory.session_from(ws.environ) or "person",
     )
+    if as_json:
+        out.emit_json(logged)
+        return out.OK
     redacted = f" ({logged.redacted} secret(s) redacted)" if logged.redacted else ""
     out.console().print(f"added #{logged.id}{redacted}")
     return out.OK
@@ -188,30 +199,44 @@ def memory_add(
 @click.option(
     "-o", "--output", "path", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout)."
 )
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: the records as a list (with -o: where "
+              "they were written and how many).")  # fmt: skip
 @click.pass_context
-def memory_export(ctx: click.Context, path: Path | None) -> int:
+def memory_export(ctx: click.Context, path: Path | None, as_json: bool) -> int:
     """Every session and entry as JSON lines (to standard output by default)."""
     lines = memory.export(_ws(ctx))
+    if path is None and as_json:
+        out.emit_json([json.loads(line) for line in lines])
+        return out.OK
     if path is None:
         for line in lines:
             sys.stdout.write(line + "\n")
         return out.OK
     tmp = path.with_name(f".{path.name}.tmp")
+    written = 0
     with tmp.open("w", encoding="utf-8") as handle:
         for line in lines:
             handle.write(line + "\n")
+            written += 1
     tmp.replace(path)
-    out.err_console().print(f"exported to {escape(str(path))}")
+    if as_json:
+        out.emit_json({"path": str(path), "records": written})
+    else:
+        out.err_console().print(f"exported to {escape(str(path))}")
     return out.OK
 
 
 @memory_group.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @click.pass_context
-def memory_import(ctx: click.Context, path: Path) -> int:
+def memory_import(ctx: click.Context, path: Path, as_json: bool) -> int:
     """Load an export (every line is checked before anything is written)."""
     with path.open(encoding="utf-8") as handle:
         result = memory.import_lines(_ws(ctx), handle)
+    if as_json:
+        out.emit_json(result)
+        return out.OK
     out.console().print(
         f"imported {result.entries} entries and {result.sessions} sessions ({result.skipped} already present)"
     )

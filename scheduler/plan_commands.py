@@ -17,6 +17,7 @@ from mcp_servers.core.workspace import Workspace
 
 from . import output as out
 from . import paging
+from .wording import for_shell
 
 
 def _session() -> str:
@@ -110,7 +111,7 @@ def _show(t: TaskDetail) -> None:
 @click.option("--json", "as_json", is_flag=True, help='Print {"task": {...} | null, "skipped": [{"id", "reason"}]}.')
 @click.pass_context
 def plan_next(ctx: click.Context, as_json: bool) -> int:
-    """The task next_task would hand out, and why the tasks ahead of it were passed over."""
+    """The task an agent would be handed next, and why the tasks ahead of it were passed over."""
     found = queue.next_task(_ws(ctx), _session())
     if as_json:
         out.emit_json({
@@ -122,49 +123,60 @@ def plan_next(ctx: click.Context, as_json: bool) -> int:
     if found.task:
         _show(found.task)
     else:
-        console.print(escape(found.summary))
+        console.print(escape(for_shell(found.summary)))
     for s in found.skipped:
-        console.print(f"  passed over {escape(s.id)}: {escape(s.reason)}")
+        console.print(f"  passed over {escape(s.id)}: {escape(for_shell(s.reason))}")
     return out.OK
 
 
-def _person_edit(ws: Workspace, task_id: str, section: str, verb: str, reason: str | None, commit: bool) -> int:
+def _person_edit(ws: Workspace, task_id: str, section: str, verb: str, reason: str | None, commit: bool,
+                 as_json: bool = False) -> int:  # fmt: skip
     """Move a task in this worktree's plan, and commit the plan alone (so the approval reaches the branch)."""
     path = ws.settings.plan.path
     dirty = bool(ws.repo.out("status", "--porcelain", "--", path))
     after = queue.move(ws, task_id, section, reason)
-    console = out.console()
+    made = None
     if after is None:
-        console.print(f"`{escape(task_id)}` is already in that section; nothing changed")
-        return out.OK
-    if not commit:
-        console.print(f"{verb} `{escape(task_id)}` in {escape(path)}; commit it for the approval to count")
+        message = f"`{task_id}` is already in that section; nothing changed"
+    elif not commit:
+        message = f"{verb} `{task_id}` in {path}; commit it for the approval to count"
     elif dirty:
-        console.print(f"{verb} `{escape(task_id)}` in {escape(path)}, which had other uncommitted edits, so it was not "
-                      f"committed: review and commit it yourself")  # fmt: skip
+        message = (f"{verb} `{task_id}` in {path}, which had other uncommitted edits, so it was not committed: "
+                   "review and commit it yourself")  # fmt: skip
     else:
         ws.repo.run("commit", "--quiet", "-m", f"{verb} {task_id}", "--", path)
-        console.print(f"{verb} `{escape(task_id)}` and committed it ({ws.repo.out('rev-parse', '--short', 'HEAD')})")
+        made = ws.repo.out("rev-parse", "HEAD")
+        message = f"{verb} `{task_id}` and committed it ({made[:7]})"
+    if as_json:
+        out.emit_json({"task_id": task_id, "section": section, "changed": after is not None, "path": path,
+                       "commit": made, "message": message})  # fmt: skip
+    else:
+        out.console().print(escape(message))
     return out.OK
+
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 @plan_group.command("approve")
 @click.argument("task_id")
 @click.option("--no-commit", is_flag=True, help="Edit the plan file only; commit it yourself.")
+@_JSON
 @click.pass_context
-def plan_approve(ctx: click.Context, task_id: str, no_commit: bool) -> int:
+def plan_approve(ctx: click.Context, task_id: str, no_commit: bool, as_json: bool) -> int:
     """Move a task to Ready for Autonomous Execution (a person's decision; no agent tool can do this)."""
-    return _person_edit(_ws(ctx), task_id, "ready", "approved", None, not no_commit)
+    return _person_edit(_ws(ctx), task_id, "ready", "approved", None, not no_commit, as_json)
 
 
 @plan_group.command("reject")
 @click.argument("task_id")
 @click.option("--reason", help="Why, written into the task's Reason field.")
 @click.option("--no-commit", is_flag=True, help="Edit the plan file only; commit it yourself.")
+@_JSON
 @click.pass_context
-def plan_reject(ctx: click.Context, task_id: str, reason: str | None, no_commit: bool) -> int:
+def plan_reject(ctx: click.Context, task_id: str, reason: str | None, no_commit: bool, as_json: bool) -> int:
     """Move a task to Not Ready."""
-    return _person_edit(_ws(ctx), task_id, "not-ready", "rejected", reason, not no_commit)
+    return _person_edit(_ws(ctx), task_id, "not-ready", "rejected", reason, not no_commit, as_json)
 
 
 @plan_group.command("validate")
@@ -187,11 +199,15 @@ def plan_validate(ctx: click.Context, as_json: bool) -> int:
 
 @plan_group.command("reset")
 @click.argument("task_id")
+@_JSON
 @click.pass_context
-def plan_reset(ctx: click.Context, task_id: str) -> int:
+def plan_reset(ctx: click.Context, task_id: str, as_json: bool) -> int:
     """Clear a task's claims, attempts and completions so that it is offered again."""
     result = queue.reset_task(_ws(ctx), task_id)
-    out.console().print(f"{escape(task_id)}: {escape(result.message)}")
+    if as_json:
+        out.emit_json(result)
+    else:
+        out.console().print(f"{escape(task_id)}: {escape(result.message)}")
     return out.OK
 
 

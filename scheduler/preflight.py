@@ -9,11 +9,12 @@ import sys
 import time
 from collections.abc import Callable
 
-from mcp_servers.core import queue, sandbox
+from mcp_servers.core import sandbox
 from mcp_servers.core.workspace import Workspace
 
 from .agents import Agent
 from .control import stop_file
+from .offer import offer
 
 
 def preflight(ws: Workspace, agent: Agent) -> list[str]:
@@ -35,12 +36,13 @@ def preflight(ws: Workspace, agent: Agent) -> list[str]:
     return problems
 
 
-def takes(ws: Workspace, session: str, first: str, clock: Callable[[], float] = time.time) -> list[str]:
-    """The tasks the session would take, in order, if each failed (the most it can take): the ready ones, up to
-    `max_tasks`."""
+def takes(ws: Workspace, session: str, first: str, limit: int, only: str | None = None,
+          clock: Callable[[], float] = time.time) -> list[str]:  # fmt: skip
+    """The tasks the session would take, in order, if each failed (the most it can take): the ready ones (or the
+    one asked for, `only`), up to `limit`."""
     taken = [first]
-    while len(taken) < ws.settings.scheduler.max_tasks:
-        found = queue.next_task(ws, session, clock=clock, exclude=taken)
+    while len(taken) < limit:
+        found = offer(ws, session, only=only, exclude=taken, clock=clock)
         if found.task is None:
             break
         taken.append(found.task.id)

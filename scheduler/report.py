@@ -77,6 +77,8 @@ class SessionRecord(BaseModel):
     security_events: list[str] = Field(default_factory=list, description="what the person owns that changed "
                                        "outside any task's checks (at the end of the session)")  # fmt: skip
     tasks: list[TaskRecord] = Field(default_factory=list)
+    reviewed: str = Field(default="", description="what a person did with the branch afterwards (`overnight merge` "
+                          "or `overnight discard`), and when")  # fmt: skip
 
     def all_security_events(self) -> list[str]:
         """Every security event of the session, each task's named by the task."""
@@ -202,6 +204,8 @@ def render(record: SessionRecord) -> str:
         lines.append(f"- Pushed to `{record.pushed}`" + (f"; pull request: {record.pull_request}"
                                                          if record.pull_request else ""))
     lines += [f"- Not delivered: {problem}" for problem in record.delivery]
+    if record.reviewed:
+        lines.append(f"- Afterwards: {record.reviewed}")
     if record.warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in record.warnings]
     if record.problems:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
+from mcp_servers.core.errors import UsageError
 from mcp_servers.core.workspace import Workspace
 
 from . import output as out
@@ -27,49 +28,94 @@ def _ws(ctx: click.Context) -> Workspace:
               help="For --agent replay: the scripted session to play.")
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Read secrets (ANTHROPIC_API_KEY, ...) from this file, which must be mode 0600.")
+@click.option("--task", "only_task", metavar="ID", help="Work on this task only (it must be ready all the same).")
+@click.option("--max-tasks", type=click.IntRange(min=1), help="At most N tasks this run (overrides `max_tasks`).")
+@click.option("--dry-run", is_flag=True, help="Say what would run, in what order, what is passed over and why, and "
+              "the first task's prompt; start and write nothing (exit 1 when nothing would run).")
+@click.option("-q", "--quiet", is_flag=True, help="Show only each task's outcome and the session's end as it runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the session's result as JSON (progress stays on stderr).")
 @click.pass_context
-def run(ctx: click.Context, agent_name: str | None, script: Path | None, env_file: Path | None) -> int:
+def run(ctx: click.Context, agent_name: str | None, script: Path | None, env_file: Path | None,
+        only_task: str | None, max_tasks: int | None, dry_run: bool, quiet: bool, as_json: bool) -> int:  # fmt: skip
     """Run one unattended session: work through the ready tasks on a new branch, keep what passes, roll back
-    the rest, and print the report. A second run while one is going exits at once (status 0)."""
+    the rest, and print the report. A second run while one is going exits at once (status 0).
+
+    While it runs, stderr shows what the agent does (each tool call, gate results, turns, cost so far, elapsed)
+    and each task's outcome: a live view on a terminal, one plain line per event otherwise."""
     from . import agents, runner
     from .cron import load_env_file
+    from .events import RunResult
+    from .live import RunView, progress_console
 
     if env_file is not None:
         os.environ.update(load_env_file(env_file))
     ws = Workspace.open(ctx.find_root().obj)
     settings = ws.settings.scheduler
     agent = agents.make(agent_name or settings.agent, settings, ws.repo.root, script)
-    record = runner.Runner(ws, agent).run()
-    if record is None:
-        return out.OK
+    if dry_run or only_task:
+        from .dry_run import dry_run as what_would_run
+        from .morning_commands import show_dry_run
+
+        plan = what_would_run(ws, agent, only=only_task, max_tasks=max_tasks)
+        if dry_run:
+            if as_json:
+                out.emit_json(plan)
+            else:
+                show_dry_run(plan)
+            return out.OK if plan.tasks and not plan.problems else out.NO
+        if not plan.tasks:  # named, but it may not run: said before anything starts
+            raise UsageError(f"{plan.summary}; `overnight run --dry-run` shows what would run")
+    with RunView(progress_console(), quiet=quiet) as view:
+        record = runner.Runner(ws, agent, only_task=only_task, max_tasks=max_tasks, say=view.say, events=view).run()
     from .report import REFUSED, render, render_refusal, reports_dir
 
+    if record is None:
+        if as_json:
+            out.emit_json(RunResult(id=None, outcome="already-running", stop_reason="another session is running"))
+        return out.OK
+    path = reports_dir(ws.state_dir) / (record.id + ".md")
+    if as_json:  # (a run refused at preflight has no report: it was never a session)
+        out.emit_json(RunResult.of(record, str(path)).model_copy(update={"report": None})
+                      if record.outcome in REFUSED else RunResult.of(record, str(path)))  # fmt: skip
+        return RUN_EXIT.get(record.outcome, out.NO)
     click.echo("")
     if record.outcome in REFUSED:
         click.echo(render_refusal(record), nl=False)
         return RUN_EXIT.get(record.outcome, out.NO)
     click.echo(render(record), nl=False)
-    click.echo(f"\n(kept as {reports_dir(ws.state_dir) / (record.id + '.md')})")
+    click.echo(f"\n(kept as {path})")
     return RUN_EXIT.get(record.outcome, out.NO)
 
 
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def _said(message: str, as_json: bool, **data: object) -> None:
+    if as_json:
+        out.emit_json({"message": message, **data})
+    else:
+        out.console().print(escape(message))
+
+
 @click.command()
+@_JSON
 @click.pass_context
-def stop(ctx: click.Context) -> int:
+def stop(ctx: click.Context, as_json: bool) -> int:
     """Set the kill switch and stop the running session (its task is rolled back, its report written)."""
     from .control import request_stop
 
-    out.console().print(escape(request_stop(_ws(ctx))))
+    _said(request_stop(_ws(ctx)), as_json, kill_switch=True)
     return out.OK
 
 
 @click.command()
+@_JSON
 @click.pass_context
-def resume(ctx: click.Context) -> int:
+def resume(ctx: click.Context, as_json: bool) -> int:
     """Clear the kill switch `overnight stop` set."""
     from .control import resume as clear
 
-    out.console().print(escape(clear(_ws(ctx))))
+    _said(clear(_ws(ctx)), as_json, kill_switch=False)
     return out.OK
 
 
@@ -140,12 +186,18 @@ def cron_group() -> None:
 
 @cron_group.command("install")
 @click.option("--schedule", default="0 2 * * *", show_default=True, help="When, as five cron fields.")
+@_JSON
 @click.pass_context
-def cron_install(ctx: click.Context, schedule: str) -> int:
+def cron_install(ctx: click.Context, schedule: str, as_json: bool) -> int:
     """Add (or replace) this repository's crontab line."""
     from . import cron
 
-    line, env_note, action = cron.install(_ws(ctx), schedule)
+    ws = _ws(ctx)
+    line, env_note, action = cron.install(ws, schedule)
+    if as_json:
+        out.emit_json({"line": line, "action": action, "env_file": str(cron.env_file(ws)), "env_note": env_note,
+                       "log": str(cron.log_file(ws))})  # fmt: skip
+        return out.OK
     console = out.console()
     console.print(f"crontab line {action}:\n  {escape(line)}")
     console.print(f"env file: {escape(env_note)}")
@@ -153,30 +205,42 @@ def cron_install(ctx: click.Context, schedule: str) -> int:
 
 
 @cron_group.command("remove")
+@_JSON
 @click.pass_context
-def cron_remove(ctx: click.Context) -> int:
+def cron_remove(ctx: click.Context, as_json: bool) -> int:
     """Remove this repository's crontab line (the env file and the log stay)."""
     from . import cron
 
     removed = cron.remove(_ws(ctx))
-    out.console().print("crontab line removed" if removed else "there was no crontab line for this repository")
+    _said("crontab line removed" if removed else "there was no crontab line for this repository", as_json,
+          removed=removed)  # fmt: skip
     return out.OK
 
 
 @cron_group.command("show")
+@_JSON
 @click.pass_context
-def cron_show(ctx: click.Context) -> int:
+def cron_show(ctx: click.Context, as_json: bool) -> int:
     """Show this repository's crontab line, its env file and its log (exit 1 when there is no line). Without
     `crontab` on PATH: the line `cron install` would add, and that crontab is missing (exit 0)."""
     from . import cron
 
     ws = _ws(ctx)
-    console = out.console()
     if not cron.available():  # issue 11: show what would be installed rather than fail
+        would = cron.line(ws, cron.DEFAULT_SCHEDULE)
+        if as_json:
+            out.emit_json({"line": None, "would_install": would, "crontab": None, "problem": cron.MISSING,
+                           "env_file": str(cron.env_file(ws)), "log": str(cron.log_file(ws))})  # fmt: skip
+            return out.OK
+        console = out.console()
         console.print(f"[yellow]{escape(cron.MISSING)}[/]\nthe line `overnight cron install` would add:")
-        console.print(escape(cron.line(ws, cron.DEFAULT_SCHEDULE)))
+        console.print(escape(would))
         return out.OK
     line = cron.show(ws)
+    if as_json:
+        out.emit_json({"line": line, "env_file": str(cron.env_file(ws)), "log": str(cron.log_file(ws))})
+        return out.OK if line is not None else out.NO
+    console = out.console()
     if line is None:
         console.print("no crontab line for this repository: `overnight cron install` adds one")
         return out.NO
@@ -203,7 +267,10 @@ def demo(where: Path | None) -> int:
     why = sandbox.problem()
     if why:
         console.print(f"[yellow]the demo runs unsandboxed[/]: {escape(why)}\n")
-    record = Runner(Workspace.open(repo), make.agent(script)).run()
+    from .live import RunView, progress_console
+
+    with RunView(progress_console()) as view:  # the session as it happens, on stderr
+        record = Runner(Workspace.open(repo), make.agent(script), say=view.say, events=view).run()
     if record is None:  # pragma: no cover (a fresh repository has no other session)
         return out.BUG
     click.echo("")

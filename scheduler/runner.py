@@ -23,16 +23,19 @@ from pathlib import Path
 
 from mcp_servers.core import db, memory, queue, refusals, taskstore
 from mcp_servers.core.errors import OvernightError
+from mcp_servers.core.gate.progress import Progress
 from mcp_servers.core.paths import Globs
 from mcp_servers.core.queue_models import NextTask, TaskDetail
 from mcp_servers.core.workspace import Workspace
 
 from . import prompt, report, snapshot, verify, worktree
-from .agents import Agent, AgentJob, AgentResult, held_attempts
+from .agents import Agent, AgentEvent, AgentJob, AgentResult, held_attempts
 from .confine import confine
 from .control import stop_file
 from .delivery import deliver
+from .events import RunEvent, Teller, kept
 from .lock import run_lock, update_lock
+from .offer import offer
 from .preflight import preflight, takes
 from .recovery import recover
 
@@ -48,12 +51,17 @@ class Runner:
     agent: Agent
     clock: Clock = time.time
     say: Callable[[str], None] = lambda line: print(line, flush=True)
+    # told what happens as it happens (the CLI's live view); without it, `say` says each event's line (but the
+    # agent's own activity, which only a live view shows)
+    events: Callable[[RunEvent], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     record: report.SessionRecord | None = None
     kept: str = ""
     current: report.TaskRecord | None = None
     began: float = 0.0
     person: snapshot.Snapshot | None = None  # what the person owns, taken before the session's worktree exists
+    only_task: str | None = None  # `overnight run --task ID`: that task alone, if it may run
+    max_tasks: int | None = None  # `overnight run --max-tasks N`: the config's limit, overridden for this run
 
     def run(self) -> report.SessionRecord | None:
         """Run a session; None when another one holds the lock."""
@@ -64,8 +72,8 @@ class Runner:
         with run_lock(ws, info) as (taken, other):
             if not taken:
                 held = other or {}
-                self.say(f"overnight: another session ({held.get('session')}, pid {held.get('pid')}) is running; "
-                         "nothing to do")  # fmt: skip
+                self._tell(RunEvent("end", f"overnight: another session ({held.get('session')}, pid "
+                                    f"{held.get('pid')}) is running; nothing to do", outcome="already-running"))
                 return None
             moved = db.ensure_sound(ws.db_path)  # once a session, not per connection: damage found early
             done = [f"the state database was damaged: moved it to {moved} and started a new one"] if moved else []
@@ -131,7 +139,8 @@ class Runner:
         report.save(ws.state_dir, record)
         memory.start_session(self._wt(root, session, base), session=session, source="scheduler", clock=self.clock,
                              goal=f"overnight run on {record.branch} from {base_name}")  # fmt: skip
-        self.say(f"overnight: session {session} on {record.branch} (worktree {root})")
+        self._tell(RunEvent("session", f"overnight: session {session} on {record.branch} (worktree {root})",
+                            session=session))  # fmt: skip
         self.kept = base  # the branch's last verified commit: nothing past it survives an error
         try:
             outcome, why = self._loop(root, session, base, record)
@@ -165,10 +174,12 @@ class Runner:
         ws = self.ws
         record.base_branch, record.base_commit = worktree.base_commit(ws)
         at_base = Workspace.open(ws.repo.root, environ={**ws.environ, "OVERNIGHT_BASE": record.base_commit})
-        ready = queue.next_task(at_base, session)
+        ready = offer(at_base, session, only=self.only_task)
         if ready.task is None:
             return ready, []
-        return ready, self.agent.task_problems(takes(at_base, session, ready.task.id, self.clock))
+        limit = self.max_tasks or ws.settings.scheduler.max_tasks
+        return ready, self.agent.task_problems(takes(at_base, session, ready.task.id, limit, self.only_task,
+                                                     self.clock))  # fmt: skip
 
     def _refused(self, record: report.SessionRecord) -> None:
         """A run refused at preflight: logged in the state database, not as a session (no report, no memory)."""
@@ -178,7 +189,8 @@ class Runner:
                                 reason=record.stop_reason, problems=record.problems)  # fmt: skip
         except OvernightError as e:  # (a state database that cannot be written is said, not fatal here)
             record.warnings.append(f"the refusal could not be logged: {e}")
-        self.say(f"overnight: run refused at preflight ({record.outcome}): {record.stop_reason}")
+        self._tell(RunEvent("end", f"overnight: run refused at preflight ({record.outcome}): {record.stop_reason}",
+                            session=record.id, outcome=record.outcome, reason=record.stop_reason))  # fmt: skip
 
     def _abandon(self, root: Path, session: str) -> None:
         """After an error: back to the last verified commit, and the session's claims settled as interrupted."""
@@ -206,7 +218,7 @@ class Runner:
             if stop:
                 return stop
             tried = [t.task_id for t in record.tasks]  # a task that failed is not tried again in the same session
-            found = queue.next_task(self._wt(root, session, base), session, clock=self.clock, exclude=tried)
+            found = offer(self._wt(root, session, base), session, only=self.only_task, exclude=tried, clock=self.clock)
             if found.task is None:
                 return "completed", f"no ready task ({found.summary})"
             task = self._task(root, session, base, found.task, deadline)
@@ -222,8 +234,9 @@ class Runner:
         limits = self.ws.settings.scheduler
         if self.stop.is_set():
             return "stopped", "the kill switch (`overnight stop`)"
-        if len(record.tasks) >= limits.max_tasks:
-            return "completed", f"the task limit ({limits.max_tasks})"
+        limit = self.max_tasks or limits.max_tasks
+        if len(record.tasks) >= limit:
+            return "completed", f"the task limit ({limit})"
         if self.clock() >= deadline:
             return "completed", f"the time limit ({limits.max_hours:g} hours)"
         if failures_in_row >= limits.max_consecutive_failures:
@@ -237,7 +250,8 @@ class Runner:
         started = time.monotonic()
         checkpoint = worktree.head(root)
         wt = self._wt(root, session, base, OVERNIGHT_TASK_ID=task.id, OVERNIGHT_CHECKPOINT=checkpoint)
-        self.say(f"overnight: task {task.id}: {task.title}")
+        self._tell(RunEvent("task", f"overnight: task {task.id}: {task.title}", session=session, task_id=task.id,
+                            title=task.title))  # fmt: skip
         record = report.TaskRecord(task_id=task.id, title=task.title, outcome="failed", started=report.now_iso(),
                                    attempt=task.attempts + 1)  # fmt: skip
         self.current = record
@@ -245,7 +259,9 @@ class Runner:
         checked = queue.check_plan_task(wt, task.id)  # next_task judged it too; the scheduler asks again itself
         if not checked.ok:
             record.reasons = [f"validate_task refused it: [{v.rule}] {v.message}" for v in checked.violations]
-            self.say(f"overnight: task {task.id}: refused before any work ({record.reasons[0]})")
+            self._tell(RunEvent("outcome", f"overnight: task {task.id}: refused before any work ({record.reasons[0]})",
+                                session=session, task_id=task.id, title=task.title, outcome=record.outcome,
+                                reason=record.reasons[0], cost_usd=self._cost()))  # fmt: skip
             return record
         queue.claim_task(wt, task.id, session, ttl_s=timeout + 300, clock=self.clock)
         files = _files_in_scope(wt, task.files)
@@ -257,7 +273,8 @@ class Runner:
         job = AgentJob(task_id=task.id, prompt=text, worktree=root, env=_job_env(wt), run_dir=run_dir,
                        timeout_s=timeout, stop=self.stop,
                        on_start=lambda pid: update_lock(self.ws, task=task.id, agent_pid=pid,
-                                                         task_started=report.now_iso()))  # fmt: skip
+                                                         task_started=report.now_iso()),
+                       on_event=self._agent_events(session, task, started))  # fmt: skip
         with (_renewing(wt, task.id, session, timeout + 300, self.clock),
               confine(self.ws, root, job.env, endpoints=self.agent.endpoints(), read=self.agent.reads(),
                       logs=run_dir) as job.confinement):  # fmt: skip
@@ -283,9 +300,25 @@ class Runner:
             self._judge_security(wt, root, session, task, checkpoint, record, tampered)
         record.duration_s = round(time.monotonic() - started, 1)
         update_lock(self.ws, task=None, agent_pid=None)
-        self.say(f"overnight: task {task.id}: {record.outcome}" + (f" ({record.reasons[0].splitlines()[0]})"
-                                                                  if record.reasons else ""))  # fmt: skip
+        reason = record.reasons[0].splitlines()[0] if record.reasons and record.reasons[0].strip() else None
+        cost = self._cost() + (result.cost_usd or 0.0)  # this task is not in the session's record yet
+        self._tell(RunEvent("outcome", f"overnight: task {task.id}: {kept(record.outcome)}" + (f": {reason}" if reason
+                            else "") + f" ({record.duration_s:.0f}s, ${cost:.2f} so far)", session=session,
+                            task_id=task.id, title=task.title, outcome=record.outcome, reason=reason,
+                            seconds=record.duration_s, cost_usd=cost))  # fmt: skip
         return record
+
+    def _tell(self, event: RunEvent) -> None:
+        Teller(self.say, self.events)(event)
+
+    def _cost(self) -> float:
+        return self.record.cost_usd if self.record is not None else 0.0
+
+    def _gate_events(self, task: TaskDetail) -> Progress | None:
+        return Teller(self.say, self.events).verification(self.record.id if self.record else "", task.id, task.title)
+
+    def _agent_events(self, session: str, task: TaskDetail, started: float) -> Callable[[AgentEvent], None] | None:
+        return Teller(self.say, self.events).agent(session, task.id, task.title, started, self._cost())
 
     def _security_events(self) -> list[str]:
         """What the person owns that changed since the session began, put back: each a security event."""
@@ -322,7 +355,7 @@ class Runner:
             record.reasons = [f"the agent ran past the task's wall clock ({result.duration_s:.0f}s) and was ended"]
             self._roll_back(wt, root, session, task, checkpoint, record)
             return
-        checked = verify.verify(wt, list(task.files), checkpoint)
+        checked = verify.verify(wt, list(task.files), checkpoint, self._gate_events(task))
         record.commits, record.leftovers, record.checks = checked.commits, checked.leftovers, checked.checks
         record.coverage, record.coverage_base = checked.coverage, checked.coverage_base
         if not checked.passed:
@@ -391,7 +424,8 @@ class Runner:
             with contextlib.suppress(OvernightError):
                 memory.end_session(self.ws, session=record.id, outcome=memory_outcome, stop_reason=why,
                                    summary=_summary(record), record=run, source="scheduler", clock=self.clock)
-        self.say(f"overnight: session {record.id} {outcome}: {why}; report {path}")
+        self._tell(RunEvent("end", f"overnight: session {record.id} {outcome}: {why}; report {path}", session=record.id,
+                            outcome=outcome, reason=why, cost_usd=record.cost_usd))  # fmt: skip
         return record
 
 

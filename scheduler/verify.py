@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from mcp_servers.core import queue, receipts
 from mcp_servers.core.gate import describe_failures, run_gate
+from mcp_servers.core.gate.progress import Progress
 from mcp_servers.core.git import Repo
 from mcp_servers.core.models import CheckResult
 from mcp_servers.core.policy import check_changes
@@ -41,7 +42,7 @@ class Verification(BaseModel):
     coverage_base: float | None = None
 
 
-def verify(wt: Workspace, task_files: list[str], checkpoint: str) -> Verification:
+def verify(wt: Workspace, task_files: list[str], checkpoint: str, progress: Progress | None = None) -> Verification:
     repo = wt.repo
     head = repo.require_commits()
     # the plan's Status line that `complete_task` wrote is not the agent's work: the scheduler writes its own
@@ -68,7 +69,7 @@ def verify(wt: Workspace, task_files: list[str], checkpoint: str) -> Verificatio
     result = Verification(passed=False, reasons=reasons, commits=commits, leftovers=leftovers)
     if changes.violations:
         return result
-    gate = run_gate(wt, task_files=task_files, base=checkpoint, fresh=True, kind="verification")
+    gate = run_gate(wt, task_files=task_files, base=checkpoint, fresh=True, kind="verification", progress=progress)
     result.checks = gate.checks
     coverage = next((c for c in gate.checks if c.name == "coverage"), None)
     if coverage is not None:

@@ -13,6 +13,7 @@ import re
 from . import receipts
 from .errors import GateError, UsageError
 from .gate import describe_failures, receipt_or_gate
+from .git import git_env
 from .models import CommitResult
 from .workspace import Workspace
 
@@ -46,8 +47,12 @@ def commit(
     task_id: str | None = None,
     task_files: list[str] | None = None,
     base: str | None = None,
+    author: tuple[str, str] | None = None,
 ) -> CommitResult:
-    """Gate the working tree (or reuse its receipt) and commit exactly the tree the receipt names."""
+    """Gate the working tree (or reuse its receipt) and commit exactly the tree the receipt names.
+
+    `author`: (name, email) the commit is authored as, whatever the environment says (the quality server passes
+    the agent's identity from the trusted settings); the committer stays whoever runs git (issue 11)."""
     text = clean_message(message)
     task_id = check_task_id(task_id) if task_id else ws.task_id
     repo = ws.repo
@@ -67,7 +72,11 @@ def commit(
         if task_id:
             trailers += ["--trailer", f"Overnight-Task: {task_id}"]
         full = repo.run("interpret-trailers", *trailers, input=(text + "\n").encode()).text()
-        made = repo.run("commit-tree", receipt.tree, "-p", head, "-F", "-", input=full.encode(), check=False)
+        env = None
+        if author is not None:
+            env = {**git_env(), "GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1]}
+        made = repo.run("commit-tree", receipt.tree, "-p", head, "-F", "-", input=full.encode(), env=env,
+                        check=False)  # fmt: skip
         if not made.ok:
             raise GateError(
                 f"git could not make the commit: {made.stderr.decode(errors='replace').strip()}. If it asks who "

@@ -359,12 +359,26 @@ class Scheduler(_Section):
     worktree_dir: str = Field(
         default="", description="where session worktrees go (empty: ~/.local/state/overnight/worktrees/<repo>)"
     )
+    agent_name: str = Field(
+        default="overnight agent",
+        max_length=100,
+        description="the author of the commits an agent makes with the `commit` tool (you stay the committer); "
+        "empty: you",
+    )
+    agent_email: str = Field(default="overnight-agent@localhost", max_length=200, description="that author's email")
     watch_home: list[str] = Field(
         default_factory=lambda: list(WATCHED_HOME),
         description="files in your home compared before and after each task (`DIR/**`: all under DIR; under "
         ".ssh only their stat)",
     )
 
+
+    @field_validator("agent_name", "agent_email")
+    @classmethod
+    def _identity(cls, value: str) -> str:
+        if any(c in value for c in "<>\n\r\0"):
+            raise ValueError(f"{value!r} cannot be part of a git identity: no <, >, newline or NUL")
+        return value.strip()
 
     @field_validator("network_allow")
     @classmethod

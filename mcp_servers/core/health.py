@@ -197,7 +197,7 @@ def _add_coverage(ws: Workspace, report: HealthReport, wanted: set[str]) -> None
     with ws.db() as conn:
         found = receipts.measured_coverage(conn, head_tree)
     if found is None:
-        report.notes.append("no coverage measured yet: run `run_quality_gate` (or `overnight check --gate`) once")
+        report.notes.append("no coverage measured yet: run the quality gate (`run_quality_gate`) once")
         return
     tree, created, files = found
     which = "HEAD's tree" if tree == head_tree else "the newest measured tree (not HEAD's)"

@@ -6,17 +6,25 @@ spawns a server cannot outlive the gate that started it.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 from .errors import OvernightError
 
+log = logging.getLogger(__name__)
+
 # How long a process group gets between SIGTERM and SIGKILL.
 _TERM_GRACE_S = 2.0
+_CHUNK = 65536
+
+Output = Callable[[bytes], None]  # told each piece of stdout as it arrives (live progress)
 
 
 @dataclass(frozen=True)
@@ -69,10 +77,13 @@ def run(
     timeout: float | None = None,
     check: bool = False,
     hint: str = "",
+    on_output: Output | None = None,
 ) -> Completed:
     """Run `argv` and return what it did. With `check`, a non-zero exit or a timeout raises ProcessError.
 
     A missing executable raises OvernightError naming it. On timeout the whole process group is ended.
+    With `on_output`, stdout is read as it comes and each piece is handed to it too (for live progress);
+    the result is the same.
     """
     argv = tuple(str(a) for a in argv)
     start = time.monotonic()
@@ -90,6 +101,8 @@ def run(
         raise OvernightError(f"`{argv[0]}` was not found: is it installed and on PATH? ({e})") from e
     except PermissionError as e:
         raise OvernightError(f"`{argv[0]}` could not be run: {e}") from e
+    if on_output is not None:
+        return _finish(_streamed(proc, input, timeout, on_output), argv, start, check, hint)
     timed_out = False
     try:
         out, err = proc.communicate(input, timeout=timeout)
@@ -99,10 +112,74 @@ def run(
     except BaseException:
         _end_group(proc)
         raise
-    result = Completed(argv, proc.returncode, out, err, time.monotonic() - start, timed_out)
+    return _finish((proc.returncode, out, err, timed_out), argv, start, check, hint)
+
+
+def _finish(ended: tuple[int, bytes, bytes, bool], argv: tuple[str, ...], start: float, check: bool, hint: str
+            ) -> Completed:  # fmt: skip
+    returncode, out, err, timed_out = ended
+    result = Completed(argv, returncode, out, err, time.monotonic() - start, timed_out)
     if check and not result.ok:
         raise ProcessError(result, hint)
     return result
+
+
+def _streamed(proc: subprocess.Popen[bytes], input: bytes | None, timeout: float | None, on_output: Output
+              ) -> tuple[int, bytes, bytes, bool]:  # fmt: skip
+    """Wait for `proc` while threads read its pipes, stdout piece by piece to `on_output`; the same timeout and
+    process-group ending as `run`. A callback that fails is logged, never the command's failure."""
+    out: list[bytes] = []
+    err: list[bytes] = []
+
+    readers = [threading.Thread(target=_pump, args=(proc.stdout, out, on_output), daemon=True),
+               threading.Thread(target=_pump, args=(proc.stderr, err, None), daemon=True)]  # fmt: skip
+    for reader in readers:
+        reader.start()
+    if proc.stdin is not None:
+        try:
+            proc.stdin.write(input or b"")
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_streamed(proc)
+    except BaseException:
+        _kill_streamed(proc)
+        raise
+    for reader, stream in zip(readers, (proc.stdout, proc.stderr), strict=True):
+        reader.join(timeout=_TERM_GRACE_S)  # a grandchild that left the group may hold the pipe: stop waiting
+        if not reader.is_alive() and stream is not None:
+            stream.close()
+    return proc.returncode, b"".join(list(out)), b"".join(list(err)), timed_out
+
+
+def _pump(stream: IO[bytes] | None, sink: list[bytes], tell: Output | None) -> None:
+    if stream is None:
+        return
+    fd = stream.fileno()
+    while chunk := os.read(fd, _CHUNK):
+        sink.append(chunk)
+        if tell is not None:
+            try:
+                tell(chunk)
+            except Exception:
+                log.exception("an output callback failed")
+
+
+def _kill_streamed(proc: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        kill_group(proc.pid, sig)
+        try:
+            proc.wait(timeout=_TERM_GRACE_S)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    proc.kill()
+    proc.wait()
 
 
 def _end_group(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:

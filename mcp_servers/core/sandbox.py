@@ -164,16 +164,18 @@ def run(
     hide: tuple[Path, ...],
     env: Mapping[str, str],
     timeout: float | None,
+    on_output: proc.Output | None = None,
 ) -> proc.Completed:
     """Run `argv` in `cwd` inside a sandbox that may write only `write` and sees nothing of `hide` (with
-    `mode` "off", as it is, which the caller's report must say). A sandbox that cannot be made fails."""
+    `mode` "off", as it is, which the caller's report must say). A sandbox that cannot be made fails.
+    `on_output` is told the command's stdout as it comes (live progress)."""
     if mode == "off":
-        return proc.run(argv, cwd=cwd, env=env, timeout=timeout)
+        return proc.run(argv, cwd=cwd, env=env, timeout=timeout, on_output=on_output)
     exe = executable(env) or executable()
     if exe is None:
         raise SandboxError(f"bubblewrap (`bwrap`) is not installed, so nothing was run: {INSTALL_HINT}")
     box = Box(write=write, read=own_code(), hide=hide, chdir=cwd)
-    done = proc.run(command(box, argv, bwrap=exe), cwd=cwd, env=env, timeout=timeout)
+    done = proc.run(command(box, argv, bwrap=exe), cwd=cwd, env=env, timeout=timeout, on_output=on_output)
     if done.returncode == 1 and done.stderr.startswith(b"bwrap: "):
         why = done.stderr.decode("utf-8", "replace").strip().splitlines()[0]
         if why.startswith("bwrap: execvp "):

@@ -129,7 +129,12 @@ def build(repo: str | None = None) -> MCPServer:
         from ..core.commit import commit as gated_commit
 
         with tool_errors():
-            return gated_commit(ws(), message, task_id=task_id)
+            w = ws()
+            # the caller of a tool is a model: its commits are authored as the agent (the trusted settings'
+            # identity, never the caller's input or environment); the person stays the committer (issue 11)
+            agent = w.settings.scheduler
+            author = (agent.agent_name, agent.agent_email) if agent.agent_name and agent.agent_email else None
+            return gated_commit(w, message, task_id=task_id, author=author)
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True))
     def gate_status() -> GateStatus:

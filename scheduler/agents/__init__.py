@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -26,7 +28,24 @@ from mcp_servers.core.proc import kill_group
 
 from ..confine import Confinement, die_with_parent
 
+log = logging.getLogger(__name__)
 _GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    """What an agent did, told as it happens (each adapter reads its own stream into these): a tool call and its
+    short argument (`tool`), a call that came back as an error (`refused`), a quality gate's verdict (`gate`),
+    the turns and cost so far (`usage`), its last words (`said`). Shown to the person; nothing trusts it."""
+
+    kind: Literal["tool", "refused", "gate", "usage", "said"]
+    text: str = ""
+    turns: int | None = None
+    cost_usd: float | None = None
+    passed: bool | None = None  # a gate's verdict
+
+
+OnEvent = Callable[[AgentEvent], None]
 
 
 @dataclass
@@ -42,6 +61,7 @@ class AgentJob:
     stop: threading.Event = field(default_factory=threading.Event)
     on_start: Callable[[int], None] | None = None  # told the agent's pid
     confinement: Confinement | None = None  # the sandbox and the servers outside it (scheduler.confine)
+    on_event: OnEvent | None = None  # told what the agent does as it happens (the live view of `overnight run`)
 
     @property
     def confined(self) -> Confinement:
@@ -155,7 +175,23 @@ def _read(proc: subprocess.Popen[bytes], out: Any, lines: list[dict[str, Any]], 
             continue
         if isinstance(item, dict):
             lines.append(item)
-            on_line(item)
+            try:  # a reader that stopped would leave the agent blocked on a full pipe
+                on_line(item)
+            except Exception:
+                log.exception("reading an agent's line for the live view failed")
+
+
+def watching(job: AgentJob, events: Callable[[dict[str, Any]], list[AgentEvent]]) -> Callable[[dict[str, Any]], None]:
+    """The `on_line` of `run_process` that turns each line into events (by the adapter's `events`) for the job."""
+    tell = job.on_event
+    if tell is None:
+        return lambda _line: None
+
+    def on_line(line: dict[str, Any]) -> None:
+        for event in events(line):
+            tell(event)
+
+    return on_line
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:
@@ -244,6 +280,26 @@ def _text(content: Any) -> str:
     if isinstance(content, list):
         return "\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
     return str(content or "")
+
+
+_VERDICT = re.compile(r'"passed"\s*:\s*(true|false)')
+
+
+def gate_verdict(text: str) -> bool | None:
+    """Whether a quality gate's answer (its JSON report) says it passed; None when it cannot be told."""
+    found = _VERDICT.search(text[:20000])
+    return None if found is None else found.group(1) == "true"
+
+
+def short(text: str, limit: int = 160) -> str:
+    """`text` on one line, cut to `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def call_text(name: str, data: Any) -> str:
+    """A tool call as one short line: its name and the file or command it names."""
+    return _call(name, data)
 
 
 def _call(name: str, data: Any) -> str:

@@ -18,7 +18,19 @@ from typing import Any
 from mcp_servers.core import proc
 from mcp_servers.core.config import Scheduler
 
-from . import AgentJob, AgentResult, agent_env, mcp_config, result_from, run_process
+from . import (
+    AgentEvent,
+    AgentJob,
+    AgentResult,
+    agent_env,
+    call_text,
+    gate_verdict,
+    mcp_config,
+    result_from,
+    run_process,
+)
+from . import short as one_line
+from . import watching as watch
 
 DEFAULT_API = "https://api.anthropic.com"
 # What Claude Code needs of the person's environment inside its sandbox: its credentials and where to send them.
@@ -132,8 +144,61 @@ class ClaudeAgent:
             scratch.mkdir(parents=True, exist_ok=True)
             env["TMPDIR"] = str(scratch)
         log = job.run_dir / "agent.jsonl"
-        outcome = run_process(argv, job, env, log, lambda _line: None)
+        outcome = run_process(argv, job, env, log, watch(job, ClaudeEvents()))
         return result_from(self.name, outcome, log)
+
+
+class ClaudeEvents:
+    """Claude Code's stream-json as events: each assistant message a turn, each `tool_use` a call, each error
+    `tool_result` a refusal, the quality gate's answers its verdicts, the `result` line the turns and cost."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self.messages: set[str] = set()
+        self.calls: dict[str, str] = {}  # tool_use id -> tool name
+
+    def __call__(self, line: dict[str, Any]) -> list[AgentEvent]:
+        kind = line.get("type")
+        if kind == "result":
+            cost, turns = line.get("total_cost_usd"), line.get("num_turns")
+            return [AgentEvent("usage", turns=turns if isinstance(turns, int) else self.turns,
+                               cost_usd=float(cost) if isinstance(cost, int | float) else None)]  # fmt: skip
+        message = line.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if kind not in {"assistant", "user"} or not isinstance(content, list):
+            return []
+        found: list[AgentEvent] = []
+        if kind == "assistant":
+            ident = str(message.get("id") or id(line)) if isinstance(message, dict) else str(id(line))
+            if ident not in self.messages:
+                self.messages.add(ident)
+                self.turns += 1
+                found.append(AgentEvent("usage", turns=self.turns))
+        for block in content:
+            if isinstance(block, dict):
+                found += self._block(block)
+        return found
+
+    def _block(self, block: dict[str, Any]) -> list[AgentEvent]:
+        if block.get("type") == "tool_use":
+            name = str(block.get("name"))
+            self.calls[str(block.get("id"))] = name
+            return [AgentEvent("tool", call_text(name, block.get("input")), turns=self.turns)]
+        if block.get("type") != "tool_result":
+            return []
+        name = self.calls.get(str(block.get("tool_use_id")), "a tool")
+        text = _text(block.get("content"))
+        if name.endswith("run_quality_gate") and (verdict := gate_verdict(text)) is not None:
+            return [AgentEvent("gate", "gate passed" if verdict else "gate failed", passed=verdict)]
+        if block.get("is_error"):
+            return [AgentEvent("refused", one_line(f"{name}: {text}"), turns=self.turns)]
+        return []
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+    return str(content or "")
 
 
 def _pass_login(environ: Mapping[str, str], home: Path) -> None:

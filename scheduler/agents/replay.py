@@ -42,7 +42,8 @@ from typing import Any
 
 from mcp_servers.core.errors import UsageError
 
-from . import AgentJob, AgentResult, agent_env, mcp_config, result_from, run_process
+from . import AgentEvent, AgentJob, AgentResult, agent_env, gate_verdict, mcp_config, result_from, run_process, short
+from . import watching as watch
 
 STEP_KINDS = ("write", "append", "call", "run", "sleep", "say", "spend")
 
@@ -110,8 +111,58 @@ class ReplayAgent:
         argv = conf.wrap([sys.executable, "-I", "-m", "scheduler.agents.replay", "--script", str(script),
                           "--task", job.task_id, "--mcp-config", str(mcp)])  # fmt: skip
         log = job.run_dir / "agent.jsonl"
-        outcome = run_process(argv, job, agent_env(job), log, lambda _line: None)
+        outcome = run_process(argv, job, agent_env(job), log, watch(job, ReplayEvents()))
         return result_from(self.name, outcome, log)
+
+
+class ReplayEvents:
+    """The replay agent's lines (one per step, then a `result`) as events: each step is a turn."""
+
+    def __init__(self) -> None:
+        self.cost = 0.0
+
+    def __call__(self, line: dict[str, Any]) -> list[AgentEvent]:
+        if line.get("type") == "result":
+            cost = line.get("total_cost_usd")
+            return [AgentEvent("usage", turns=_int(line.get("num_turns")),
+                               cost_usd=float(cost) if isinstance(cost, int | float) else None)]  # fmt: skip
+        if line.get("type") != "step":
+            return []
+        turns = _int(line.get("n"))
+        if line.get("ok") is False:
+            argv = " ".join(map(str, line.get("argv") or []))
+            what = line.get("tool") or argv or line.get("path") or line.get("action")
+            why = str(line.get("error") or line.get("result") or line.get("output") or "")
+            return [AgentEvent("refused", short(f"{what}: {why}"), turns=turns)]
+        step = {"write": self._write, "run": self._run, "call": self._call, "spend": self._spend, "say": self._say}
+        found = step.get(str(line.get("action")))
+        return found(line, turns) if found else []
+
+    def _write(self, line: dict[str, Any], turns: int | None) -> list[AgentEvent]:
+        return [AgentEvent("tool", f"write {short(str(line.get('path')))}", turns=turns)]
+
+    def _run(self, line: dict[str, Any], turns: int | None) -> list[AgentEvent]:
+        return [AgentEvent("tool", f"run `{short(' '.join(map(str, line.get('argv') or [])))}`", turns=turns)]
+
+    def _call(self, line: dict[str, Any], turns: int | None) -> list[AgentEvent]:
+        tool = str(line.get("tool"))
+        found = [AgentEvent("tool", f"call {tool}", turns=turns)]
+        verdict = gate_verdict(str(line.get("result") or "")) if tool.endswith("run_quality_gate") else None
+        if verdict is not None:
+            found.append(AgentEvent("gate", "gate passed" if verdict else "gate failed", passed=verdict))
+        return found
+
+    def _spend(self, line: dict[str, Any], turns: int | None) -> list[AgentEvent]:
+        spent = line.get("spent")
+        self.cost += float(spent) if isinstance(spent, int | float) else 0.0
+        return [AgentEvent("usage", turns=turns, cost_usd=round(self.cost, 4))]
+
+    def _say(self, line: dict[str, Any], turns: int | None) -> list[AgentEvent]:
+        return [AgentEvent("said", short(str(line.get("text") or "")), turns=turns)]
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
 
 
 # -- the child process ----------------------------------------------------------------------------------------
@@ -193,10 +244,10 @@ async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mappin
                     event.update(action="sleep", ok=True)
                 elif "spend" in step:
                     cost += float(step["spend"])
-                    event.update(action="spend", ok=True)
+                    event.update(action="spend", ok=True, spent=float(step["spend"]))
                 else:
                     final = str(step["say"])
-                    event.update(action="say", ok=True)
+                    event.update(action="say", ok=True, text=final[:2000])
             except Exception as e:  # a step that fails is reported; the session goes on, as an agent's would
                 event.update(ok=False, error=f"{type(e).__name__}: {e}")
             errors += 0 if event.get("ok") else 1

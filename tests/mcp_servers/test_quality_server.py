@@ -118,6 +118,9 @@ async def test_quality_server_gate_then_commit(client: Client, repo: GitRepo) ->
     assert done["receipt_id"] == gate["receipt"]["id"]
     assert repo.head() == done["commit"]
     assert "Overnight-Task: task_1" in repo.git("log", "-1", "--format=%B")
+    # a tool's caller is an agent: the commit is authored by the agent identity, the person commits it (issue 11)
+    who = repo.git("log", "-1", "--format=%an <%ae>|%cn <%ce>")
+    assert who == "overnight agent <overnight-agent@localhost>|Overnight Tests <tests@overnight.invalid>"
 
 
 async def test_quality_server_commit_refused_says_why(client: Client, repo: GitRepo) -> None:

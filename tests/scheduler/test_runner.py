@@ -223,7 +223,8 @@ def test_a_second_run_while_one_holds_the_lock_exits_at_once(tmp_path: Path) -> 
         argv = [sys.executable, "-m", "scheduler", "-C", str(repo.root), "run", "--agent", "replay", "--script", "x"]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr
-        assert "another session (other, pid" in done.stdout and "nothing to do" in done.stdout
+        # said with the session's progress, on stderr (stdout is kept for the report, or --json)
+        assert "another session (other, pid" in done.stderr and "nothing to do" in done.stderr
         assert not (state / "reports").exists() or not list((state / "reports").iterdir())
     finally:
         holder.kill()

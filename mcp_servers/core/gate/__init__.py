@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from ..policy import check_changes, evaluate
 from ..workspace import Workspace
 from . import commands, coverage, expectations, static, tests
 from .base import Check, GateContext, result, skipped
+from .progress import GateEvent, Progress
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +54,17 @@ def run_gate(
     base: str | None = None,
     fresh: bool = False,
     kind: receipts.Kind | None = None,
+    progress: Progress | None = None,
 ) -> GateReport:
     """Run the gate on the working tree (staging it) and return the report, with a receipt when it passed.
 
     With `fresh`, every check runs even when a receipt exists: the scheduler's own verification trusts no
     receipt an agent could have had a hand in. `kind` says who asks (see `receipts`); by default a fresh run is
     a `verification` (a verdict, never a receipt), else an `agent-gate` in a session and a `person-check` without.
+    `progress` is told each check's start and end and the tests' count as they happen (see `gate.progress`).
     """
     with ws.lock("gate"):
-        return gate_locked(ws, task_files=task_files, base=base, fresh=fresh, kind=kind)
+        return gate_locked(ws, task_files=task_files, base=base, fresh=fresh, kind=kind, progress=progress)
 
 
 def gate_locked(
@@ -70,6 +74,7 @@ def gate_locked(
     base: str | None = None,
     fresh: bool = False,
     kind: receipts.Kind | None = None,
+    progress: Progress | None = None,
 ) -> GateReport:
     """`run_gate` for a caller that already holds the workspace's gate lock (`commit` does)."""
     repo = ws.repo
@@ -84,7 +89,7 @@ def gate_locked(
             hit = receipts.find(conn, key, tree=tree, policy_hash=policy_hash, base=base_commit, scope=scope)
         if hit:
             return hit[1].model_copy(update={"cached": True, "receipt": hit[0]})
-    report = _judge(ws, tree, base_commit, scope)
+    report = _judge(ws, tree, base_commit, scope, progress)
     with ws.db() as conn:
         signed = receipts.record(conn, key, report, policy_hash=policy_hash, scope=scope, session=ws.session_id,
                                  task_id=ws.task_id, kind=kind or _kind(ws, fresh))  # fmt: skip
@@ -139,8 +144,12 @@ def describe_failures(report: GateReport, per_check: int = 8) -> str:
     return "\n".join(lines)
 
 
-def _judge(ws: Workspace, tree: str, base: str, scope: list[str]) -> GateReport:
+def _judge(ws: Workspace, tree: str, base: str, scope: list[str], progress: Progress | None = None) -> GateReport:
     repo = ws.repo
+    progress = _safe(progress) if progress is not None else None
+    tell = progress or (lambda _event: None)
+    tell(GateEvent("start", "safety"))
+    began = time.monotonic()
     changes = collect(repo, base, tree)
     violations = evaluate(repo, ws.settings.policy, changes, scope, queue.plan_guard(ws))
     safety = result(
@@ -151,7 +160,9 @@ def _judge(ws: Workspace, tree: str, base: str, scope: list[str]) -> GateReport:
         else f"{len(changes.files)} changed file(s), {changes.lines_added + changes.lines_removed} "
         "changed line(s), within the policy",
         [Finding(path=v.path, message=f"[{v.rule}] {v.message}. Fix: {v.fix}") for v in violations],
+        began,
     )
+    _ended(tell, safety)
     checks = all_checks(ws)
     tmp = db.ensure_dir(ws.state_dir / "tmp")
     with tempfile.TemporaryDirectory(prefix="gate-", dir=tmp) as work:
@@ -163,10 +174,13 @@ def _judge(ws: Workspace, tree: str, base: str, scope: list[str]) -> GateReport:
             environ=ws.environ,
             base_coverage=lambda: None,
             approved_scope=_approved_scope(ws, scope),
+            progress=progress,
         )
         ctx.base_coverage = lambda: _base_coverage(ws, ctx)
         if violations:
             results = [skipped(c.name, "not run: the safety policy failed") for c in checks]
+            for skip in results:
+                _ended(tell, skip)
         else:
             ctx.tree_dir = repo.export(tree, Path(work) / "tree")
             results = _run_checks(ctx, checks)
@@ -185,6 +199,7 @@ def _judge(ws: Workspace, tree: str, base: str, scope: list[str]) -> GateReport:
                 [Finding(path=printable(p), message="changed during the gate") for p in touched],
             )
         )
+        _ended(tell, results[-1])
     everything = [safety, *results]
     failed = [c for c in everything if not c.passed]
     summary = (
@@ -201,6 +216,22 @@ def _judge(ws: Workspace, tree: str, base: str, scope: list[str]) -> GateReport:
         checks=everything,
         violations=violations[:100],
     )
+
+
+def _safe(progress: Progress) -> Progress:
+    """The observer, never able to fail the gate: what it raises is logged and forgotten."""
+
+    def tell(event: GateEvent) -> None:
+        try:
+            progress(event)
+        except Exception:
+            log.exception("the gate's progress observer failed")
+
+    return tell
+
+
+def _ended(tell: Progress, check: CheckResult) -> None:
+    tell(GateEvent("end", check.name, status=check.status, seconds=check.duration_s, summary=check.summary))
 
 
 def _approved_scope(ws: Workspace, scope: list[str]) -> list[str]:
@@ -221,6 +252,8 @@ def _run_checks(ctx: GateContext, checks: list[Check]) -> list[CheckResult]:
     for check in checks:
         if not check.enabled(ctx.settings):
             done[check.name] = skipped(check.name, "disabled in overnight.toml")
+            if ctx.progress is not None:
+                _ended(ctx.progress, done[check.name])
             continue
         chain = next((c for c in chains if any(x.name in check.needs for x in c)), None)
         if chain is None:
@@ -231,9 +264,14 @@ def _run_checks(ctx: GateContext, checks: list[Check]) -> list[CheckResult]:
     def run_chain(chain: list[Check]) -> None:
         for check in chain:
             blocked = [n for n in check.needs if n in done and not done[n].passed]
-            done[check.name] = (
-                skipped(check.name, f"not run: `{blocked[0]}` failed") if blocked else _run_one(ctx, check)
-            )
+            if blocked:
+                done[check.name] = skipped(check.name, f"not run: `{blocked[0]}` failed")
+            else:
+                if ctx.progress is not None:
+                    ctx.progress(GateEvent("start", check.name))
+                done[check.name] = _run_one(ctx, check)
+            if ctx.progress is not None:
+                _ended(ctx.progress, done[check.name])
 
     with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="gate") as pool:
         for future in [pool.submit(run_chain, chain) for chain in chains]:

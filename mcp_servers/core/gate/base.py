@@ -18,6 +18,7 @@ from ..changes import ChangeSet
 from ..config import Settings
 from ..git import Repo
 from ..models import CheckResult, Finding
+from .progress import Progress
 
 MAX_FINDINGS = 50
 
@@ -36,6 +37,7 @@ class GateContext:
     tree_dir: Path | None = None  # a fresh export of the judged tree: code runs there, never in the worktree
     # the task's `Files:` as a person wrote them, never an agent's own `task_files`: what may change expectations
     approved_scope: list[str] = field(default_factory=list)
+    progress: Progress | None = None  # told what the checks do as they run (a terminal's live view); never a server
 
     @property
     def root(self) -> Path:
@@ -46,12 +48,12 @@ class GateContext:
         return sandbox.person_paths(self.environ, self.repo.root, self.repo.common_dir)
 
     def run_code(self, argv: list[str], *, timeout: float | None, env: dict[str, str], write: tuple[Path, ...] = (),
-                 cwd: Path | None = None) -> proc.Completed:  # fmt: skip
+                 cwd: Path | None = None, on_output: proc.Output | None = None) -> proc.Completed:  # fmt: skip
         """Run code of the judged tree (its tests, the configured commands) in the sandbox, in the export:
         no network, a private /tmp, nothing of the person's visible, every process gone when it ends."""
         where = cwd or self.tree_dir or self.root
         return sandbox.run(argv, mode=self.settings.scheduler.sandbox, cwd=where, write=(self.work_dir, *write),
-                           hide=self.hidden(), env=env, timeout=timeout)  # fmt: skip
+                           hide=self.hidden(), env=env, timeout=timeout, on_output=on_output)  # fmt: skip
 
     def python_files(self, under: list[str] | None = None) -> list[str]:
         """Changed (not deleted) Python files, optionally only those under the given directories."""

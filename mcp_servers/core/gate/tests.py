@@ -13,6 +13,7 @@ from .. import proc
 from ..config import Settings, resolve_python
 from ..models import Finding
 from .base import Check, GateContext, relative, result
+from .progress import GateEvent, TestCounter
 
 _PYTHON = re.compile(r"(^|/)python(\d+(\.\d+)?)?$")
 _FAILED = re.compile(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$")
@@ -44,6 +45,7 @@ def measure(
     settings: Settings,
     work_dir: Path,
     env: Mapping[str, str],
+    on_output: proc.Output | None = None,
 ) -> tuple[proc.Completed, dict[str, Any] | None, str | None]:
     """Run the tests in `root`; return how they ended, the coverage data (when measured) and why it is missing.
 
@@ -53,7 +55,12 @@ def measure(
     data_file = work_dir / ".coverage"
     argv, wrapped = command(settings, data_file)
     argv = with_results(argv, work_dir / JUNIT)
-    completed = run(argv, cwd=root, env={**env, "COVERAGE_FILE": str(data_file)}, timeout=settings.gate.test_timeout_s)
+    env = {**env, "COVERAGE_FILE": str(data_file)}
+    if on_output is not None:  # a piped Python buffers its output: progress would come all at the end
+        env["PYTHONUNBUFFERED"] = "1"
+        completed = run(argv, cwd=root, env=env, timeout=settings.gate.test_timeout_s, on_output=on_output)
+    else:
+        completed = run(argv, cwd=root, env=env, timeout=settings.gate.test_timeout_s)
     if not wrapped:
         return (
             completed,
@@ -111,7 +118,7 @@ def results(path: Path) -> dict[str, int] | None:
 def _run(ctx: GateContext) -> Any:
     started = time.monotonic()
     completed, coverage, missing = measure(ctx.run_code, ctx.tree_dir or ctx.root, ctx.settings,
-                                           ctx.work_dir / "tests", ctx.env())  # fmt: skip
+                                           ctx.work_dir / "tests", ctx.env(), _counter(ctx))  # fmt: skip
     ctx.artifacts["coverage"] = coverage
     ctx.artifacts["coverage_missing"] = missing
     out = completed.text() + completed.stderr.decode("utf-8", "replace")
@@ -153,6 +160,15 @@ def _run(ctx: GateContext) -> Any:
     if disagreement:
         return result("tests", False, disagreement, _tail(out), started)
     return result("tests", True, summary or "the test command passed", started=started)
+
+
+def _counter(ctx: GateContext) -> proc.Output | None:
+    """What reads the test run's output for the live view (None when nobody watches)."""
+    progress = ctx.progress
+    if progress is None:
+        return None
+    counter = TestCounter(lambda done, percent: progress(GateEvent("tests", "tests", done=done, percent=percent)))
+    return counter.feed
 
 
 def _disagreement(completed: proc.Completed, junit: Path) -> str | None:
