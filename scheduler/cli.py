@@ -275,6 +275,8 @@ def health(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> int:
     console = out.console()
     total = f"{report.coverage_total:.1f}%" if report.coverage_total is not None else "not measured"
     console.print(f"{report.python_files} Python file(s) under {', '.join(report.paths) or '-'}; coverage {total}")
+    if report.coverage_of:
+        console.print(f"  coverage of {escape(report.coverage_of)}")
     for m in report.coverage_by_module[:10]:
         console.print(f"  coverage {m.percent:5.1f}%  {escape(m.module)} ({m.statements} statements)")
     for h in report.complexity_hotspots[:10]:

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from mcp_servers.core import refusals
 from mcp_servers.core.workspace import Workspace
 
 from . import report
@@ -38,7 +39,17 @@ def status(ws: Workspace) -> dict[str, Any]:
              "sandbox": r.sandbox, "security_events": r.all_security_events()}
             for r in report.recent(ws.state_dir)]  # fmt: skip
     return {"sandbox": ws.settings.scheduler.sandbox, "running": running, "kill_switch": stop_file(ws).exists(),
-            "sessions": last}
+            "sessions": last, "last_refusal": _last_refusal(ws, last)}
+
+
+def _last_refusal(ws: Workspace, sessions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The last run refused at preflight, when it came after the last session that started (issue 11)."""
+    with ws.db() as conn:
+        found = refusals.recent(conn, 1)
+    if not found:
+        return None
+    newest = max((str(s["started"]) for s in sessions), default="")
+    return found[0].model_dump() if found[0].at >= newest else None
 
 
 def request_stop(ws: Workspace) -> str:

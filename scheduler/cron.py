@@ -44,10 +44,19 @@ def log_file(ws: Workspace) -> Path:
     return path
 
 
+MISSING = ("`crontab` was not found: install cron (Debian: `apt-get install cron`) and try again; "
+           "`overnight cron show` prints the line to add by hand.")
+
+
+def available() -> bool:
+    """Whether `crontab` is on PATH (`cron show` works without it; `install` and `remove` need it)."""
+    return shutil.which("crontab") is not None
+
+
 def _crontab() -> str:
     exe = shutil.which("crontab")
     if exe is None:
-        raise UsageError("`crontab` was not found: install cron (Debian: `apt-get install cron`) and try again.")
+        raise UsageError(MISSING)
     return exe
 
 

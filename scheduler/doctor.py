@@ -15,8 +15,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from mcp_servers.core import config, db, hooks, proc
-from mcp_servers.core.errors import OvernightError
+from mcp_servers.core.errors import ConfigError, OvernightError
 from mcp_servers.core.gate.tests import command as test_command
+from mcp_servers.core.git import Repo
 from mcp_servers.core.workspace import Workspace
 
 from .init import available_servers
@@ -39,8 +40,11 @@ class Diagnosis(BaseModel):
 
 def diagnose(path: str | None = None, *, run_tests: bool = False) -> Diagnosis:
     findings = [_python(), *_packages(), _git()]
+    broken: ConfigError | None = None
     try:
         ws = Workspace.open(path)
+    except ConfigError as e:  # issue 11: say what is wrong with overnight.toml, then check the rest anyway
+        ws, broken = _with_defaults(path), e
     except OvernightError as e:
         status: Status = "error"
         findings.append(
@@ -53,6 +57,9 @@ def diagnose(path: str | None = None, *, run_tests: bool = False) -> Diagnosis:
         )
         return _done(findings)
     for check in (_repository, _config, _sandbox, _state, _mcp_json, _hook, _tests, _claude):
+        if broken is not None and check is _config:
+            findings.append(_broken_config(broken))
+            continue
         findings.extend(_safely(check, ws))
     from . import doctor_project
 
@@ -62,6 +69,23 @@ def diagnose(path: str | None = None, *, run_tests: bool = False) -> Diagnosis:
     findings.extend(_safely(_project, ws))
     findings.extend(_servers(ws))
     return _done(findings)
+
+
+def _with_defaults(path: str | None) -> Workspace:
+    """The repository with the default settings, for checking the rest while its overnight.toml is broken."""
+    environ = dict(os.environ)
+    repo = Repo.discover(path or environ.get("OVERNIGHT_REPO") or None)
+    return Workspace(repo=repo, settings=config.DEFAULTS, environ=environ, config_source="defaults (config broken)")
+
+
+def _broken_config(error: ConfigError) -> Finding:
+    return Finding(
+        name="config",
+        status="error",
+        detail=str(error),
+        fix=f"fix {config.CONFIG_NAME} as said (nothing runs until it is valid); "
+        "the other checks here used the default settings",
+    )
 
 
 def _done(findings: list[Finding]) -> Diagnosis:

@@ -64,6 +64,8 @@ def dry_run(ws: Workspace, agent: Agent, *, only: str | None = None, max_tasks: 
         ready.append(found.task)
         found = offer(wb, SESSION, only=only, exclude=[t.id for t in ready])
     chosen = ready[:limit]
+    if chosen:  # e.g. a replay script without steps for them: the session would be refused (issue 11)
+        problems += agent.task_problems([t.id for t in chosen])
     skipped = [s for s in found.skipped if s.reason != "already tried in this session"]
     total = found.skipped_total - (len(ready) if only is None else 0)  # each taken one is "already tried"
     result = DryRun(base_branch=base_name, base_commit=base, branch=f"{settings.branch_prefix}<date>-<id>",

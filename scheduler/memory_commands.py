@@ -10,10 +10,11 @@ import click
 from rich.markup import escape
 
 from mcp_servers.core import memory
-from mcp_servers.core.memory_models import Entry
+from mcp_servers.core.memory_models import Entry, Hit, SearchResult, Sessions, SessionSummary
 from mcp_servers.core.workspace import Workspace
 
 from . import output as out
+from . import paging
 
 
 def _ws(ctx: click.Context) -> Workspace:
@@ -32,7 +33,7 @@ def memory_group() -> None:
 @click.option("--file", "file", help="Only entries about this file.")
 @click.option("--session", help="Only entries of this session.")
 @click.option("--since", help="Only newer entries: 7d, 12h, or an ISO date.")
-@click.option("--limit", type=click.IntRange(1, memory.MAX_LIMIT), default=10, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=10, show_default=True, help="Hits to show (any number).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def memory_search(
@@ -50,9 +51,18 @@ def memory_search(
     if not query.strip() and not any((kind, task_id, file, session, since)):
         raise click.UsageError("say what to search for: some words, or a filter (--kind, --task, --file, --session, "
                                "--since); `overnight memory sessions` lists the sessions")  # fmt: skip
-    result = memory.search(
-        _ws(ctx), query, kind=kind, task_id=task_id, file=file, session=session, since=since, limit=limit
-    )
+    ws, first = _ws(ctx), SearchResult(hits=[], matched_all_words=True)
+
+    def page(offset: int | None, n: int) -> tuple[list[Hit], int | None]:
+        nonlocal first
+        found = memory.search(ws, query, kind=kind, task_id=task_id, file=file, session=session, since=since,
+                              limit=n, offset=offset or 0)  # fmt: skip
+        first = found if offset is None else first
+        return found.hits, found.next_offset
+
+    hits, following = paging.collect(page, limit, memory.MAX_LIMIT)
+    unique = list({h.id: h for h in reversed(hits)}.values())[::-1]  # a later page ranks a larger pool: each once
+    result = first.model_copy(update={"hits": unique, "next_offset": following})
     if as_json:
         out.emit_json(result)
         return out.OK
@@ -69,12 +79,19 @@ def memory_search(
 
 
 @memory_group.command("sessions")
-@click.option("--limit", type=click.IntRange(1, memory.MAX_LIMIT), default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True, help="Sessions to show (any number).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def memory_sessions(ctx: click.Context, limit: int, as_json: bool) -> int:
     """The newest sessions, with their outcome and what they did."""
-    result = memory.recent_sessions(_ws(ctx), limit)
+    ws = _ws(ctx)
+
+    def page(offset: int | None, n: int) -> tuple[list[SessionSummary], int | None]:
+        found = memory.recent_sessions(ws, n, offset or 0)
+        return found.sessions, found.next_offset
+
+    sessions, following = paging.collect(page, limit, memory.MAX_LIMIT)
+    result = Sessions(sessions=sessions, next_offset=following)
     if as_json:
         out.emit_json(result)
         return out.OK

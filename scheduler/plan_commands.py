@@ -12,10 +12,11 @@ import click
 from rich.markup import escape
 
 from mcp_servers.core import queue
-from mcp_servers.core.queue_models import TaskDetail
+from mcp_servers.core.queue_models import TaskDetail, TaskList, TaskSummary
 from mcp_servers.core.workspace import Workspace
 
 from . import output as out
+from . import paging
 from .wording import for_shell
 
 
@@ -38,12 +39,20 @@ def plan_group() -> None:
 @plan_group.command("list")
 @click.option("--status", help="Only tasks in this state (ready, claimed, done, blocked, failed, ...).")
 @click.option("--section", type=click.Choice(["ready", "pending", "not-ready"]), help="Only this section.")
-@click.option("--limit", type=click.IntRange(1, queue.MAX_LIST), default=queue.MAX_LIST, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=queue.MAX_LIST, show_default=True,
+              help="Tasks to show (any number).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def plan_list(ctx: click.Context, status: str | None, section: str | None, limit: int, as_json: bool) -> int:
     """The plan's tasks, their approval and their state."""
-    result = queue.list_tasks(_ws(ctx), _session(), status=status, section=section, limit=limit)
+    ws, session, pages = _ws(ctx), _session(), list[TaskList]()
+
+    def page(cursor: str | None, n: int) -> tuple[list[TaskSummary], str | None]:
+        pages.append(queue.list_tasks(ws, session, status=status, section=section, limit=n, cursor=cursor))
+        return pages[-1].tasks, pages[-1].next_cursor
+
+    tasks, following = paging.collect(page, limit, queue.MAX_LIST)
+    result = pages[0].model_copy(update={"tasks": tasks, "next_cursor": following})
     if as_json:
         out.emit_json(result)
         return out.OK

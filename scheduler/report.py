@@ -16,6 +16,7 @@ from mcp_servers.core.models import CheckResult
 from .agents import AgentResult
 
 Outcome = Literal["passed", "failed", "stopped", "timed-out"]
+REFUSED = ("preflight-failed", "no-work")  # session outcomes of a run that never started: no report is kept
 
 
 class TaskRecord(BaseModel):
@@ -37,6 +38,21 @@ class TaskRecord(BaseModel):
     started: str
     duration_s: float = 0.0
     agent: AgentResult | None = None
+
+
+def one_line(reasons: list[str], limit: int = 1900) -> str:
+    """Reasons on one line for a task record: "; " between reasons, and between the lines of one reason (a gate
+    run's failed checks), so two never run together (issue 11)."""
+    parts = []
+    for reason in reasons:
+        text = ""
+        for raw in reason.splitlines():
+            line = " ".join(raw.split()).removeprefix("- ")
+            if line:
+                text += (" " if not text or text.endswith(":") else "; ") + line
+        if text.strip():
+            parts.append(text.strip())
+    return "; ".join(parts)[:limit]
 
 
 class SessionRecord(BaseModel):
@@ -137,12 +153,29 @@ def load(state_dir: Path, session: str | None = None) -> SessionRecord:
 
 
 def recent(state_dir: Path, limit: int = 10) -> list[SessionRecord]:
+    """The newest sessions that started (the reports of refused runs that older versions kept are left out)."""
     found = sorted(reports_dir(state_dir).glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return [SessionRecord.model_validate_json(p.read_text()) for p in found[:limit]]
+    records: list[SessionRecord] = []
+    for path in found:
+        if len(records) >= limit:
+            break
+        record = SessionRecord.model_validate_json(path.read_text())
+        if record.outcome not in REFUSED:
+            records.append(record)
+    return records
 
 
 UNSANDBOXED = ("**This night ran unsandboxed** (`sandbox = \"off\"` in overnight.toml): the agent and the tests it "
                "wrote ran as you, with your files, keys and network. The scheduler still verified every change.")
+
+
+def render_refusal(record: SessionRecord) -> str:
+    """What `overnight run` prints for a run refused at preflight (no session, so no report)."""
+    what = "nothing to do" if record.outcome == "no-work" else "refused at preflight"
+    lines = [f"overnight: {what}, so no session started: {record.stop_reason}"]
+    lines += [f"- {p}" for p in record.problems] + [f"- warning: {w}" for w in record.warnings]
+    lines.append("(logged apart from the sessions: `overnight status` shows the last refusal)")
+    return "\n".join(lines) + "\n"
 
 
 def render(record: SessionRecord) -> str:

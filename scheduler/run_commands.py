@@ -67,17 +67,21 @@ def run(ctx: click.Context, agent_name: str | None, script: Path | None, env_fil
             raise UsageError(f"{plan.summary}; `overnight run --dry-run` shows what would run")
     with RunView(progress_console(), quiet=quiet) as view:
         record = runner.Runner(ws, agent, only_task=only_task, max_tasks=max_tasks, say=view.say, events=view).run()
-    from .report import render, reports_dir
+    from .report import REFUSED, render, render_refusal, reports_dir
 
     if record is None:
         if as_json:
             out.emit_json(RunResult(id=None, outcome="already-running", stop_reason="another session is running"))
         return out.OK
     path = reports_dir(ws.state_dir) / (record.id + ".md")
-    if as_json:
-        out.emit_json(RunResult.of(record, str(path)))
+    if as_json:  # (a run refused at preflight has no report: it was never a session)
+        out.emit_json(RunResult.of(record, str(path)).model_copy(update={"report": None})
+                      if record.outcome in REFUSED else RunResult.of(record, str(path)))  # fmt: skip
         return RUN_EXIT.get(record.outcome, out.NO)
     click.echo("")
+    if record.outcome in REFUSED:
+        click.echo(render_refusal(record), nl=False)
+        return RUN_EXIT.get(record.outcome, out.NO)
     click.echo(render(record), nl=False)
     click.echo(f"\n(kept as {path})")
     return RUN_EXIT.get(record.outcome, out.NO)
@@ -144,6 +148,12 @@ def status(ctx: click.Context, as_json: bool) -> int:
         console.print("no session is running")
     if data["kill_switch"]:
         console.print("[yellow]the kill switch is set[/]: `overnight resume` clears it")
+    refused = data["last_refusal"]
+    if refused:  # once, not as a session: it never started
+        problems = refused["problems"]
+        more = f"; and {len(problems) - 1} more" if len(problems) > 1 else ""
+        detail = f" ({problems[0]}{more})" if problems else ""
+        console.print(f"last run refused at preflight: {escape(refused['reason'] + detail)}, {refused['at']}")
     if data["sessions"]:
         table = out.table("session", "outcome", "done", "rolled back", "cost", "branch", "why it stopped")
         for s in data["sessions"]:
@@ -211,10 +221,21 @@ def cron_remove(ctx: click.Context, as_json: bool) -> int:
 @_JSON
 @click.pass_context
 def cron_show(ctx: click.Context, as_json: bool) -> int:
-    """Show this repository's crontab line, its env file and its log (exit 1 when there is no line)."""
+    """Show this repository's crontab line, its env file and its log (exit 1 when there is no line). Without
+    `crontab` on PATH: the line `cron install` would add, and that crontab is missing (exit 0)."""
     from . import cron
 
     ws = _ws(ctx)
+    if not cron.available():  # issue 11: show what would be installed rather than fail
+        would = cron.line(ws, cron.DEFAULT_SCHEDULE)
+        if as_json:
+            out.emit_json({"line": None, "would_install": would, "crontab": None, "problem": cron.MISSING,
+                           "env_file": str(cron.env_file(ws)), "log": str(cron.log_file(ws))})  # fmt: skip
+            return out.OK
+        console = out.console()
+        console.print(f"[yellow]{escape(cron.MISSING)}[/]\nthe line `overnight cron install` would add:")
+        console.print(escape(would))
+        return out.OK
     line = cron.show(ws)
     if as_json:
         out.emit_json({"line": line, "env_file": str(cron.env_file(ws)), "log": str(cron.log_file(ws))})
@@ -237,7 +258,7 @@ def demo(where: Path | None) -> int:
     from mcp_servers.core import sandbox
 
     from . import demo as make
-    from .report import render
+    from .report import REFUSED, render, render_refusal
     from .runner import Runner
 
     repo, script = make.create(where)
@@ -253,7 +274,7 @@ def demo(where: Path | None) -> int:
     if record is None:  # pragma: no cover (a fresh repository has no other session)
         return out.BUG
     click.echo("")
-    click.echo(render(record), nl=False)
+    click.echo(render(record) if record.outcome not in REFUSED else render_refusal(record), nl=False)
     click.echo(f"\nLook around: cd {repo} && git log --oneline --all && overnight report && overnight memory sessions")
     return out.OK if record.outcome != "preflight-failed" else out.USAGE
 

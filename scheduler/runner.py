@@ -14,7 +14,6 @@ import contextlib
 import os
 import secrets
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -22,11 +21,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mcp_servers.core import db, memory, queue, sandbox, taskstore
+from mcp_servers.core import db, memory, queue, refusals, taskstore
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.gate.progress import Progress
 from mcp_servers.core.paths import Globs
-from mcp_servers.core.queue_models import TaskDetail
+from mcp_servers.core.queue_models import NextTask, TaskDetail
 from mcp_servers.core.workspace import Workspace
 
 from . import prompt, report, snapshot, verify, worktree
@@ -37,31 +36,10 @@ from .delivery import deliver
 from .events import RunEvent, Teller, kept
 from .lock import run_lock, update_lock
 from .offer import offer
+from .preflight import preflight, takes
 from .recovery import recover
 
 Clock = Callable[[], float]
-
-
-# -- preflight ------------------------------------------------------------------------------------------------
-
-
-def preflight(ws: Workspace, agent: Agent) -> list[str]:
-    """Everything that must hold before anything is spent; each problem says what to do."""
-    from .probe import probe_all
-
-    problems = []
-    if stop_file(ws).exists():
-        problems.append("the kill switch is set (`overnight stop` set it): `overnight resume` clears it")
-    if ws.settings.scheduler.sandbox != "off":
-        why = sandbox.problem(ws.environ)
-        if why:
-            problems.append(f"no sandbox can be made, so no agent may run: {why}")
-    problems += agent.problems(ws.environ)
-    for name, found in probe_all(ws.repo.root, ws.environ).items():
-        if found.problem:
-            problems.append(f"the `{name}` server does not answer initialize and tools/list: {found.problem} (run "
-                            f"`{sys.executable} -m mcp_servers.{name}` to see its errors)")
-    return problems
 
 
 # -- the session ----------------------------------------------------------------------------------------------
@@ -142,14 +120,14 @@ class Runner:
         if problems:
             return self._finish(record, "preflight-failed", "preflight failed", problems=problems)
         try:  # a detached HEAD with no base branch set, a plan that does not parse: said before anything starts
-            base_name, base = worktree.base_commit(ws)
-            record.base_branch, record.base_commit = base_name, base
-            ready = offer(Workspace.open(ws.repo.root, environ={**ws.environ, "OVERNIGHT_BASE": base}), session,
-                          only=self.only_task)  # fmt: skip
+            ready, problems = self._first_task(record, session)
         except OvernightError as e:
             return self._finish(record, "preflight-failed", "preflight failed", problems=[str(e)])
+        if problems:
+            return self._finish(record, "preflight-failed", "preflight failed", problems=problems)
         if ready.task is None:
             return self._finish(record, "no-work", f"no ready task ({ready.summary})")
+        base_name, base = record.base_branch, record.base_commit
         record.branch = ws.settings.scheduler.branch_prefix + session
         try:
             self.person = snapshot.take(ws, session_root=worktree.location(ws, session), session_branch=record.branch)
@@ -189,6 +167,30 @@ class Runner:
         elif record.final_commit != base:
             deliver(ws, record)
         return self._finish(record, outcome, why)
+
+    def _first_task(self, record: report.SessionRecord, session: str) -> tuple[NextTask, list[str]]:
+        """The base and the first ready task; and what stops the agent from taking the tasks the session would
+        take (e.g. a replay script without their steps: refused before any attempt is used, issue 11)."""
+        ws = self.ws
+        record.base_branch, record.base_commit = worktree.base_commit(ws)
+        at_base = Workspace.open(ws.repo.root, environ={**ws.environ, "OVERNIGHT_BASE": record.base_commit})
+        ready = offer(at_base, session, only=self.only_task)
+        if ready.task is None:
+            return ready, []
+        limit = self.max_tasks or ws.settings.scheduler.max_tasks
+        return ready, self.agent.task_problems(takes(at_base, session, ready.task.id, limit, self.only_task,
+                                                     self.clock))  # fmt: skip
+
+    def _refused(self, record: report.SessionRecord) -> None:
+        """A run refused at preflight: logged in the state database, not as a session (no report, no memory)."""
+        try:
+            with self.ws.db() as conn:
+                refusals.record(conn, at=self.clock(), session=record.id, outcome=record.outcome,
+                                reason=record.stop_reason, problems=record.problems)  # fmt: skip
+        except OvernightError as e:  # (a state database that cannot be written is said, not fatal here)
+            record.warnings.append(f"the refusal could not be logged: {e}")
+        self._tell(RunEvent("end", f"overnight: run refused at preflight ({record.outcome}): {record.stop_reason}",
+                            session=record.id, outcome=record.outcome, reason=record.stop_reason))  # fmt: skip
 
     def _abandon(self, root: Path, session: str) -> None:
         """After an error: back to the last verified commit, and the session's claims settled as interrupted."""
@@ -378,7 +380,7 @@ class Runner:
                    record: report.TaskRecord, *, settle: bool = True) -> None:  # fmt: skip
         touched = _changed(wt, checkpoint)
         worktree.rollback(root, checkpoint)
-        reason = " ".join(" ".join(r.split()) for r in record.reasons)[:1900]
+        reason = report.one_line(record.reasons)
         now = self.clock()
         with wt.db() as conn:
             taskstore.retract(conn, task.id, session, now, "the work was rolled back")
@@ -401,6 +403,10 @@ class Runner:
         for moved in db.moved_aside(self.ws.db_path, self.began):  # by this process or any server meanwhile
             if report.lost_state(moved) not in record.warnings:
                 record.warnings.append(report.lost_state(moved))
+        if outcome in report.REFUSED:  # it never started: kept apart from the sessions (issue 11)
+            record.branch = ""  # (named, never made)
+            self._refused(record)
+            return record
         path = report.save(self.ws.state_dir, record)
         if record.branch:
             run = {
@@ -494,7 +500,7 @@ def _lesson(task: TaskDetail, record: report.TaskRecord) -> str:
     outside = next((r for r in reasons if "outside the gate" in r), None)
     policy = [r for r in reasons if r.startswith("[")]
     if gate:
-        cause = " ".join(gate.split())[:700]
+        cause = report.one_line([gate], 700)
         hint = "run the tests (`mcp__quality__run_quality_gate`) and fix every failure before committing"
     elif outside:
         cause = outside + ("; " + "; ".join(policy)[:500] if policy else "")

@@ -173,6 +173,17 @@ MIGRATIONS: list[list[str]] = [
     [  # 5: how a tree's coverage was measured: only figures measured the same way are compared (issue 11)
         "ALTER TABLE coverage ADD COLUMN mode TEXT NOT NULL DEFAULT 'branch'",
     ],
+    [  # 6: runs refused at preflight, kept apart from the sessions that started (issue 11)
+        """CREATE TABLE preflight_refusals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            session TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            problems TEXT NOT NULL DEFAULT '[]'
+        )""",
+        "CREATE INDEX preflight_refusals_by_time ON preflight_refusals (at)",
+    ],
 ]
 
 
@@ -288,7 +299,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
 # -- a damaged database: moved aside, never deleted ------------------------------------------------------------
 
 CORRUPT_SUFFIX = ".corrupt-"
-LOST = "receipts and gate runs, task claims, attempts and completions, and the memory (sessions and entries)"
+LOST = ("receipts and gate runs, task claims, attempts and completions, the memory (sessions and entries), and the "
+        "runs refused at preflight")
 
 
 def quarantine(path: Path, error: sqlite3.Error | None = None) -> Path | None:

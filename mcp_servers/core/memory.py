@@ -58,7 +58,8 @@ MAX_GOAL = 2000
 MAX_TAGS = 10
 MAX_QUERY = 500
 MAX_FILES = 50
-MAX_LIMIT = 50
+MAX_LIMIT = 50  # per call: the CLI pages through `next_offset` for more
+MAX_OFFSET = 1_000_000
 MAX_IDS = 50
 MAX_ANSWER_CHARS = 60_000  # full texts in one answer: far below Claude Code's 25k-token cap on a tool result
 RECENCY_DAYS = 30.0
@@ -325,14 +326,16 @@ def search(
     session: str | None = None,
     since: str | None = None,
     limit: int = 10,
+    offset: int = 0,
     clock: Clock = time.time,
 ) -> SearchResult:
-    """Entries matching the query's words (all of them, else the closest), ranked by BM25 and recency."""
+    """Entries matching the query's words (all of them, else the closest), ranked by BM25 and recency: the page of
+    at most MAX_LIMIT from `offset`, and `next_offset` when there are more (issue 11: list commands page)."""
     if len(query) > MAX_QUERY:
         raise UsageError(f"the query is {len(query)} characters long; keep it under {MAX_QUERY}.")
     if kind is not None and kind not in KINDS:
         raise UsageError(f"kind {kind!r} is not one of {', '.join(KINDS)}.")
-    limit = max(1, min(limit, MAX_LIMIT))
+    limit, offset = max(1, min(limit, MAX_LIMIT)), _offset(offset)
     now = clock()
     filters = store.Filters(
         kind=kind,
@@ -344,14 +347,16 @@ def search(
     words = store.terms(query)
     with _db(ws) as conn, store.snapshot(conn):
         if words:
-            found = _matching(conn, words, filters, max(CANDIDATES, limit * 3))
-            best = _rank(found.candidates, now)[:limit]
+            found = _matching(conn, words, filters, max(CANDIDATES, (offset + limit) * 3))
+            ordered = _rank(found.candidates, now)
+            best, more = ordered[offset : offset + limit], len(ordered) > offset + limit
             rows = store.shown(conn, [i for i, _ in best])
             marks = marker(tuple(words))
             ranked = [(rows[i], snippet(rows[i][6], marks), score) for i, score in best if i in rows]
             all_words = found.all_words
         else:
-            newest = [r["id"] for r in store.recent(conn, filters, limit)]
+            newest = [r["id"] for r in store.recent(conn, filters, limit + 1, offset)]
+            newest, more = newest[:limit], len(newest) > limit
             rows = store.shown(conn, newest)
             ranked = [(rows[i], _snippet(rows[i][6][:200]), _recency(rows[i][2], now)) for i in newest if i in rows]
             all_words = True
@@ -370,7 +375,14 @@ def search(
         )
         for r, shown, score in ranked
     ]
-    return SearchResult(hits=hits, matched_all_words=all_words)
+    return SearchResult(hits=hits, matched_all_words=all_words, next_offset=offset + limit if more else None)
+
+
+def _offset(offset: int) -> int:
+    """A page's start, as `next_offset` gave it: refused when it cannot be one (bounds the ranked pool)."""
+    if not 0 <= offset <= MAX_OFFSET:
+        raise UsageError(f"offset {offset} is out of range: pass 0, or the `next_offset` of the previous page.")
+    return offset
 
 
 @dataclass
@@ -595,9 +607,13 @@ def _summary(row: Any) -> SessionSummary:
     )
 
 
-def recent_sessions(ws: Workspace, limit: int = 10) -> Sessions:
+def recent_sessions(ws: Workspace, limit: int = 10, offset: int = 0) -> Sessions:
+    """The newest sessions from `offset`, at most MAX_LIMIT, and `next_offset` when there are more."""
+    limit, offset = max(1, min(limit, MAX_LIMIT)), _offset(offset)
     with _db(ws) as conn:
-        return Sessions(sessions=[_summary(r) for r in store.sessions(conn, max(1, min(limit, MAX_LIMIT)))])
+        rows = store.sessions(conn, limit + 1, offset)
+    following = offset + limit if len(rows) > limit else None
+    return Sessions(sessions=[_summary(r) for r in rows[:limit]], next_offset=following)
 
 
 def get_session(ws: Workspace, session: str) -> SessionDetail:

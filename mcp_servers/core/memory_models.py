@@ -37,6 +37,7 @@ class SearchResult(BaseModel):
     hits: list[Hit]
     matched_all_words: bool = Field(description="false when no entry has every word and the closest are shown")
     notice: str = NOTICE
+    next_offset: int | None = Field(default=None, description="more hits: pass this as `offset` for the next page")
 
 
 class Entry(BaseModel):
@@ -96,6 +97,7 @@ class SessionDetail(SessionSummary):
 
 class Sessions(BaseModel):
     sessions: list[SessionSummary]
+    next_offset: int | None = Field(default=None, description="more sessions: pass this as `offset` for the next page")
 
 
 class Lessons(BaseModel):

@@ -339,10 +339,10 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             conn.execute("ROLLBACK")  # (nothing to keep: it only read)
 
 
-def recent(conn: sqlite3.Connection, filters: Filters, limit: int) -> list[sqlite3.Row]:
+def recent(conn: sqlite3.Connection, filters: Filters, limit: int, offset: int = 0) -> list[sqlite3.Row]:
     where, params = filters.sql()
     sql = f"SELECT e.*, 0.0 AS rank, substr(e.text, 1, 200) AS snippet FROM entries e WHERE 1 = 1{where} "
-    return list(conn.execute(sql + "ORDER BY e.created_at DESC, e.id DESC LIMIT ?", [*params, limit]))
+    return list(conn.execute(sql + "ORDER BY e.created_at DESC, e.id DESC LIMIT ? OFFSET ?", [*params, limit, offset]))
 
 
 def entries(conn: sqlite3.Connection, ids: Sequence[int]) -> list[sqlite3.Row]:
@@ -404,12 +404,12 @@ def close_step(conn: sqlite3.Connection, entry_id: int, now: float, by: str, not
         return found
 
 
-def sessions(conn: sqlite3.Connection, limit: int) -> list[sqlite3.Row]:
+def sessions(conn: sqlite3.Connection, limit: int, offset: int = 0) -> list[sqlite3.Row]:
     return list(
         conn.execute(
             "SELECT s.*, (SELECT count(*) FROM entries e WHERE e.session = s.id) AS entry_count FROM sessions s "
-            "ORDER BY s.started_at DESC LIMIT ?",
-            (limit,),
+            "ORDER BY s.started_at DESC, s.id DESC LIMIT ? OFFSET ?",
+            (limit, offset),
         )
     )
 

@@ -176,8 +176,11 @@ class SecurityIssue(BaseModel):
 class HealthReport(BaseModel):
     paths: list[str]
     python_files: int
-    coverage_total: float | None = Field(description="total coverage of the newest measured tree, if any")
+    coverage_total: float | None = Field(description="lines run of statements in the measured files under these "
+                                        "paths, one measurement with coverage_by_module (see coverage_of)")
     coverage_tree: str | None = None
+    coverage_of: str | None = Field(default=None, description="which tree the coverage figures are of (HEAD's, "
+                                    "else the newest measured), when measured, and over what")
     coverage_by_module: list[ModuleCoverage] = Field(description="least covered first")
     complexity_hotspots: list[Hotspot] = Field(description="most complex functions first")
     average_complexity: float | None = None

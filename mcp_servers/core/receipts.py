@@ -268,3 +268,13 @@ def coverage_of(conn: sqlite3.Connection, tree: str, mode: str) -> tuple[float, 
 def latest_coverage(conn: sqlite3.Connection) -> tuple[str, float, dict[str, Any]] | None:
     row = conn.execute("SELECT tree, percent, files FROM coverage ORDER BY created DESC LIMIT 1").fetchone()
     return (str(row["tree"]), float(row["percent"]), json.loads(row["files"])) if row else None
+
+
+def measured_coverage(conn: sqlite3.Connection, prefer: str | None) -> tuple[str, str, dict[str, Any]] | None:
+    """(tree, when, per-file figures) of one measurement: the `prefer`red tree's when it was measured, else the
+    newest (ties: the last written)."""
+    row = conn.execute(
+        "SELECT tree, created, files FROM coverage ORDER BY tree = ? DESC, created DESC, rowid DESC LIMIT 1",
+        (prefer or "",),
+    ).fetchone()
+    return (str(row["tree"]), str(row["created"]), json.loads(row["files"])) if row else None

@@ -40,14 +40,17 @@ def radon(files: dict[str, str]) -> dict[str, Any]:
 
 
 def _flatten(blocks: list[Any]) -> list[Any]:
-    found = []
+    """Each function, method and closure once: radon's `cc_visit` lists a class's methods both after the class and
+    in it (issue 11: `health` listed each method twice)."""
+    found: dict[tuple[str, int], Any] = {}
     for block in blocks:
         if hasattr(block, "methods"):  # a class: its methods carry the complexity
-            found.extend(_flatten(list(block.methods) + list(getattr(block, "inner_classes", []))))
+            inner = _flatten(list(block.methods) + list(getattr(block, "inner_classes", [])))
         else:
-            found.append(block)
-            found.extend(_flatten(list(getattr(block, "closures", []))))
-    return found
+            inner = [block, *_flatten(list(getattr(block, "closures", [])))]
+        for each in inner:
+            found.setdefault((each.fullname, each.lineno), each)
+    return list(found.values())
 
 
 def bandit(files: dict[str, str], config: str | None, severity: str, confidence: str) -> list[dict[str, Any]]:

@@ -97,16 +97,18 @@ def build(repo: str | None = None) -> MCPServer:
         session_id: Annotated[str | None, Field(description="only entries of this session")] = None,
         since: Annotated[str | None, Field(description="only newer entries: `7d`, `12h` or an ISO date")] = None,
         limit: Annotated[int, Field(description="hits to return", ge=1, le=50)] = 10,
+        offset: Annotated[int, Field(description="where the page starts: a `next_offset`", ge=0, le=1_000_000)] = 0,
     ) -> CallToolResult:
         """Search every session's entries: ranked by relevance (BM25) and recency, with snippets, stale flags and
         ids; `get_entries` gives the full text. Answers JSON: `hits` (each `id`, `kind`, `created`, `score` 0..1,
         `source`: who wrote it, `stale`: a file it is about changed since, `snippet` with the words found marked
-        `[so]`), `matched_all_words` (false: no entry has every word, the closest are shown) and `notice`."""
+        `[so]`), `matched_all_words` (false: no entry has every word, the closest are shown), `notice`, and
+        `next_offset` when there are more hits (pass it as `offset`)."""
         from ..core import memory
 
         with tool_errors():
             found = memory.search(ws(), query, kind=kind, task_id=task_id, file=file, session=session_id,
-                                  since=since, limit=limit)  # fmt: skip
+                                  since=since, limit=limit, offset=offset)  # fmt: skip
         return result_of(found)
 
     @mcp.tool(annotations=ReadOnly)
@@ -118,12 +120,16 @@ def build(repo: str | None = None) -> MCPServer:
             return memory.get_entries(ws(), ids)
 
     @mcp.tool(annotations=ReadOnly)
-    def recent_sessions(limit: Annotated[int, Field(ge=1, le=50)] = 10) -> Sessions:
-        """The newest sessions: goal, when, outcome, why they stopped, branch, tasks done and failed, cost."""
+    def recent_sessions(
+        limit: Annotated[int, Field(ge=1, le=50)] = 10,
+        offset: Annotated[int, Field(description="where the page starts: a `next_offset`", ge=0, le=1_000_000)] = 0,
+    ) -> Sessions:
+        """The newest sessions: goal, when, outcome, why they stopped, branch, tasks done and failed, cost; and
+        `next_offset` when there are more (pass it as `offset`)."""
         from ..core import memory
 
         with tool_errors():
-            return memory.recent_sessions(ws(), limit)
+            return memory.recent_sessions(ws(), limit, offset)
 
     @mcp.tool(annotations=ReadOnly)
     def get_session(session_id: Annotated[str, Field(description="a session id")]) -> SessionDetail:

@@ -99,6 +99,10 @@ class Agent(Protocol):
     def problems(self, environ: Mapping[str, str]) -> list[str]:
         """What stops this agent from running at all (missing CLI, no credentials); empty when it can run."""
 
+    def task_problems(self, task_ids: Sequence[str]) -> list[str]:
+        """What stops this agent from working on these tasks, the ones a session would take in order (a replay
+        script without their steps); empty when it can. Asked before a session starts."""
+
     def run(self, job: AgentJob) -> AgentResult:
         """Run the agent on one task and report how it ended."""
 

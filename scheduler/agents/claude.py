@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,9 @@ class ClaudeAgent:
             return ["Claude Code is not logged in and no ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN is set: run "
                     "`claude setup-token` and put the token in the env file `overnight cron install` made"]  # fmt: skip
         return []
+
+    def task_problems(self, task_ids: Sequence[str]) -> list[str]:
+        return []  # a model can take on any task
 
     def endpoints(self) -> list[str]:
         return [self.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_API]

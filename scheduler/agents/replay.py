@@ -81,6 +81,22 @@ class ReplayAgent:
             return [str(e)]
         return []
 
+    def task_problems(self, task_ids: Sequence[str]) -> list[str]:
+        """The tasks the script has no steps for: each would run, do nothing, fail and use an attempt (issue 11)."""
+        try:
+            tasks = load_script(self.script)
+        except UsageError as e:
+            return [str(e)]
+        if "*" in tasks:
+            return []
+        missing = [t for t in task_ids if t not in tasks]
+        if not missing:
+            return []
+        names = ", ".join(f"`{t}`" for t in missing)
+        return [f"the replay script {self.script} has no steps for {names}, which this session would take (in "
+                f"order: {', '.join(task_ids)}): add a [[task]] with `id = \"{missing[0]}\"` and its [[task.step]] "
+                "entries for each (or `id = \"*\"` for any task), or lower `max_tasks` under [scheduler]"]  # fmt: skip
+
     def endpoints(self) -> list[str]:
         return []  # no model: the script is the agent
 

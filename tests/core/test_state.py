@@ -190,3 +190,38 @@ def test_state_data_version_changes_on_a_commit_and_watchers_stay_bounded(tmp_pa
     assert paths[0] not in db._WATCHERS and len(db._WATCHERS) <= db.MAX_WATCHERS
     # watched again, by a new connection whose count starts afresh: the value still differs from the old ones
     assert db.data_version(paths[0]) not in {first, changed}
+
+
+def test_state_migrations_since_4_add_the_preflight_log_and_keeps_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp_servers.core import refusals
+
+    path = tmp_path / "state.db"
+    monkeypatch.setattr(db, "MIGRATIONS", db.MIGRATIONS[:4])  # a database made by the previous version
+    with db.opened(path) as conn:
+        conn.execute("INSERT INTO entries (kind, text, source, created_at) VALUES ('note', 'kept', 'person', 1)")
+        conn.execute("INSERT INTO sessions (id, source, started_at) VALUES ('night-1', 'scheduler', 1)")
+        assert db.schema_version(conn) == 4
+    monkeypatch.undo()
+    with db.opened(path) as conn:
+        assert db.schema_version(conn) == len(db.MIGRATIONS) >= 5
+        assert [tuple(r) for r in conn.execute("SELECT text FROM entries")] == [("kept",)]
+        assert [tuple(r) for r in conn.execute("SELECT id FROM sessions")] == [("night-1",)]
+        refusals.record(conn, at=2.0, session="s-2", outcome="no-work", reason="no ready task", problems=[])
+        refusals.record(conn, at=3.0, session="s-3", outcome="preflight-failed", reason="preflight failed",
+                        problems=["the kill switch is set"])  # fmt: skip
+        newest, older = refusals.recent(conn)
+    assert (newest.session, newest.problems) == ("s-3", ["the kill switch is set"])
+    assert newest.at == "1970-01-01T00:00:03+00:00"
+    assert older.outcome == "no-work" and "at_s" not in newest.model_dump()
+
+
+def test_state_preflight_log_keeps_only_the_newest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_servers.core import refusals
+
+    monkeypatch.setattr(refusals, "KEEP", 3)
+    with db.opened(tmp_path / "state.db") as conn:
+        for n in range(5):
+            refusals.record(conn, at=float(n), session=f"s-{n}", outcome="no-work", reason="r", problems=[])
+        assert [r.session for r in refusals.recent(conn)] == ["s-4", "s-3", "s-2"]

@@ -78,6 +78,27 @@ async def test_memory_server_session_log_search_get(client: Client) -> None:
     assert recent["sessions"][0]["id"] == "night-1"
 
 
+async def test_memory_server_lists_page_with_next_offset(client: Client, repo: GitRepo) -> None:
+    # issue 11: the tools keep their per-call cap (50) and say where the next page starts
+    from mcp_servers.core import memory
+    from mcp_servers.core.workspace import Workspace
+
+    ws = Workspace.open(repo.root)
+    for i in range(3):
+        memory.start_session(ws, session=f"night-{i + 2}", clock=lambda i=i: 1_000_000.0 + i)
+        memory.log_event(ws, "note", f"paged note {i}", session=f"night-{i + 2}", clock=lambda i=i: 1_000_000.0 + i)
+    first = (await client.call_tool("recent_sessions", {"limit": 2})).structured_content
+    assert [s["id"] for s in first["sessions"]] == ["night-4", "night-3"] and first["next_offset"] == 2
+    rest = (await client.call_tool("recent_sessions", {"limit": 2, "offset": 2})).structured_content
+    assert [s["id"] for s in rest["sessions"]] == ["night-2"] and rest["next_offset"] is None
+    hits = (await client.call_tool("search_memory", {"query": "paged", "limit": 2})).structured_content
+    more = (await client.call_tool("search_memory", {"query": "paged", "limit": 2, "offset": 2})).structured_content
+    assert hits["next_offset"] == 2 and more["next_offset"] is None
+    assert len({h["id"] for h in hits["hits"] + more["hits"]}) == 3
+    over = await client.call_tool("recent_sessions", {"limit": 51})
+    assert over.is_error  # the per-call cap stays
+
+
 async def test_memory_server_next_steps(client: Client) -> None:
     step = (
         await client.call_tool("log_event", {"kind": "next_step", "text": "add tests for sub()"})

@@ -91,6 +91,29 @@ def test_cli_doctor_reports_health_and_what_to_do(tmp_path: Path, capsys: pytest
     assert findings["pre-commit hook"]["status"] == "warn"
 
 
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("[gate\nmax_files = 3\n", "overnight.toml: is not valid TOML"),
+        ("[gate]\nmax_filez = 3\n", "overnight.toml:2: key `gate.max_filez`: unknown key"),
+        ("[gate]\n\nmax_files = \"many\"\n", "overnight.toml:3: key `gate.max_files`: "),
+    ],
+)
+def test_cli_doctor_on_a_broken_config_says_what_is_wrong_and_checks_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, said: str
+) -> None:
+    repo = make_repo(tmp_path / "r")
+    repo.write("overnight.toml", text)
+    assert main(["-C", str(repo.root), "doctor", "--json"]) == 1
+    findings = {f["name"]: f for f in _json(capsys)["findings"]}
+    assert findings["config"]["status"] == "error" and said in findings["config"]["detail"]
+    assert "fix overnight.toml" in findings["config"]["fix"]
+    assert findings["repository"]["status"] == "ok"  # and the rest was checked
+    assert {"state", "sandbox", ".mcp.json", "test command", "pre-commit hook"} <= set(findings)
+    assert main(["-C", str(repo.root), "doctor"]) == 1  # the table too, without a crash
+    assert "config" in capsys.readouterr().out
+
+
 def test_cli_doctor_outside_a_repository(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-C", str(tmp_path), "doctor", "--json"]) == 1
     repository = next(f for f in _json(capsys)["findings"] if f["name"] == "repository")

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from mcp_servers.core import memory
+from mcp_servers.core.errors import UsageError
+from mcp_servers.core.workspace import Workspace
 from scheduler.cli import main
 
 from ..conftest import GitRepo, make_repo
@@ -75,3 +78,40 @@ def test_memory_cli_search_with_nothing_to_search_for_is_a_usage_error(repo: Git
     assert _run(repo, "search", "  ") == 2
     assert _run(repo, "search", "--kind", "lesson") == 0  # a filter alone lists what it selects
     assert "a lesson" in capsys.readouterr().out
+
+
+def test_memory_cli_limit_pages_past_one_calls_cap(repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 11: a --limit above the tools' per-call cap (50) is honoured by paging, not refused
+    ws = Workspace.open(repo.root)
+    total = memory.MAX_LIMIT + 12
+    for i in range(total):
+        memory.start_session(ws, session=f"night-{i:03}", goal="g", clock=lambda i=i: 1_000_000.0 + i)
+        memory.log_event(ws, "note", f"rounding note {i}", session=f"night-{i:03}", clock=lambda i=i: 1_000_000.0 + i)
+    assert _run(repo, "sessions", "--limit", str(total + 5), "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    ids = [s["id"] for s in data["sessions"]]
+    assert ids == [f"night-{i:03}" for i in reversed(range(total))] and data["next_offset"] is None
+    assert _run(repo, "sessions", "--limit", "55", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [s["id"] for s in data["sessions"]] == ids[:55] and data["next_offset"] == 55
+    for query in (["rounding"], ["--kind", "note"]):  # ranked by words, and newest first by a filter
+        assert _run(repo, "search", *query, "--limit", "100", "--json") == 0
+        hits = [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]]
+        assert sorted(hits) == list(range(1, total + 1)), query  # every entry, once
+    assert _run(repo, "search", "--kind", "note", "--limit", "51", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["hits"]) == 51 and data["next_offset"] == 51
+    assert _run(repo, "sessions", "--limit", "0") == 2  # still a usage error below one
+
+
+def test_memory_core_pages_with_next_offset(repo: GitRepo) -> None:
+    ws = Workspace.open(repo.root)
+    for i in range(5):
+        memory.log_event(ws, "note", f"paging note {i}", session="s", clock=lambda i=i: 1_000_000.0 + i)
+    first = memory.search(ws, "paging", limit=2)
+    second = memory.search(ws, "paging", limit=2, offset=first.next_offset or 0)
+    last = memory.search(ws, "paging", limit=2, offset=second.next_offset or 0)
+    assert (first.next_offset, second.next_offset, last.next_offset) == (2, 4, None)
+    assert len({h.id for h in first.hits + second.hits + last.hits}) == 5
+    with pytest.raises(UsageError, match="offset -1 is out of range"):
+        memory.recent_sessions(ws, 10, -1)

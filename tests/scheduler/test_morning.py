@@ -163,7 +163,7 @@ def test_run_dry_run_writes_nothing_then_task_runs_one(tmp_path: Path, capsys: p
         + f"\n### Pending Approval ⏳\n{pending}"
     )
     repo = make_planned(tmp_path / "r", plan_text=plan)
-    script = write_script(tmp_path / "s.toml", passing("sub", "sub"), passing("mul", "mul"))
+    script = write_script(tmp_path / "s.toml", passing("sub", "sub"), passing("mul", "mul"), passing("neg", "neg"))
     replay = ("--agent", "replay", "--script", str(script))
     with Workspace.open(repo.root).db():  # the state database exists, as after any earlier command
         pass
@@ -177,6 +177,9 @@ def test_run_dry_run_writes_nothing_then_task_runs_one(tmp_path: Path, capsys: p
     assert _cli(repo, "run", *replay, "--dry-run", "--task", "neg") == 0
     said = capsys.readouterr().out
     assert "1. neg (P1) Add neg()" in said and "sub (P1)" not in said and "task `neg`" in said
+    short = write_script(tmp_path / "short.toml", passing("sub", "sub"))  # no steps for neg: it would be refused
+    assert _cli(repo, "run", "--agent", "replay", "--script", str(short), "--dry-run", "--task", "neg") == 1
+    assert "has no steps for `neg`" in capsys.readouterr().out
     assert _cli(repo, "run", *replay, "--task", "later") == 2
     assert "task `later` may not run: pending approval" in capsys.readouterr().err
     assert _cli(repo, "run", *replay, "--dry-run", "--task", "later") == 1

@@ -102,3 +102,23 @@ def test_plan_cli_init_registers_the_project_server(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "r")
     assert main(["-C", str(repo.root), "init"]) == 0
     assert {"quality", "project"} <= set(json.loads((repo.root / ".mcp.json").read_text())["mcpServers"])
+
+
+def test_plan_cli_list_limit_pages_past_one_calls_cap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 11: a --limit above list_tasks' per-call cap is honoured by paging through its cursor
+    from mcp_servers.core import queue
+
+    from .sessions import plan
+
+    count = queue.MAX_LIST + 5
+    repo = make_repo(tmp_path / "r", config=FAST_CONFIG,
+                     files={"PROJECT_PLAN.md": plan(*((f"t{i:03}", f"Task {i}") for i in range(count)))})  # fmt: skip
+    assert _run(repo, "list", "--limit", str(count + 100), "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [t["id"] for t in data["tasks"]] == [f"t{i:03}" for i in range(count)]
+    assert data["total"] == count and data["next_cursor"] is None
+    assert _run(repo, "list", "--limit", str(queue.MAX_LIST + 1), "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["tasks"]) == queue.MAX_LIST + 1 and data["next_cursor"] == str(queue.MAX_LIST + 1)
+    assert _run(repo, "list", "--limit", str(count)) == 0
+    assert f"{count} task(s)" in capsys.readouterr().out

@@ -98,8 +98,24 @@ def test_cron_refuses_bad_input_and_changes_nothing(
     only_git.mkdir()
     (only_git / "git").symlink_to(str(shutil.which("git")))
     monkeypatch.setenv("PATH", str(only_git))
-    assert _cli(repo, "cron", "show") == 2
-    assert "`crontab` was not found" in capsys.readouterr().err
+    assert _cli(repo, "cron", "install") == 2
+    assert "`crontab` was not found: install cron" in capsys.readouterr().err
+    assert not cron.env_file(Workspace.open(repo.root)).exists()  # nothing half-done
+
+
+def test_cron_show_without_crontab_prints_the_line_it_would_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_planned(tmp_path / "r")
+    only_git = tmp_path / "only-git"
+    only_git.mkdir()
+    (only_git / "git").symlink_to(str(shutil.which("git")))
+    monkeypatch.setenv("PATH", str(only_git))
+    assert _cli(repo, "cron", "show") == 0
+    out = capsys.readouterr().out
+    assert "`crontab` was not found" in out and "the line `overnight cron install` would add:" in out
+    expected = cron.line(Workspace.open(repo.root), cron.DEFAULT_SCHEDULE)
+    assert expected in out.splitlines()
 
 
 def test_an_env_file_others_can_read_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -136,7 +152,17 @@ def test_run_status_report_and_the_kill_switch(tmp_path: Path, capsys: pytest.Ca
     assert _cli(repo, "status") == 0
     assert "the kill switch is set" in capsys.readouterr().out
     assert _cli(repo, "run", "--agent", "replay", "--script", str(script)) == 2  # preflight refuses
-    assert "kill switch" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "refused at preflight, so no session started: preflight failed" in out and "kill switch" in out
+    assert "(kept as " not in out  # no report: it was never a session (issue 11)
+    assert _cli(repo, "status", "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert [s["id"] for s in status["sessions"]] == [last["id"]]
+    assert "kill switch" in status["last_refusal"]["problems"][0]
+    assert _cli(repo, "status") == 0
+    lines = capsys.readouterr().out.splitlines()
+    [said] = [line for line in lines if line.startswith("last run refused at preflight: preflight failed (")]
+    assert "kill switch" in said and said.endswith(status["last_refusal"]["at"])
     assert _cli(repo, "resume") == 0
     assert "kill switch cleared" in capsys.readouterr().out
 

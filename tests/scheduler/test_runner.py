@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_servers.core import memory, plan, queue, taskstore
+from mcp_servers.core import memory, plan, queue, refusals, taskstore
 from mcp_servers.core.workspace import Workspace
 from scheduler import control, lock, report, runner
 from scheduler.agents.replay import ReplayAgent
@@ -191,6 +191,18 @@ def test_two_failures_in_a_row_end_the_session(tmp_path: Path) -> None:
     assert [t.task_id for t in record.tasks] == ["sub", "mul"]  # neg is never started
     assert record.outcome == "failed" and record.stop_reason == "2 failed tasks in a row"
     assert all(t.reasons[:2] == ["no commit was made", "the agent never ran the quality gate"] for t in record.tasks)
+    with _ws(repo).db() as conn:  # the task record keeps the reasons apart (issue 11)
+        failure = taskstore.states(conn, time.time())["sub"].last_failure or ""
+    assert failure.startswith("no commit was made; the agent never ran the quality gate"), failure
+
+
+def test_reasons_on_one_line_stay_apart() -> None:
+    gate = "the scheduler's own gate run failed:\n- tests: 1 failed\n    tests/t.py:3 assert 1 == 2\n- lint: 2 errors"
+    assert report.one_line(["no commit was made", gate]) == (
+        "no commit was made; the scheduler's own gate run failed: tests: 1 failed; tests/t.py:3 assert 1 == 2; "
+        "lint: 2 errors"
+    )
+    assert report.one_line(["a", "", "b"], limit=4) == "a; b"
 
 
 def test_a_failed_task_is_not_retried_in_the_same_session(tmp_path: Path) -> None:
@@ -233,7 +245,35 @@ def test_preflight_refuses_before_anything_is_spent(tmp_path: Path) -> None:
     assert record.tasks == [] and record.branch == "" and _worktrees(repo) == [f"worktree {repo.root}"]
     with ws.db() as conn:
         assert taskstore.states(conn, time.time()) == {}  # nothing claimed
+        [refused] = refusals.recent(conn)  # kept apart from the sessions (issue 11)
+    assert refused.session == record.id and refused.outcome == "preflight-failed"
+    assert refused.reason == "preflight failed" and refused.problems == record.problems
+    assert list(report.reports_dir(ws.state_dir).iterdir()) == [] and memory.recent_sessions(ws).sessions == []
+    now = control.status(ws)
+    assert now["sessions"] == [] and now["last_refusal"]["problems"] == record.problems
+    assert any("run refused at preflight (preflight-failed)" in line for line in said)
     person.assert_untouched(repo)
+
+
+def test_a_replay_script_without_steps_for_a_task_it_would_take_is_refused_at_preflight(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r")  # sub, mul, neg ready; max_tasks 5: the session would take all three
+    person = Person.of(repo)
+    ws = _ws(repo)
+    script = write_script(tmp_path / "s.toml", passing("sub", "sub"))
+    said: list[str] = []
+    record = runner.Runner(ws, ReplayAgent(script), say=said.append).run()
+    assert record is not None and record.outcome == "preflight-failed", said
+    [problem] = record.problems
+    assert "has no steps for `mul`, `neg`, which this session would take (in order: sub, mul, neg)" in problem
+    assert 'add a [[task]] with `id = "mul"`' in problem
+    assert record.tasks == [] and record.branch == "" and _worktrees(repo) == [f"worktree {repo.root}"]
+    with ws.db() as conn:
+        assert taskstore.states(conn, time.time()) == {}  # no attempt was used
+    person.assert_untouched(repo)
+    # the tasks it would not take need no steps; "*" covers every task
+    assert ReplayAgent(script).task_problems(["sub"]) == []
+    anything = write_script(tmp_path / "any.toml", task_script("*", '\n[[task.step]]\nsay = "hi"\n'))
+    assert ReplayAgent(anything).task_problems(["sub", "mul"]) == []
 
 
 def test_no_ready_task_means_no_branch(tmp_path: Path) -> None:
@@ -241,10 +281,14 @@ def test_no_ready_task_means_no_branch(tmp_path: Path) -> None:
     record, _ = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
     assert record.outcome == "no-work" and record.branch == "" and record.stop_reason.startswith("no ready task")
     assert repo.git("branch", "--list", "overnight/*") == ""
+    ws = _ws(repo)  # not a session: logged apart (issue 11)
+    with ws.db() as conn:
+        assert [(r.outcome, r.reason) for r in refusals.recent(conn)] == [("no-work", record.stop_reason)]
+    assert control.status(ws)["sessions"] == [] and memory.recent_sessions(ws).sessions == []
 
 
 def test_overnight_stop_ends_the_agent_rolls_back_and_writes_the_report(tmp_path: Path) -> None:
-    repo = make_planned(tmp_path / "r")
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
     person = Person.of(repo)
     script = write_script(tmp_path / "hang.toml", task_script("sub", HANG))
     proc = spawn_run(repo, script)
@@ -307,7 +351,7 @@ def test_a_killed_session_is_recovered_by_the_next_run(tmp_path: Path) -> None:
 
 
 def test_status_shows_the_running_session_and_the_last_ones(tmp_path: Path) -> None:
-    repo = make_planned(tmp_path / "r")
+    repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
     script = write_script(tmp_path / "hang.toml", task_script("sub", HANG))
     proc = spawn_run(repo, script)
     try:
@@ -367,7 +411,7 @@ run = ["git", "checkout", "-q", "--detach"]
 
 def test_a_broken_worktree_ends_the_session_with_only_verified_work(tmp_path: Path) -> None:
     # unsandboxed: in its sandbox the agent can neither commit nor remove the worktree's .git file
-    repo = make_planned(tmp_path / "r", scheduler='max_consecutive_failures = 5\nsandbox = "off"\n')
+    repo = make_planned(tmp_path / "r", scheduler='max_tasks = 2\nmax_consecutive_failures = 5\nsandbox = "off"\n')
     person = Person.of(repo)
     breaks = """
 [[task.step]]
