@@ -12,10 +12,13 @@ as bench/sandbox.py does), for each Python given (by default pyenv's 3.12 and 3.
 - side by side, in interleaved rounds (the order alternates), compared by median:
   (a) the project's own `python -m pytest -q` in the repository;
   (b) a first gate: the state cleared (no receipt, the base's coverage not remembered), then
-      `overnight check --gate` of a one-file change (a function appended to `more_itertools/recipes.py`, its test
-      to `tests/test_recipes.py`);
-  (c) a gate whose base is measured: right after (b), the same change with another docstring (a new tree, so no
-      receipt answers), `overnight check --gate` again.
+      `overnight check --gate` of a one-file change (a line of `take()` in `more_itertools/recipes.py` changed,
+      which the existing tests run);
+  (c) a gate whose base is measured: right after (b), the same line changed again (a new tree, so no receipt
+      answers), `overnight check --gate` again;
+  (d) for the record, no target: a change of code and its test (a function appended to `recipes.py`, its test to
+      `tests/test_recipes.py`), the base measured. A change that touches a test file costs one more run of the
+      suite: the checkpoint's tests, in a process that never imports the agent's test files (issue 10).
   Every gate must pass, else the figures mean nothing.
 
 Reference: (a). Target, on Python 3.12 and newer: (c)/(a) <= 1.3x and (b)/(a) <= 2.3x; other versions' figures are
@@ -107,8 +110,20 @@ def make_repo(source: Path, dest: Path, command: list[str]) -> Path:
     return dest
 
 
+LINE = "    return list(islice(iterable, n))\n"  # take()'s body, run by the project's tests
+
+
+def one_file(repo: Path, count: int) -> None:
+    """The one-file change: a line of code the tests run, changed (replacing the previous change)."""
+    git(repo, "checkout", "-q", "HEAD", "--", ".")
+    recipes = repo / "more_itertools" / "recipes.py"
+    text = recipes.read_text()
+    assert LINE in text, "take()'s line moved: update LINE"
+    recipes.write_text(text.replace(LINE, f"    return list(islice(iterable, n))  # edit {count}\n", 1))
+
+
 def change(repo: Path, doc: str) -> None:
-    """The one-file change and its test, in the working tree (replacing the previous one)."""
+    """The change of code and its test, in the working tree (replacing the previous one)."""
     git(repo, "checkout", "-q", "HEAD", "--", ".")
     with (repo / "more_itertools" / "recipes.py").open("a") as f:
         f.write(FUNCTION.format(doc=doc))
@@ -136,7 +151,7 @@ def bench_python(python: str, base: Path, source: Path, rounds: int, whole: bool
            "OVERNIGHT_HOME": str(base / f"home-{name}"), "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
     env.pop("PYTHONPATH", None)
     gate_argv = [str(exe.parent / "overnight"), "-C", str(repo), "check", "--gate"]
-    times: dict[str, list[float]] = {"pytest": [], "first": [], "measured": []}
+    times: dict[str, list[float]] = {"pytest": [], "first": [], "measured": [], "with-test": []}
     state = repo / ".git" / "overnight"
     count = 0
 
@@ -148,23 +163,28 @@ def bench_python(python: str, base: Path, source: Path, rounds: int, whole: bool
         nonlocal count
         shutil.rmtree(state, ignore_errors=True)
         count += 1
-        change(repo, f"Return *value* limited to [*low*, *high*] (edit {count}).")
+        one_file(repo, count)
         times["first"].append(timed(gate_argv, repo, env))
         count += 1
-        change(repo, f"Return *value* limited to [*low*, *high*] (edit {count}).")
+        one_file(repo, count)
         times["measured"].append(timed(gate_argv, repo, env))
+        count += 1
+        change(repo, f"Return *value* limited to [*low*, *high*] (edit {count}).")
+        times["with-test"].append(timed(gate_argv, repo, env))
 
     print(f"\nPython {ver[0]}.{ver[1]} ({python}), test command: {' '.join(pytest_argv)}", flush=True)
     for n in range(rounds):
         for step in (pytest_run, gates) if n % 2 == 0 else (gates, pytest_run):
             step()
         print(f"  round {n + 1}: pytest {times['pytest'][-1]:.1f} s, first gate {times['first'][-1]:.1f} s, gate "
-              f"with the base measured {times['measured'][-1]:.1f} s", flush=True)  # fmt: skip
+              f"with the base measured {times['measured'][-1]:.1f} s, code and its test "
+              f"{times['with-test'][-1]:.1f} s", flush=True)  # fmt: skip
     med = {k: statistics.median(v) for k, v in times.items()}
     first, measured = med["first"] / med["pytest"], med["measured"] / med["pytest"]
     print(f"Python {ver[0]}.{ver[1]}, median of {rounds}: pytest {med['pytest']:.1f} s; first gate "
           f"{med['first']:.1f} s -> {first:.2f}x; gate with the base measured {med['measured']:.1f} s -> "
-          f"{measured:.2f}x", flush=True)  # fmt: skip
+          f"{measured:.2f}x; code and its test, base measured, {med['with-test']:.1f} s -> "
+          f"{med['with-test'] / med['pytest']:.2f}x (no target)", flush=True)  # fmt: skip
     if ver >= TARGET_SINCE:
         print(f"  target, base measured <= {MEASURED_TARGET}x: {'PASS' if measured <= MEASURED_TARGET else 'FAIL'}; "
               f"first gate <= {FIRST_TARGET}x: {'PASS' if first <= FIRST_TARGET else 'FAIL'}")  # fmt: skip
