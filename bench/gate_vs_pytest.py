@@ -42,15 +42,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PIN = "10.8.0"
-SDIST = f"more_itertools-{PIN}.tar.gz"
+from sandbox import PIN, ROOT, SLOWEST, fetch_sdist  # bench/sandbox.py: the same sdist, cache and left-out tests
+
 PYTHONS = ["/root/.pyenv/versions/3.12.1/bin/python3.12", "/root/.pyenv/versions/3.11.7/bin/python3.11"]
 MEASURED_TARGET = 1.3
 FIRST_TARGET = 2.3
 TARGET_SINCE = (3, 12)
-SLOWEST = ["--deselect", "tests/test_recipes.py::PrimeFunctionTests::test_primes",
-           "--deselect", "tests/test_more.py::DiscreteFourierTransformTests::test_roundtrip"]  # fmt: skip
 CONFIG = """[policy]
 allowed_paths = ["more_itertools/**", "tests/**"]
 
@@ -74,16 +71,6 @@ def git(root: Path, *args: str) -> str:
     return subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid",
                            "-c", "commit.gpgsign=false", *args], cwd=root, check=True, capture_output=True,
                           text=True).stdout.strip()  # fmt: skip
-
-
-def fetch_sdist(cache: Path) -> Path:
-    """The pinned sdist, downloaded into `cache` the first time and reused after."""
-    found = cache / SDIST
-    if not found.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                        f"more-itertools=={PIN}", "-d", str(cache)], check=True)  # fmt: skip
-    return found
 
 
 def make_venv(python: str, where: Path, overnight: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from pydantic import BaseModel
 from rich.markup import escape
 
 from mcp_servers.core.errors import GateError, UsageError
@@ -66,11 +67,7 @@ def merge(ctx: click.Context, session: str, as_json: bool) -> int:
     except Refused as e:
         out.error(str(e))
         return out.NO
-    if as_json:
-        out.emit_json(done)
-    else:
-        out.console().print(escape(done.message))
-    return out.OK
+    return _done(done, done.message, as_json)
 
 
 @click.command()
@@ -93,14 +90,19 @@ def discard(ctx: click.Context, session: str, yes: bool, as_json: bool) -> int:
             out.console().print("nothing was deleted")
             return out.NO
     try:
-        done = do_discard(ws, found.branch)
+        gone = do_discard(ws, found.branch)
     except Refused as e:
         out.error(str(e))
         return out.NO
+    return _done(gone, gone.message, as_json)
+
+
+def _done(result: BaseModel, message: str, as_json: bool) -> int:
+    """What a morning command did: its model as JSON, or its message."""
     if as_json:
-        out.emit_json(done)
+        out.emit_json(result)
     else:
-        out.console().print(escape(done.message))
+        out.console().print(escape(message))
     return out.OK
 
 

@@ -94,7 +94,7 @@ def _changed(ctx: GateContext) -> Any:
     files = per_file(ctx.root, data)
     covered = total = 0
     findings = []
-    measured = measured_files(ctx, exclusions.read_rules(ctx.repo, ctx.changes.base))
+    measured = measured_files(ctx, base_rules(ctx))
     for f in ctx.changes.files:
         if f.path not in measured:
             continue
@@ -152,6 +152,14 @@ def _changed(ctx: GateContext) -> Any:
     )
 
 
+def base_rules(ctx: GateContext) -> exclusions.Rules:
+    """coverage.py's configuration in the base tree, remembered for the gate run (both coverage checks use it)."""
+    rules = ctx.artifacts.get(RULES)
+    if rules is None:
+        rules = ctx.artifacts[RULES] = exclusions.read_rules(ctx.repo, ctx.changes.base)
+    return rules
+
+
 def measured_files(ctx: GateContext, rules: exclusions.Rules) -> set[str]:
     """The changed Python files coverage.py measures: under the source, and not left out by the base's `[run]
     omit`/`include` (a person's configuration: a project that omits its own test files never measured them, so
@@ -159,13 +167,14 @@ def measured_files(ctx: GateContext, rules: exclusions.Rules) -> set[str]:
     return {p for p in ctx.python_files(ctx.settings.gate.coverage.source) if rules.measures(p)}
 
 
+RULES = "coverage_rules"  # ctx.artifacts: `base_rules`
 EXCLUSIONS = "coverage_exclusions"  # ctx.artifacts: a future of `exclusions_added`, started beside the tests
 
 
 def exclusions_added(ctx: GateContext) -> list[Finding]:
     """Statements the change hides from coverage, judged with the base tree's coverage configuration. It reads
     only the change, so the gate works it out while the tests run (see `EXCLUSIONS`)."""
-    rules = exclusions.read_rules(ctx.repo, ctx.changes.base)
+    rules = base_rules(ctx)
     measured = measured_files(ctx, rules)
     files = [f for f in ctx.changes.files if f.path in measured and f.added_lines]
     if not files:
