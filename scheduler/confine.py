@@ -33,7 +33,6 @@ from urllib.parse import urlsplit
 from mcp_servers.core import sandbox
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.workspace import Workspace
-from mcp_servers.serving import TOKEN_ENV
 
 log = logging.getLogger(__name__)
 SERVERS = ("quality", "project", "memory")
@@ -204,6 +203,8 @@ def _git_view(ws: Workspace, folder: Path) -> tuple[tuple[Path, Path], ...]:
 @contextlib.contextmanager
 def _judge(worktree: Path, job_env: Mapping[str, str], sockets: Path, token: str, logs: Path) -> Iterator[None]:
     """The three MCP servers for this run, outside the sandbox, each on its Unix socket, behind `token`."""
+    from mcp_servers.serving import TOKEN_ENV  # (here: the servers' package imports the MCP SDK, ~0.7 s)
+
     env = {**os.environ, **{k: v for k, v in job_env.items() if k.startswith("OVERNIGHT_")}, TOKEN_ENV: token}
     env.pop("CLAUDE_CODE_SESSION_ID", None)
     procs: dict[str, subprocess.Popen[bytes]] = {}

@@ -261,3 +261,11 @@ def test_cli_init_commit_commits_only_its_own_files(tmp_path: Path, capsys: pyte
     ]
     assert repo.git("diff", "--name-only").splitlines() == ["src/app/calc.py", "tests/test_calc.py"]
     assert main(["-C", str(repo.root), "check", "--gate"]) == 0  # the scaffolding no longer counts as a change
+
+
+def test_the_cli_starts_without_the_mcp_sdk() -> None:
+    """Every shell command (and the pre-commit hook git runs on each commit) starts without importing the MCP SDK,
+    which alone took ~0.7 s, a quarter of the gate's fixed cost on a small project (issue 11)."""
+    probe = "import sys, scheduler.cli; print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith('mcp.')))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
