@@ -261,6 +261,17 @@ def test_gate_does_not_believe_an_exit_code_forced_from_a_test(repo: GitRepo) ->
     assert status == "failed" and "exited 0 but pytest wrote no results" in summary, summary
 
 
+def test_gate_does_not_believe_an_exit_code_the_tests_ask_pytest_for(repo: GitRepo) -> None:
+    """`pytest.exit(returncode=0)` after a failure: pytest reports, and its counts (our plugin's, written outside
+    the tested tree) say what failed."""
+    repo.append("src/app/calc.py", ADD_SUB)
+    forced = "\n\ndef test_zz_force_success():\n    import pytest\n\n    pytest.exit('done', returncode=0)\n"
+    repo.append("tests/test_calc.py", TEST_SUB + "\n\ndef test_broken():\n    assert 1 == 2\n" + forced)
+    report = _gate(repo)
+    status, summary = _check(report, "tests")
+    assert status == "failed" and "count 1 failed and 0 errored" in summary, summary
+
+
 def test_gate_status_follows_the_working_tree(repo: GitRepo) -> None:
     ws = Workspace.open(repo.root)
     assert gate_status(ws).clean

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 from .. import proc
 from ..config import Settings, resolve_python
 from ..models import Finding
-from . import interpreter
+from . import interpreter, results_plugin
 from .base import Check, GateContext, relative, result
 from .progress import GateEvent, TestCounter
 
@@ -69,8 +71,8 @@ def measure(
     work_dir.mkdir(parents=True, exist_ok=True)
     data_file = work_dir / ".coverage"
     argv, wrapped = command(settings, data_file, python)
-    argv = with_results(argv, work_dir / JUNIT)
-    env = {**env, **(interpreter.coverage_env(version) if wrapped else {}), "COVERAGE_FILE": str(data_file)}
+    argv, counted = with_results(argv, work_dir, env)
+    env = {**env, **(interpreter.coverage_env(version) if wrapped else {}), "COVERAGE_FILE": str(data_file), **counted}
     if on_output is not None:  # a piped Python buffers its output: progress would come all at the end
         env["PYTHONUNBUFFERED"] = "1"
         completed = run(argv, cwd=root, env=env, timeout=settings.gate.test_timeout_s, on_output=on_output)
@@ -112,14 +114,21 @@ def measure(
     return completed, data, None
 
 
-JUNIT = "results.xml"
+RESULTS = "results.json"
+PLUGIN = "_overnight_gate_results"
 
 
-def with_results(argv: list[str], path: Path) -> list[str]:
-    """`argv`, asking pytest (when it is pytest) for a JUnit XML report at `path`, outside the tested tree."""
-    if "pytest" in argv or "pytest" in Path(argv[0]).name or any(a.endswith("/pytest") for a in argv[:1]):
-        return [*argv, f"--junitxml={path}", "-o", "junit_logging=no"]
-    return argv
+def with_results(argv: list[str], work_dir: Path, env: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """`argv` and the environment that make pytest (when it is pytest) count its outcomes into `work_dir`, outside
+    the tested tree, through our plugin (`results_plugin`), copied alone into a folder put on `PYTHONPATH`."""
+    if not ("pytest" in argv or "pytest" in Path(argv[0]).name or any(a.endswith("/pytest") for a in argv[:1])):
+        return argv, {}
+    folder = work_dir / "plugin"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(results_plugin.__file__), folder / f"{PLUGIN}.py")
+    (work_dir / RESULTS).unlink(missing_ok=True)
+    path = os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH", "")) if p)
+    return [*argv, "-p", PLUGIN], {"PYTHONPATH": path, "OVERNIGHT_GATE_RESULTS": str(work_dir / RESULTS)}
 
 
 def _no_coverage(completed: proc.Completed) -> bool:
@@ -128,21 +137,14 @@ def _no_coverage(completed: proc.Completed) -> bool:
 
 
 def results(path: Path) -> dict[str, int] | None:
-    """The counts in a JUnit XML report (tests, failures, errors, skipped), or None when there is none."""
+    """The counts our plugin wrote (tests, failures, errors, skipped), or None when there are none."""
     if not path.exists():
         return None
-    from xml.etree import ElementTree
-
     try:
-        root = ElementTree.parse(path).getroot()  # noqa: S314 (written by the test runner in our own work dir)
-    except ElementTree.ParseError:
+        counts = json.loads(path.read_text(encoding="utf-8"))
+        return {key: int(counts[key]) for key in ("tests", "failures", "errors", "skipped")}
+    except (ValueError, KeyError, TypeError):
         return {"unreadable": 1}
-    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for suite in suites:
-        for key in counts:
-            counts[key] += int(suite.get(key, "0") or 0)
-    return counts
 
 
 def _run(ctx: GateContext) -> Any:
@@ -189,7 +191,7 @@ def _run(ctx: GateContext) -> Any:
             failed or _tail(out),
             started,
         )
-    disagreement = _disagreement(completed, ctx.work_dir / "tests" / JUNIT)
+    disagreement = _disagreement(completed, ctx.work_dir / "tests" / RESULTS)
     if disagreement:
         return result("tests", False, disagreement, _tail(out), started)
     return result("tests", True, summary or "the test command passed", started=started)
@@ -204,12 +206,12 @@ def _counter(ctx: GateContext) -> proc.Output | None:
     return counter.feed
 
 
-def _disagreement(completed: proc.Completed, junit: Path) -> str | None:
+def _disagreement(completed: proc.Completed, counted: Path) -> str | None:
     """Why a passing exit code is not believed: the runner's own results, written outside the tested tree, say
     otherwise (code under test that forces the exit code, or stops the runner from reporting)."""
-    if not any(a.startswith("--junitxml=") for a in completed.argv):
+    if PLUGIN not in completed.argv:
         return None
-    counts = results(junit)
+    counts = results(counted)
     if counts is None:
         return ("the test command exited 0 but pytest wrote no results: something in the tested code stopped "
                 "the runner before it reported (an exit forced from a test or a plugin)")  # fmt: skip
