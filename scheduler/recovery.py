@@ -55,9 +55,10 @@ def recover(ws: Workspace, stale: Mapping[str, Any], clock: Clock = time.time) -
         path_md = str(ws.state_dir / "reports" / f"{session}.md")
         run = _run_record(record, crash, path_md) if record is not None and crash is not None else None
         with contextlib.suppress(OvernightError):
-            memory.end_session(ws, session=session, outcome="crashed", source="scheduler", clock=clock,
-                               stop_reason=why, record=run)  # fmt: skip
-            done.append(f"closed memory session {session} as crashed")
+            if not _finished(ws, session):  # (it wrote its report and closed its memory session: they stand)
+                memory.end_session(ws, session=session, outcome="crashed", source="scheduler", clock=clock,
+                                   stop_reason=why, record=run)  # fmt: skip
+                done.append(f"closed memory session {session} as crashed")
     if record is not None and crash is not None:
         record.outcome, record.stop_reason, record.crash = "crashed", crash.text(), crash
         record.ended = crash.died_at if crash.died_at != "unknown" else report.now_iso()
@@ -70,13 +71,23 @@ def recover(ws: Workspace, stale: Mapping[str, Any], clock: Clock = time.time) -
     return done
 
 
+def _finished(ws: Workspace, session: str) -> bool:
+    """Whether the session wrote its final report before it died (the lock was all it left)."""
+    try:
+        return report.load(ws.state_dir, session).outcome != "running"
+    except (OvernightError, ValueError, OSError):
+        return False
+
+
 def _report(ws: Workspace, session: str) -> report.SessionRecord | None:
+    """The dead session's report while it still says "running" (one that ended said all, and stays as it is)."""
     if not session:
         return None
     try:
-        return report.load(ws.state_dir, session)
+        record = report.load(ws.state_dir, session)
     except (OvernightError, ValueError, OSError):
         return None
+    return record if record.outcome == "running" else None
 
 
 def _in_hand(ws: Workspace, record: report.SessionRecord, stale: Mapping[str, Any], changed: list[str]
