@@ -133,3 +133,44 @@ def test_a_timed_out_task_s_report_lists_what_the_agent_did(tmp_path: Path) -> N
     text = (_ws(repo.root).state_dir / "reports" / f"{record.id}.md").read_text()
     assert "Before it was stopped: 2 turns, 2 tool calls: write src/app/calc.py; run `git status --short`" in text
     assert "Files it changed (git, before the rollback): src/app/calc.py" in text
+
+
+def test_a_report_left_running_without_a_lock_gets_its_last_sign_of_life(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r")
+    state = _ws(repo.root).state_dir
+    dead = report.SessionRecord(id="2026-01-01-dead00", repo=str(repo.root), started="2026-01-01T00:00:00+00:00")
+    report.save(state, dead)
+    log = state / "runs" / dead.id / "sub-1" / "agent.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text("{}\n")
+    at = time.time() - 3600
+    os.utime(state / "reports" / f"{dead.id}.json", (at - 60, at - 60))
+    os.utime(log, (at, at))
+    assert report.close_dead(state, "2026-12-06-live00")
+    closed = report.load(state, dead.id)
+    assert closed.outcome == "crashed" and closed.crash is not None and not closed.crash.lock_found
+    assert closed.ended == closed.crash.died_at and abs(_when(closed.crash.died_at) - at) < 1
+    assert closed.crash.evidence == f"the last write to runs/{dead.id}/sub-1/agent.jsonl"
+    assert "the task in hand is not known" in closed.stop_reason
+
+
+def test_activity_reads_claude_code_s_stream(tmp_path: Path) -> None:
+    from scheduler import activity
+
+    root = tmp_path / "wt"
+    lines = [
+        {"type": "system", "subtype": "init", "cwd": str(root)},
+        {"type": "assistant", "message": {"content": [
+            {"type": "tool_use", "id": "1", "name": "Write", "input": {"file_path": f"{root}/src/a.py"}},
+            {"type": "tool_use", "id": "2", "name": "Bash", "input": {"command": "pytest -q"}}]}},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "2", "content": "ok"}]}},
+        {"type": "assistant", "message": {"content": [
+            {"type": "tool_use", "id": "3", "name": "mcp__quality__run_quality_gate", "input": {}}]}},
+    ]  # fmt: skip
+    log = tmp_path / "agent.jsonl"
+    log.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    found = activity.read(log, ["src/b.py"])
+    assert found.turns == 2 and found.tool_calls_total == 3
+    assert found.tool_calls == ["Write `" + f"{root}/src/a.py`", "Bash `pytest -q`", "mcp__quality__run_quality_gate"]
+    assert found.files_changed == ["src/b.py"] and found.files_named == ["src/a.py"]
+    assert activity.read("", []).turns == 0  # no log: nothing claimed
