@@ -5,7 +5,9 @@ What it removes, all under the state directory (`.git/overnight/`) and nothing e
 - `reports/<session>.json|.md` as old, except the report of a session whose branch is still waiting for review
   (not merged: `overnight review` lists it and shows its report), and never a running session's;
 - `locks/<name>-<digest>.lock` of a worktree that no longer exists (and that nobody holds);
-- empty folders left in `runs/`, and temporary files a save that died left in `reports/` (after an hour).
+- empty folders left in `runs/` (an hour old), temporary files a save that died left in `reports/` (after an
+  hour), and work folders under `tmp/` as old as the logs (a check's, whose process died before removing it).
+Kept: `quarantine/` (what undoing a security event moved aside: evidence, for a person) and `logs/`.
 Never the state database, the key, the lock of the running session, nor anything of the running session.
 
 Every path is checked before it is removed: its folder, resolved, must be inside the state directory, resolved;
@@ -64,42 +66,44 @@ def collect(ws: Workspace, older_than_s: float | None = None, clock: Clock = tim
     root = ws.state_dir.resolve()
     done = Collected(state_dir=str(root), dry_run=dry_run, older_than_days=round(age / DAY, 4))
     now = clock()
-    gc = _Pruner(root, now - age, dry_run, done)
+    gc = _Pruner(root, now - age, now - TEMPORARY_S, dry_run, done)
     running = _running(ws)
     if running:
         done.kept.append(f"session {running} is running: its logs and report are left alone")
     gc.runs(running)
-    gc.reports(running, _waiting(ws), now - TEMPORARY_S)
+    gc.runs(running, "tmp", "temporary", "a work folder a check left (its process died)")
+    gc.reports(running, _waiting(ws))
     gc.locks(_worktree_digests(ws))
     done.freed_bytes = sum(r.bytes for r in done.removed)
     return done
 
 
 class _Pruner:
-    def __init__(self, root: Path, cutoff: float, dry_run: bool, done: Collected) -> None:
-        self.root, self.cutoff, self.dry_run, self.done = root, cutoff, dry_run, done
+    def __init__(self, root: Path, cutoff: float, fresh: float, dry_run: bool, done: Collected) -> None:
+        self.root, self.cutoff, self.fresh, self.dry_run, self.done = root, cutoff, fresh, dry_run, done
 
     # -- the three folders --------------------------------------------------------------------------------
 
-    def runs(self, running: str) -> None:
-        folder = self._folder("runs")
+    def runs(self, running: str, name: str = "runs", kind: Kind = "run-logs", what: str = "agent-run logs") -> None:
+        folder = self._folder(name)
         if folder is None:
             return
         for entry in _entries(folder):
-            if entry.name == running:
+            if entry.name == running and name == "runs":
                 continue
             if entry.is_symlink() or not entry.is_dir():
                 if _mtime(entry) < self.cutoff:
-                    self._remove(entry, "link" if entry.is_symlink() else "run-logs", "not a session's folder, "
+                    self._remove(entry, "link" if entry.is_symlink() else kind, "not a folder of ours, "
                                  "and older than the age kept")  # fmt: skip
                 continue
             files = [p for p in _walk(entry) if p.is_symlink() or not p.is_dir()]  # (a folder's own time moves)
-            if not files:
-                self._remove(entry, "empty-folder", "a folder with no file in it")
+            if not files:  # (given an hour: a folder just made is about to be filled)
+                if _mtime(entry) < self.fresh:
+                    self._remove(entry, "empty-folder", "a folder with no file in it")
             elif (newest := max(_mtime(p) for p in files)) < self.cutoff:
-                self._remove(entry, "run-logs", f"agent-run logs, last written {_days(self.cutoff, newest)}")
+                self._remove(entry, kind, f"{what}, last written {_days(self.cutoff, newest)}")
 
-    def reports(self, running: str, waiting: set[str], temporary_cutoff: float) -> None:
+    def reports(self, running: str, waiting: set[str]) -> None:
         folder = self._folder("reports")
         if folder is None:
             return
@@ -110,7 +114,7 @@ class _Pruner:
                     self._remove(entry, "link", "a link, not a report")
                 continue
             if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-                if _mtime(entry) < temporary_cutoff:
+                if _mtime(entry) < self.fresh:
                     self._remove(entry, "temporary", "left by a save that did not finish")
                 continue
             session, suffix = entry.stem, entry.suffix

@@ -50,6 +50,10 @@ def state(tmp_path: Path) -> tuple[GitRepo, Workspace, Path]:
     _file(root / "runs" / "2026-01-01-aaaaaa" / "sub-1" / "prompt.md")
     _file(root / "runs" / "2026-12-01-bbbbbb" / "sub-1" / "agent.jsonl", at=time.time())  # new: kept
     (root / "runs" / "2026-01-02-cccccc").mkdir(parents=True)  # empty
+    os.utime(root / "runs" / "2026-01-02-cccccc", (OLD, OLD))
+    (root / "runs" / "2026-01-02-ffffff").mkdir(parents=True)  # empty, but just made: about to be filled
+    _file(root / "tmp" / "doctor-abc" / "tree" / "x.py")  # a check's work folder its process never removed
+    (root / "tmp" / "doctor-new").mkdir()  # one in use
     for session, at in (("2026-01-01-aaaaaa", OLD), ("2026-12-01-bbbbbb", time.time())):
         record = {"id": session, "repo": str(repo.root), "started": "2026-01-01T00:00:00+00:00", "outcome": "completed",
                   "branch": f"overnight/{session}"}  # fmt: skip
@@ -70,12 +74,13 @@ def test_gc_prunes_old_logs_reports_and_dead_locks_and_never_the_database(state:
     gone = {(r.path, r.kind) for r in done.removed}
     assert gone == {("runs/2026-01-01-aaaaaa", "run-logs"), ("runs/2026-01-02-cccccc", "empty-folder"),
                     ("reports/2026-01-01-aaaaaa.json", "report"), ("reports/2026-01-01-aaaaaa.md", "report"),
-                    (f"locks/gate-{'0' * 16}.lock", "lock")}  # fmt: skip
+                    (f"locks/gate-{'0' * 16}.lock", "lock"), ("tmp/doctor-abc", "temporary")}  # fmt: skip
     old_json = {"id": "2026-01-01-aaaaaa", "repo": str(repo.root), "started": "2026-01-01T00:00:00+00:00",
                 "outcome": "completed", "branch": "overnight/2026-01-01-aaaaaa"}  # fmt: skip
-    assert done.freed_bytes == 100 + 100 + len(json.dumps(old_json)) + len("# report\n")
+    assert done.freed_bytes == 100 + 100 + len(json.dumps(old_json)) + len("# report\n") + 100
     left = _tree(root)
     assert {"state.db", "key", "runs/2026-12-01-bbbbbb/sub-1/agent.jsonl", "reports/2026-12-01-bbbbbb.md",
+            "runs/2026-01-02-ffffff", "tmp/doctor-new",
             f"locks/gate-{lock_digest(repo.root)}.lock"} <= left  # fmt: skip
     assert not any("aaaaaa" in p or "cccccc" in p or "0000" in p for p in left)
     assert gc.collect(ws).removed == []  # nothing left to do
@@ -85,7 +90,7 @@ def test_gc_dry_run_lists_without_deleting(state: tuple[GitRepo, Workspace, Path
     _, ws, _ = state
     before = _tree(ws.state_dir)
     dry = gc.collect(ws, dry_run=True)
-    assert dry.dry_run and len(dry.removed) == 5 and dry.freed_bytes > 0
+    assert dry.dry_run and len(dry.removed) == 6 and dry.freed_bytes > 0
     assert _tree(ws.state_dir) == before
     real = gc.collect(ws)
     assert [r.model_dump() for r in real.removed] == [r.model_dump() for r in dry.removed]
@@ -145,7 +150,7 @@ def test_overnight_gc_on_the_command_line(state: tuple[GitRepo, Workspace, Path]
     before = _tree(ws.state_dir)
     assert main(["-C", str(repo.root), "gc", "--dry-run", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["dry_run"] is True and len(data["removed"]) == 5 and _tree(ws.state_dir) == before
+    assert data["dry_run"] is True and len(data["removed"]) == 6 and _tree(ws.state_dir) == before
     assert main(["-C", str(repo.root), "gc", "--older-than", "-1"]) == 2
     assert "--older-than" in capsys.readouterr().err
     assert main(["-C", str(repo.root), "gc", "--older-than", "100"]) == 0  # no log is that old: only what is dead
@@ -154,7 +159,7 @@ def test_overnight_gc_on_the_command_line(state: tuple[GitRepo, Workspace, Path]
     assert (ws.state_dir / "runs" / "2026-01-01-aaaaaa").exists()
     assert main(["-C", str(repo.root), "gc"]) == 0
     said = capsys.readouterr().out
-    assert "removed runs/2026-01-01-aaaaaa (run-logs, 200 bytes)" in said and "freed 3 item(s)" in said
+    assert "removed runs/2026-01-01-aaaaaa (run-logs, 200 bytes)" in said and "freed 4 item(s)" in said
     assert main(["-C", str(repo.root), "gc"]) == 0
     assert "nothing to prune" in capsys.readouterr().out
 
