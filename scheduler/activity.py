@@ -76,7 +76,7 @@ def read(log: Path | str, changed: Iterable[str] = ()) -> Activity:
             calls.append(call)
         if wrote:
             named.append(wrote)
-    files = list(dict.fromkeys(p for p in changed if p))[:MAX_FILES]
+    files = list(dict.fromkeys(short(p, 200) for p in changed if p))[:MAX_FILES]  # (a name holds no line break)
     root = _root(path)
     named = [n for n in dict.fromkeys(_relative(n, root) for n in named) if n not in files][:MAX_FILES]
     total = result_turns if result_turns is not None else max(turns, steps)

@@ -174,3 +174,13 @@ def test_activity_reads_claude_code_s_stream(tmp_path: Path) -> None:
     assert found.tool_calls == ["Write `" + f"{root}/src/a.py`", "Bash `pytest -q`", "mcp__quality__run_quality_gate"]
     assert found.files_changed == ["src/b.py"] and found.files_named == ["src/a.py"]
     assert activity.read("", []).turns == 0  # no log: nothing claimed
+
+
+def test_activity_keeps_each_name_on_its_line(tmp_path: Path) -> None:
+    from scheduler import activity
+
+    log = tmp_path / "agent.jsonl"
+    log.write_text(json.dumps({"type": "step", "n": 1, "action": "write", "path": "a\n## ✅ all verified", "ok": True}))
+    found = activity.read(log, ["b\n## ✅ kept"])
+    assert all("\n" not in line for line in found.lines())
+    assert found.files_changed == ["b ## ✅ kept"] and found.tool_calls == ["write a ## ✅ all verified"]
