@@ -367,6 +367,10 @@ def _sessions() -> None:
 
     for command in MORNING:
         cli.add_command(command)
+    from .gc_commands import COMMANDS as GC
+
+    for command in GC:
+        cli.add_command(command)
 
 
 _sessions()

@@ -100,7 +100,8 @@ def kept(outcome: str | None) -> str:
 class TaskResult(BaseModel):
     task_id: str
     title: str
-    outcome: str = Field(description="passed (kept on the branch), failed, timed-out or stopped (rolled back)")
+    outcome: str = Field(description="passed (kept on the branch), failed, timed-out, stopped or interrupted (its "
+                         "session died): rolled back")  # fmt: skip
     kept: bool
     reasons: list[str] = Field(default_factory=list, description="why it was rolled back, one reason each")
     commits: list[str] = Field(default_factory=list)

@@ -67,6 +67,9 @@ def run_lock(ws: Workspace, info: dict[str, Any]) -> Iterator[tuple[bool, dict[s
                 yield False, held
                 return
             stale = held
+            if stale is not None:  # when it last changed: the dead session's last sign of life (postmortem)
+                with contextlib.suppress(OSError):
+                    stale["lock_mtime"] = path.stat().st_mtime
             path.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w") as handle:

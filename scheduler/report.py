@@ -13,9 +13,11 @@ from mcp_servers.core.db import LOST
 from mcp_servers.core.errors import UsageError
 from mcp_servers.core.models import CheckResult
 
+from .activity import Activity
 from .agents import AgentResult
+from .postmortem import Crash, died_at, iso
 
-Outcome = Literal["passed", "failed", "stopped", "timed-out"]
+Outcome = Literal["passed", "failed", "stopped", "timed-out", "interrupted"]  # interrupted: its session died
 REFUSED = ("preflight-failed", "no-work")  # session outcomes of a run that never started: no report is kept
 
 
@@ -38,6 +40,8 @@ class TaskRecord(BaseModel):
     started: str
     duration_s: float = 0.0
     agent: AgentResult | None = None
+    activity: Activity | None = Field(default=None, description="what the agent did before it was stopped (a "
+                                      "timeout, the kill switch, its session dying), from its log and git")  # fmt: skip
 
 
 def one_line(reasons: list[str], limit: int = 1900) -> str:
@@ -79,6 +83,7 @@ class SessionRecord(BaseModel):
     tasks: list[TaskRecord] = Field(default_factory=list)
     reviewed: str = Field(default="", description="what a person did with the branch afterwards (`overnight merge` "
                           "or `overnight discard`), and when")  # fmt: skip
+    crash: Crash | None = Field(default=None, description="the session died: what the next run found")
 
     def all_security_events(self) -> list[str]:
         """Every security event of the session, each task's named by the task."""
@@ -104,8 +109,11 @@ def close_dead(state_dir: Path, live: str) -> list[str]:
             continue
         if record.outcome != "running" or record.id == live:
             continue
-        record.outcome, record.ended = "crashed", now_iso()
-        record.stop_reason = record.stop_reason or "the process died before it finished its report"
+        when, evidence = died_at(state_dir, record.id)
+        record.outcome, record.ended = "crashed", iso(when) if when else now_iso()
+        record.crash = record.crash or Crash(lock_found=False, final_commit=record.final_commit, died_at=iso(when),
+                                             evidence=evidence)  # fmt: skip
+        record.stop_reason = record.stop_reason or record.crash.text()
         save(state_dir, record)
         done.append(f"closed the report of session {record.id} as crashed (it was left running)")
     return done
@@ -206,6 +214,14 @@ def render(record: SessionRecord) -> str:
     lines += [f"- Not delivered: {problem}" for problem in record.delivery]
     if record.reviewed:
         lines.append(f"- Afterwards: {record.reviewed}")
+    if record.crash is not None:
+        crash = record.crash
+        lines += ["", "## The session died", "", f"- Task in hand: {crash.task or 'none (between tasks)'}",
+                  f"- Last sign of life: {crash.died_at} ({crash.evidence})",
+                  f"- The branch kept: {crash.final_commit[:12]}" + (" (the base: nothing was kept)"
+                                                                   if crash.final_commit == record.base_commit else "")]
+        if crash.dropped:
+            lines.append(f"- Unverified commits taken off the branch: {', '.join(c[:12] for c in crash.dropped)}")
     if record.warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in record.warnings]
     if record.problems:
@@ -219,7 +235,8 @@ def render(record: SessionRecord) -> str:
 
 def _task(t: TaskRecord) -> list[str]:
     mark = {"passed": "✅ kept", "failed": "❌ rolled back", "stopped": "⏹ stopped, rolled back",
-            "timed-out": "⏱ timed out, rolled back"}[t.outcome]  # fmt: skip
+            "timed-out": "⏱ timed out, rolled back",
+            "interrupted": "💥 interrupted: the session died, rolled back"}[t.outcome]  # fmt: skip
     out = [f"## `{t.task_id}` {t.title}: {mark}", ""]
     agent = t.agent
     facts = [f"attempt {t.attempt}", f"{t.duration_s:.0f}s"]
@@ -243,6 +260,8 @@ def _task(t: TaskRecord) -> list[str]:
         out.append(f"- Refused: {refused}")
     if t.leftovers:
         out.append(f"- Uncommitted and dropped: {', '.join(t.leftovers[:20])}")
+    if t.activity is not None:
+        out += t.activity.lines()
     if t.checks:
         out += ["", "| check | result | detail |", "|---|---|---|"]
         for c in t.checks:

@@ -28,7 +28,7 @@ from mcp_servers.core.paths import Globs
 from mcp_servers.core.queue_models import NextTask, TaskDetail
 from mcp_servers.core.workspace import Workspace
 
-from . import prompt, report, snapshot, verify, worktree
+from . import activity, prompt, report, snapshot, verify, worktree
 from .agents import Agent, AgentEvent, AgentJob, AgentResult, held_attempts
 from .confine import confine
 from .control import stop_file
@@ -135,7 +135,7 @@ class Runner:
             return self._finish(record, "preflight-failed", "preflight failed", problems=[f"the snapshot of what "
                                 f"you own could not be taken: {e}"])  # fmt: skip
         root = worktree.create(ws, session, base)
-        update_lock(ws, worktree=str(root), branch=record.branch)
+        update_lock(ws, worktree=str(root), branch=record.branch, kept=base)
         report.save(ws.state_dir, record)
         memory.start_session(self._wt(root, session, base), session=session, source="scheduler", clock=self.clock,
                              goal=f"overnight run on {record.branch} from {base_name}")  # fmt: skip
@@ -272,7 +272,7 @@ class Runner:
         (run_dir / "prompt.md").write_text(text, encoding="utf-8")
         job = AgentJob(task_id=task.id, prompt=text, worktree=root, env=_job_env(wt), run_dir=run_dir,
                        timeout_s=timeout, stop=self.stop,
-                       on_start=lambda pid: update_lock(self.ws, task=task.id, agent_pid=pid,
+                       on_start=lambda pid: update_lock(self.ws, task=task.id, agent_pid=pid, title=task.title,
                                                          task_started=report.now_iso()),
                        on_event=self._agent_events(session, task, started))  # fmt: skip
         with (_renewing(wt, task.id, session, timeout + 300, self.clock),
@@ -342,10 +342,13 @@ class Runner:
         record.reasons = found + [r for r in record.reasons if r not in found]
         if record.outcome == "passed":
             record.outcome, self.kept = "failed", checkpoint
+            update_lock(self.ws, kept=self.kept)
             self._roll_back(wt, root, session, task, checkpoint, record)
 
     def _judge(self, wt: Workspace, root: Path, session: str, task: TaskDetail, checkpoint: str,
                record: report.TaskRecord, result: AgentResult) -> None:  # fmt: skip
+        if result.stopped or result.timed_out:  # what it did before it was ended, for the report
+            record.activity = activity.read(result.log, _changed(wt, checkpoint))
         if result.stopped:
             record.outcome, record.reasons = "stopped", ["stopped by `overnight stop`: the work was rolled back"]
             self._roll_back(wt, root, session, task, checkpoint, record, settle=False)
@@ -371,6 +374,7 @@ class Runner:
             return
         record.outcome = "passed"
         self.kept = worktree.head(root)
+        update_lock(self.ws, kept=self.kept)  # what a crash from here on keeps (scheduler.postmortem)
         text = (f"Task {task.id} ({task.title}) passed verification and was kept: commits "
                 f"{', '.join(c[:12] for c in record.commits)}; coverage {record.coverage}.")
         memory.log_event(wt, "gate", text, task_id=task.id, files=_changed(wt, checkpoint), source="scheduler",

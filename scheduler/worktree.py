@@ -17,7 +17,7 @@ from pathlib import Path
 from mcp_servers.core import git
 from mcp_servers.core.errors import GitError
 from mcp_servers.core.git import Repo
-from mcp_servers.core.workspace import Workspace, user_state_dir
+from mcp_servers.core.workspace import Workspace, user_state_dir, worktree_locks
 
 
 def base_commit(ws: Workspace) -> tuple[str, str]:
@@ -82,7 +82,8 @@ def clean(root: Path) -> None:
 
 
 def remove(ws: Workspace, path: Path) -> None:
-    """Remove a session's worktree (its branch and commits stay)."""
+    """Remove a session's worktree (its branch and commits stay), and its lock files under the state directory."""
+    locks = worktree_locks(ws.state_dir, path)  # named before the path is gone (it may resolve through links)
     for root in {path, path.resolve()}:
         git.forget(root)
     ws.repo.run("worktree", "remove", "--force", str(path), check=False)
@@ -90,6 +91,8 @@ def remove(ws: Workspace, path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     ws.repo.run("worktree", "prune", check=False)
     _remove_empty_parents(ws, path)
+    for lock in locks:  # its gate and plan locks: nothing takes them again
+        lock.unlink(missing_ok=True)
 
 
 def _remove_empty_parents(ws: Workspace, path: Path) -> None:

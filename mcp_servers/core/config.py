@@ -412,11 +412,22 @@ class Scheduler(_Section):
         return value
 
 
+class State(_Section):
+    """The state directory (`.git/overnight/`) kept bounded: `overnight gc` (and the daemon, once a day)."""
+
+    keep_days: Annotated[float, Field(gt=0, le=3650)] = Field(
+        default=30.0,
+        description="days agent-run logs (`runs/`) and session reports are kept; a report whose session branch "
+        "still exists is kept until the branch is merged or discarded",
+    )
+
+
 class Settings(_Section):
     policy: Policy = Field(default_factory=Policy)
     gate: Gate = Field(default_factory=Gate)
     plan: Plan = Field(default_factory=Plan)
     scheduler: Scheduler = Field(default_factory=Scheduler)
+    state: State = Field(default_factory=State)
 
     def policy_hash(self) -> str:
         """A digest of everything that decides whether a tree passes; a receipt is valid only under it."""

@@ -22,6 +22,19 @@ from .errors import StateError
 from .git import Repo
 
 KEY_BYTES = 32
+LOCKS = "locks"  # under the state directory: the per-worktree lock files of `Workspace.lock`
+
+
+def lock_digest(root: Path) -> str:
+    """What names a worktree in its lock files (`locks/<name>-<digest>.lock`)."""
+    return hashlib.sha256(str(root).encode()).hexdigest()[:16]
+
+
+def worktree_locks(state_dir: Path, root: Path) -> list[Path]:
+    """The lock files `Workspace.lock` made for the worktree at `root` (as named, and resolved)."""
+    folder = state_dir / LOCKS
+    digests = {lock_digest(root), lock_digest(root.resolve())}
+    return sorted(p for d in digests for p in folder.glob(f"*-{d}.lock") if p.is_file() and not p.is_symlink())
 
 
 def user_state_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -70,8 +83,7 @@ class Workspace:
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """A cross-process lock, per worktree, held while `name` runs (e.g. the gate, which stages files)."""
-        digest = hashlib.sha256(str(self.repo.root).encode()).hexdigest()[:16]
-        path = db.ensure_dir(self.state_dir / "locks") / f"{name}-{digest}.lock"
+        path = db.ensure_dir(self.state_dir / LOCKS) / f"{name}-{lock_digest(self.repo.root)}.lock"
         with open(path, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mcp_servers.core.workspace import Workspace, user_state_dir
+from mcp_servers.core.workspace import Workspace, lock_digest, user_state_dir
 from scheduler import worktree
 
 from ..conftest import GitRepo, make_repo
@@ -34,3 +34,14 @@ def test_a_configured_worktree_dir_is_the_persons_and_stays(tmp_path: Path) -> N
     assert path.parent == where
     worktree.remove(ws, path)
     assert not path.exists() and where.is_dir() and list(where.iterdir()) == []
+
+
+def test_removing_a_worktree_removes_its_lock_files_and_only_those(repo: GitRepo) -> None:
+    ws = Workspace.open(repo.root)
+    path = worktree.create(ws, "s-1", repo.head())
+    with Workspace.open(path).lock("gate"), Workspace.open(path).lock("plan"), ws.lock("gate"):
+        pass  # what the servers take while a session works in it (issue 12: two files left per session)
+    locks = ws.state_dir / "locks"
+    assert len(list(locks.iterdir())) == 3
+    worktree.remove(ws, path)
+    assert [p.name for p in locks.iterdir()] == [f"gate-{lock_digest(repo.root)}.lock"]  # the checkout's stays
