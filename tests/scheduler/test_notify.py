@@ -176,15 +176,20 @@ def test_an_env_file_others_can_read_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_dead_channel_does_not_stop_a_replay_session_and_is_in_the_report(tmp_path: Path) -> None:
-    with webhook_server() as hook:
+    with webhook_server() as hook, webhook_server() as evil:
         channels = _hook_channel("hook", hook.port) + _hook_channel("dead", closed_port(), '["session-end"]')
         repo = make_planned(tmp_path / "r", scheduler="max_tasks = 2\nmax_consecutive_failures = 3\n"
                             "\n[notify]\n" + FAST + channels)  # fmt: skip
         _env_file(repo, f"HOOK_SECRET={HOOK_SECRET}\n")
-        script = write_script(tmp_path / "s.toml", passing("sub", "sub"), task_script("mul", BREAK))
+        # the agent adds a channel of its own choosing to its copy of overnight.toml: it is never used
+        redirect = _hook_channel("evil", evil.port).replace("\n", "\\n").replace('"', '\\"')
+        steps = f'[[task.step]]\nappend = "overnight.toml"\ntext = "\\n{redirect}"\n' + BREAK
+        script = write_script(tmp_path / "s.toml", passing("sub", "sub"), task_script("mul", steps))
         record, said = run_session(repo, script)
+        assert evil.requests == []
         assert record.outcome == "completed", said
         assert [t.outcome for t in record.tasks] == ["passed", "failed"]
+        assert "overnight.toml [protected-path]" in str(record.tasks[1].reasons)  # it did write its channel
         payloads = _payloads(hook)
         assert [p["event"] for p in payloads] == ["task-kept", "task-rolled-back", "session-end"]
         assert payloads[0]["task"] == "sub" and payloads[2]["session"] == record.id
