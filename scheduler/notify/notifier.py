@@ -50,6 +50,15 @@ class Outbox:
     def hearing(self, event: str, only: str | None = None) -> list[Channel]:
         return [c for c in self.settings.channels if event in c.events and (only is None or c.name == only)]
 
+    def unready(self, channel: Channel) -> str | None:
+        """What keeps a channel from being sent to (a secret not set, an env file others can read), without
+        sending; None when its URL fills in."""
+        try:
+            channels.fill(channel, self.lookup, self.env_path)
+        except channels.ChannelError as e:
+            return str(e).removeprefix(f"channel {channel.name}: ")
+        return None
+
     def deliver(self, channel: Channel, msg: Message) -> str | None:
         """One channel: None when delivered, else what went wrong (said on stderr too)."""
         try:

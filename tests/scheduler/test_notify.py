@@ -223,3 +223,13 @@ def test_notify_test_without_channels_says_how_to_add_one(tmp_path: Path, capsys
     repo = make_repo(tmp_path / "r", config=FAST_CONFIG)
     assert main(["-C", str(repo.root), "notify", "test"]) == 2
     assert "[[notify.channels]]" in capsys.readouterr().err
+
+
+def test_doctor_says_which_channel_lacks_its_secret(tmp_path: Path) -> None:
+    from scheduler.doctor import diagnose
+
+    repo = _repo(tmp_path / "r", _hook_channel("hook", closed_port(), '["paused"]'))
+    [finding] = [f for f in diagnose(str(repo.root)).findings if f.name == "notify hook"]
+    assert finding.status == "warn" and "{HOOK_SECRET} is not set" in finding.detail
+    _env_file(repo, f"HOOK_SECRET={HOOK_SECRET}\n")
+    assert Outbox.of(Workspace.open(repo.root)).unready(Workspace.open(repo.root).settings.notify.channels[0]) is None
