@@ -74,6 +74,7 @@ class Runner:
         finally:
             if own:
                 self.notifier.close()
+                self.notifier = None
 
     def _run(self) -> report.SessionRecord | None:
         ws = self.ws

@@ -54,14 +54,14 @@ def _payloads(hook: Hook) -> list[dict[str, object]]:
 
 
 def test_an_email_reaches_a_real_smtp_server_with_the_env_files_login(tmp_path: Path) -> None:
-    with smtp_server() as (box, port):
+    with smtp_server(password="p@ss/w:rd?#1") as (box, port):  # filled in percent-encoded: it still logs in
         repo = _repo(tmp_path / "r", f'[[notify.channels]]\nname = "mail"\nurl = "mailto://{{SMTP_USER}}:'
                      f'{{SMTP_PASSWORD}}@127.0.0.1:{port}?to=me@example.org&from=night@example.org"\n')  # fmt: skip
-        _env_file(repo, "SMTP_USER=night\nSMTP_PASSWORD=s3cret-Pa55\n")
+        _env_file(repo, "SMTP_USER=night\nSMTP_PASSWORD='p@ss/w:rd?#1'\n")
         failed = send(Workspace.open(repo.root), "paused", "overnight: paused", "three error cycles in a row")
         assert failed == []
         [mail] = box.mails
-        assert box.logins == [("night", "s3cret-Pa55")]
+        assert box.logins == [("night", "p@ss/w:rd?#1")]
         assert mail["To"] == "me@example.org" and mail["Subject"] == "overnight: paused"
         assert "three error cycles in a row" in mail.get_payload(decode=True).decode()
 
