@@ -45,9 +45,9 @@ class Message:
 
 def clean(text: str, limit: int) -> str:
     """Agent-written text made safe to send: redacted, no control characters, no mass mentions, at most `limit`."""
-    text = redact(text)[0]
+    text = redact(text[: limit * 2])[0]  # cut first: a whole test log is never scanned on the session's thread
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\t", " "))
-    text = _MENTION.sub(lambda m: m.group(0)[0] + "\u2060", text)  # a word joiner: shown, never a mention
+    text = _MENTION.sub(lambda m: m.group(0)[0] + "\u2060" + m.group(0)[1:], text)  # shown, never a mention
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
