@@ -7,6 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -14,7 +15,7 @@ from mcp_servers.core.notify_config import Notify
 from mcp_servers.core.workspace import Workspace
 from scheduler.cli import main
 from scheduler.events import RunEvent
-from scheduler.notify import Notifier, Outbox, message, send
+from scheduler.notify import Notifier, Outbox, message, of_event, send
 from scheduler.notify.channels import deliver, fill
 from scheduler.notify.webhook import SIGNATURE, TIMESTAMP, verify
 
@@ -233,3 +234,21 @@ def test_doctor_says_which_channel_lacks_its_secret(tmp_path: Path) -> None:
     assert finding.status == "warn" and "{HOOK_SECRET} is not set" in finding.detail
     _env_file(repo, f"HOOK_SECRET={HOOK_SECRET}\n")
     assert Outbox.of(Workspace.open(repo.root)).unready(Workspace.open(repo.root).settings.notify.channels[0]) is None
+
+
+def test_the_routes_table_maps_session_events_to_notifications() -> None:
+    def events(kind: str, **fields: Any) -> list[str]:
+        return [m.event for m in of_event(RunEvent(cast(Any, kind), f"overnight: {kind}", session="s", **fields))]
+
+    assert events("outcome", task_id="a", outcome="passed") == ["task-kept"]
+    assert events("outcome", task_id="a", outcome="timed-out", security=("~/.bashrc changed",)) == [
+        "task-rolled-back",
+        "security-event",
+    ]
+    assert events("end", outcome="completed") == ["session-end"]
+    assert events("end", outcome="no-work") == [] and events("end", outcome="already-running") == []
+    assert events("end", outcome="preflight-failed") == ["session-end"]
+    # the kinds the daemon and the usage-limit wait tell: one line each in ROUTES
+    assert events("wait") == ["usage-limit-wait"] and events("paused") == ["paused"]
+    assert events("complete") == ["complete"]
+    assert events("agent") == [] and events("verify") == [] and events("task") == [] and events("session") == []
