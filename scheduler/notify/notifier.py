@@ -9,6 +9,7 @@ synchronous, for one message (the daemon's pause and completion alerts); `check`
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import sys
 import threading
@@ -24,7 +25,7 @@ from mcp_servers.core.workspace import Workspace
 from ..events import RunEvent
 from ..report import REFUSED, SessionRecord, save
 from . import channels
-from .message import Message, message, of_event
+from .message import Message, clean, message, of_event
 
 
 @dataclass
@@ -124,6 +125,7 @@ class Notifier:
     _warnings: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
+    _held: list[Message] = field(default_factory=list)  # a session's end, sent by `settle` with its summary
 
     @classmethod
     def of(cls, ws: Workspace) -> Notifier:
@@ -133,7 +135,10 @@ class Notifier:
         """Queue what a session event raises for the channels that hear it; never raises."""
         try:
             for msg in of_event(event, self.outbox.settings.max_chars):
-                self.post(msg)
+                if event.kind == "end" and event.session:
+                    self._held.append(msg)
+                else:
+                    self.post(msg)
         except Exception:  # the night goes on whatever a notification does
             traceback.print_exc(file=sys.stderr)
 
@@ -162,6 +167,9 @@ class Notifier:
     def flush(self, wait_s: float | None = None) -> list[str]:
         """Wait (at most `wait_s`, default `flush_s`) for what is queued; the failures since the last flush, and a
         line for what was still unsent when the wait ran out."""
+        held, self._held = self._held, []
+        for msg in held:
+            self.post(msg)
         if self._thread is not None:
             mark = threading.Event()
             self._queue.put(mark)
@@ -176,7 +184,13 @@ class Notifier:
         return found
 
     def settle(self, record: SessionRecord, state_dir: Path) -> None:
-        """At a session's end: `flush`, and the failures added to its report's warnings (saved again)."""
+        """At a session's end: its end notifications sent with what it kept and rolled back, `flush`ed, and the
+        failures added to its report's warnings (saved again)."""
+        held, self._held = self._held, []
+        for msg in held:
+            self.post(
+                dataclasses.replace(msg, text=clean(f"{msg.text}\n{summary(record)}", self.outbox.settings.max_chars))
+            )
         failed = [w for w in self.flush() if w not in record.warnings]
         record.warnings += failed
         if failed and record.outcome not in REFUSED:
@@ -187,3 +201,16 @@ class Notifier:
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread = None
+
+
+def summary(record: SessionRecord) -> str:
+    """What a session kept and rolled back, for its end notification."""
+    kept = [f"- {t.task_id} ({t.title})" for t in record.tasks if t.outcome == "passed"]
+    back = [f"- {t.task_id} ({t.title}): {t.outcome}" + (f": {t.reasons[0].splitlines()[0]}" if t.reasons else "")
+            for t in record.tasks if t.outcome != "passed"]  # fmt: skip
+    branch = record.branch if record.final_commit and record.final_commit != record.base_commit else ""
+    lines = [f"Branch: {branch or '(none: nothing kept)'}; cost ${record.cost_usd:.2f}"]
+    lines += [f"Problem: {p.strip().splitlines()[-1][:300]}" for p in record.problems[:3] if p.strip()]
+    lines += ["Kept:", *kept] if kept else ["Kept: nothing"]
+    lines += ["Rolled back:", *back] if back else []
+    return "\n".join(lines)

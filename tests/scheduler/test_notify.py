@@ -195,6 +195,9 @@ def test_a_dead_channel_does_not_stop_a_replay_session_and_is_in_the_report(tmp_
         assert [p["event"] for p in payloads] == ["task-kept", "task-rolled-back", "session-end"]
         assert payloads[0]["task"] == "sub" and payloads[2]["session"] == record.id
         assert "rolled back" in str(payloads[1]["title"])
+        ended = str(payloads[2]["text"])  # the session's end says what it kept and rolled back
+        assert f"Branch: {record.branch};" in ended and "Kept:\n- sub (Add sub())" in ended
+        assert "Rolled back:\n- mul (Add mul()): failed: no commit was made" in ended
         [warning] = record.warnings
         assert "`session-end` to channel dead not sent" in warning and "could not be reached" in warning
         saved = json.loads((Workspace.open(repo.root).state_dir / "reports" / f"{record.id}.json").read_text())
