@@ -61,8 +61,9 @@ def secret_values(environ: Mapping[str, str], env_file: Path) -> Callable[[str],
 def fill(channel: Channel, lookup: Callable[[str], str | None], env_file: Path) -> Ready:
     """The channel's URL with each `{NAME}` replaced by its value, percent-encoded where it sits in the URL."""
     template = channel.url
-    if REFERENCE.fullmatch(template.strip()):  # the whole URL from the env file
-        value = _value(channel, REFERENCE.fullmatch(template.strip()).group(1), lookup, env_file)  # type: ignore[union-attr]
+    whole = REFERENCE.fullmatch(template.strip())
+    if whole:  # the whole URL from the env file
+        value = _value(channel, whole.group(1), lookup, env_file)
         return Ready(channel, value, _hidden([value]))
     start = template.find("://") + 3
     authority_end = min((i for i in (template.find("/", start), template.find("?", start)) if i >= 0),

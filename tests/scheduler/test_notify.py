@@ -255,3 +255,11 @@ def test_the_routes_table_maps_session_events_to_notifications() -> None:
     assert events("wait") == ["usage-limit-wait"] and events("paused") == ["paused"]
     assert events("complete") == ["complete"]
     assert events("agent") == [] and events("verify") == [] and events("task") == [] and events("session") == []
+
+
+def test_a_whole_url_can_come_from_the_env_file(tmp_path: Path) -> None:
+    with webhook_server() as hook:
+        repo = _repo(tmp_path / "r", '[[notify.channels]]\nname = "hook"\nurl = "{HOOK_URL}"\n')
+        _env_file(repo, f"HOOK_URL=hmac://127.0.0.1:{hook.port}/in?secret={HOOK_SECRET}\n")
+        assert send(Workspace.open(repo.root), "complete", "overnight: complete", "done") == []
+        assert [p["event"] for p in _payloads(hook)] == ["complete"]
