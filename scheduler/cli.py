@@ -25,6 +25,7 @@ from mcp_servers.core.workspace import Workspace
 from . import output as out
 from .init import SERVER_NAMES, Found
 from .memory_commands import memory_group
+from .notify_commands import notify_group
 from .plan_commands import plan_group
 from .wording import for_shell
 
@@ -294,6 +295,7 @@ def health(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> int:
 
 cli.add_command(plan_group)
 cli.add_command(memory_group)
+cli.add_command(notify_group)
 
 
 @cli.group(name="hooks")

@@ -23,7 +23,7 @@ from mcp_servers.core.workspace import Workspace
 from .init import available_servers
 
 Status = Literal["ok", "warn", "missing", "error"]
-_PACKAGES = ("mcp", "pydantic", "radon", "bandit", "coverage", "pytest", "click", "rich", "anyio")
+_PACKAGES = ("mcp", "pydantic", "radon", "bandit", "coverage", "pytest", "click", "rich", "anyio", "apprise")
 
 
 class Finding(BaseModel):
@@ -56,7 +56,7 @@ def diagnose(path: str | None = None, *, run_tests: bool = False) -> Diagnosis:
             )
         )
         return _done(findings)
-    for check in (_repository, _config, _sandbox, _state, _mcp_json, _hook, _tests, _claude):
+    for check in (_repository, _config, _sandbox, _state, _mcp_json, _hook, _tests, _claude, _notify):
         if broken is not None and check is _config:
             findings.append(_broken_config(broken))
             continue
@@ -169,6 +169,22 @@ def _config(ws: Workspace) -> list[Finding]:
     fix = "commit overnight.toml (`overnight init --commit` for a new one)" if status == "warn" else ""
     detail = f"{path} is valid; in force: {ws.config_source} (policy {ws.settings.policy_hash()})"
     return [Finding(name="config", status=status, detail=detail, fix=fix)]
+
+
+def _notify(ws: Workspace) -> list[Finding]:
+    """Each `[notify]` channel: whether its secrets are there (nothing is sent: `overnight notify test` does)."""
+    from .notify import Outbox
+
+    box = Outbox.of(ws, warn=lambda line: None)
+    found = []
+    for channel in box.settings.channels:
+        why = box.unready(channel)
+        scheme = channel.url.split("://", 1)[0] if "://" in channel.url else "a URL from the env file"
+        detail = f"{scheme}, hears {', '.join(channel.events)}" if why is None else why
+        fix = "" if why is None else "`overnight notify test --channel " + channel.name + "` once it is fixed"
+        found.append(Finding(name=f"notify {channel.name}", status="ok" if why is None else "warn", detail=detail,
+                             fix=fix))  # fmt: skip
+    return found
 
 
 def _state(ws: Workspace) -> list[Finding]:

@@ -40,6 +40,7 @@ class RunEvent:
     reason: str | None = None
     seconds: float | None = None
     cost_usd: float | None = None  # the session's, so far
+    security: tuple[str, ...] = ()  # the task's (outcome) or the session's own (end) security events
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from .control import stop_file
 from .delivery import deliver
 from .events import RunEvent, Teller, kept
 from .lock import run_lock, update_lock
+from .notify import Notifier
 from .offer import offer
 from .preflight import preflight, takes
 from .recovery import recover
@@ -62,9 +63,20 @@ class Runner:
     person: snapshot.Snapshot | None = None  # what the person owns, taken before the session's worktree exists
     only_task: str | None = None  # `overnight run --task ID`: that task alone, if it may run
     max_tasks: int | None = None  # `overnight run --max-tasks N`: the config's limit, overridden for this run
+    notifier: Notifier | None = None  # `[notify]` channels (one of its own unless given, e.g. by a daemon)
 
     def run(self) -> report.SessionRecord | None:
         """Run a session; None when another one holds the lock."""
+        own = self.notifier is None
+        self.notifier = self.notifier or Notifier.of(self.ws)
+        try:
+            return self._run()
+        finally:
+            if own:
+                self.notifier.close()
+                self.notifier = None
+
+    def _run(self) -> report.SessionRecord | None:
         ws = self.ws
         self.began = time.time()  # wall time, as the names of damaged databases moved aside carry it
         session = f"{time.strftime('%Y-%m-%d', time.gmtime(self.clock()))}-{secrets.token_hex(3)}"
@@ -85,7 +97,10 @@ class Runner:
             for line in done:
                 self.say(f"overnight: recovery: {line}")
             with self._signals():
-                return self._session(session)
+                record = self._session(session)
+            if self.notifier is not None:  # sent (a bounded wait); those that failed are warnings in its report
+                self.notifier.settle(record, ws.state_dir)
+            return record
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
@@ -305,11 +320,14 @@ class Runner:
         self._tell(RunEvent("outcome", f"overnight: task {task.id}: {kept(record.outcome)}" + (f": {reason}" if reason
                             else "") + f" ({record.duration_s:.0f}s, ${cost:.2f} so far)", session=session,
                             task_id=task.id, title=task.title, outcome=record.outcome, reason=reason,
-                            seconds=record.duration_s, cost_usd=cost))  # fmt: skip
+                            seconds=record.duration_s, cost_usd=cost,
+                            security=tuple(record.security_events)))  # fmt: skip
         return record
 
     def _tell(self, event: RunEvent) -> None:
         Teller(self.say, self.events)(event)
+        if self.notifier is not None:
+            self.notifier.tell(event)
 
     def _cost(self) -> float:
         return self.record.cost_usd if self.record is not None else 0.0
@@ -429,7 +447,8 @@ class Runner:
                 memory.end_session(self.ws, session=record.id, outcome=memory_outcome, stop_reason=why,
                                    summary=_summary(record), record=run, source="scheduler", clock=self.clock)
         self._tell(RunEvent("end", f"overnight: session {record.id} {outcome}: {why}; report {path}", session=record.id,
-                            outcome=outcome, reason=why, cost_usd=record.cost_usd))  # fmt: skip
+                            outcome=outcome, reason=why, cost_usd=record.cost_usd,
+                            security=tuple(record.security_events)))  # fmt: skip
         return record
 
 

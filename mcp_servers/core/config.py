@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+from .notify_config import LITERAL_SECRET, Notify
 
 CONFIG_NAME = "overnight.toml"
 
@@ -428,6 +429,7 @@ class Settings(_Section):
     plan: Plan = Field(default_factory=Plan)
     scheduler: Scheduler = Field(default_factory=Scheduler)
     state: State = Field(default_factory=State)
+    notify: Notify = Field(default_factory=Notify)
 
     def policy_hash(self) -> str:
         """A digest of everything that decides whether a tree passes; a receipt is valid only under it."""
@@ -491,6 +493,8 @@ def _describe(error: ValidationError, text: str, path: Path) -> str:
         where = f"{path}:{line}" if line else str(path)
         if item["type"] == "extra_forbidden":
             what = "unknown key; remove it or check its spelling against `overnight init`'s template"
+        elif item["type"] == LITERAL_SECRET:  # the value holds a secret: never repeated back
+            what = item["msg"]
         else:
             what = f"{item['msg']} (got {item.get('input')!r})"
         problems.append(f"{where}: key `{key}`: {what}")
@@ -542,6 +546,12 @@ _EXAMPLES = {
         "# pattern = '\\b(send|email)(s|ed|ing)?\\b.{0,30}\\b(customers|all users)\\b'  # (literal: \\b stays)",
         '# message = "emailing customers"',
     ],
+    "notify.channels": [
+        "# [[notify.channels]]",
+        '# name = "mail"',
+        '# url = "mailtos://{SMTP_USER}:{SMTP_PASSWORD}@smtp.example.org?to=me@example.org"',
+        '# events = ["session-end", "security-event", "paused", "complete"]',
+    ],
 }
 
 
@@ -591,7 +601,7 @@ def _emit(lines: list[str], prefix: str, model: BaseModel, values: dict[str, Any
 
 
 def _is_table_list(field: Any) -> bool:
-    return "ForbiddenOperation" in str(field.annotation) or "CommandCheck" in str(field.annotation)
+    return any(name in str(field.annotation) for name in ("ForbiddenOperation", "CommandCheck", "Channel"))
 
 
 def _assignment(name: str, value: Any, *, commented: bool = True) -> list[str]:
