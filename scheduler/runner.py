@@ -4,7 +4,8 @@ lock (a second run exits at once) → recover what a dead session left → prefl
 servers, a ready task) → worktree on `overnight/<date>-<id>` from the base branch → for each task `next_task`
 offers: validate, claim (renewed while the agent works), prompt, agent in its own process group under a wall
 clock → verify, trusting nothing → keep (complete the task on the branch) or roll back to the checkpoint →
-record in memory → stop on no ready task, the task limit, the time limit, consecutive failures, the kill switch →
+record in memory (a run the model's API stopped is released instead, and waited out or retried: `infra`) → stop
+on no ready task, the task limit, the time limit, consecutive failures, the kill switch →
 report, and the memory session closed with its run record.
 """
 
