@@ -46,7 +46,7 @@ def _not_counted(repo: object) -> None:
 
 
 def test_a_subscription_usage_limit_is_waited_out_and_the_task_done(
-    tmp_path: Path, claude_bin: Path, fake_model: FakeAnthropic, session_env: dict[str, str]
+    tmp_path: Path, claude_bin: Path, fake_model: FakeAnthropic, offline_env: dict[str, str]
 ) -> None:
     repo = _planned(
         tmp_path,
@@ -54,7 +54,7 @@ def test_a_subscription_usage_limit_is_waited_out_and_the_task_done(
         scheduler='max_tasks = 1\nfallback_model = "claude-sonnet-4-5"\n\n[infra]\nwait_min_s = 0\n',
     )  # the CLI takes --fallback-model
     person = Person.of(repo)
-    env = {k: v for k, v in session_env.items() if k != "ANTHROPIC_API_KEY"}
+    env = {k: v for k, v in offline_env.items() if k != "ANTHROPIC_API_KEY"}
     env["CLAUDE_CODE_OAUTH_TOKEN"] = "sk-ant-oat01-fake-offline-token"  # a subscription login: rate_limit_event
     fake_model.set_script([_limit(4), *done_properly()])
     record, said = _session(repo, env)
@@ -72,11 +72,11 @@ def test_a_subscription_usage_limit_is_waited_out_and_the_task_done(
 
 
 def test_an_api_key_limit_with_no_reset_time_is_probed(
-    tmp_path: Path, claude_bin: Path, fake_model: FakeAnthropic, session_env: dict[str, str]
+    tmp_path: Path, claude_bin: Path, fake_model: FakeAnthropic, offline_env: dict[str, str]
 ) -> None:
     repo = _planned(tmp_path, claude_bin, scheduler="max_tasks = 1\n\n[infra]\nprobe_delays_s = [1]\n")
     fake_model.set_script([_limit(7200), *done_properly()])
-    record, said = _session(repo, session_env)
+    record, said = _session(repo, dict(offline_env))
     assert record.outcome == "completed" and record.tasks[0].outcome == "passed", (record.stop_reason, said)
     [stop] = record.infra
     assert stop.stop.kind == "usage-limit" and stop.stop.resets_at is None and stop.stop.status == 429

@@ -5,7 +5,6 @@ during a wait. Waits run on a clock the test moves (no test sleeps for minutes).
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from scheduler.cli import main
 from scheduler.events import RunEvent
 
 from ..conftest import GitRepo
-from .sessions import PASS, Person, make_planned, task_script, write_script
+from .sessions import PASS, Person, make_planned, spawn_run, task_script, write_script
 
 FAST = "max_tasks = 1\n\n[infra]\nbase_delay_s = 0.01\nmax_delay_s = 0.05\nwait_min_s = 0\n"
 
@@ -217,34 +216,35 @@ def test_a_fake_limit_in_tool_output_is_not_a_limit(tmp_path: Path) -> None:
         assert taskstore.states(conn, time.time())["sub"].failures == 1  # an ordinary failure
 
 
-def test_the_kill_switch_ends_a_wait_at_once(tmp_path: Path) -> None:
+def test_status_shows_the_wait_and_the_kill_switch_ends_it_at_once(tmp_path: Path, capsys: object) -> None:
     repo = make_planned(tmp_path / "r", scheduler=FAST)
+    person = Person.of(repo)
     script = write_script(tmp_path / "s.toml", task_script("sub", _fail_then_pass("usage-limit", resets_in=3000)))
     ws = _ws(repo)
-    run = runner.Runner(ws, ReplayAgent(script), say=lambda _line: None)
-    result: list[report.SessionRecord | None] = []
-    thread = threading.Thread(target=lambda: result.append(run.run()))
-    thread.start()
+    proc = spawn_run(repo, script)  # `overnight run` as its own process: `overnight stop` signals it
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        deadline, held = time.monotonic() + 120, {}
+        while time.monotonic() < deadline and not isinstance(held.get("waiting"), dict) and proc.poll() is None:
+            time.sleep(0.2)
             held = lock.read_lock(ws) or {}
-            if isinstance(held.get("waiting"), dict):
-                break
-            time.sleep(0.1)
         waiting = held["waiting"]
         assert waiting["kind"] == "usage-limit" and waiting["task"] == "sub"
         assert waiting["line"].startswith("waiting for the usage limit to reset at ")
+        assert control.status(ws)["running"]["waiting"] == waiting
+        assert main(["-C", str(repo.root), "status"]) == 0
+        shown = capsys.readouterr().out  # type: ignore[attr-defined]
+        assert "waiting for the usage limit to reset at" in " ".join(shown.split()), shown
         stopped = time.monotonic()
-        run.stop.set()
-        thread.join(timeout=60)
-        assert time.monotonic() - stopped < 10
+        control.request_stop(ws)
+        output, _ = proc.communicate(timeout=60)
+        assert time.monotonic() - stopped < 30
     finally:
-        run.stop.set()
-        thread.join(timeout=60)
-    [record] = result
-    assert record is not None and record.outcome == "stopped" and record.tasks == []
+        proc.kill()
+    assert proc.returncode == 0, output
+    record = report.load(ws.state_dir, str(held["session"]))
+    assert record.outcome == "stopped" and record.tasks == []
     [wait] = record.waits
-    assert wait.interrupted and report.load(ws.state_dir, record.id).waits[0].interrupted
-    assert record.final_commit == record.base_commit
+    assert wait.interrupted and record.final_commit == record.base_commit
+    assert "waiting for the usage limit to reset at" in output
     _not_counted(repo)
+    person.assert_untouched(repo)
