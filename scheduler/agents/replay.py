@@ -72,11 +72,23 @@ def load_script(path: Path) -> dict[str, list[dict[str, Any]]]:
             kinds = [k for k in STEP_KINDS if isinstance(step, dict) and k in step]
             if len(kinds) != 1:
                 raise UsageError(f"{path}: task {task_id} step {m} needs exactly one of {', '.join(STEP_KINDS)}.")
-            if kinds == ["fail"] and step["fail"] not in FAILS:
-                raise UsageError(f"{path}: task {task_id} step {m}: `fail` is one of {', '.join(FAILS)}, not "
-                                 f"{step['fail']!r}.")  # fmt: skip
+            if kinds == ["fail"]:
+                _check_fail(path, task_id, m, step)
         tasks[task_id] = steps
     return tasks
+
+
+def _check_fail(path: Path, task_id: str, m: int, step: dict[str, Any]) -> None:
+    where = f"{path}: task {task_id} step {m}"
+    if step["fail"] not in FAILS:
+        raise UsageError(f"{where}: `fail` is one of {', '.join(FAILS)}, not {step['fail']!r}.")
+    times, resets = step.get("times", 1), step.get("resets_in", 0)
+    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+        raise UsageError(f"{where}: `times` is a whole number of runs, at least 1 (got {times!r}).")
+    if not isinstance(resets, int | float) or isinstance(resets, bool) or resets < 0:
+        raise UsageError(f"{where}: `resets_in` is seconds from now, 0 or more (got {resets!r}).")
+    if "resets_in" in step and step["fail"] != "usage-limit":
+        raise UsageError(f"{where}: `resets_in` goes with `fail = \"usage-limit\"` only.")
 
 
 class ReplayAgent:

@@ -7,10 +7,13 @@ The lines are as Claude Code 2.1.332 wrote them against the scripted model serve
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mcp_servers.core.errors import UsageError
+from scheduler.agents.replay import load_script
 from scheduler.agents.stops import classify
 
 RESET = 1796575575
@@ -123,3 +126,38 @@ def test_classify_needs_the_result_to_agree() -> None:
     assert classify(SUBSCRIPTION_LIMIT[:3]) is None
     assert classify([*SUBSCRIPTION_LIMIT[:3], {"type": "result", "is_error": True, "terminal_reason": "max_turns"}
                      ]) is None  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("step", "said"),
+    [('fail = "quota"', "`fail` is one of usage-limit"), ('fail = "overloaded"\ntimes = 0', "`times` is a whole"),
+     ('fail = "usage-limit"\nresets_in = "soon"', "`resets_in` is seconds"),
+     ('fail = "overloaded"\nresets_in = 5', "goes with `fail = \"usage-limit\"` only")],
+)  # fmt: skip
+def test_a_replay_fail_step_is_checked_before_a_session(tmp_path: Path, step: str, said: str) -> None:
+    script = tmp_path / "s.toml"
+    script.write_text(f'[[task]]\nid = "sub"\n[[task.step]]\n{step}\n')
+    with pytest.raises(UsageError, match="step 1") as e:
+        load_script(script)
+    assert said in str(e.value)
+
+
+def test_the_replay_agent_writes_a_stop_as_claude_code_does(tmp_path: Path) -> None:
+    """The replay child's lines for a `fail` step classify as the real CLI's do (run by its own entry point)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "s.toml"
+    script.write_text('[[task]]\nid = "sub"\n[[task.step]]\nfail = "usage-limit"\nresets_in = 60\ntimes = 1\n'
+                      '[[task.step]]\nsay = "done"\n')  # fmt: skip
+    config = tmp_path / "mcp.json"
+    config.write_text('{"mcpServers": {}}')
+    found = []
+    for run in (1, 2):
+        done = subprocess.run([sys.executable, "-m", "scheduler.agents.replay", "--script", str(script), "--task",
+                               "sub", "--mcp-config", str(config), "--run", str(run)], capture_output=True, text=True,
+                              check=False, cwd=tmp_path)  # fmt: skip
+        found.append((done.returncode, classify([json.loads(line) for line in done.stdout.splitlines()])))
+    (code, stop), (code2, none) = found
+    assert code == 1 and stop is not None and stop.kind == "usage-limit" and stop.resets_at is not None
+    assert code2 == 0 and none is None  # `times = 1`: the second run goes past the step
