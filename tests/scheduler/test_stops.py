@@ -161,3 +161,13 @@ def test_the_replay_agent_writes_a_stop_as_claude_code_does(tmp_path: Path) -> N
     (code, stop), (code2, none) = found
     assert code == 1 and stop is not None and stop.kind == "usage-limit" and stop.resets_at is not None
     assert code2 == 0 and none is None  # `times = 1`: the second run goes past the step
+
+
+def test_classify_a_refused_connection_as_network() -> None:
+    """As Claude Code 2.1.332 ends a run whose API cannot be reached (CLAUDE_CODE_MAX_RETRIES=0, a closed port)."""
+    said = "API Error: Connection refused — a firewall or proxy may be blocking it (ECONNREFUSED)"
+    final = {"type": "result", "subtype": "success", "is_error": True, "terminal_reason": "api_error",
+             "api_error_status": None, "api_error": "connection_failed", "result": said}  # fmt: skip
+    stop = classify([final])
+    assert stop is not None and stop.kind == "network" and stop.status is None
+    assert stop.detail == "api_error connection_failed"
