@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
-from mcp_servers.core import refusals
+from mcp_servers.core import breakers, refusals
 from mcp_servers.core.workspace import Workspace
 
 from . import report
@@ -38,8 +39,10 @@ def status(ws: Workspace) -> dict[str, Any]:
              "tasks_failed": sum(t.outcome != "passed" for t in r.tasks), "cost_usd": r.cost_usd,
              "sandbox": r.sandbox, "security_events": r.all_security_events()}
             for r in report.recent(ws.state_dir)]  # fmt: skip
+    with ws.db() as conn:  # every agent's circuit breaker that has tripped at least once since it closed
+        tripped = [b.model_dump() for b in breakers.every(conn, time.time())]
     return {"sandbox": ws.settings.scheduler.sandbox, "running": running, "kill_switch": stop_file(ws).exists(),
-            "sessions": last, "last_refusal": _last_refusal(ws, last)}
+            "sessions": last, "last_refusal": _last_refusal(ws, last), "breakers": tripped}
 
 
 def _last_refusal(ws: Workspace, sessions: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -20,14 +20,16 @@ from mcp_servers.core.gate.progress import GateEvent, Progress
 from .agents import AgentEvent
 from .report import SessionRecord
 
-Kind = Literal["session", "task", "agent", "verify", "outcome", "end"]
+Kind = Literal["session", "task", "agent", "verify", "outcome", "wait", "end"]
 
 
 @dataclass(frozen=True)
 class RunEvent:
     """`session` (started on its branch), `task` (started), `agent` (what the agent did), `verify` (the
     scheduler's own gate run on the agent's work, check by check), `outcome` (the task kept or rolled back, and
-    why), `end` (the session's outcome)."""
+    why), `wait` (the session waits: for a usage limit's reset, before a retry, while a circuit breaker is open;
+    `reason` says which, `until` until when, `wait_kind` the kind: usage-limit, probe, retry, breaker), `end` (the
+    session's outcome). An `outcome` of "infra-stop" is a run the model's API stopped: released, not failed."""
 
     kind: Kind
     line: str
@@ -41,6 +43,8 @@ class RunEvent:
     seconds: float | None = None
     cost_usd: float | None = None  # the session's, so far
     security: tuple[str, ...] = ()  # the task's (outcome) or the session's own (end) security events
+    until: str | None = None  # a `wait`'s end, ISO 8601 (UTC)
+    wait_kind: str | None = None  # a `wait`'s kind: usage-limit, probe, retry, breaker
 
 
 @dataclass(frozen=True)

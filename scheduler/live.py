@@ -153,9 +153,9 @@ class RunView(_View):
                 self._verify(event, event.gate)
             elif event.kind == "outcome":
                 self.task = None
-                mark = "[green]✓[/]" if event.outcome == "passed" else "[red]✗[/]"
+                mark = {"passed": "[green]✓[/]", "infra-stop": "[yellow]↻[/]"}.get(event.outcome or "", "[red]✗[/]")
                 self.line(f"{mark} {escape(event.line.removeprefix('overnight: '))}", event.line)
-            elif event.kind == "end" or not self.quiet:
+            elif event.kind in {"end", "wait"} or not self.quiet:  # a wait may last hours: said even when quiet
                 self.line(escape(event.line), event.line)
             self.refresh()
 

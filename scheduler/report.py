@@ -15,6 +15,7 @@ from mcp_servers.core.models import CheckResult
 
 from .activity import Activity
 from .agents import AgentResult
+from .agents.stops import InfraStop
 from .postmortem import Crash, died_at, iso
 
 Outcome = Literal["passed", "failed", "stopped", "timed-out", "interrupted"]  # interrupted: its session died
@@ -42,6 +43,34 @@ class TaskRecord(BaseModel):
     agent: AgentResult | None = None
     activity: Activity | None = Field(default=None, description="what the agent did before it was stopped (a "
                                       "timeout, the kill switch, its session dying), from its log and git")  # fmt: skip
+    infra: InfraStop | None = Field(default=None, description="the model's API stopped the run: the task was "
+                                    "released, not failed, and nothing of the run kept (issue 12)")
+
+
+class InfraRecord(BaseModel):
+    """A run the model's API stopped, kept apart from the tasks' outcomes: what stopped it, and what was done."""
+
+    task_id: str
+    title: str = ""
+    at: str
+    stop: InfraStop
+    action: str = Field(description="what the scheduler did: waited until ..., retried after ..., ended the session")
+    cost_usd: float = 0.0
+    turns: int = 0
+
+
+WaitKind = Literal["usage-limit", "probe", "retry", "breaker"]
+
+
+class WaitRecord(BaseModel):
+    """A wait of the session: for a usage limit's reset, before a retry, or while a circuit breaker was open."""
+
+    kind: WaitKind
+    started: str
+    until: str
+    task_id: str | None = None
+    reason: str = ""
+    interrupted: bool = Field(default=False, description="the kill switch or a signal ended the wait")
 
 
 def one_line(reasons: list[str], limit: int = 1900) -> str:
@@ -81,6 +110,9 @@ class SessionRecord(BaseModel):
     security_events: list[str] = Field(default_factory=list, description="what the person owns that changed "
                                        "outside any task's checks (at the end of the session)")  # fmt: skip
     tasks: list[TaskRecord] = Field(default_factory=list)
+    infra: list[InfraRecord] = Field(default_factory=list, description="runs the model's API stopped (not task "
+                                     "failures: each task was released, not counted)")  # fmt: skip
+    waits: list[WaitRecord] = Field(default_factory=list, description="what the session waited for, and how long")
     reviewed: str = Field(default="", description="what a person did with the branch afterwards (`overnight merge` "
                           "or `overnight discard`), and when")  # fmt: skip
     crash: Crash | None = Field(default=None, description="the session died: what the next run found")
@@ -91,7 +123,8 @@ class SessionRecord(BaseModel):
 
     @property
     def cost_usd(self) -> float:
-        return round(sum((t.agent.cost_usd or 0.0) for t in self.tasks if t.agent), 4)
+        return round(sum((t.agent.cost_usd or 0.0) for t in self.tasks if t.agent) + sum(i.cost_usd for i in
+                                                                                        self.infra), 4)  # fmt: skip
 
     @property
     def turns(self) -> int:
@@ -205,7 +238,9 @@ def render(record: SessionRecord) -> str:
         f"- Branch: `{record.branch}` from `{record.base_branch}` at {record.base_commit[:12]}"
         + (f", now at {record.final_commit[:12]}" if record.final_commit else ""),
         f"- Started {record.started}" + (f", ended {record.ended}" if record.ended else ""),
-        f"- Tasks: {len(done)} done, {len(record.tasks) - len(done)} rolled back; agent `{record.agent}`, "
+        f"- Tasks: {len(done)} done, {len(record.tasks) - len(done)} rolled back"
+        + (f", {len(record.infra)} run(s) stopped by the API (not counted)" if record.infra else "")
+        + f"; agent `{record.agent}`, "
         f"{record.turns} turns, ${record.cost_usd:.2f}",
     ]
     if record.pushed:
@@ -226,9 +261,10 @@ def render(record: SessionRecord) -> str:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in record.warnings]
     if record.problems:
         lines += ["", "## Preflight stopped the session", ""] + [f"- {p}" for p in record.problems]
+    lines += _infra(record)
     for task in record.tasks:
         lines += ["", *_task(task)]
-    if not record.tasks and not record.problems:
+    if not record.tasks and not record.problems and not record.infra:
         lines += ["", "No task was worked on."]
     return "\n".join(lines) + "\n"
 
@@ -267,4 +303,22 @@ def _task(t: TaskRecord) -> list[str]:
         for c in t.checks:
             summary = c.summary.replace("|", "\\|").replace("\n", " ")
             out.append(f"| {c.name} | {c.status} | {summary[:200]} |")
+    return out
+
+
+def _infra(record: SessionRecord) -> list[str]:
+    """The runs the API stopped and the waits, apart from the tasks: none of them failed a task."""
+    if not record.infra and not record.waits:
+        return []
+    out = ["", "## Infrastructure stops (not task failures)", "",
+           "The model's API stopped these runs; nothing of them was kept, and each task was released, not counted "
+           "as an attempt:", ""]  # fmt: skip
+    out += [f"- {i.at}: task `{i.task_id}`: {i.stop.describe()}"
+            + (f" (Claude Code retried {i.stop.retries} times itself)" if i.stop.retries else "") + f"; {i.action}"
+            for i in record.infra]  # fmt: skip
+    if record.waits:
+        out += ["", "Waits:", ""]
+        out += [f"- {w.kind}: from {w.started} until {w.until}" + (f" (task `{w.task_id}`)" if w.task_id else "")
+                + (f": {w.reason}" if w.reason else "") + (" — interrupted" if w.interrupted else "")
+                for w in record.waits]  # fmt: skip
     return out

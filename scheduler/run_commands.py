@@ -14,7 +14,10 @@ from mcp_servers.core.workspace import Workspace
 from . import output as out
 
 RUN_EXIT = {"completed": out.OK, "no-work": out.OK, "stopped": out.OK, "failed": out.NO, "preflight-failed": out.USAGE,
-            "error": out.BUG}
+            "error": out.BUG,
+            # the model's API ended it (issue 12): a limit waited out as far as the time limit allows is no error;
+            # a disabled allowance or an API that kept failing needs a person
+            "usage-limit": out.OK, "limit-disabled": out.NO, "infra-failed": out.NO}
 
 
 def _ws(ctx: click.Context) -> Workspace:
@@ -142,12 +145,19 @@ def status(ctx: click.Context, as_json: bool) -> int:
         task = running.get("task")
         doing = f"task {task}, {running.get('task_elapsed_s', 0)}s in, agent pid {running.get('agent_pid')}" \
             if task else "between tasks"
+        if isinstance(running.get("waiting"), dict):  # a usage limit's reset, a retry, an open breaker (issue 12)
+            doing = str(running["waiting"].get("line") or "waiting")
         console.print(f"running: session {escape(str(running.get('session')))} (pid {running.get('pid')}) on "
                       f"{escape(str(running.get('branch') or '-'))}: {escape(doing)}")
     else:
         console.print("no session is running")
     if data["kill_switch"]:
         console.print("[yellow]the kill switch is set[/]: `overnight resume` clears it")
+    for b in data.get("breakers", []):  # the model's API kept failing for an agent (issue 12)
+        state = {"open": f"[red]open[/] until {b['open_until']}", "half-open": "half-open (the next run is a probe)",
+                 "closed": "closed"}[b["state"]]  # fmt: skip
+        console.print(f"circuit breaker of agent {escape(b['agent'])}: {state}, {b['failures']} infrastructure "
+                      f"stop(s) in a row (last: {escape(str(b['last_detail'] or b['last_kind']))})")  # fmt: skip
     refused = data["last_refusal"]
     if refused:  # once, not as a session: it never started
         problems = refused["problems"]

@@ -4,7 +4,8 @@ lock (a second run exits at once) → recover what a dead session left → prefl
 servers, a ready task) → worktree on `overnight/<date>-<id>` from the base branch → for each task `next_task`
 offers: validate, claim (renewed while the agent works), prompt, agent in its own process group under a wall
 clock → verify, trusting nothing → keep (complete the task on the branch) or roll back to the checkpoint →
-record in memory → stop on no ready task, the task limit, the time limit, consecutive failures, the kill switch →
+record in memory (a run the model's API stopped is released instead, and waited out or retried: `infra`) → stop
+on no ready task, the task limit, the time limit, consecutive failures, the kill switch →
 report, and the memory session closed with its run record.
 """
 
@@ -28,7 +29,7 @@ from mcp_servers.core.paths import Globs
 from mcp_servers.core.queue_models import NextTask, TaskDetail
 from mcp_servers.core.workspace import Workspace
 
-from . import activity, prompt, report, snapshot, verify, worktree
+from . import activity, infra, prompt, report, snapshot, verify, worktree
 from .agents import Agent, AgentEvent, AgentJob, AgentResult, held_attempts
 from .confine import confine
 from .control import stop_file
@@ -64,6 +65,7 @@ class Runner:
     only_task: str | None = None  # `overnight run --task ID`: that task alone, if it may run
     max_tasks: int | None = None  # `overnight run --max-tasks N`: the config's limit, overridden for this run
     notifier: Notifier | None = None  # `[notify]` channels (one of its own unless given, e.g. by a daemon)
+    sleep: infra.Sleep | None = None  # waits (a usage limit's reset, a retry): True when stopped; default stop.wait
 
     def run(self) -> report.SessionRecord | None:
         """Run a session; None when another one holds the lock."""
@@ -228,6 +230,8 @@ class Runner:
     def _loop(self, root: Path, session: str, base: str, record: report.SessionRecord) -> tuple[str, str]:
         deadline = self.clock() + self.ws.settings.scheduler.max_hours * 3600
         failures_in_row = 0
+        guard = infra.Guard(self.ws, self.agent.name, session, self.clock, self.sleep or self.stop.wait, self._tell,
+                            self.ws.settings.infra)  # fmt: skip
         while True:
             stop = self._stop_reason(record, deadline, failures_in_row)
             if stop:
@@ -236,8 +240,21 @@ class Runner:
             found = offer(self._wt(root, session, base), session, only=self.only_task, exclude=tried, clock=self.clock)
             if found.task is None:
                 return "completed", f"no ready task ({found.summary})"
+            stop, waited = guard.before_run(record, deadline)  # an open circuit breaker: no run starts
+            if stop or waited:
+                if stop:
+                    return stop
+                continue
             task = self._task(root, session, base, found.task, deadline)
             self.current = None
+            if task.infra is not None:  # the API stopped it: not a failure; wait or retry, then the same task
+                stop = guard.after_stop(record, task, deadline)
+                report.save(self.ws.state_dir, record)
+                if stop:
+                    return stop
+                continue
+            if task.agent is not None and not (task.agent.timed_out or task.agent.stopped):
+                guard.succeeded()
             record.tasks.append(task)
             report.save(self.ws.state_dir, record)
             failures_in_row = 0 if task.outcome == "passed" else failures_in_row + 1
@@ -282,7 +299,8 @@ class Runner:
         files = _files_in_scope(wt, task.files)
         lessons = memory.lessons_for(wt, files=files or None, task_id=task.id).entries
         text = prompt.build(task, wt.settings, lessons, memory.open_next_steps(wt).steps)
-        run_dir = self.ws.state_dir / "runs" / session / f"{task.id}-{record.attempt}"
+        # (a run the API stopped is not an attempt: the next one gets a folder of its own all the same)
+        run_dir = infra.fresh(self.ws.state_dir / "runs" / session / f"{task.id}-{record.attempt}")
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "prompt.md").write_text(text, encoding="utf-8")
         job = AgentJob(task_id=task.id, prompt=text, worktree=root, env=_job_env(wt), run_dir=run_dir,
@@ -310,6 +328,9 @@ class Runner:
         if tampered and not (result.stopped or result.timed_out):
             record.reasons = tampered
             self._roll_back(wt, root, session, task, checkpoint, record)
+        elif result.infra is not None:  # the model's API stopped it: released, not failed (issue 12)
+            record.infra = result.infra
+            infra.release(wt, root, session, task, checkpoint, record, result.infra, self.clock)
         else:
             self._judge(wt, root, session, task, checkpoint, record, result)
             self._judge_security(wt, root, session, task, checkpoint, record, tampered)
@@ -317,7 +338,8 @@ class Runner:
         update_lock(self.ws, task=None, agent_pid=None)
         reason = record.reasons[0].splitlines()[0] if record.reasons and record.reasons[0].strip() else None
         cost = self._cost() + (result.cost_usd or 0.0)  # this task is not in the session's record yet
-        self._tell(RunEvent("outcome", f"overnight: task {task.id}: {kept(record.outcome)}" + (f": {reason}" if reason
+        self._tell(infra.outcome_event(session, record, cost) if record.infra else
+                   RunEvent("outcome", f"overnight: task {task.id}: {kept(record.outcome)}" + (f": {reason}" if reason
                             else "") + f" ({record.duration_s:.0f}s, ${cost:.2f} so far)", session=session,
                             task_id=task.id, title=task.title, outcome=record.outcome, reason=reason,
                             seconds=record.duration_s, cost_usd=cost,
@@ -441,6 +463,7 @@ class Runner:
                 "tokens_in": sum((t.agent.tokens_in or 0) for t in record.tasks if t.agent),
                 "tokens_out": sum((t.agent.tokens_out or 0) for t in record.tasks if t.agent),
                 "cost_usd": record.cost_usd, "report": str(path),
+                "infra_stops": [f"{i.task_id}: {i.stop.kind}" for i in record.infra],  # not failures (issue 12)
             }  # fmt: skip
             memory_outcome = {"preflight-failed": "failed", "no-work": "no-work"}.get(outcome, outcome)
             with contextlib.suppress(OvernightError):

@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .notify_config import LITERAL_SECRET, Notify
@@ -371,6 +371,8 @@ class Scheduler(_Section):
                                                                   "that end the session")  # fmt: skip
     claude_command: str = Field(default="claude", description="the Claude Code CLI (a name on PATH, or a path)")
     model: str = Field(default="", description="the model to ask for (empty: Claude Code's default)")
+    fallback_model: str = Field(default="", description="the model Claude Code switches to when the main one is "
+                                "overloaded (`--fallback-model`; empty: none)")  # fmt: skip
     max_turns: Annotated[int, Field(ge=1)] = Field(default=80, description="turns the agent gets per task")
     max_budget_usd: Annotated[float, Field(ge=0)] = Field(default=0.0, description="spend per task, in USD (0: no cap)")
     replay_script: str = Field(default="", description="for the replay agent: the scripted session file")
@@ -423,6 +425,41 @@ class State(_Section):
     )
 
 
+class Infra(_Section):
+    """When the model's API stops a run (a usage limit, an overload, a server or network error): the task is not
+    failed; the session waits, retries, and stops starting runs while the API keeps failing (issue 12)."""
+
+    tries: Annotated[int, Field(ge=1, le=20)] = Field(default=3, description="runs of a task an overloaded API, a "
+                                                      "server or a network error may stop before the session ends")
+    base_delay_s: Annotated[float, Field(ge=0)] = Field(default=30.0, description="seconds before the first retry; "
+                                                        "each retry waits twice as long, plus up to half again")
+    max_delay_s: Annotated[float, Field(ge=0)] = Field(default=600.0, description="the longest wait between retries")
+    wait_min_s: Annotated[float, Field(ge=0)] = Field(default=60.0, description="the shortest wait for a usage "
+                                                      "limit's reset (a reset sooner is waited this long)")
+    wait_max_s: Annotated[float, Field(gt=0)] = Field(default=6 * 3600.0, description="the longest wait for a usage "
+                                                      "limit's reset (never past the session's time limit)")
+    probe_delays_s: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [300.0, 900.0, 1800.0, 3600.0],
+        description="waits before probing again when a usage limit says no reset time (an API key); the last "
+        "repeats",
+        min_length=1,
+    )
+    max_waits: Annotated[int, Field(ge=1)] = Field(default=12, description="usage-limit waits a session makes at "
+                                                   "most before it ends")
+    breaker_failures: Annotated[int, Field(ge=1)] = Field(default=3, description="infrastructure stops in a row "
+                                                          "that open an agent's circuit breaker")
+    breaker_cooldown_s: Annotated[float, Field(ge=0)] = Field(default=900.0, description="seconds an open breaker "
+                                                              "starts no run; then one probe run decides")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Infra:
+        if self.wait_min_s > self.wait_max_s:
+            raise ValueError(f"wait_min_s ({self.wait_min_s:g}) is more than wait_max_s ({self.wait_max_s:g})")
+        if self.base_delay_s > self.max_delay_s:
+            raise ValueError(f"base_delay_s ({self.base_delay_s:g}) is more than max_delay_s ({self.max_delay_s:g})")
+        return self
+
+
 class Settings(_Section):
     policy: Policy = Field(default_factory=Policy)
     gate: Gate = Field(default_factory=Gate)
@@ -430,6 +467,7 @@ class Settings(_Section):
     scheduler: Scheduler = Field(default_factory=Scheduler)
     state: State = Field(default_factory=State)
     notify: Notify = Field(default_factory=Notify)
+    infra: Infra = Field(default_factory=Infra)
 
     def policy_hash(self) -> str:
         """A digest of everything that decides whether a tree passes; a receipt is valid only under it."""

@@ -184,6 +184,17 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX preflight_refusals_by_time ON preflight_refusals (at)",
     ],
+    [  # 7: a circuit breaker per agent: infrastructure stops in a row, and until when no run starts (issue 12)
+        """CREATE TABLE agent_breakers (
+            agent TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL DEFAULT 0,
+            opened_at REAL,
+            open_until REAL,
+            last_kind TEXT,
+            last_detail TEXT,
+            updated_at REAL NOT NULL
+        )""",
+    ],
 ]
 
 

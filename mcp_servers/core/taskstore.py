@@ -16,6 +16,9 @@ from . import db
 from .errors import OvernightError
 
 FAILED = ("failed", "interrupted")
+# A run the model's API stopped (a usage limit, an outage): the claim is released and the attempt is not counted,
+# neither as an attempt nor as a failure; it stays in the history (issue 12)
+INFRA = "infra-stop"
 
 
 class ClaimHeld(OvernightError):
@@ -92,6 +95,8 @@ def states(conn: sqlite3.Connection, now: float) -> dict[str, TaskState]:
             row["task_id"], row["session"], row["claimed_at"], row["expires_at"], row["attempt_id"]
         )
     for row in conn.execute("SELECT task_id, outcome, reason FROM task_attempts WHERE cleared = 0 ORDER BY id"):
+        if row["outcome"] == INFRA:
+            continue
         state = found[row["task_id"]]
         state.attempts += 1
         if row["outcome"] in FAILED:

@@ -27,6 +27,7 @@ from mcp_servers.core import sandbox
 from mcp_servers.core.proc import kill_group
 
 from ..confine import Confinement, die_with_parent
+from .stops import InfraStop, classify
 
 log = logging.getLogger(__name__)
 _GRACE_S = 5.0
@@ -91,6 +92,8 @@ class AgentResult(BaseModel):
     log: str = ""
     final: str = Field(default="", description="the agent's last words (cut to 2,000 characters)")
     servers: dict[str, str] = Field(default_factory=dict, description="MCP server name -> status at start")
+    infra: InfraStop | None = Field(default=None, description="the model's API stopped the run (a usage limit, an "
+                                    "overload, a server or network error): not a failure of the task (issue 12)")
 
 
 class Agent(Protocol):
@@ -226,6 +229,8 @@ def result_from(agent: str, outcome: Outcome, log: Path) -> AgentResult:
     result.cost_usd = final.get("total_cost_usd")
     result.final = str(final.get("result") or "")[:2000]
     result.permission_denials = [_denial(d) for d in final.get("permission_denials") or [] if isinstance(d, dict)]
+    if not (outcome.timed_out or outcome.stopped):
+        result.infra = classify(outcome.lines)
     return result
 
 

@@ -126,6 +126,8 @@ class ClaudeAgent:
                 "--max-turns", str(self.config.max_turns), "--session-id", str(uuid.uuid4())]  # fmt: skip
         if self.config.model:
             argv += ["--model", self.config.model]
+        if self.config.fallback_model:  # an overloaded main model: Claude Code switches instead of failing (issue 12)
+            argv += ["--fallback-model", self.config.fallback_model]
         if self.config.max_budget_usd > 0:
             argv += ["--max-budget-usd", str(self.config.max_budget_usd)]
         return conf.wrap(argv)

@@ -21,8 +21,15 @@ edit these files, call these tools, run this command. The script is TOML:
     say = "Done."                   # the session's last words
     [[task.step]]
     spend = 0.75                    # report this much spent, in USD (drills the session budget)
+    [[task.step]]
+    fail = "usage-limit"            # the model's API stops the run here, as Claude Code writes it (issue 12):
+    resets_in = 5                   #   usage-limit (with `resets_in` seconds: a subscription's rate_limit_event
+    times = 2                       #   with resetsAt; without: an API key's bare 429), limit-disabled (it does
+                                    #   not reset), overloaded (529), server-error (500), network (no answer);
+                                    #   `times`: only the first N runs of the task stop here (default: every run)
 
-Each step is reported as a JSON line; the last line is a `result`, as Claude Code's stream-json ends.
+Each step is reported as a JSON line; the last line is a `result`, as Claude Code's stream-json ends (a `fail`
+step ends the run there: the lines Claude Code writes for that stop, a `result` with `is_error`, exit code 1).
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ from mcp_servers.core.errors import UsageError
 from . import AgentEvent, AgentJob, AgentResult, agent_env, gate_verdict, mcp_config, result_from, run_process, short
 from . import watching as watch
 
-STEP_KINDS = ("write", "append", "call", "run", "sleep", "say", "spend")
+STEP_KINDS = ("write", "append", "call", "run", "sleep", "say", "spend", "fail")
+FAILS = ("usage-limit", "limit-disabled", "overloaded", "server-error", "network")
 
 
 def load_script(path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -64,8 +72,23 @@ def load_script(path: Path) -> dict[str, list[dict[str, Any]]]:
             kinds = [k for k in STEP_KINDS if isinstance(step, dict) and k in step]
             if len(kinds) != 1:
                 raise UsageError(f"{path}: task {task_id} step {m} needs exactly one of {', '.join(STEP_KINDS)}.")
+            if kinds == ["fail"]:
+                _check_fail(path, task_id, m, step)
         tasks[task_id] = steps
     return tasks
+
+
+def _check_fail(path: Path, task_id: str, m: int, step: dict[str, Any]) -> None:
+    where = f"{path}: task {task_id} step {m}"
+    if step["fail"] not in FAILS:
+        raise UsageError(f"{where}: `fail` is one of {', '.join(FAILS)}, not {step['fail']!r}.")
+    times, resets = step.get("times", 1), step.get("resets_in", 0)
+    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+        raise UsageError(f"{where}: `times` is a whole number of runs, at least 1 (got {times!r}).")
+    if not isinstance(resets, int | float) or isinstance(resets, bool) or resets < 0:
+        raise UsageError(f"{where}: `resets_in` is seconds from now, 0 or more (got {resets!r}).")
+    if "resets_in" in step and step["fail"] != "usage-limit":
+        raise UsageError(f"{where}: `resets_in` goes with `fail = \"usage-limit\"` only.")
 
 
 class ReplayAgent:
@@ -73,6 +96,7 @@ class ReplayAgent:
 
     def __init__(self, script: Path) -> None:
         self.script = script
+        self.runs: dict[str, int] = {}  # runs of each task so far (a `fail` step's `times`)
 
     def problems(self, environ: Mapping[str, str]) -> list[str]:
         try:
@@ -108,8 +132,9 @@ class ReplayAgent:
         mcp = conf.write_config("mcp.json", mcp_config(job))
         script = conf.folder / "config" / "replay.toml"  # where the sandbox can read it
         shutil.copyfile(self.script, script)
+        run = self.runs[job.task_id] = self.runs.get(job.task_id, 0) + 1
         argv = conf.wrap([sys.executable, "-I", "-m", "scheduler.agents.replay", "--script", str(script),
-                          "--task", job.task_id, "--mcp-config", str(mcp)])  # fmt: skip
+                          "--task", job.task_id, "--mcp-config", str(mcp), "--run", str(run)])  # fmt: skip
         log = job.run_dir / "agent.jsonl"
         outcome = run_process(argv, job, agent_env(job), log, watch(job, ReplayEvents()))
         return result_from(self.name, outcome, log)
@@ -212,13 +237,18 @@ def _client(spec: Mapping[str, Any]) -> Any:
     return Client(StdioServerParameters(command=spec["command"], args=spec["args"], env=env))
 
 
-async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mapping[str, Any]) -> dict[str, Any]:
+async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mapping[str, Any], run: int = 1
+                  ) -> dict[str, Any]:  # fmt: skip
     root = Path.cwd()
     clients: dict[str, Any] = {}
     errors, final, cost = 0, "", 0.0
     async with contextlib.AsyncExitStack() as stack:  # servers are left in the reverse order they were reached
         for n, raw in enumerate(steps, start=1):
             step = _fill(raw, task_id)
+            if "fail" in step:
+                if run <= int(step.get("times", run)):
+                    return _api_stop(step, n - 1, cost)
+                continue
             event: dict[str, Any] = {"type": "step", "n": n}
             try:
                 if "write" in step or "append" in step:
@@ -257,6 +287,39 @@ async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mappin
             "result": final or f"replayed {len(steps)} step(s), {errors} failed", "permission_denials": []}  # fmt: skip
 
 
+def _api_stop(step: Mapping[str, Any], turns: int, cost: float) -> dict[str, Any]:
+    """Write the lines Claude Code writes when the model's API stops a run (as measured with 2.1.332, see
+    scheduler.agents.stops), and return its `result` line."""
+    kind = str(step["fail"])
+    status, error_type, text = {
+        "usage-limit": (429, "rate_limit_error", "API Error: Request rejected (429) · Rate limited"),
+        "limit-disabled": (429, "rate_limit_error", "Your usage allocation has been disabled by your admin"),
+        "overloaded": (529, "overloaded_error", "API Error: 529 Overloaded"),
+        "server-error": (500, "api_error", "API Error: 500 Internal server error"),
+        "network": (None, None, "API Error: Connection error."),
+    }[kind]
+    if kind == "usage-limit" and "resets_in" in step:
+        resets = int(time.time() + float(step["resets_in"]))
+        _emit({"type": "rate_limit_event", "rate_limit_info": {"status": "rejected", "resetsAt": resets,
+               "rateLimitType": "five_hour", "overageStatus": "rejected",
+               "overageDisabledReason": "org_level_disabled", "isUsingOverage": False}})  # fmt: skip
+        text = "You've hit your 5-hour limit"
+    elif kind == "limit-disabled":
+        _emit({"type": "rate_limit_event", "rate_limit_info": {"status": "rejected", "rateLimitType": "overage",
+               "overageStatus": "rejected", "overageDisabledReason": "member_level_disabled"}})  # fmt: skip
+    else:
+        for attempt in (1, 2):  # Claude Code retried by itself before giving up
+            _emit({"type": "system", "subtype": "api_retry", "attempt": attempt, "max_retries": 2,
+                   "retry_delay_ms": 500, "error_status": status, "error": kind})  # fmt: skip
+    error = {"api_error_status": status, "api_error_type": error_type} if status else {}
+    _emit({"type": "assistant", "message": {"model": "<synthetic>", "role": "assistant", "content": [
+        {"type": "text", "text": text}]}, "error": "rate_limit" if status == 429 else "unknown",
+        "is_api_error_message": True, **error})  # fmt: skip
+    return {"type": "result", "subtype": "success", "is_error": True, "terminal_reason": "api_error",
+            "num_turns": turns, "total_cost_usd": cost, "usage": {"input_tokens": 0, "output_tokens": 0},
+            "result": text, "permission_denials": [], **error}  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import anyio
 
@@ -264,13 +327,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--script", required=True, type=Path)
     parser.add_argument("--task", required=True)
     parser.add_argument("--mcp-config", required=True, type=Path)
+    parser.add_argument("--run", type=int, default=1, help="which run of the task this is (a `fail` step's times)")
     args = parser.parse_args(argv)
     tasks = load_script(args.script)
     steps = tasks.get(args.task, tasks.get("*", []))
     servers = json.loads(args.mcp_config.read_text())["mcpServers"]
     _emit({"type": "system", "subtype": "init", "mcp_servers": [{"name": n, "status": "configured"} for n in servers]})
-    _emit(anyio.run(_replay, steps, args.task, servers))
-    return 0
+    result = anyio.run(_replay, steps, args.task, servers, args.run)
+    _emit(result)
+    return 1 if result.get("is_error") else 0
 
 
 if __name__ == "__main__":

@@ -77,7 +77,8 @@ def _end(event: RunEvent) -> list[str]:
 ROUTES: dict[str, Callable[[RunEvent], list[str]]] = {
     "outcome": _outcome,
     "end": _end,
-    "wait": lambda event: ["usage-limit-wait"],
+    # a usage limit's wait (known reset, or probing without one); a retry's or an open breaker's wait is no news
+    "wait": lambda event: ["usage-limit-wait"] if event.wait_kind in (None, "usage-limit", "probe") else [],
     "paused": lambda event: ["paused"],
     "complete": lambda event: ["complete"],
 }

@@ -252,7 +252,9 @@ def test_the_routes_table_maps_session_events_to_notifications() -> None:
     assert events("end", outcome="no-work") == [] and events("end", outcome="already-running") == []
     assert events("end", outcome="preflight-failed") == ["session-end"]
     # the kinds the daemon and the usage-limit wait tell: one line each in ROUTES
-    assert events("wait") == ["usage-limit-wait"] and events("paused") == ["paused"]
+    assert events("wait", wait_kind="usage-limit") == ["usage-limit-wait"] and events("paused") == ["paused"]
+    assert events("wait", wait_kind="probe") == ["usage-limit-wait"]  # a limit without a reset time, probed
+    assert events("wait", wait_kind="retry") == [] and events("wait", wait_kind="breaker") == []
     assert events("complete") == ["complete"]
     assert events("agent") == [] and events("verify") == [] and events("task") == [] and events("session") == []
 
