@@ -71,8 +71,6 @@ def unit(ws: Workspace, environ: Mapping[str, str] | None = None) -> str:
         "# Written by `overnight service install`; `overnight service remove` deletes it.",
         "[Unit]",
         f"Description=overnight daemon for {_path_value(root)}",
-        "After=network-online.target",
-        "Wants=network-online.target",
         "",
         "[Service]",
         "Type=simple",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -314,3 +315,112 @@ def test_status_json_names_the_daemon(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["-C", str(repo.root), "status", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["daemon"]["running"] is False and data["daemon"]["paused"] is None
+
+
+# -- `overnight service` ------------------------------------------------------------------------------------------
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# a stand-in for systemctl(1): logs its arguments; `is-enabled` and `is-active` answer from $SYSTEMCTL_SAYS
+echo "$@" >> "$SYSTEMCTL_LOG"
+case "$2" in
+  is-enabled) echo enabled ;;
+  is-active) echo "${SYSTEMCTL_SAYS:-active}" ;;
+  enable) [ -n "$SYSTEMCTL_REFUSE" ] && { echo "Failed to connect to bus" >&2; exit 1; } ;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture
+def systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake `systemctl` on PATH (its calls logged) and a config home of the test's own."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "systemctl"
+    tool.write_text(FAKE_SYSTEMCTL)
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    log = tmp_path / "systemctl.log"
+    monkeypatch.setenv("SYSTEMCTL_LOG", str(log))
+    return log
+
+
+def test_service_install_writes_a_unit_systemd_accepts_then_remove_deletes_it(
+    tmp_path: Path, systemd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scheduler import cron, service
+
+    repo = make_planned(tmp_path / "my repo%1")  # a space and a `%` (a systemd specifier) in the path
+    ws = Workspace.open(repo.root)
+    assert main(["-C", str(repo.root), "service", "install"]) == 0
+    said = capsys.readouterr().out
+    path = service.unit_path(ws)
+    assert path.parent == tmp_path / "config" / "systemd" / "user"
+    assert path.name.startswith("overnight-my-repo-1-") and path.name.endswith(".service")
+    assert f"unit written: {path}" in said.replace("\n", "") or "unit written" in said
+    text = path.read_text()
+    lines = text.splitlines()
+    assert "Restart=on-failure" in lines and "[Install]" in lines and "WantedBy=default.target" in lines
+    assert f"WorkingDirectory={str(repo.root).replace('%', '%%')}" in lines
+    assert f"EnvironmentFile={str(cron.env_file(ws)).replace('%', '%%')}" in lines
+    root = str(repo.root).replace("%", "%%")
+    assert f'ExecStart="{sys.executable}" "-m" "scheduler" "-C" "{root}" "daemon"' in lines
+    assert "ANTHROPIC_API_KEY" not in text  # secrets stay in the env file
+    env = cron.env_file(ws)
+    assert env.exists() and (env.stat().st_mode & 0o777) == 0o600
+    assert systemd.read_text().splitlines() == ["--user daemon-reload", f"--user enable --now {path.name}"]
+    verifier = shutil.which("systemd-analyze")
+    if verifier is not None:  # the unit as systemd reads it: no unknown key, no bad value, a valid ExecStart
+        checked = subprocess.run([verifier, "verify", str(path)], check=False, capture_output=True, text=True,
+                                 timeout=60)  # fmt: skip
+        assert checked.returncode == 0, checked.stderr
+        assert path.name not in checked.stderr, checked.stderr  # (no warning about our file)
+    # again: unchanged; status says installed, enabled, active
+    assert main(["-C", str(repo.root), "service", "install"]) == 0
+    assert "unit unchanged" in capsys.readouterr().out
+    assert main(["-C", str(repo.root), "service", "status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["installed"] is True and data["enabled"] == "enabled" and data["active"] == "active"
+    assert main(["-C", str(repo.root), "service", "remove"]) == 0
+    assert "unit removed" in capsys.readouterr().out and not path.exists()
+    assert f"--user disable --now {path.name}" in systemd.read_text()
+    assert main(["-C", str(repo.root), "service", "status"]) == 1
+
+
+def test_service_without_systemd_still_writes_the_unit_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scheduler import service
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    monkeypatch.setenv("PATH", str(bin_dir))  # git, and no systemctl
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    repo = make_planned(tmp_path / "r")
+    assert main(["-C", str(repo.root), "service", "install"]) == 0
+    assert "`systemctl` was not found" in capsys.readouterr().out
+    assert service.unit_path(Workspace.open(repo.root)).exists()
+    assert main(["-C", str(repo.root), "service", "status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["installed"] is True and data["systemctl"] is False and "not found" in data["problem"]
+
+
+def test_service_install_says_plainly_when_the_user_manager_refuses(
+    tmp_path: Path, systemd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SYSTEMCTL_REFUSE", "1")
+    repo = make_planned(tmp_path / "r")
+    assert main(["-C", str(repo.root), "service", "install"]) == 0
+    said = capsys.readouterr().out
+    assert "enable --now" in said and "failed" in said and "Failed to connect to bus" in said
+
+
+def test_a_word_systemd_would_read_otherwise_is_quoted_or_refused() -> None:
+    from mcp_servers.core.errors import UsageError
+    from scheduler import service
+
+    assert service._quote('a "b" $HOME %h \\') == '"a \\"b\\" $$HOME %%h \\\\"'
+    with pytest.raises(UsageError, match="cannot be written into a systemd unit"):
+        service._quote("two\nlines")
