@@ -316,10 +316,11 @@ class Daemon:
         return DaemonResult(outcome, why, report, path or None)
 
     def _tell(self, kind: EventKind, line: str, **data: object) -> None:
-        event = DaemonEvent(kind, line, self.id, **data)  # type: ignore[arg-type]
+        """Say the line, and tell `notify` (the notifier's hook) the event."""
+        self.say(line)
         if self.notify is None:
-            self.say(line)
             return
+        event = DaemonEvent(kind, line, self.id, **data)  # type: ignore[arg-type]
         try:
             self.notify(event)
         except Exception as e:  # the night goes on whatever a notification does

@@ -116,6 +116,32 @@ def test_cycles_wait_for_the_window_then_run_until_every_approved_task_is_done(t
     assert main(["-C", str(repo.root), "report", "--daemon", "--list", "--json"]) == 0
 
 
+def test_three_nights_one_cycle_each_inside_the_window(tmp_path: Path) -> None:
+    tasks = (("sub", "Add sub()"), ("mul", "Add mul()"), ("neg", "Add neg()"))
+    repo = make_planned(tmp_path / "r", plan(*tasks), scheduler="max_tasks = 1\n")
+    opens = time.time() + 600  # a window of one hour, opening in ten minutes; one cycle a day
+    settings = DAEMON.replace("max_cycles_per_day = 500", "max_cycles_per_day = 1")
+    _with_daemon(repo, settings + f'active_window = "{_hhmm(opens)}-{_hhmm(opens + 3600)}"\n')
+    person = Person.of(repo)
+    script = write_script(tmp_path / "s.toml", *(passing(task, task) for task, _ in tasks))
+    clock = FakeClock()
+    daemon, said = _daemon(repo, script, clock)
+    result = daemon.run()
+    assert result.outcome == "complete", said
+    ws = Workspace.open(repo.root)
+    with ws.db() as conn:
+        cycles = daemon_state.cycles(conn, daemon=daemon.id)
+    assert [c.tasks_done for c in cycles] == [1, 1, 1]
+    window = Window(ws.settings.daemon.active_window, "UTC")
+    assert all(window.is_open(c.started) for c in cycles)
+    nights = [dt.datetime.fromtimestamp(c.started, dt.UTC).date() for c in cycles]
+    assert len(set(nights)) == 3 and 2 * 86400 - 120 <= cycles[2].started - cycles[0].started < 2 * 86400 + 3600
+    assert result.report is not None and result.report.totals.tasks_done == 3
+    kinds = [r.kind for r in daemon_report.listing(ws.state_dir)]
+    assert kinds.count("status") >= 7 and kinds.count("progress") >= 22  # every 6 and every 2 hours, for two days
+    person.assert_untouched(repo)
+
+
 def test_error_cycles_pause_and_alert_until_overnight_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                                              ) -> None:  # fmt: skip
     repo = make_planned(tmp_path / "r", plan(("sub", "Add sub()")))
