@@ -248,6 +248,35 @@ def test_sigterm_ends_the_cycle_cleanly_with_its_report(tmp_path: Path) -> None:
     person.assert_untouched(repo)
 
 
+def test_overnight_stop_wakes_a_daemon_waiting_for_its_window(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                              ) -> None:  # fmt: skip
+    repo = make_planned(tmp_path / "r", plan(("sub", "Add sub()")))
+    opens = time.time() + 3 * 3600
+    _with_daemon(repo, DAEMON + f'active_window = "{_hhmm(opens)}-{_hhmm(opens + 3600)}"\n')
+    proc = _spawn_daemon(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
+    ws = Workspace.open(repo.root)
+    try:
+        deadline = time.monotonic() + 60
+        while (daemon_state.read_status(ws) or {}).get("state") != "waiting":
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        assert main(["-C", str(repo.root), "status"]) == 0
+        shown = capsys.readouterr().out
+        assert "daemon: waiting (for the active window" in shown and "0 cycle(s) this run, next cycle" in shown
+        started = time.monotonic()
+        assert main(["-C", str(repo.root), "stop"]) == 0
+        out, err = proc.communicate(timeout=60)
+        assert time.monotonic() - started < 20  # woken by the signal, not at the end of a 30 s step
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    final = daemon_report.load(ws.state_dir)
+    assert final.kind == "stopped" and "kill switch" in final.reason and final.totals.cycles == 0
+    assert "stopped" in out and not daemon_state.running(ws)
+
+
 def test_sigkill_mid_cycle_then_a_restart_recovers(tmp_path: Path) -> None:
     repo = make_planned(tmp_path / "r", plan(("sub", "Add sub()")))
     _with_daemon(repo, DAEMON)
