@@ -38,6 +38,7 @@ from .runner import Runner
 from .window import Window
 
 Clock = Callable[[], float]
+BUSY_WAIT_S = 300.0  # the least wait after a cycle that found another session running
 STEP_S = 30.0  # the longest a wait goes without looking at the kill switch, the pause and the reports
 EventKind = Literal["daemon", "cycle", "cycle-end", "waiting", "paused", "resumed", "report", "end"]
 
@@ -115,7 +116,6 @@ class Daemon:
                 signal.signal(sig, handler)
 
     def _run(self) -> DaemonResult:
-        settings = self.ws.settings.daemon
         self._began = self._progress_at = self._status_at = self.clock()
         with self.ws.db() as conn:
             dead = daemon_state.close_dead_cycles(conn, self.clock())
@@ -142,38 +142,51 @@ class Daemon:
             if self.max_cycles is not None and cycles_run >= self.max_cycles:
                 return self._final("stopped", f"the cycle limit of this run ({self.max_cycles})")
             window = Window(settings.active_window, settings.timezone)
-            now = self.clock()
-            if not window.is_open(now):
-                opens = window.opens_at(now)
-                self._wait_until(opens, "waiting", f"for the active window ({window.describe()})")
-                continue
-            with ws.db() as conn:
-                allowed = daemon_state.next_start(conn, now, settings.max_cycles_per_hour, settings.max_cycles_per_day)
-            if allowed > now:
-                self._wait_until(allowed, "waiting", f"the cycle limits ({settings.max_cycles_per_hour} an hour, "
-                                 f"{settings.max_cycles_per_day} a day)")  # fmt: skip
+            if not self._may_start(ws, window):
                 continue
             self._due_reports()
-            self._cycle(ws, window)
+            outcome = self._cycle(ws, window)
             cycles_run += 1
-            if self._stopping():
-                continue
-            with ws.db() as conn:
-                in_row = daemon_state.errors_in_row(conn)
-                if in_row >= settings.pause_after_error_cycles:
-                    why = f"{in_row} error cycles in a row"
-                    daemon_state.pause(conn, self.clock(), why)
+            if not self._stopping():
+                self._after(ws, outcome)
+
+    def _may_start(self, ws: Workspace, window: Window) -> bool:
+        """Whether a cycle may start now; else wait (for the window, or the limits) and say no."""
+        settings = ws.settings.daemon
+        now = self.clock()
+        if not window.is_open(now):
+            self._wait_until(window.opens_at(now), "waiting", f"for the active window ({window.describe()})")
+            return False
+        with ws.db() as conn:
+            allowed = daemon_state.next_start(conn, now, settings.max_cycles_per_hour, settings.max_cycles_per_day)
+        if allowed > now:
+            self._wait_until(allowed, "waiting", f"the cycle limits ({settings.max_cycles_per_hour} an hour, "
+                             f"{settings.max_cycles_per_day} a day)")  # fmt: skip
+            return False
+        return True
+
+    def _after(self, ws: Workspace, outcome: str) -> None:
+        """After a cycle: pause and alert after too many error cycles in a row, else the break."""
+        settings = ws.settings.daemon
+        with ws.db() as conn:
+            in_row = daemon_state.errors_in_row(conn)
+            why = f"{in_row} error cycles in a row"
             if in_row >= settings.pause_after_error_cycles:
-                path = self._write("paused", f"{why}: `overnight resume` once fixed")
-                self._tell("paused", f"overnight: daemon {self.id} paused: {why}; `overnight resume` resumes it",
-                           reason=why, path=str(path))  # fmt: skip
-                continue
-            self._wait_until(self.clock() + settings.break_min * 60, "break", f"{settings.break_min:g} minutes "
-                             "between cycles")  # fmt: skip
+                daemon_state.pause(conn, self.clock(), why)
+        if in_row >= settings.pause_after_error_cycles:
+            path = self._write("paused", f"{why}: `overnight resume` once fixed")
+            self._tell("paused", f"overnight: daemon {self.id} paused: {why}; `overnight resume` resumes it",
+                       reason=why, path=str(path))  # fmt: skip
+            return
+        pause_s = settings.break_min * 60
+        if outcome == "already-running":  # a session of `overnight run` (cron, a person) has the repository
+            pause_s = max(pause_s, BUSY_WAIT_S)
+        self._wait_until(self.clock() + pause_s, "break", f"{pause_s / 60:g} minutes between cycles")
 
     # -- a cycle -----------------------------------------------------------------------------------------------
 
-    def _cycle(self, ws: Workspace, window: Window) -> None:
+    def _cycle(self, ws: Workspace, window: Window) -> str:
+        """Run one cycle, recorded in `state.db`: its session's outcome."""
         settings = ws.settings.daemon
         now = self.clock()
         hours = settings.cycle_hours
@@ -207,6 +220,7 @@ class Daemon:
                                    cost_usd=record.cost_usd if record else 0.0)  # fmt: skip
         self._tell("cycle-end", f"overnight: daemon {self.id}: cycle {number} {outcome}: {why}", outcome=outcome,
                    reason=why)  # fmt: skip
+        return outcome
 
     def _session_events(self, event: RunEvent) -> None:
         if self.events is not None:
