@@ -137,6 +137,8 @@ def test_three_nights_one_cycle_each_inside_the_window(tmp_path: Path) -> None:
     nights = [dt.datetime.fromtimestamp(c.started, dt.UTC).date() for c in cycles]
     assert len(set(nights)) == 3 and 2 * 86400 - 120 <= cycles[2].started - cycles[0].started < 2 * 86400 + 3600
     assert result.report is not None and result.report.totals.tasks_done == 3
+    starts = [line for line in said if " starts (" in line]  # each cycle's time limit: at most the window's rest
+    assert len(starts) == 3 and all(float(line.split(" starts (")[1].split()[0]) <= 1.0 for line in starts), starts
     kinds = [r.kind for r in daemon_report.listing(ws.state_dir)]
     assert kinds.count("status") >= 7 and kinds.count("progress") >= 22  # every 6 and every 2 hours, for two days
     person.assert_untouched(repo)
