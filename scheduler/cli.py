@@ -365,6 +365,10 @@ def _sessions() -> None:
 
     for command in COMMANDS:
         cli.add_command(command)
+    from .daemon_commands import COMMANDS as DAEMON
+
+    for command in DAEMON:
+        cli.add_command(command)
     from .morning_commands import COMMANDS as MORNING
 
     for command in MORNING:

@@ -39,10 +39,12 @@ def status(ws: Workspace) -> dict[str, Any]:
              "tasks_failed": sum(t.outcome != "passed" for t in r.tasks), "cost_usd": r.cost_usd,
              "sandbox": r.sandbox, "security_events": r.all_security_events()}
             for r in report.recent(ws.state_dir)]  # fmt: skip
+    from .daemon_state import status as daemon
+
     with ws.db() as conn:  # every agent's circuit breaker that has tripped at least once since it closed
         tripped = [b.model_dump() for b in breakers.every(conn, time.time())]
     return {"sandbox": ws.settings.scheduler.sandbox, "running": running, "kill_switch": stop_file(ws).exists(),
-            "sessions": last, "last_refusal": _last_refusal(ws, last), "breakers": tripped}
+            "sessions": last, "last_refusal": _last_refusal(ws, last), "breakers": tripped, "daemon": daemon(ws)}
 
 
 def _last_refusal(ws: Workspace, sessions: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -58,6 +60,11 @@ def _last_refusal(ws: Workspace, sessions: list[dict[str, Any]]) -> dict[str, An
 def request_stop(ws: Workspace) -> str:
     """Set the kill switch and signal the running session."""
     stop_file(ws).write_text(report.now_iso() + "\n")
+    from .daemon_state import read_status
+
+    daemon = read_status(ws)  # a daemon between cycles: woken at once (in a cycle, it holds the run lock too)
+    if daemon and isinstance(daemon.get("pid"), int) and alive(daemon["pid"]) and daemon["pid"] != os.getpid():
+        os.kill(int(daemon["pid"]), signal.SIGTERM)
     held = read_lock(ws)
     if held and isinstance(held.get("pid"), int) and alive(held["pid"]):
         os.kill(int(held["pid"]), signal.SIGTERM)

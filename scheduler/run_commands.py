@@ -115,10 +115,14 @@ def stop(ctx: click.Context, as_json: bool) -> int:
 @_JSON
 @click.pass_context
 def resume(ctx: click.Context, as_json: bool) -> int:
-    """Clear the kill switch `overnight stop` set."""
+    """Clear the kill switch `overnight stop` set, and the daemon's pause after error cycles."""
     from .control import resume as clear
+    from .daemon_state import resume as unpause
 
-    _said(clear(_ws(ctx)), as_json, kill_switch=False)
+    ws = _ws(ctx)
+    said = clear(ws)
+    unpaused = unpause(ws)
+    _said(said + (f"; {unpaused}" if unpaused else ""), as_json, kill_switch=False, daemon_paused=False)
     return out.OK
 
 
@@ -151,6 +155,7 @@ def status(ctx: click.Context, as_json: bool) -> int:
                       f"{escape(str(running.get('branch') or '-'))}: {escape(doing)}")
     else:
         console.print("no session is running")
+    _show_daemon(data["daemon"])
     if data["kill_switch"]:
         console.print("[yellow]the kill switch is set[/]: `overnight resume` clears it")
     for b in data.get("breakers", []):  # the model's API kept failing for an agent (issue 12)
@@ -173,19 +178,58 @@ def status(ctx: click.Context, as_json: bool) -> int:
     return out.OK
 
 
+def _show_daemon(daemon: dict[str, object]) -> None:
+    """The daemon's line of `overnight status`: running (its state, cycles, next cycle) or not; its pause."""
+    console = out.console()
+    if daemon.get("running"):
+        nxt = f", next cycle {daemon['next_cycle_at']}" if daemon.get("next_cycle_at") else ""
+        console.print(f"daemon: {escape(str(daemon.get('state')))} ({escape(str(daemon.get('detail') or ''))}), "
+                      f"pid {daemon.get('pid')}, {daemon.get('cycles')} cycle(s) this run{escape(nxt)}")  # fmt: skip
+    paused = daemon.get("paused")
+    if isinstance(paused, dict):
+        console.print(f"[yellow]the daemon is paused[/]: {escape(str(paused.get('reason')))}; `overnight resume` "
+                      "resumes it")  # fmt: skip
+
+
 @click.command()
 @click.argument("session", required=False)
+@click.option("--daemon", "daemon_reports", is_flag=True, help="The daemon's reports (progress, status, final): "
+              "the newest, or the one named.")  # fmt: skip
+@click.option("--list", "listing", is_flag=True, help="With --daemon: list the daemon's reports.")
 @click.option("--json", "as_json", is_flag=True, help="Print the session record as JSON.")
 @click.pass_context
-def report(ctx: click.Context, session: str | None, as_json: bool) -> int:
-    """Show a session's report (the newest without SESSION)."""
+def report(ctx: click.Context, session: str | None, daemon_reports: bool, listing: bool, as_json: bool) -> int:
+    """Show a session's report (the newest without SESSION); with --daemon, the daemon's."""
     from .report import load, render
 
+    if daemon_reports or listing:
+        return _daemon_report(_ws(ctx), session, listing, as_json)
     record = load(_ws(ctx).state_dir, session)
     if as_json:
         out.emit_json(record)
     else:
         click.echo(render(record), nl=False)
+    return out.OK
+
+
+def _daemon_report(ws: Workspace, name: str | None, listing: bool, as_json: bool) -> int:
+    from . import daemon_report
+
+    if listing:
+        found = daemon_report.listing(ws.state_dir)
+        if as_json:
+            out.emit_json([{"id": r.id, "kind": r.kind, "at": r.at, "state": r.state} for r in found])
+            return out.OK
+        table = out.table("report", "kind", "at", "state")
+        for r in found:
+            table.add_row(escape(r.id), r.kind, r.at, escape(r.state))
+        out.console().print(table)
+        return out.OK
+    found_report = daemon_report.load(ws.state_dir, name)
+    if as_json:
+        out.emit_json(found_report)
+    else:
+        click.echo(daemon_report.render(found_report), nl=False)
     return out.OK
 
 

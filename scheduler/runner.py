@@ -66,6 +66,7 @@ class Runner:
     max_tasks: int | None = None  # `overnight run --max-tasks N`: the config's limit, overridden for this run
     notifier: Notifier | None = None  # `[notify]` channels (one of its own unless given, e.g. by a daemon)
     sleep: infra.Sleep | None = None  # waits (a usage limit's reset, a retry): True when stopped; default stop.wait
+    max_hours: float | None = None  # the daemon's `cycle_hours`: the config's time limit, overridden
 
     def run(self) -> report.SessionRecord | None:
         """Run a session; None when another one holds the lock."""
@@ -113,20 +114,22 @@ class Runner:
         old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
         for sig in old:
             signal.signal(sig, lambda *_: self.stop.set())
-        watcher = threading.Thread(target=self._watch_kill_switch, daemon=True)
+        ended = threading.Event()  # (the daemon runs many sessions in one process: the watcher ends with each)
+        watcher = threading.Thread(target=self._watch_kill_switch, args=(ended,), daemon=True)
         watcher.start()
         try:
             yield
         finally:
+            ended.set()
             for sig, handler in old.items():
                 signal.signal(sig, handler)
 
-    def _watch_kill_switch(self) -> None:
-        while not self.stop.is_set():
+    def _watch_kill_switch(self, ended: threading.Event) -> None:
+        while not self.stop.is_set() and not ended.is_set():
             if stop_file(self.ws).exists():
                 self.stop.set()
                 return
-            time.sleep(0.5)
+            ended.wait(0.5)
 
     def _session(self, session: str) -> report.SessionRecord:
         ws = self.ws
@@ -228,7 +231,7 @@ class Runner:
         return Workspace.open(root, environ=env)
 
     def _loop(self, root: Path, session: str, base: str, record: report.SessionRecord) -> tuple[str, str]:
-        deadline = self.clock() + self.ws.settings.scheduler.max_hours * 3600
+        deadline = self.clock() + (self.max_hours or self.ws.settings.scheduler.max_hours) * 3600
         failures_in_row = 0
         guard = infra.Guard(self.ws, self.agent.name, session, self.clock, self.sleep or self.stop.wait, self._tell,
                             self.ws.settings.infra)  # fmt: skip
@@ -270,7 +273,7 @@ class Runner:
         if len(record.tasks) >= limit:
             return "completed", f"the task limit ({limit})"
         if self.clock() >= deadline:
-            return "completed", f"the time limit ({limits.max_hours:g} hours)"
+            return "completed", f"the time limit ({self.max_hours or limits.max_hours:g} hours)"
         if failures_in_row >= limits.max_consecutive_failures:
             return "failed", f"{failures_in_row} failed tasks in a row"
         if limits.max_session_usd and record.cost_usd >= limits.max_session_usd:

@@ -460,6 +460,75 @@ class Infra(_Section):
         return self
 
 
+_CRITERION = re.compile(r"^(all-approved-done|tests-pass-on-base|no-open-p0|coverage>=(\d+(\.\d+)?))$")
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+COMPLETION_CRITERIA = ("all-approved-done", "coverage>=N", "tests-pass-on-base", "no-open-p0")
+
+
+class Daemon(_Section):
+    """`overnight daemon`: work cycles (each a session as `overnight run`) until the project is complete."""
+
+    cycle_hours: Annotated[float, Field(gt=0, le=24)] = Field(
+        default=4.0, description="hours a cycle's session lasts at most (its time limit, instead of max_hours)"
+    )
+    break_min: Annotated[float, Field(ge=0)] = Field(default=10.0, description="minutes between two cycles")
+    max_cycles_per_hour: Annotated[int, Field(ge=1)] = Field(default=2, description="cycles started in any hour")
+    max_cycles_per_day: Annotated[int, Field(ge=1)] = Field(default=12, description="cycles started in any 24 hours")
+    active_window: str = Field(
+        default="",
+        description="when cycles may start, \"HH:MM-HH:MM\" in `timezone` (\"22:00-07:00\" runs across midnight); "
+        "empty: at any time",
+    )
+    timezone: str = Field(default="UTC", description="the active window's time zone (an IANA name, e.g. "
+                          "\"Europe/Berlin\")")  # fmt: skip
+    pause_after_error_cycles: Annotated[int, Field(ge=1)] = Field(
+        default=3, description="error cycles in a row after which the daemon pauses and alerts (`overnight resume`)"
+    )
+    report_every_hours: Annotated[float, Field(gt=0)] = Field(default=2.0, description="hours between progress "
+                                                                "reports")  # fmt: skip
+    status_every_hours: Annotated[float, Field(gt=0)] = Field(default=6.0, description="hours between status "
+                                                                "reports")  # fmt: skip
+    complete_when: list[str] = Field(
+        default_factory=lambda: ["all-approved-done"],
+        description="the daemon stops with a final report when all of these hold: \"all-approved-done\", "
+        "\"coverage>=N\" (the tests' total coverage on the base branch, measured), \"tests-pass-on-base\", "
+        "\"no-open-p0\"; empty: it never completes",
+    )
+
+    @field_validator("active_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        value = value.replace(" ", "")
+        if value and (not _WINDOW.match(value) or value[:5] == value[6:]):
+            raise ValueError(f"{value!r} is not a window: \"HH:MM-HH:MM\" (24-hour clock, start and end differ), "
+                             "e.g. \"22:00-07:00\"; empty for any time")  # fmt: skip
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"{value!r} is not a time zone this machine knows: an IANA name such as \"UTC\" or "
+                             "\"Europe/Berlin\"") from e  # fmt: skip
+        return value
+
+    @field_validator("complete_when")
+    @classmethod
+    def _criteria(cls, value: list[str]) -> list[str]:
+        cleaned = [v.replace(" ", "").lower() for v in value]
+        for item in cleaned:
+            found = _CRITERION.match(item)
+            if not found:
+                raise ValueError(f"{item!r} is not a completion criterion: one of {', '.join(COMPLETION_CRITERIA)}")
+            if found.group(2) is not None and float(found.group(2)) > 100:
+                raise ValueError(f"{item!r}: coverage is a percentage, at most 100")
+        return list(dict.fromkeys(cleaned))
+
+
 class Settings(_Section):
     policy: Policy = Field(default_factory=Policy)
     gate: Gate = Field(default_factory=Gate)
@@ -468,6 +537,7 @@ class Settings(_Section):
     state: State = Field(default_factory=State)
     notify: Notify = Field(default_factory=Notify)
     infra: Infra = Field(default_factory=Infra)
+    daemon: Daemon = Field(default_factory=Daemon)
 
     def policy_hash(self) -> str:
         """A digest of everything that decides whether a tree passes; a receipt is valid only under it."""

@@ -195,6 +195,28 @@ MIGRATIONS: list[list[str]] = [
             updated_at REAL NOT NULL
         )""",
     ],
+    [  # 8: `overnight daemon`: its work cycles (limits per hour and day, error cycles in a row) and its pause
+        """CREATE TABLE daemon_cycles (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            daemon TEXT NOT NULL,
+            started REAL NOT NULL,
+            ended REAL,
+            session TEXT,
+            outcome TEXT NOT NULL DEFAULT 'running',
+            stop_reason TEXT NOT NULL DEFAULT '',
+            error INTEGER NOT NULL DEFAULT 0,
+            tasks_done INTEGER NOT NULL DEFAULT 0,
+            tasks_failed INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX daemon_cycles_by_time ON daemon_cycles (started)",
+        """CREATE TABLE daemon_pause (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            paused_at REAL,
+            reason TEXT NOT NULL DEFAULT '',
+            resumed_at REAL
+        )""",
+    ],
 ]
 
 

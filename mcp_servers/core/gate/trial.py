@@ -30,10 +30,11 @@ class Trial(BaseModel):
     output: str = ""
 
 
-def run_tests_on_head(ws: Workspace) -> Trial:
-    """Export HEAD's tree, run the `tests` check on it (the sandbox, the project's interpreter, coverage)."""
+def run_tests_on_head(ws: Workspace, commit: str | None = None) -> Trial:
+    """Export HEAD's tree (or `commit`'s: the daemon's "tests-pass-on-base"), run the `tests` check on it (the
+    sandbox, the project's interpreter, coverage)."""
     repo = ws.repo
-    head = repo.require_commits()
+    head = commit or repo.require_commits()
     tree = repo.tree_of(head)
     started = time.monotonic()
     tmp = db.ensure_dir(ws.state_dir / "tmp")
