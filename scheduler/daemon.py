@@ -27,7 +27,7 @@ from typing import Literal
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.workspace import Workspace
 
-from . import daemon_report, daemon_state
+from . import daemon_report, daemon_state, gc, notify
 from .agents import Agent
 from .completion import Completion, all_tasks, open_approved
 from .control import stop_file
@@ -74,7 +74,8 @@ class Daemon:
     sleep: Callable[[float], object] | None = None  # default: the stop event's wait (SIGTERM wakes it)
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
     events: Callable[[RunEvent], None] | None = None  # each cycle's session events (the live view, notifications)
-    notify: Callable[[DaemonEvent], None] | None = None  # the daemon's own events; `paused` is the alert
+    # the daemon's own events; by default its alerts (`paused`, the final `end`) go to the `[notify]` channels
+    notify: Callable[[DaemonEvent], None] | None = None
     max_cycles: int | None = None  # stop after N cycles (a bounded run; None: until complete or stopped)
     completion: Completion = field(default_factory=lambda: Completion([]))  # its criteria: `complete_when`
     stop: threading.Event = field(default_factory=threading.Event)
@@ -82,6 +83,7 @@ class Daemon:
     _began: float = 0.0
     _progress_at: float = 0.0
     _status_at: float = 0.0
+    _gc_at: float | None = None  # when the state directory was last pruned (`overnight gc`, once a day)
     _next: float | None = None
     _state: tuple[str, str] = ("starting", "")
     _reports: int = 0
@@ -145,6 +147,7 @@ class Daemon:
             if not self._may_start(ws, window):
                 continue
             self._due_reports()
+            self._daily_gc(ws)
             outcome = self._cycle(ws, window)
             cycles_run += 1
             if not self._stopping():
@@ -329,13 +332,38 @@ class Daemon:
                    reason=why, path=path)  # fmt: skip
         return DaemonResult(outcome, why, report, path or None)
 
-    def _tell(self, kind: EventKind, line: str, **data: object) -> None:
-        """Say the line, and tell `notify` (the notifier's hook) the event."""
-        self.say(line)
-        if self.notify is None:
+    def _daily_gc(self, ws: Workspace) -> None:
+        """Once a day (and when the daemon starts), the state directory pruned as `overnight gc` does."""
+        now = self.clock()
+        if self._gc_at is not None and now - self._gc_at < gc.DAY:
             return
+        self._gc_at = now
+        try:
+            done = gc.collect(ws, clock=self.clock)
+        except (OvernightError, OSError) as e:  # a night never stops for its housekeeping
+            self.say(f"overnight: daemon: gc failed ({type(e).__name__}: {e})")
+            return
+        if done.removed:
+            self.say(f"overnight: daemon: gc removed {len(done.removed)} old item(s), {done.freed_bytes} bytes freed")
+
+    def _tell(self, kind: EventKind, line: str, **data: object) -> None:
+        """Say the line, and tell `notify` (by default the `[notify]` channels) the event."""
+        self.say(line)
         event = DaemonEvent(kind, line, self.id, **data)  # type: ignore[arg-type]
         try:
-            self.notify(event)
+            (self.notify or _alert(self.ws))(event)
         except Exception as e:  # the night goes on whatever a notification does
             print(f"overnight: daemon: telling {kind} failed: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def _alert(ws: Workspace) -> Callable[[DaemonEvent], None]:
+    """The daemon's alerts to the `[notify]` channels: `paused` (error cycles in a row) and `complete`."""
+
+    def send(event: DaemonEvent) -> None:
+        if event.kind == "paused":
+            notify.send(ws, "paused", f"daemon {event.daemon} paused", event.line, session=event.daemon)
+        elif event.kind == "end" and event.outcome == "complete":
+            notify.send(ws, "complete", f"daemon {event.daemon}: the project is complete", event.line,
+                        session=event.daemon)  # fmt: skip
+
+    return send

@@ -2,6 +2,7 @@
 
 What it removes, all under the state directory (`.git/overnight/`) and nothing else:
 - `runs/<session>/`, the agent-run logs of a session, once nothing in it changed for `[state] keep_days`;
+- `reports/daemon/` (the daemon's progress, status and final reports) as old;
 - `reports/<session>.json|.md` as old, except the report of a session whose branch is still waiting for review
   (not merged: `overnight review` lists it and shows its report), and never a running session's;
 - `locks/<name>-<digest>.lock` of a worktree that no longer exists (and that nobody holds);
@@ -73,6 +74,7 @@ def collect(ws: Workspace, older_than_s: float | None = None, clock: Clock = tim
     gc.runs(running)
     gc.runs(running, "tmp", "temporary", "a work folder a check left (its process died)")
     gc.reports(running, _waiting(ws))
+    gc.daemon_reports()
     gc.locks(_worktree_digests(ws))
     done.freed_bytes = sum(r.bytes for r in done.removed)
     return done
@@ -129,6 +131,19 @@ class _Pruner:
         if kept:
             self.done.kept.append(f"{kept} old report(s) of sessions whose branches wait for review (`overnight "
                                   "review`): kept until the branch is merged or discarded")  # fmt: skip
+
+    def daemon_reports(self) -> None:
+        """`reports/daemon/`: the daemon's progress, status and final reports, as old as the logs."""
+        folder = self._folder("reports/daemon")
+        if folder is None:
+            return
+        for entry in _entries(folder):
+            if _mtime(entry) >= self.cutoff:
+                continue
+            if entry.is_symlink():
+                self._remove(entry, "link", "a link, not a report")
+            elif entry.is_file() and entry.suffix in {".json", ".md"}:
+                self._remove(entry, "report", f"a daemon report, written {_days(self.cutoff, _mtime(entry))}")
 
     def locks(self, digests: set[str]) -> None:
         folder = self._folder(LOCKS)

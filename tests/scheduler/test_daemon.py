@@ -481,3 +481,28 @@ def test_a_word_systemd_would_read_otherwise_is_quoted_or_refused() -> None:
     assert service._quote('a "b" $HOME %h \\') == '"a \\"b\\" $$HOME %%h \\\\"'
     with pytest.raises(UsageError, match="cannot be written into a systemd unit"):
         service._quote("two\nlines")
+
+
+def test_the_daemon_tells_its_channels_what_it_kept_and_that_the_project_is_complete(tmp_path: Path) -> None:
+    """Without a `notify` hook of its own, the daemon's alerts go to the `[notify]` channels (signed webhook on
+    127.0.0.1 here), beside each cycle's session events; and it prunes the state directory as it starts."""
+    from tests.support.receivers import webhook_server
+
+    with webhook_server() as hook:
+        repo = make_planned(tmp_path / "r", plan(("sub", "Add sub()")))
+        _with_daemon(repo, DAEMON + f'\n[[notify.channels]]\nname = "hook"\nurl = "hmac://127.0.0.1:{hook.port}/h'
+                     '?secret={HOOK_SECRET}"\nevents = ["task-kept", "complete", "paused"]\n')  # fmt: skip
+        stale = Workspace.open(repo.root).state_dir / "runs" / "2020-01-01-old"
+        stale.mkdir(parents=True)
+        (stale / "agent.log").write_text("an old log\n")
+        os.utime(stale / "agent.log", (0, 0))
+        script = write_script(tmp_path / "s.toml", passing("sub", "sub"))
+        clock = FakeClock()
+        said: list[str] = []
+        ws = Workspace.open(repo.root, environ={**os.environ, "HOOK_SECRET": "whsec-0123456789abcdef"})
+        daemon = Daemon(ws, lambda _ws: ReplayAgent(script), clock=clock, sleep=clock.sleep, say=said.append)
+        assert daemon.run().outcome == "complete", said
+    sent = [json.loads(body) for _headers, body in hook.requests]
+    assert [m["event"] for m in sent] == ["task-kept", "complete"], sent
+    assert "sub" in sent[0]["title"] and "complete" in sent[1]["title"]
+    assert not stale.exists() and any("gc removed" in line for line in said), said
