@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -412,11 +412,45 @@ class Scheduler(_Section):
         return value
 
 
+class Limits(_Section):
+    """Rate limits and budgets across sessions (`overnight run`, the daemon), counted in the state database over
+    rolling windows (an hour: the last 3600 s; a day: the last 24 h; a week: the last 7 days). 0: no limit."""
+
+    max_commits_per_day: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="commits the scheduler keeps on session branches in any 24 hours"
+    )
+    max_prs_per_hour: Annotated[int, Field(ge=0)] = Field(default=0, description="pull requests opened in any hour")
+    max_prs_per_day: Annotated[int, Field(ge=0)] = Field(default=0, description="pull requests opened in any 24 hours")
+    cooldown_between_tasks_s: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=0, description="seconds between the end of one agent run and the start of the next (any session)"
+    )
+    max_agent_runs_per_hour: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="agent runs started in any hour"
+    )
+    max_cost_usd_per_day: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        default=0.0, description="USD the agent runs cost in any 24 hours (as the agent CLI reported it)"
+    )
+    max_cost_usd_per_week: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        default=0.0, description="USD the agent runs cost in any 7 days"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Limits:
+        pairs = (("max_prs_per_hour", "max_prs_per_day"), ("max_cost_usd_per_day", "max_cost_usd_per_week"))
+        for short, long in pairs:
+            small, large = getattr(self, short), getattr(self, long)
+            if small and large and small > large:
+                raise ValueError(f"{short} ({small:g}) is more than {long} ({large:g}), which could never let it be "
+                                 f"reached: lower {short} or raise {long}")  # fmt: skip
+        return self
+
+
 class Settings(_Section):
     policy: Policy = Field(default_factory=Policy)
     gate: Gate = Field(default_factory=Gate)
     plan: Plan = Field(default_factory=Plan)
     scheduler: Scheduler = Field(default_factory=Scheduler)
+    limits: Limits = Field(default_factory=Limits)
 
     def policy_hash(self) -> str:
         """A digest of everything that decides whether a tree passes; a receipt is valid only under it."""
