@@ -20,14 +20,15 @@ from mcp_servers.core.gate.progress import GateEvent, Progress
 from .agents import AgentEvent
 from .report import SessionRecord
 
-Kind = Literal["session", "task", "agent", "verify", "outcome", "end"]
+Kind = Literal["session", "task", "agent", "verify", "outcome", "limit-paused", "limit-reached", "end"]
 
 
 @dataclass(frozen=True)
 class RunEvent:
     """`session` (started on its branch), `task` (started), `agent` (what the agent did), `verify` (the
     scheduler's own gate run on the agent's work, check by check), `outcome` (the task kept or rolled back, and
-    why), `end` (the session's outcome)."""
+    why), `limit-paused` (a rate limit or budget of `[limits]` pauses the session `until` it frees up),
+    `limit-reached` (one ends the session: it frees up after the deadline), `end` (the session's outcome)."""
 
     kind: Kind
     line: str
@@ -40,6 +41,8 @@ class RunEvent:
     reason: str | None = None
     seconds: float | None = None
     cost_usd: float | None = None  # the session's, so far
+    limit: str | None = None  # limit-paused, limit-reached: the key in `[limits]`
+    until: float | None = None  # limit-paused, limit-reached: when it frees up (epoch seconds)
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,7 @@ class RunView(_View):
                 self.task = None
                 mark = "[green]✓[/]" if event.outcome == "passed" else "[red]✗[/]"
                 self.line(f"{mark} {escape(event.line.removeprefix('overnight: '))}", event.line)
-            elif event.kind == "end" or not self.quiet:
+            elif event.kind in {"end", "limit-paused", "limit-reached"} or not self.quiet:
                 self.line(escape(event.line), event.line)
             self.refresh()
 

@@ -77,6 +77,8 @@ class SessionRecord(BaseModel):
     security_events: list[str] = Field(default_factory=list, description="what the person owns that changed "
                                        "outside any task's checks (at the end of the session)")  # fmt: skip
     tasks: list[TaskRecord] = Field(default_factory=list)
+    limits: list[str] = Field(default_factory=list, description="when a rate limit or budget of `[limits]` paused or "
+                              "ended the session, and why (issue 12)")  # fmt: skip
     reviewed: str = Field(default="", description="what a person did with the branch afterwards (`overnight merge` "
                           "or `overnight discard`), and when")  # fmt: skip
 
@@ -204,6 +206,7 @@ def render(record: SessionRecord) -> str:
         lines.append(f"- Pushed to `{record.pushed}`" + (f"; pull request: {record.pull_request}"
                                                          if record.pull_request else ""))
     lines += [f"- Not delivered: {problem}" for problem in record.delivery]
+    lines += [f"- Limits: {what}" for what in record.limits]
     if record.reviewed:
         lines.append(f"- Afterwards: {record.reviewed}")
     if record.warnings:

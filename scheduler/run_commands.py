@@ -14,6 +14,7 @@ from mcp_servers.core.workspace import Workspace
 from . import output as out
 
 RUN_EXIT = {"completed": out.OK, "no-work": out.OK, "stopped": out.OK, "failed": out.NO, "preflight-failed": out.USAGE,
+            "limit-reached": out.OK,
             "error": out.BUG}
 
 
@@ -123,7 +124,8 @@ def resume(ctx: click.Context, as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> int:
-    """The running session (task, elapsed time, agent pid) and the last sessions with their outcomes and costs."""
+    """The running session (task, elapsed time, agent pid), the last sessions with their outcomes and costs, and
+    each rate limit or budget against its count."""
     from .control import status as current
 
     data = current(_ws(ctx))
@@ -148,6 +150,12 @@ def status(ctx: click.Context, as_json: bool) -> int:
         console.print("no session is running")
     if data["kill_switch"]:
         console.print("[yellow]the kill switch is set[/]: `overnight resume` clears it")
+    if running and running.get("paused_until"):
+        console.print(f"[yellow]paused[/] until {escape(str(running['paused_until']))}: "
+                      f"{escape(str(running.get('paused_for') or ''))}")  # fmt: skip
+    for limit in data["limits"]:  # each rate limit or budget that is set, against its count
+        line = escape(limit["line"])
+        console.print(f"limit: [yellow]{line}[/]" if limit["reached"] else f"limit: {line}")
     refused = data["last_refusal"]
     if refused:  # once, not as a session: it never started
         problems = refused["problems"]

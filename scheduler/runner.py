@@ -34,6 +34,7 @@ from .confine import confine
 from .control import stop_file
 from .delivery import deliver
 from .events import RunEvent, Teller, kept
+from .limits import SessionLimits, Sleep, commits_between
 from .lock import run_lock, update_lock
 from .offer import offer
 from .preflight import preflight, takes
@@ -62,6 +63,8 @@ class Runner:
     person: snapshot.Snapshot | None = None  # what the person owns, taken before the session's worktree exists
     only_task: str | None = None  # `overnight run --task ID`: that task alone, if it may run
     max_tasks: int | None = None  # `overnight run --max-tasks N`: the config's limit, overridden for this run
+    sleep: Sleep | None = None  # how a pause for a rate limit waits (default: `stop.wait`; tests move a clock)
+    quota: SessionLimits | None = None  # the rate limits and budgets of `[limits]`, across sessions
 
     def run(self) -> report.SessionRecord | None:
         """Run a session; None when another one holds the lock."""
@@ -142,6 +145,7 @@ class Runner:
         self._tell(RunEvent("session", f"overnight: session {session} on {record.branch} (worktree {root})",
                             session=session))  # fmt: skip
         self.kept = base  # the branch's last verified commit: nothing past it survives an error
+        self.quota = SessionLimits(ws, session, record, self.clock, self.stop, self._tell, self.sleep)
         try:
             outcome, why = self._loop(root, session, base, record)
         except Exception as e:  # a bug, a broken repository: the night still ends clean, with a report
@@ -152,6 +156,7 @@ class Runner:
                 self.current.reasons = [why]
                 record.tasks.append(self.current)
         finally:
+            self.quota.close()
             try:
                 record.final_commit = worktree.head(root)
             except OvernightError:  # the worktree is broken: the branch keeps only what was verified
@@ -165,7 +170,7 @@ class Runner:
             record.delivery.append("not pushed: this session has security events; read them first, then push "
                                    f"by hand (`git push REMOTE {record.branch}`)")  # fmt: skip
         elif record.final_commit != base:
-            deliver(ws, record)
+            deliver(ws, record, clock=self.clock)
         return self._finish(record, outcome, why)
 
     def _first_task(self, record: report.SessionRecord, session: str) -> tuple[NextTask, list[str]]:
@@ -216,12 +221,23 @@ class Runner:
         while True:
             stop = self._stop_reason(record, deadline, failures_in_row)
             if stop:
+                self._quota().release()  # a run admitted before a pause that will not happen now
                 return stop
             tried = [t.task_id for t in record.tasks]  # a task that failed is not tried again in the same session
             found = offer(self._wt(root, session, base), session, only=self.only_task, exclude=tried, clock=self.clock)
             if found.task is None:
+                self._quota().release()
                 return "completed", f"no ready task ({found.summary})"
+            admitted = self._quota().admit(deadline, self.ws.settings.scheduler.task_timeout_min * 60)
+            if admitted.stop:
+                return admitted.stop
+            if admitted.waited:  # paused for a limit: the queue may have changed meanwhile
+                continue
+            before = self.kept
             task = self._task(root, session, base, found.task, deadline)
+            if task.agent is None:  # refused before any work: no agent run to count
+                self._quota().release()
+            self._quota().kept(commits_between(self.ws, before, self.kept), task.task_id)
             self.current = None
             record.tasks.append(task)
             report.save(self.ws.state_dir, record)
@@ -279,6 +295,7 @@ class Runner:
               confine(self.ws, root, job.env, endpoints=self.agent.endpoints(), read=self.agent.reads(),
                       logs=run_dir) as job.confinement):  # fmt: skip
             result = self.agent.run(job)
+        self._quota().ran(result.cost_usd, task.id)  # spent, whatever the verdict
         if job.confinement.refused:
             refused = [f"network: the sandbox refused a connection to {t}" for t in job.confinement.refused]
             result.refused += refused
@@ -307,6 +324,11 @@ class Runner:
                             task_id=task.id, title=task.title, outcome=record.outcome, reason=reason,
                             seconds=record.duration_s, cost_usd=cost))  # fmt: skip
         return record
+
+    def _quota(self) -> SessionLimits:
+        if self.quota is None:
+            raise OvernightError("the session's limits are not set up")  # (a bug: `_session` sets them)
+        return self.quota
 
     def _tell(self, event: RunEvent) -> None:
         Teller(self.say, self.events)(event)

@@ -413,8 +413,9 @@ class Scheduler(_Section):
 
 
 class Limits(_Section):
-    """Rate limits and budgets across sessions (`overnight run`, the daemon), counted in the state database over
-    rolling windows (an hour: the last 3600 s; a day: the last 24 h; a week: the last 7 days). 0: no limit."""
+    """Rate limits and budgets shared by every session (run, daemon) over rolling windows; 0: no limit.
+
+    Counted in the state database: an hour is the last 3600 s, a day the last 24 h, a week the last 7 days."""
 
     max_commits_per_day: Annotated[int, Field(ge=0)] = Field(
         default=0, description="commits the scheduler keeps on session branches in any 24 hours"
@@ -422,7 +423,7 @@ class Limits(_Section):
     max_prs_per_hour: Annotated[int, Field(ge=0)] = Field(default=0, description="pull requests opened in any hour")
     max_prs_per_day: Annotated[int, Field(ge=0)] = Field(default=0, description="pull requests opened in any 24 hours")
     cooldown_between_tasks_s: Annotated[float, Field(ge=0, le=86_400)] = Field(
-        default=0, description="seconds between the end of one agent run and the start of the next (any session)"
+        default=0.0, description="seconds between the end of one agent run and the start of the next (any session)"
     )
     max_agent_runs_per_hour: Annotated[int, Field(ge=0)] = Field(
         default=0, description="agent runs started in any hour"

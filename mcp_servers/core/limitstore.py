@@ -225,6 +225,16 @@ def end_run(conn: sqlite3.Connection, run_id: int, *, now: float, cost_usd: floa
             _insert(conn, "cost", row[0], now, max(0.0, cost_usd), task_id=task_id, note=note)
 
 
+def add_run(conn: sqlite3.Connection, *, session: str, now: float, cost_usd: float, task_id: str | None = None,
+            note: str | None = None) -> None:  # fmt: skip
+    """A run that ended without being admitted first (a retry inside a task): counted all the same, and its cost."""
+    with db.transaction(conn):
+        run = _insert(conn, "run", session, now, 1.0, task_id=task_id)
+        conn.execute("UPDATE limit_events SET ended_at = ? WHERE id = ?", (now, run))
+        if cost_usd > 0 or note:
+            _insert(conn, "cost", session, now, max(0.0, cost_usd), task_id=task_id, note=note)
+
+
 def release(conn: sqlite3.Connection, event_id: int) -> None:
     """A reservation that was not used (no task to run, a pull request that was not opened): not counted."""
     with db.transaction(conn):

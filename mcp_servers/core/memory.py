@@ -52,7 +52,8 @@ from .workspace import Workspace
 Clock = Callable[[], float]
 KINDS = ("decision", "failure", "lesson", "note", "gate", "next_step", "summary")
 SOURCES = ("agent", "scheduler", "person")
-OUTCOMES = ("completed", "stopped", "failed", "crashed", "interrupted", "timed-out", "budget", "no-work")
+OUTCOMES = ("completed", "stopped", "failed", "crashed", "interrupted", "timed-out", "budget", "no-work",
+            "limit-reached")
 MAX_TEXT = 16 * 1024
 MAX_GOAL = 2000
 MAX_TAGS = 10

@@ -249,3 +249,14 @@ def test_config_limits_are_validated(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ConfigError, match=r"(?s)nothing was run.*" + re.escape(says)):
             config.parse(bad, path)
+
+
+def test_a_run_not_admitted_first_is_counted_with_its_cost(tmp_path: Path) -> None:
+    limits = Limits(max_agent_runs_per_hour=1, max_cost_usd_per_day=1.0, cooldown_between_tasks_s=10)
+    with _open(tmp_path) as conn:
+        limitstore.add_run(conn, session="s", now=T0, cost_usd=1.5, task_id="t")
+        blocked = limitstore.blocking(conn, limits, T0 + 20, limitstore.RUN_RULES, cooldown=True)
+        keys = {u.key: u for u in limitstore.usage(conn, limits, T0 + 5)}
+    assert blocked is not None and blocked.key == "max_cost_usd_per_day"  # (frees up last: a day after)
+    assert keys["max_agent_runs_per_hour"].count == 1 and keys["max_cost_usd_per_day"].count == 1.5
+    assert keys["cooldown_between_tasks_s"].reached
