@@ -124,6 +124,7 @@ class RunResult(BaseModel):
     turns: int = 0
     tasks: list[TaskResult] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list)
+    limits: list[str] = Field(default_factory=list, description="when a rate limit or budget paused or ended it")
     report: str | None = Field(default=None, description="the report's Markdown file")
 
     @classmethod
@@ -138,6 +139,7 @@ class RunResult(BaseModel):
             cost_usd=record.cost_usd,
             turns=record.turns,
             problems=record.problems,
+            limits=record.limits,
             report=path,
             tasks=[
                 TaskResult(

@@ -90,12 +90,22 @@ def test_the_commit_limit_ends_the_session_naming_the_limit(tmp_path: Path) -> N
 
 def test_the_cooldown_pauses_between_tasks_on_a_clock_that_moves(tmp_path: Path) -> None:
     repo = _limited(tmp_path / "r", "max_tasks = 2\n", "cooldown_between_tasks_s = 900\n")
-    clock = Clock()
+    seen: list[dict[str, object]] = []
+
+    class Watched(Clock):
+        def sleep(self, seconds: float) -> None:
+            seen.append(control.status(_ws(repo), clock=self)["running"])  # what `overnight status` says meanwhile
+            super().sleep(seconds)
+
+    clock = Watched()
     record, events = _session(repo, write_script(tmp_path / "s.toml", _all_passing()), clock)
+    [running] = seen
+    assert running["task"] is None and str(running["paused_for"]).startswith("the cooldown between tasks (900 s)")
     assert [t.outcome for t in record.tasks] == ["passed", "passed"] and record.outcome == "completed"
     assert len(clock.slept) == 1 and 600 < clock.slept[0] <= 901  # the rest of the 900 s since the first run ended
     [paused] = [e for e in events if e.kind == "limit-paused"]
     assert paused.limit == "cooldown_between_tasks_s" and "cooldown between tasks (900 s)" in (paused.reason or "")
+    assert paused.until is not None and running["paused_until"] == limitstore.iso(paused.until)
     assert [e.kind for e in events].index("limit-paused") < [e.task_id for e in events].index("mul")
     assert len(record.limits) == 1 and record.limits[0].startswith("paused at ")
     with _ws(repo).db() as conn:
@@ -225,3 +235,18 @@ def test_no_server_can_reach_the_counts() -> None:
     core_users = [p.name for p in (servers / "core").rglob("*.py") if "import limitstore" in p.read_text()
                   or "limitstore." in p.read_text()]  # fmt: skip
     assert core_users == [], core_users  # (core modules the servers call never touch it either)
+
+
+def test_a_dry_run_says_which_limit_holds_now(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = _limited(tmp_path / "r", "", "max_agent_runs_per_hour = 1\n")
+    script = write_script(tmp_path / "s.toml", _all_passing())
+    replay = ["-C", str(repo.root), "run", "--agent", "replay", "--script", str(script), "--dry-run"]
+    assert main(replay) == 0
+    assert "a limit holds now" not in capsys.readouterr().out
+    with _ws(repo).db() as conn:
+        limitstore.add_run(conn, session="earlier", now=time.time() - 60, cost_usd=0.0)
+    assert main(replay) == 0
+    said = capsys.readouterr().out
+    assert "a limit holds now: the limit max_agent_runs_per_hour (agent runs in the last hour: 1 of 1)" in said
+    assert main([*replay, "--json"]) == 0
+    assert "max_agent_runs_per_hour" in json.loads(capsys.readouterr().out)["held"]
