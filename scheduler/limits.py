@@ -11,9 +11,12 @@ reported on its `result` line.
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mcp_servers.core import limitstore
 from mcp_servers.core.workspace import Workspace
@@ -78,10 +81,13 @@ class SessionLimits:
             update_lock(self.ws, paused_until=None, paused_for=None)
         return Admission(None, waited)
 
-    def ran(self, cost_usd: float | None, task_id: str | None) -> None:
+    def ran(self, cost_usd: float | None, task_id: str | None, log: str = "") -> None:
         """An agent run has ended: close it and count its cost at once (kept or rolled back). A run that was not
         admitted first (a retry inside the task) is counted all the same; call `admit` before each run to have
-        the limits checked for it."""
+        the limits checked for it. `log`: the run's stream, whose highest reported cost counts."""
+        cost_usd, forged = highest_cost(cost_usd, log)
+        if forged:
+            self.record.warnings.append(f"task {task_id}: {forged}")
         cost, note = limitstore.clean_cost(cost_usd)
         if note:
             self.record.warnings.append(f"task {task_id}: {note}")
@@ -111,6 +117,34 @@ class SessionLimits:
         middle of it) is ended, with no cost known."""
         if self.run_id is not None:
             self.ran(None, None)
+
+
+def highest_cost(cost_usd: float | None, log: str) -> tuple[float | None, str | None]:
+    """The highest `total_cost_usd` of every `result` line in the run's stream (and `cost_usd`, the last one's),
+    and what to say when they differ. The last line is what the agent adapters report; a process that could write
+    a line of its own into the CLI's output must not lower the count with a cheaper one."""
+    found: list[float] = []
+    try:
+        with Path(log).open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if '"result"' not in line:
+                    continue
+                try:
+                    data = json.loads(line)
+                except ValueError:
+                    continue
+                value = data.get("total_cost_usd") if isinstance(data, dict) and data.get("type") == "result" else None
+                if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+                    found.append(float(value))
+    except OSError:
+        return cost_usd, None
+    if len(set(found)) <= 1:
+        return cost_usd, None
+    top = max(found)
+    if isinstance(cost_usd, int | float) and cost_usd > top:
+        top = float(cost_usd)
+    costs = ", ".join(f"${c:.2f}" for c in found[:5])
+    return top, f"the run's stream has {len(found)} result lines with different costs ({costs}): the highest counted"
 
 
 def blocked(ws: Workspace, now: float) -> limitstore.Blocked | None:

@@ -295,7 +295,7 @@ class Runner:
               confine(self.ws, root, job.env, endpoints=self.agent.endpoints(), read=self.agent.reads(),
                       logs=run_dir) as job.confinement):  # fmt: skip
             result = self.agent.run(job)
-        self._quota().ran(result.cost_usd, task.id)  # spent, whatever the verdict
+        self._quota().ran(result.cost_usd, task.id, result.log)  # spent, whatever the verdict
         if job.confinement.refused:
             refused = [f"network: the sandbox refused a connection to {t}" for t in job.confinement.refused]
             result.refused += refused
