@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mcp_servers.core import breakers, refusals
+from mcp_servers.core import breakers, limitstore, refusals
 from mcp_servers.core.workspace import Workspace
 
 from . import report
@@ -23,8 +24,9 @@ def stop_file(ws: Workspace) -> Path:
     return ws.state_dir / STOP_FILE
 
 
-def status(ws: Workspace) -> dict[str, Any]:
-    """The running session (if any) and the last sessions, for `overnight status`."""
+def status(ws: Workspace, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+    """The running session (if any), the last sessions and each rate limit or budget of `[limits]` against its
+    count, for `overnight status`."""
     held = read_lock(ws)
     running = None
     if held and isinstance(held.get("pid"), int) and alive(held["pid"]):
@@ -44,7 +46,15 @@ def status(ws: Workspace) -> dict[str, Any]:
     with ws.db() as conn:  # every agent's circuit breaker that has tripped at least once since it closed
         tripped = [b.model_dump() for b in breakers.every(conn, time.time())]
     return {"sandbox": ws.settings.scheduler.sandbox, "running": running, "kill_switch": stop_file(ws).exists(),
-            "sessions": last, "last_refusal": _last_refusal(ws, last), "breakers": tripped, "daemon": daemon(ws)}
+            "sessions": last, "last_refusal": _last_refusal(ws, last), "breakers": tripped, "daemon": daemon(ws),
+            "limits": limits(ws, clock())}
+
+
+def limits(ws: Workspace, now: float) -> list[dict[str, Any]]:
+    """Each limit of `[limits]` that is set, with its count now, when it frees up if reached, and its line."""
+    with ws.db() as conn:
+        found = limitstore.usage(conn, ws.settings.limits, now)
+    return [{**u.model_dump(), "line": u.line()} for u in found]
 
 
 def _last_refusal(ws: Workspace, sessions: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from mcp_servers.core import proc
+import time
+from collections.abc import Callable
+
+from mcp_servers.core import limitstore, proc
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.workspace import Workspace
 
 from . import report
 
 
-def deliver(ws: Workspace, record: report.SessionRecord) -> None:
+def deliver(ws: Workspace, record: report.SessionRecord, clock: Callable[[], float] = time.time) -> None:
     """Push the branch and open a draft pull request, when configured: the scheduler pushes, agents never do.
 
-    Nothing here fails the session: what did not work is in the report, and the branch is there either way."""
+    Nothing here fails the session: what did not work is in the report, and the branch is there either way. A
+    pull-request limit of `[limits]` reached: the branch is pushed, no pull request opened, and the report says why."""
     settings = ws.settings.scheduler
     if not settings.push_remote:
         return
@@ -25,6 +29,19 @@ def deliver(ws: Workspace, record: report.SessionRecord) -> None:
     record.pushed = f"{remote}/{branch}"
     if not settings.open_pr:
         return
+    with ws.db() as conn:
+        reserved = limitstore.admit_pr(conn, ws.settings.limits, session=record.id, now=clock())
+    if isinstance(reserved, limitstore.Blocked):
+        record.delivery.append(f"the pull request was not opened: {reserved.reason()}; open it by hand (`gh pr "
+                               f"create --draft --head {branch}`) or wait")  # fmt: skip
+        return
+    if not _opened(ws, record, branch):
+        with ws.db() as conn:
+            limitstore.release(conn, reserved)
+
+
+def _opened(ws: Workspace, record: report.SessionRecord, branch: str) -> bool:
+    """`gh pr create --draft`, its body the report; whether the pull request was opened."""
     body = report.save(ws.state_dir, record)
     argv = ["gh", "pr", "create", "--draft", "--head", branch, "--base", record.base_branch,
             "--title", f"overnight {record.id}: {_done_titles(record)}", "--body-file", str(body)]
@@ -32,11 +49,12 @@ def deliver(ws: Workspace, record: report.SessionRecord) -> None:
         made = proc.run(argv, cwd=ws.repo.root, timeout=300)
     except OvernightError as e:  # gh is not installed
         record.delivery.append(f"the pull request was not opened: {e}")
-        return
+        return False
     if made.ok:
         record.pull_request = made.text().strip().splitlines()[-1] if made.text().strip() else "(opened)"
-    else:
-        record.delivery.append(f"`gh pr create` failed: {made.describe(tail_lines=5)}")
+        return True
+    record.delivery.append(f"`gh pr create` failed: {made.describe(tail_lines=5)}")
+    return False
 
 
 def _done_titles(record: report.SessionRecord) -> str:

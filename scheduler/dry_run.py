@@ -9,6 +9,8 @@ passes, so a real session may take more.
 
 from __future__ import annotations
 
+import time
+
 from pydantic import BaseModel, Field
 
 from mcp_servers.core import memory, sandbox
@@ -19,6 +21,7 @@ from mcp_servers.core.workspace import Workspace
 from . import prompt, worktree
 from .agents import Agent
 from .control import stop_file
+from .limits import blocked
 from .offer import offer
 
 SESSION = "dry-run"  # the name the queue judges claims against: no real session holds it
@@ -45,6 +48,11 @@ class DryRun(BaseModel):
     more: str | None = Field(default=None, description="the next ready task beyond the task limit, if any")
     summary: str
     prompt: str = Field(description="the prompt of the first task (empty: none would run)")
+    held: str | None = Field(
+        default=None,
+        description="a rate limit or budget of `[limits]` that holds now: the session would pause until it frees "
+        "up, or end if that is past its time limit",
+    )
 
 
 def dry_run(ws: Workspace, agent: Agent, *, only: str | None = None, max_tasks: int | None = None) -> DryRun:
@@ -79,6 +87,8 @@ def dry_run(ws: Workspace, agent: Agent, *, only: str | None = None, max_tasks: 
         result.more = f"{later} would be ready too, beyond the task limit ({limit})"
     if chosen:
         result.prompt = _prompt(wb, chosen[0])
+    if (holding := blocked(ws, time.time())) is not None:
+        result.held = holding.reason()
     return result
 
 

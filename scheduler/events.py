@@ -20,7 +20,7 @@ from mcp_servers.core.gate.progress import GateEvent, Progress
 from .agents import AgentEvent
 from .report import SessionRecord
 
-Kind = Literal["session", "task", "agent", "verify", "outcome", "wait", "end"]
+Kind = Literal["session", "task", "agent", "verify", "outcome", "wait", "limit-paused", "limit-reached", "end"]
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,10 @@ class RunEvent:
     """`session` (started on its branch), `task` (started), `agent` (what the agent did), `verify` (the
     scheduler's own gate run on the agent's work, check by check), `outcome` (the task kept or rolled back, and
     why), `wait` (the session waits: for a usage limit's reset, before a retry, while a circuit breaker is open;
-    `reason` says which, `until` until when, `wait_kind` the kind: usage-limit, probe, retry, breaker), `end` (the
-    session's outcome). An `outcome` of "infra-stop" is a run the model's API stopped: released, not failed."""
+    `reason` says which, `until` until when, `wait_kind` the kind: usage-limit, probe, retry, breaker),
+    `limit-paused` (a rate limit or budget of `[limits]` pauses the session `until` it frees up), `limit-reached`
+    (one ends the session: it frees up after the deadline), `end` (the session's outcome). An `outcome` of
+    "infra-stop" is a run the model's API stopped: released, not failed."""
 
     kind: Kind
     line: str
@@ -43,8 +45,9 @@ class RunEvent:
     seconds: float | None = None
     cost_usd: float | None = None  # the session's, so far
     security: tuple[str, ...] = ()  # the task's (outcome) or the session's own (end) security events
-    until: str | None = None  # a `wait`'s end, ISO 8601 (UTC)
+    until: str | None = None  # a `wait`'s end, or when a limit frees up (limit-paused, -reached): ISO 8601 (UTC)
     wait_kind: str | None = None  # a `wait`'s kind: usage-limit, probe, retry, breaker
+    limit: str | None = None  # limit-paused, limit-reached: the key in `[limits]`
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class RunResult(BaseModel):
     turns: int = 0
     tasks: list[TaskResult] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list)
+    limits: list[str] = Field(default_factory=list, description="when a rate limit or budget paused or ended it")
     report: str | None = Field(default=None, description="the report's Markdown file")
 
     @classmethod
@@ -141,6 +145,7 @@ class RunResult(BaseModel):
             cost_usd=record.cost_usd,
             turns=record.turns,
             problems=record.problems,
+            limits=record.limits,
             report=path,
             tasks=[
                 TaskResult(

@@ -155,7 +155,7 @@ class RunView(_View):
                 self.task = None
                 mark = {"passed": "[green]✓[/]", "infra-stop": "[yellow]↻[/]"}.get(event.outcome or "", "[red]✗[/]")
                 self.line(f"{mark} {escape(event.line.removeprefix('overnight: '))}", event.line)
-            elif event.kind in {"end", "wait"} or not self.quiet:  # a wait may last hours: said even when quiet
+            elif event.kind in {"end", "wait", "limit-paused", "limit-reached"} or not self.quiet:  # (hours, maybe)
                 self.line(escape(event.line), event.line)
             self.refresh()
 

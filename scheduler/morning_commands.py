@@ -144,6 +144,8 @@ def show_dry_run(plan: DryRun) -> None:
                   "task(s).")  # fmt: skip
     for problem in plan.problems:
         console.print(f"[red]would not start[/]: {escape(problem)}")
+    if plan.held:
+        console.print(f"[yellow]a limit holds now[/]: {escape(plan.held)}")
     for n, task in enumerate(plan.tasks, 1):
         console.print(f"  {n}. {escape(task.id)} ({task.priority}) {escape(task.title)}")
     if not plan.tasks:

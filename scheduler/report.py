@@ -113,6 +113,8 @@ class SessionRecord(BaseModel):
     infra: list[InfraRecord] = Field(default_factory=list, description="runs the model's API stopped (not task "
                                      "failures: each task was released, not counted)")  # fmt: skip
     waits: list[WaitRecord] = Field(default_factory=list, description="what the session waited for, and how long")
+    limits: list[str] = Field(default_factory=list, description="when a rate limit or budget of `[limits]` paused or "
+                              "ended the session, and why (issue 12)")  # fmt: skip
     reviewed: str = Field(default="", description="what a person did with the branch afterwards (`overnight merge` "
                           "or `overnight discard`), and when")  # fmt: skip
     crash: Crash | None = Field(default=None, description="the session died: what the next run found")
@@ -247,6 +249,7 @@ def render(record: SessionRecord) -> str:
         lines.append(f"- Pushed to `{record.pushed}`" + (f"; pull request: {record.pull_request}"
                                                          if record.pull_request else ""))
     lines += [f"- Not delivered: {problem}" for problem in record.delivery]
+    lines += [f"- Limits: {what}" for what in record.limits]
     if record.reviewed:
         lines.append(f"- Afterwards: {record.reviewed}")
     if record.crash is not None:

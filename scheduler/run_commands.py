@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -14,6 +15,7 @@ from mcp_servers.core.workspace import Workspace
 from . import output as out
 
 RUN_EXIT = {"completed": out.OK, "no-work": out.OK, "stopped": out.OK, "failed": out.NO, "preflight-failed": out.USAGE,
+            "limit-reached": out.OK,
             "error": out.BUG,
             # the model's API ended it (issue 12): a limit waited out as far as the time limit allows is no error;
             # a disabled allowance or an API that kept failing needs a person
@@ -130,7 +132,8 @@ def resume(ctx: click.Context, as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> int:
-    """The running session (task, elapsed time, agent pid) and the last sessions with their outcomes and costs."""
+    """The running session (task, elapsed time, agent pid), the last sessions with their outcomes and costs, and
+    each rate limit or budget against its count."""
     from .control import status as current
 
     data = current(_ws(ctx))
@@ -158,11 +161,7 @@ def status(ctx: click.Context, as_json: bool) -> int:
     _show_daemon(data["daemon"])
     if data["kill_switch"]:
         console.print("[yellow]the kill switch is set[/]: `overnight resume` clears it")
-    for b in data.get("breakers", []):  # the model's API kept failing for an agent (issue 12)
-        state = {"open": f"[red]open[/] until {b['open_until']}", "half-open": "half-open (the next run is a probe)",
-                 "closed": "closed"}[b["state"]]  # fmt: skip
-        console.print(f"circuit breaker of agent {escape(b['agent'])}: {state}, {b['failures']} infrastructure "
-                      f"stop(s) in a row (last: {escape(str(b['last_detail'] or b['last_kind']))})")  # fmt: skip
+    _show_holds(data, running)
     refused = data["last_refusal"]
     if refused:  # once, not as a session: it never started
         problems = refused["problems"]
@@ -176,6 +175,22 @@ def status(ctx: click.Context, as_json: bool) -> int:
                           f"${s['cost_usd']:.2f}", escape(s["branch"] or "-"), escape(s["stop_reason"] or ""))
         console.print(table)
     return out.OK
+
+
+def _show_holds(data: dict[str, Any], running: dict[str, Any] | None) -> None:
+    """What holds sessions back (issue 12): each agent's circuit breaker, a pause for a rate limit, the limits."""
+    console = out.console()
+    for b in data.get("breakers", []):  # the model's API kept failing for an agent (issue 12)
+        state = {"open": f"[red]open[/] until {b['open_until']}", "half-open": "half-open (the next run is a probe)",
+                 "closed": "closed"}[b["state"]]  # fmt: skip
+        console.print(f"circuit breaker of agent {escape(b['agent'])}: {state}, {b['failures']} infrastructure "
+                      f"stop(s) in a row (last: {escape(str(b['last_detail'] or b['last_kind']))})")  # fmt: skip
+    if running and running.get("paused_until"):
+        console.print(f"[yellow]paused[/] until {escape(str(running['paused_until']))}: "
+                      f"{escape(str(running.get('paused_for') or ''))}")  # fmt: skip
+    for limit in data["limits"]:  # each rate limit or budget that is set, against its count
+        line = escape(limit["line"])
+        console.print(f"limit: [yellow]{line}[/]" if limit["reached"] else f"limit: {line}")
 
 
 def _show_daemon(daemon: dict[str, object]) -> None:

@@ -35,6 +35,7 @@ from .confine import confine
 from .control import stop_file
 from .delivery import deliver
 from .events import RunEvent, Teller, kept
+from .limits import SessionLimits, commits_between
 from .lock import run_lock, update_lock
 from .notify import Notifier
 from .offer import offer
@@ -65,8 +66,10 @@ class Runner:
     only_task: str | None = None  # `overnight run --task ID`: that task alone, if it may run
     max_tasks: int | None = None  # `overnight run --max-tasks N`: the config's limit, overridden for this run
     notifier: Notifier | None = None  # `[notify]` channels (one of its own unless given, e.g. by a daemon)
-    sleep: infra.Sleep | None = None  # waits (a usage limit's reset, a retry): True when stopped; default stop.wait
+    sleep: infra.Sleep | None = None  # waits (a usage limit's reset, a retry, a rate limit's pause): True when
+    # stopped; default stop.wait (tests move a clock)
     max_hours: float | None = None  # the daemon's `cycle_hours`: the config's time limit, overridden
+    quota: SessionLimits | None = None  # the rate limits and budgets of `[limits]`, across sessions
 
     def run(self) -> report.SessionRecord | None:
         """Run a session; None when another one holds the lock."""
@@ -162,6 +165,7 @@ class Runner:
         self._tell(RunEvent("session", f"overnight: session {session} on {record.branch} (worktree {root})",
                             session=session))  # fmt: skip
         self.kept = base  # the branch's last verified commit: nothing past it survives an error
+        self.quota = SessionLimits(ws, session, record, self.clock, self.stop, self._tell, self.sleep)
         try:
             outcome, why = self._loop(root, session, base, record)
         except Exception as e:  # a bug, a broken repository: the night still ends clean, with a report
@@ -172,6 +176,7 @@ class Runner:
                 self.current.reasons = [why]
                 record.tasks.append(self.current)
         finally:
+            self.quota.close()
             try:
                 record.final_commit = worktree.head(root)
             except OvernightError:  # the worktree is broken: the branch keeps only what was verified
@@ -185,7 +190,7 @@ class Runner:
             record.delivery.append("not pushed: this session has security events; read them first, then push "
                                    f"by hand (`git push REMOTE {record.branch}`)")  # fmt: skip
         elif record.final_commit != base:
-            deliver(ws, record)
+            deliver(ws, record, clock=self.clock)
         return self._finish(record, outcome, why)
 
     def _first_task(self, record: report.SessionRecord, session: str) -> tuple[NextTask, list[str]]:
@@ -238,17 +243,23 @@ class Runner:
         while True:
             stop = self._stop_reason(record, deadline, failures_in_row)
             if stop:
+                self._quota().release()  # a run admitted before a pause that will not happen now
                 return stop
             tried = [t.task_id for t in record.tasks]  # a task that failed is not tried again in the same session
             found = offer(self._wt(root, session, base), session, only=self.only_task, exclude=tried, clock=self.clock)
             if found.task is None:
+                self._quota().release()
                 return "completed", f"no ready task ({found.summary})"
-            stop, waited = guard.before_run(record, deadline)  # an open circuit breaker: no run starts
-            if stop or waited:
-                if stop:
-                    return stop
+            stop, waited = self._may_run(guard, record, deadline)
+            if stop:
+                return stop
+            if waited:  # the queue may have changed meanwhile
                 continue
+            before = self.kept
             task = self._task(root, session, base, found.task, deadline)
+            if task.agent is None:  # refused before any work: no agent run to count
+                self._quota().release()
+            self._quota().kept(commits_between(self.ws, before, self.kept), task.task_id)
             self.current = None
             if task.infra is not None:  # the API stopped it: not a failure; wait or retry, then the same task
                 stop = guard.after_stop(record, task, deadline)
@@ -263,6 +274,18 @@ class Runner:
             failures_in_row = 0 if task.outcome == "passed" else failures_in_row + 1
             if task.outcome == "stopped":
                 return "stopped", "the kill switch (`overnight stop`)"
+
+    def _may_run(self, guard: infra.Guard, record: report.SessionRecord, deadline: float
+                 ) -> tuple[tuple[str, str] | None, bool]:  # fmt: skip
+        """Whether an agent run may start now (issue 12): no open circuit breaker for the agent, then a rate limit
+        or budget of `[limits]` admits it (and counts it). (why the session ends, or None; whether it waited)"""
+        stop, waited = guard.before_run(record, deadline)
+        if stop or waited:
+            if stop:
+                self._quota().release()
+            return stop, waited
+        admitted = self._quota().admit(deadline, self.ws.settings.scheduler.task_timeout_min * 60)
+        return admitted.stop, admitted.waited
 
     def _stop_reason(self, record: report.SessionRecord, deadline: float, failures_in_row: int
                      ) -> tuple[str, str] | None:  # fmt: skip
@@ -315,6 +338,7 @@ class Runner:
               confine(self.ws, root, job.env, endpoints=self.agent.endpoints(), read=self.agent.reads(),
                       logs=run_dir) as job.confinement):  # fmt: skip
             result = self.agent.run(job)
+        self._quota().ran(result.cost_usd, task.id, result.log)  # spent, whatever the verdict
         if job.confinement.refused:
             refused = [f"network: the sandbox refused a connection to {t}" for t in job.confinement.refused]
             result.refused += refused
@@ -348,6 +372,11 @@ class Runner:
                             seconds=record.duration_s, cost_usd=cost,
                             security=tuple(record.security_events)))  # fmt: skip
         return record
+
+    def _quota(self) -> SessionLimits:
+        if self.quota is None:
+            raise OvernightError("the session's limits are not set up")  # (a bug: `_session` sets them)
+        return self.quota
 
     def _tell(self, event: RunEvent) -> None:
         Teller(self.say, self.events)(event)

@@ -529,6 +529,40 @@ class Daemon(_Section):
         return list(dict.fromkeys(cleaned))
 
 
+class Limits(_Section):
+    """Rate limits and budgets shared by every session (run, daemon) over rolling windows; 0: no limit.
+
+    Counted in the state database: an hour is the last 3600 s, a day the last 24 h, a week the last 7 days."""
+
+    max_commits_per_day: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="commits the scheduler keeps on session branches in any 24 hours"
+    )
+    max_prs_per_hour: Annotated[int, Field(ge=0)] = Field(default=0, description="pull requests opened in any hour")
+    max_prs_per_day: Annotated[int, Field(ge=0)] = Field(default=0, description="pull requests opened in any 24 hours")
+    cooldown_between_tasks_s: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=0.0, description="seconds between the end of one agent run and the start of the next (any session)"
+    )
+    max_agent_runs_per_hour: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="agent runs started in any hour"
+    )
+    max_cost_usd_per_day: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        default=0.0, description="USD the agent runs cost in any 24 hours (as the agent CLI reported it)"
+    )
+    max_cost_usd_per_week: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        default=0.0, description="USD the agent runs cost in any 7 days"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Limits:
+        pairs = (("max_prs_per_hour", "max_prs_per_day"), ("max_cost_usd_per_day", "max_cost_usd_per_week"))
+        for short, long in pairs:
+            small, large = getattr(self, short), getattr(self, long)
+            if small and large and small > large:
+                raise ValueError(f"{short} ({small:g}) is more than {long} ({large:g}), which could never let it be "
+                                 f"reached: lower {short} or raise {long}")  # fmt: skip
+        return self
+
+
 class Settings(_Section):
     policy: Policy = Field(default_factory=Policy)
     gate: Gate = Field(default_factory=Gate)
@@ -538,6 +572,7 @@ class Settings(_Section):
     notify: Notify = Field(default_factory=Notify)
     infra: Infra = Field(default_factory=Infra)
     daemon: Daemon = Field(default_factory=Daemon)
+    limits: Limits = Field(default_factory=Limits)
 
     def policy_hash(self) -> str:
         """A digest of everything that decides whether a tree passes; a receipt is valid only under it."""

@@ -217,6 +217,21 @@ MIGRATIONS: list[list[str]] = [
             resumed_at REAL
         )""",
     ],
+    [  # 9: what rate limits and budgets count across sessions (issue 12): agent runs, commits kept, pull
+        # requests, cost; written by the scheduler only (`limitstore`)
+        """CREATE TABLE limit_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('run', 'commit', 'pr', 'cost')),
+            at REAL NOT NULL,
+            session TEXT NOT NULL,
+            task_id TEXT,
+            amount REAL NOT NULL CHECK (amount >= 0),
+            ended_at REAL,
+            expires_at REAL,
+            note TEXT
+        )""",
+        "CREATE INDEX limit_events_by_kind ON limit_events (kind, at)",
+    ],
 ]
 
 
@@ -332,8 +347,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
 # -- a damaged database: moved aside, never deleted ------------------------------------------------------------
 
 CORRUPT_SUFFIX = ".corrupt-"
-LOST = ("receipts and gate runs, task claims, attempts and completions, the memory (sessions and entries), and the "
-        "runs refused at preflight")
+LOST = ("receipts and gate runs, task claims, attempts and completions, the memory (sessions and entries), the runs "
+        "refused at preflight, and the counts of the rate limits and budgets")
 
 
 def quarantine(path: Path, error: sqlite3.Error | None = None) -> Path | None:

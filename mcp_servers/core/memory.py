@@ -52,10 +52,10 @@ from .workspace import Workspace
 Clock = Callable[[], float]
 KINDS = ("decision", "failure", "lesson", "note", "gate", "next_step", "summary")
 SOURCES = ("agent", "scheduler", "person")
-# the last three: the model's API ended the session (a usage limit past the time limit, a disabled allowance,
-# retries used up), kept apart from failures (issue 12)
+# the last four: the model's API ended the session (a usage limit past the time limit, a disabled allowance,
+# retries used up), or a rate limit or budget of `[limits]` did: kept apart from failures (issue 12)
 OUTCOMES = ("completed", "stopped", "failed", "crashed", "interrupted", "timed-out", "budget", "no-work",
-            "usage-limit", "limit-disabled", "infra-failed")
+            "usage-limit", "limit-disabled", "infra-failed", "limit-reached")
 MAX_TEXT = 16 * 1024
 MAX_GOAL = 2000
 MAX_TAGS = 10
