@@ -27,7 +27,7 @@ from typing import Literal
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.workspace import Workspace
 
-from . import daemon_report, daemon_state, gc, notify
+from . import daemon_report, daemon_state, gc, limits, notify
 from .agents import Agent
 from .completion import Completion, all_tasks, open_approved
 from .control import stop_file
@@ -166,6 +166,10 @@ class Daemon:
             self._wait_until(allowed, "waiting", f"the cycle limits ({settings.max_cycles_per_hour} an hour, "
                              f"{settings.max_cycles_per_day} a day)")  # fmt: skip
             return False
+        held = limits.blocked(ws, now)  # a rate limit or budget of `[limits]`: no cycle that could not run a task
+        if held is not None and held.frees_at > now:
+            self._wait_until(held.frees_at, "waiting", f"the limit {held.key} ({held.count:g} of {held.limit:g})")
+            return False
         return True
 
     def _after(self, ws: Workspace, outcome: str) -> None:
@@ -204,7 +208,7 @@ class Daemon:
         outcome, why = "error", ""
         try:
             runner = Runner(ws, self.make_agent(ws), clock=self.clock, say=self.say, events=self._session_events,
-                            stop=self.stop, max_hours=hours)  # fmt: skip
+                            stop=self.stop, max_hours=hours, sleep=self._session_sleep)  # fmt: skip
             record = runner.run()
         except (OvernightError, OSError) as e:  # (the Runner reports its own errors; this is around it)
             why = f"the cycle could not run: {type(e).__name__}: {e}"
@@ -331,6 +335,14 @@ class Daemon:
         self._tell("end", f"overnight: daemon {self.id} {outcome}: {why}; report {path}", outcome=outcome,
                    reason=why, path=path)  # fmt: skip
         return DaemonResult(outcome, why, report, path or None)
+
+    def _session_sleep(self, seconds: float) -> bool:
+        """How a cycle's session waits (a usage limit's reset, a retry, a rate limit's pause): as the daemon
+        waits (a test's clock moves instead), and True when told to stop meanwhile."""
+        if self.sleep is None:
+            return self.stop.wait(seconds)
+        self.sleep(seconds)
+        return self.stop.is_set()
 
     def _daily_gc(self, ws: Workspace) -> None:
         """Once a day (and when the daemon starts), the state directory pruned as `overnight gc` does."""

@@ -28,6 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from mcp_servers.core import limitstore
 from mcp_servers.core.errors import OvernightError, UsageError
 from mcp_servers.core.workspace import LOCKS, Workspace, lock_digest
 
@@ -76,6 +77,9 @@ def collect(ws: Workspace, older_than_s: float | None = None, clock: Clock = tim
     gc.reports(running, _waiting(ws))
     gc.daemon_reports()
     gc.locks(_worktree_digests(ws))
+    if not dry_run:  # what no rate limit's window counts any more (a week and older): rows, not files
+        with ws.db() as conn:
+            limitstore.prune(conn, now - max(age, limitstore.WEEK))
     done.freed_bytes = sum(r.bytes for r in done.removed)
     return done
 

@@ -506,3 +506,20 @@ def test_the_daemon_tells_its_channels_what_it_kept_and_that_the_project_is_comp
     assert [m["event"] for m in sent] == ["task-kept", "complete"], sent
     assert "sub" in sent[0]["title"] and "complete" in sent[1]["title"]
     assert not stale.exists() and any("gc removed" in line for line in said), said
+
+
+def test_the_daemon_waits_out_a_rate_limit_instead_of_starting_cycles_that_cannot_run(tmp_path: Path) -> None:
+    repo = make_planned(tmp_path / "r", plan(("sub", "Add sub()"), ("mul", "Add mul()")), scheduler="max_tasks = 1\n")
+    _with_daemon(repo, DAEMON + "\n[limits]\nmax_agent_runs_per_hour = 1\n")
+    script = write_script(tmp_path / "s.toml", passing("sub", "sub"), passing("mul", "mul"))
+    clock = FakeClock()
+    told: list[DaemonEvent] = []
+    daemon, said = _daemon(repo, script, clock, notify=told.append)
+    assert daemon.run().outcome == "complete", said
+    ws = Workspace.open(repo.root)
+    with ws.db() as conn:
+        cycles = daemon_state.cycles(conn, daemon=daemon.id)
+    # the second task waited for the hour's run to free up: in the daemon, not in a cycle that ended at once
+    assert [c.tasks_done for c in cycles] == [1, 1] and all(c.outcome == "completed" for c in cycles), cycles
+    assert any(e.kind == "waiting" and "max_agent_runs_per_hour" in (e.reason or "") for e in told), told
+    assert sum(clock.slept) >= 3000, clock.slept
