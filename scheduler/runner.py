@@ -25,11 +25,10 @@ from pathlib import Path
 from mcp_servers.core import db, memory, queue, refusals, taskstore
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.gate.progress import Progress
-from mcp_servers.core.paths import Globs
 from mcp_servers.core.queue_models import NextTask, TaskDetail
 from mcp_servers.core.workspace import Workspace
 
-from . import activity, infra, prompt, report, snapshot, verify, worktree
+from . import activity, infra, prompt, report, session_memory, snapshot, task_files, verify, worktree
 from .agents import Agent, AgentEvent, AgentJob, AgentResult, held_attempts
 from .confine import confine
 from .control import stop_file
@@ -322,19 +321,19 @@ class Runner:
                                 reason=record.reasons[0], cost_usd=self._cost()))  # fmt: skip
             return record
         queue.claim_task(wt, task.id, session, ttl_s=timeout + 300, clock=self.clock)
-        files = _files_in_scope(wt, task.files)
+        files = task_files.files_in_scope(wt, task.files)
         lessons = memory.lessons_for(wt, files=files or None, task_id=task.id).entries
         text = prompt.build(task, wt.settings, lessons, memory.open_next_steps(wt).steps)
         # (a run the API stopped is not an attempt: the next one gets a folder of its own all the same)
         run_dir = infra.fresh(self.ws.state_dir / "runs" / session / f"{task.id}-{record.attempt}")
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "prompt.md").write_text(text, encoding="utf-8")
-        job = AgentJob(task_id=task.id, prompt=text, worktree=root, env=_job_env(wt), run_dir=run_dir,
+        job = AgentJob(task_id=task.id, prompt=text, worktree=root, env=task_files.job_env(wt), run_dir=run_dir,
                        timeout_s=timeout, stop=self.stop,
                        on_start=lambda pid: update_lock(self.ws, task=task.id, agent_pid=pid, title=task.title,
                                                          task_started=report.now_iso()),
                        on_event=self._agent_events(session, task, started))  # fmt: skip
-        with (_renewing(wt, task.id, session, timeout + 300, self.clock),
+        with (task_files.renewing(wt, task.id, session, timeout + 300, self.clock),
               confine(self.ws, root, job.env, endpoints=self.agent.endpoints(), read=self.agent.reads(),
                       logs=run_dir) as job.confinement):  # fmt: skip
             result = self.agent.run(job)
@@ -345,7 +344,7 @@ class Runner:
             result.failures += [("network", r) for r in refused]
         record.agent = result
         record.refused = result.refused  # each with its reason; permission_denials (calls only) stay in `agent`
-        record.held = held_attempts(result.failures, _person_paths(self.ws, root))
+        record.held = held_attempts(result.failures, task_files.person_paths(self.ws, root))
         branch = self.ws.settings.scheduler.branch_prefix + session
         record.security_events = self._security_events()
         tampered = [f"security event: {e}" for e in record.security_events]
@@ -420,7 +419,7 @@ class Runner:
     def _judge(self, wt: Workspace, root: Path, session: str, task: TaskDetail, checkpoint: str,
                record: report.TaskRecord, result: AgentResult) -> None:  # fmt: skip
         if result.stopped or result.timed_out:  # what it did before it was ended, for the report
-            record.activity = activity.read(result.log, _changed(wt, checkpoint))
+            record.activity = activity.read(result.log, task_files.changed(wt, checkpoint))
         if result.stopped:
             record.outcome, record.reasons = "stopped", ["stopped by `overnight stop`: the work was rolled back"]
             self._roll_back(wt, root, session, task, checkpoint, record, settle=False)
@@ -439,7 +438,7 @@ class Runner:
             return
         try:
             queue.complete_task(wt, task.id, session, commit=worktree.head(root), clock=self.clock)
-            _commit_plan_update(wt, task.id)
+            task_files.commit_plan_update(wt, task.id)
         except OvernightError as e:
             record.reasons = [f"the task passed verification but could not be marked done: {e}"]
             self._roll_back(wt, root, session, task, checkpoint, record)
@@ -449,12 +448,12 @@ class Runner:
         update_lock(self.ws, kept=self.kept)  # what a crash from here on keeps (scheduler.postmortem)
         text = (f"Task {task.id} ({task.title}) passed verification and was kept: commits "
                 f"{', '.join(c[:12] for c in record.commits)}; coverage {record.coverage}.")
-        memory.log_event(wt, "gate", text, task_id=task.id, files=_changed(wt, checkpoint), source="scheduler",
-                         clock=self.clock)
+        memory.log_event(wt, "gate", text, task_id=task.id, files=task_files.changed(wt, checkpoint),
+                         source="scheduler", clock=self.clock)  # fmt: skip
 
     def _roll_back(self, wt: Workspace, root: Path, session: str, task: TaskDetail, checkpoint: str,
                    record: report.TaskRecord, *, settle: bool = True) -> None:  # fmt: skip
-        touched = _changed(wt, checkpoint)
+        touched = task_files.changed(wt, checkpoint)
         worktree.rollback(root, checkpoint)
         reason = report.one_line(record.reasons)
         now = self.clock()
@@ -468,8 +467,8 @@ class Runner:
             return
         memory.log_event(wt, "failure", f"Task {task.id} ({task.title}) was rolled back: {reason}",
                          task_id=task.id, files=touched, source="scheduler", clock=self.clock)  # fmt: skip
-        memory.log_event(wt, "lesson", _lesson(task, record), task_id=task.id, files=touched, source="scheduler",
-                         clock=self.clock)  # fmt: skip
+        memory.log_event(wt, "lesson", session_memory.lesson(task, record), task_id=task.id, files=touched,
+                         source="scheduler", clock=self.clock)  # fmt: skip
 
     def _finish(self, record: report.SessionRecord, outcome: str, why: str, problems: list[str] | None = None
                 ) -> report.SessionRecord:  # fmt: skip
@@ -485,22 +484,11 @@ class Runner:
             return record
         path = report.save(self.ws.state_dir, record)
         if record.branch:
-            run = {
-                "branch": record.branch, "base_commit": record.base_commit, "final_commit": record.final_commit,
-                "commits": [c for t in record.tasks for c in t.commits if t.outcome == "passed"],
-                "tasks_attempted": [t.task_id for t in record.tasks],
-                "tasks_done": [t.task_id for t in record.tasks if t.outcome == "passed"],
-                "tasks_failed": [t.task_id for t in record.tasks if t.outcome != "passed"],
-                "gate": {t.task_id: t.outcome for t in record.tasks}, "turns": record.turns,
-                "tokens_in": sum((t.agent.tokens_in or 0) for t in record.tasks if t.agent),
-                "tokens_out": sum((t.agent.tokens_out or 0) for t in record.tasks if t.agent),
-                "cost_usd": record.cost_usd, "report": str(path),
-                "infra_stops": [f"{i.task_id}: {i.stop.kind}" for i in record.infra],  # not failures (issue 12)
-            }  # fmt: skip
-            memory_outcome = {"preflight-failed": "failed", "no-work": "no-work"}.get(outcome, outcome)
             with contextlib.suppress(OvernightError):
-                memory.end_session(self.ws, session=record.id, outcome=memory_outcome, stop_reason=why,
-                                   summary=_summary(record), record=run, source="scheduler", clock=self.clock)
+                memory.end_session(self.ws, session=record.id, outcome=session_memory.outcome(outcome),
+                                   stop_reason=why, summary=session_memory.summary(record),
+                                   record=session_memory.run_record(record, path), source="scheduler",
+                                   clock=self.clock)  # fmt: skip
         self._tell(RunEvent("end", f"overnight: session {record.id} {outcome}: {why}; report {path}", session=record.id,
                             outcome=outcome, reason=why, cost_usd=record.cost_usd,
                             security=tuple(record.security_events)))  # fmt: skip
@@ -511,92 +499,3 @@ def _security_events_in(record: report.SessionRecord) -> bool:
     return bool(record.security_events) or any(t.security_events for t in record.tasks)
 
 
-def _person_paths(ws: Workspace, session_root: Path) -> list[str]:
-    """The person's folders an agent has no business naming: the checkout, git's folder, their home, overnight's
-    own folder and every other worktree of the repository."""
-    found = [str(ws.repo.root), str(ws.repo.common_dir), *(ws.environ.get(k, "") for k in ("HOME", "OVERNIGHT_HOME"))]
-    listed = ws.repo.run("worktree", "list", "--porcelain", check=False).text().splitlines()
-    found += [line[9:] for line in listed if line.startswith("worktree ") and line[9:] != str(session_root)]
-    return [p for p in found if p and p != "/"]
-
-
-def _job_env(wt: Workspace) -> dict[str, str]:
-    return {k: v for k, v in wt.environ.items() if k.startswith("OVERNIGHT_")}
-
-
-@contextlib.contextmanager
-def _renewing(wt: Workspace, task_id: str, session: str, ttl: float, clock: Clock) -> Iterator[None]:
-    """Keep the claim alive while the agent works (a dead scheduler's claim then expires on its own)."""
-    done = threading.Event()
-
-    def renew() -> None:
-        while not done.wait(min(60.0, ttl / 3)):
-            with contextlib.suppress(OvernightError):
-                queue.claim_task(wt, task_id, session, ttl_s=ttl, clock=clock)
-
-    thread = threading.Thread(target=renew, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join(timeout=5)
-
-
-def _files_in_scope(wt: Workspace, globs: tuple[str, ...] | list[str]) -> list[str]:
-    if not globs:
-        return []
-    scope = Globs(list(globs))
-    return [p for p in wt.repo.out("ls-files").splitlines() if scope.match(p)][:50]
-
-
-def _changed(wt: Workspace, checkpoint: str) -> list[str]:
-    """Files the attempt touched (committed or not), for memory's stale tracking."""
-    committed = wt.repo.run("diff", "--name-only", "-z", checkpoint, "HEAD").text().split("\0")
-    return [p for p in dict.fromkeys(committed + worktree.pending(wt.repo.root)) if p][:50]
-
-
-def _commit_plan_update(wt: Workspace, task_id: str) -> str | None:
-    """Commit the plan's Status line that complete_task set, as the scheduler's own commit."""
-    repo, path = wt.repo, wt.settings.plan.path
-    if not repo.out("status", "--porcelain", "--", path):
-        return None
-    repo.run("add", "--", path)
-    tree = repo.out("write-tree")
-    head = repo.require_commits()
-    message = (f"Mark {task_id} done\n\nOvernight-Task: {task_id}\n"
-               "Overnight-Plan-Update: by the scheduler, after verifying the task's commits\n")  # fmt: skip
-    new = repo.run("commit-tree", tree, "-p", head, "-F", "-", input=message.encode()).text().strip()
-    repo.run("update-ref", "-m", f"overnight: {task_id} done", "HEAD", new, head)
-    return new
-
-
-def _lesson(task: TaskDetail, record: report.TaskRecord) -> str:
-    """What the next attempt should know: the cause that mattered, its detail, and what to do instead."""
-    reasons = record.reasons or [record.outcome]
-    gate = next((r for r in reasons if "gate run failed" in r), None)
-    outside = next((r for r in reasons if "outside the gate" in r), None)
-    policy = [r for r in reasons if r.startswith("[")]
-    if gate:
-        cause = report.one_line([gate], 700)
-        hint = "run the tests (`mcp__quality__run_quality_gate`) and fix every failure before committing"
-    elif outside:
-        cause = outside + ("; " + "; ".join(policy)[:500] if policy else "")
-        hint = "never commit with `git commit`: only `mcp__quality__commit`, after the gate passes, counts"
-    elif policy:
-        cause = "; ".join(policy)[:700]
-        hint = f"stay inside the task's scope ({', '.join(task.files) or 'the allowed paths'}) and the safety policy"
-    elif "no commit was made" in reasons[0]:
-        cause = reasons[0]
-        hint = "commit with `mcp__quality__commit` once the gate passes; uncommitted work is dropped"
-    else:
-        cause = reasons[0].splitlines()[0]
-        hint = "keep the change small, test it, and pass the gate before committing"
-    return f"Task {task.id} ({task.title}) was rolled back: {cause}. Next time: {hint}."
-
-
-def _summary(record: report.SessionRecord) -> str:
-    done = [t.task_id for t in record.tasks if t.outcome == "passed"]
-    failed = [f"{t.task_id} ({t.outcome})" for t in record.tasks if t.outcome != "passed"]
-    return (f"Session {record.id} on {record.branch}: {record.outcome} ({record.stop_reason}). "
-            f"Done: {', '.join(done) or 'nothing'}. Rolled back: {', '.join(failed) or 'nothing'}.")  # fmt: skip
