@@ -8,7 +8,9 @@ and the answer are JSON; files are given as {repository-relative path: path on d
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,8 @@ def bandit(files: dict[str, str], config: str | None, severity: str, confidence:
 
 
 def main() -> int:
+    with contextlib.suppress(OSError):  # beside the tests, which the gate waits for: they get the CPU first
+        os.nice(10)
     request = json.load(sys.stdin)
     task = request["task"]
     if task == "radon":
