@@ -16,11 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,6 +32,7 @@ from .completion import Completion, all_tasks, open_approved
 from .control import stop_file
 from .daemon_report import DaemonReport, Totals
 from .events import RunEvent
+from .lock import stopped_by_signals
 from .report import SessionRecord
 from .runner import Runner
 from .window import Window
@@ -98,24 +98,10 @@ class Daemon:
                        "(`overnight status` shows it)")  # fmt: skip
                 self.say(f"overnight: {why}")
                 return DaemonResult("already-running", why)
-            with self._signals():
+            # SIGTERM (systemd stopping the unit, `overnight stop`) and SIGINT end the daemon; a cycle in hand
+            # ends cleanly first (the Runner shares the stop event)
+            with stopped_by_signals(self.stop):
                 return self._run()
-
-    @contextlib.contextmanager
-    def _signals(self) -> Iterator[None]:
-        """SIGTERM (systemd stopping the unit, `overnight stop`) and SIGINT end the daemon; a cycle in hand
-        ends cleanly first (the Runner shares the stop event)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-        for sig in old:
-            signal.signal(sig, lambda *_: self.stop.set())
-        try:
-            yield
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
 
     def _run(self) -> DaemonResult:
         self._began = self._progress_at = self._status_at = self.clock()

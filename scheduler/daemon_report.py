@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from mcp_servers.core.errors import UsageError
 
 from .daemon_state import Cycle
-from .report import reports_dir
+from .report import reports_dir, write_pair
 
 Kind = Literal["progress", "status", "complete", "paused", "stopped"]
 FINAL = ("complete", "stopped")
@@ -81,12 +81,7 @@ def folder(state_dir: Path) -> Path:
 
 def save(state_dir: Path, report: DaemonReport) -> Path:
     """Write the report's JSON and Markdown (atomically); the Markdown's path."""
-    where = folder(state_dir)
-    for suffix, text in ((".json", report.model_dump_json(indent=2)), (".md", render(report))):
-        tmp = where / f".{report.id}{suffix}.tmp"
-        tmp.write_text(text)
-        tmp.replace(where / f"{report.id}{suffix}")
-    return where / f"{report.id}.md"
+    return write_pair(folder(state_dir), report.id, report.model_dump_json(indent=2), render(report))
 
 
 def listing(state_dir: Path) -> list[DaemonReport]:

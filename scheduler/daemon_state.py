@@ -21,6 +21,8 @@ from typing import Any
 from mcp_servers.core import db
 from mcp_servers.core.workspace import Workspace
 
+from .lock import held
+
 LOCK_FILE = "daemon.lock"  # held with flock while a daemon runs; never replaced (its inode is the lock)
 STATUS_FILE = "daemon.json"  # what the daemon is doing, for `overnight status`; replaced atomically
 ERROR_OUTCOMES = frozenset({"failed", "error", "preflight-failed", "crashed"})
@@ -182,18 +184,7 @@ def daemon_lock(ws: Workspace) -> Iterator[bool]:
 
 def running(ws: Workspace) -> bool:
     """Whether a daemon holds this repository's daemon lock."""
-    path = ws.state_dir / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # (closing releases the probe's lock)
-    return False
+    return held(ws.state_dir / LOCK_FILE)
 
 
 def write_status(ws: Workspace, data: dict[str, Any]) -> None:

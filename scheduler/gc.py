@@ -18,7 +18,6 @@ planted in `runs/` cannot make it delete anything outside.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import time
@@ -32,7 +31,7 @@ from mcp_servers.core import limitstore
 from mcp_servers.core.errors import OvernightError, UsageError
 from mcp_servers.core.workspace import LOCKS, Workspace, lock_digest
 
-from .lock import read_lock
+from .lock import held, read_lock
 
 Clock = Callable[[], float]
 DAY = 86400.0
@@ -160,7 +159,7 @@ class _Pruner:
             found = _LOCK_NAME.match(entry.name)
             if found is None or not entry.is_file() or found.group(1) in digests:
                 continue
-            if _held(entry):
+            if held(entry):
                 self.done.kept.append(f"{LOCKS}/{entry.name}: held by a running process")
                 continue
             self._remove(entry, "lock", "the lock file of a worktree that no longer exists")
@@ -285,20 +284,3 @@ def _worktree_digests(ws: Workspace) -> set[str]:
             path = Path(line.removeprefix("worktree "))
             found |= {lock_digest(path), lock_digest(path.resolve())}
     return found
-
-
-def _held(path: Path) -> bool:
-    """Whether some process holds the lock file now (it is then in use, whatever its name says)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)

@@ -7,8 +7,11 @@ for `overnight status` and for the recovery of a session that died.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,3 +93,37 @@ def update_lock(ws: Workspace, **changes: Any) -> None:
     tmp = path.with_name(f".{LOCK_FILE}.tmp")
     tmp.write_text(json.dumps(data))
     tmp.replace(path)
+
+
+@contextlib.contextmanager
+def stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """While inside: SIGTERM (`overnight stop`, systemd) and SIGINT set `stop` instead of killing the process,
+    so the work in hand ends cleanly; the old handlers come back after. Off the main thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    for sig in old:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def held(path: Path) -> bool:
+    """Whether some process holds a lock (`flock`) on the file now; a missing file or a link is not held."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

@@ -172,12 +172,17 @@ def reports_dir(state_dir: Path) -> Path:
 
 def save(state_dir: Path, record: SessionRecord) -> Path:
     """Write the session's JSON and Markdown (atomically); the Markdown's path."""
-    folder = reports_dir(state_dir)
-    for suffix, text in ((".json", record.model_dump_json(indent=2)), (".md", render(record))):
-        tmp = folder / f".{record.id}{suffix}.tmp"
+    return write_pair(reports_dir(state_dir), record.id, record.model_dump_json(indent=2), render(record))
+
+
+def write_pair(folder: Path, name: str, json_text: str, markdown: str) -> Path:
+    """`<name>.json` and `<name>.md` in `folder`, each written atomically (a temporary file, then renamed);
+    the Markdown's path."""
+    for suffix, text in ((".json", json_text), (".md", markdown)):
+        tmp = folder / f".{name}{suffix}.tmp"
         tmp.write_text(text)
-        tmp.replace(folder / f"{record.id}{suffix}")
-    return folder / f"{record.id}.md"
+        tmp.replace(folder / f"{name}{suffix}")
+    return folder / f"{name}.md"
 
 
 def load(state_dir: Path, session: str | None = None) -> SessionRecord:

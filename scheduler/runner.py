@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
 import threading
 import time
 import traceback
@@ -35,7 +34,7 @@ from .control import stop_file
 from .delivery import deliver
 from .events import RunEvent, Teller, kept
 from .limits import SessionLimits, commits_between
-from .lock import run_lock, update_lock
+from .lock import run_lock, stopped_by_signals, update_lock
 from .notify import Notifier
 from .offer import offer
 from .preflight import preflight, takes
@@ -113,18 +112,14 @@ class Runner:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-        for sig in old:
-            signal.signal(sig, lambda *_: self.stop.set())
         ended = threading.Event()  # (the daemon runs many sessions in one process: the watcher ends with each)
         watcher = threading.Thread(target=self._watch_kill_switch, args=(ended,), daemon=True)
-        watcher.start()
-        try:
-            yield
-        finally:
-            ended.set()
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
+        with stopped_by_signals(self.stop):
+            watcher.start()
+            try:
+                yield
+            finally:
+                ended.set()
 
     def _watch_kill_switch(self, ended: threading.Event) -> None:
         while not self.stop.is_set() and not ended.is_set():
