@@ -1,0 +1,227 @@
+"""The Gemini CLI adapter: `gemini -p … --output-format stream-json` with per-run settings, a `BeforeTool` guard,
+yolo approvals, in the same sandbox as Claude Code (measured with Gemini CLI 0.61.0, `@google/gemini-cli`).
+
+Where its settings live. The CLI merges schema defaults < system defaults < user (`$GEMINI_CLI_HOME/.gemini/
+settings.json`, else `~/.gemini/`) < workspace (`<cwd>/.gemini/settings.json`, trusted folders only) < system
+(`GEMINI_CLI_SYSTEM_SETTINGS_PATH`). The workspace is the agent's worktree, so its file is never trusted: the CLI
+runs with `--skip-trust`, under which a workspace's settings (and their hooks) are not applied at all. The system
+file is refused unless it and every folder above it are owned by root and writable by nobody else, which a run's
+folder under /tmp never is. So the settings are the user's, in a home made for this run (`GEMINI_CLI_HOME`, the
+sandbox's home), written afresh before each run and gone after it: nothing the agent writes there reaches a later
+run, and the CLI reads them once, at its start.
+
+What they hold: the three MCP servers of `mcp_config(job)` (Gemini names their tools `mcp_<server>_<tool>`),
+`hooks.BeforeTool` running `scheduler.agents.gemini_hook` (the guard Claude Code has, on the tools that run or
+write), API-key auth (so a base URL is honoured), the turn limit (`model.maxSessionTurns`, exit 53), the API
+retries (`general.maxAttempts`), no web tools or subagents, no usage statistics. `--approval-mode yolo` lets it work
+unattended (without it, headless mode offers no shell or write tools at all). Its own sandbox (`-s`) needs a
+container image and stays off: ours is the one that holds. No spending cap: the CLI reports tokens, never cost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcp_servers.core import proc
+from mcp_servers.core.config import Scheduler
+
+from . import AgentJob, AgentResult, agent_env, mcp_config, run_process
+from . import watching as watch
+from .gemini_stream import GeminiEvents, read_result
+
+DEFAULT_API = "https://generativelanguage.googleapis.com"
+VERSION = "0.61.0"  # the version this adapter was measured with (tests/e2e/node/package.json pins it)
+CREDENTIALS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_API_VERSION",
+               "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION")  # fmt: skip
+GUARDED = ("run_shell_command", "write_file", "replace")  # the tools that run or write
+EXCLUDED = ("web_fetch", "google_web_search", "invoke_agent")
+
+
+class GeminiSettings(BaseModel):
+    """`[scheduler.gemini]`: how overnight runs the Gemini CLI."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str = Field(default="gemini", description="the Gemini CLI (a name on PATH, or a path)")
+    model: str = Field(default="", description="the model (`-m`; empty: the CLI's `auto`, which routes each "
+                       "request through an extra call)")  # fmt: skip
+    base_url: str = Field(default="", description="the API's base URL (GOOGLE_GEMINI_BASE_URL; empty: the "
+                          "variable if set, else Google's)")  # fmt: skip
+    max_turns: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="model turns per task (`model.maxSessionTurns`; 0: the scheduler's max_turns)"
+    )
+    timeout_min: Annotated[float, Field(ge=0)] = Field(default=0.0, description="minutes per task (0: the "
+                                                       "scheduler's task_timeout_min)")  # fmt: skip
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=3, description="tries per API request before the run ends on the error (`general.maxAttempts`)"
+    )
+    max_budget_usd: Annotated[float, Field(ge=0)] = Field(default=0.0, description="not enforceable: the Gemini "
+                                                          "CLI reports tokens, not cost (0 only)")  # fmt: skip
+
+    @classmethod
+    def of(cls, scheduler: Any) -> GeminiSettings:
+        """The settings under `[scheduler.gemini]`, when the configuration has them; else the defaults."""
+        found = getattr(scheduler, "gemini", None)
+        if isinstance(found, GeminiSettings):
+            return found
+        if isinstance(found, Mapping):
+            return cls.model_validate(dict(found))
+        if isinstance(found, BaseModel):
+            return cls.model_validate(found.model_dump())
+        return cls()
+
+
+def tool(server: str, name: str) -> str:
+    """How the model sees an MCP tool (its functionDeclarations): `mcp_quality_commit`."""
+    return f"mcp_{server}_{name}"
+
+
+def settings(job: AgentJob, config: GeminiSettings, max_turns: int, python: str = sys.executable) -> dict[str, Any]:
+    """The run's settings (written to the run's home as the user's settings; see the module's docstring)."""
+    hook_env = {k: v for k, v in {**job.env, "OVERNIGHT_REPO": str(job.worktree)}.items()
+                if k.startswith("OVERNIGHT_")}  # fmt: skip
+    servers = {}
+    for name, entry in mcp_config(job)["mcpServers"].items():
+        if entry.get("type") == "http":
+            servers[name] = {"httpUrl": entry["url"], "headers": dict(entry.get("headers") or {}), "trust": True,
+                             "timeout": 900_000}  # fmt: skip
+        else:
+            servers[name] = {"command": entry["command"], "args": list(entry.get("args") or []),
+                             "env": dict(entry.get("env") or {}), "trust": True, "timeout": 900_000}  # fmt: skip
+    return {
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "general": {"maxAttempts": config.max_attempts},
+        "model": {"maxSessionTurns": max_turns},
+        "privacy": {"usageStatisticsEnabled": False},
+        "tools": {"exclude": list(EXCLUDED)},
+        "mcpServers": servers,
+        "hooksConfig": {"enabled": True},
+        "hooks": {"BeforeTool": [{"matcher": "|".join(GUARDED), "hooks": [{
+            "type": "command", "name": "overnight-guard", "timeout": 60_000, "env": hook_env,
+            # -I: the worktree's own files are never imported in place of the guard
+            "command": f"{shlex.quote(python)} -I -m scheduler.agents.gemini_hook"}]}]},
+    }  # fmt: skip
+
+
+class GeminiAgent:
+    name = "gemini"
+
+    def __init__(self, config: Scheduler, gemini: GeminiSettings | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:  # fmt: skip
+        self.config = config
+        self.settings = gemini if gemini is not None else GeminiSettings.of(config)
+        self.environ = dict(os.environ if environ is None else environ)
+
+    @staticmethod
+    def tool(server: str, name: str) -> str:
+        return tool(server, name)
+
+    def executable(self) -> str | None:
+        command = self.settings.command
+        if os.path.isabs(command):
+            return command if os.access(command, os.X_OK) else None
+        return shutil.which(command, path=self.environ.get("PATH"))
+
+    def base_url(self) -> str:
+        return self.settings.base_url or self.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_API
+
+    def problems(self, environ: Mapping[str, str]) -> list[str]:
+        environ = {**environ, **self.environ}
+        found = []
+        exe = self.executable()
+        if exe is None:
+            return [f"the Gemini CLI `{self.settings.command}` was not found: install it (`npm install -g "
+                    f"@google/gemini-cli@{VERSION}`) or set `command` under [scheduler.gemini]"]  # fmt: skip
+        version = proc.run([exe, "--version"], env=self.environ, timeout=60)
+        if not version.ok:
+            return [f"`{exe} --version` failed: {version.describe(tail_lines=5)}"]
+        seen = re.search(r"\d+\.\d+\.\d+", version.text())
+        if seen is None or not _compatible(seen.group(0)):
+            found.append(f"the Gemini CLI is version {seen.group(0) if seen else '?'}; overnight was checked with "
+                         f"{VERSION}: install `@google/gemini-cli@{VERSION}`")  # fmt: skip
+        key = environ.get("GEMINI_API_KEY") or environ.get("GOOGLE_API_KEY")
+        if not key:
+            found.append("no GEMINI_API_KEY (or GOOGLE_API_KEY) is set, and a key is the only login the Gemini CLI "
+                         "has unattended: make one in Google AI Studio and put it in the env file `overnight cron "
+                         "install` made")  # fmt: skip
+        elif not key.startswith("AIza"):
+            found.append("GEMINI_API_KEY does not look like a Gemini API key (they start with `AIza`): the CLI "
+                         "refuses it")  # fmt: skip
+        if self.settings.max_budget_usd > 0:
+            found.append("`max_budget_usd` under [scheduler.gemini] cannot be enforced (the Gemini CLI reports "
+                         "tokens, not cost): set it to 0 and cap the session with `max_turns`")  # fmt: skip
+        return found
+
+    def task_problems(self, task_ids: Sequence[str]) -> list[str]:
+        return []  # a model can take on any task
+
+    def endpoints(self) -> list[str]:
+        return [self.base_url()]
+
+    def reads(self) -> list[Path]:
+        """The CLI's package (an npm install, wherever it is) and the node that runs it."""
+        found = []
+        exe = self.executable()
+        if exe:
+            real = Path(exe).resolve()
+            found.append(next((p for p in real.parents if p.name == "node_modules"), real.parent))
+        node = shutil.which("node", path=self.environ.get("PATH"))
+        if node:
+            found.append(Path(node).resolve().parent.parent)
+        return found
+
+    def command(self, job: AgentJob) -> list[str]:
+        exe = self.executable() or self.settings.command
+        argv = [exe, "-p", job.prompt, "--output-format", "stream-json", "--approval-mode", "yolo", "--skip-trust"]
+        if self.settings.model:
+            argv += ["-m", self.settings.model]
+        return job.confined.wrap(argv)
+
+    def write_settings(self, job: AgentJob, python: str = sys.executable) -> Path:
+        """The run's settings, written afresh into the run's home (whatever an earlier run left there)."""
+        folder = job.confined.home / ".gemini"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "settings.json"
+        path.unlink(missing_ok=True)
+        data = settings(job, self.settings, self.settings.max_turns or self.config.max_turns, python)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds the run's bearer token
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(data, indent=2))
+        return path
+
+    def run(self, job: AgentJob) -> AgentResult:
+        if self.settings.timeout_min > 0:
+            job.timeout_s = min(job.timeout_s, self.settings.timeout_min * 60)
+        self.write_settings(job)
+        argv = self.command(job)
+        env = agent_env(job, self.environ, keep=CREDENTIALS)
+        for name in ("GEMINI_CLI_SYSTEM_SETTINGS_PATH", "GEMINI_CLI_TRUST_WORKSPACE", "GEMINI_SANDBOX"):
+            env.pop(name, None)  # (unsandboxed, the person's environment is passed whole)
+        env["GEMINI_CLI_HOME"] = str(job.confined.home)
+        env["GOOGLE_GEMINI_BASE_URL"] = self.base_url()
+        env.setdefault("NO_COLOR", "1")
+        if job.confined.box is not None:
+            env["TMPDIR"] = "/tmp"  # the sandbox's own  # noqa: S108
+        else:
+            scratch = job.run_dir / "tmp"  # error reports land in $TMPDIR/gemini-client-error-*.json
+            scratch.mkdir(parents=True, exist_ok=True)
+            env["TMPDIR"] = str(scratch)
+        log = job.run_dir / "agent.jsonl"
+        outcome = run_process(argv, job, env, log, watch(job, GeminiEvents()))
+        return read_result(self.name, outcome, log)
+
+
+def _compatible(version: str) -> bool:
+    """The same major version as the one measured, and not older."""
+    have, want = tuple(map(int, version.split("."))), tuple(map(int, VERSION.split(".")))
+    return have[0] == want[0] and have >= want
