@@ -73,7 +73,9 @@ def _planned(tmp_path: Path, scheduler: str = "max_tasks = 1\n") -> GitRepo:
     return make_planned(tmp_path / "r", PLAN, scheduler=f'agent = "gemini"\n{scheduler}')
 
 
-def _session(repo: GitRepo, gemini: Path, fake: FakeGemini, env: dict[str, str]) -> tuple[report.SessionRecord, list[str]]:
+def _session(
+    repo: GitRepo, gemini: Path, fake: FakeGemini, env: dict[str, str]
+) -> tuple[report.SessionRecord, list[str]]:
     said: list[str] = []
     ws = _ws(repo)
     config = GeminiSettings(command=str(gemini), model=MODEL, base_url=fake.url, max_attempts=1)
@@ -160,6 +162,7 @@ def test_3_a_protected_or_out_of_scope_edit_is_refused_and_rolled_back(
     fake.set_script([
         [
             {"tool": "write_file", "input": {"file_path": ".env", "content": "TOKEN=x\n"}},
+            {"tool": "write_file", "input": {"file_path": "tests/conftest.py", "content": "collect_ignore = ['.']\n"}},
             {"tool": "write_file", "input": {"file_path": "docs/notes.md", "content": "# notes\n"}},
             {"tool": "write_file", "input": {"file_path": "src/app/extra.py", "content": "X = 1\n"}},
         ],
@@ -170,13 +173,17 @@ def test_3_a_protected_or_out_of_scope_edit_is_refused_and_rolled_back(
     [task] = record.tasks
     assert task.outcome == "failed"
     errors = _errors(fake)
-    assert any("`.env` is protected" in e for e in errors), errors
+    # `.env` is git-ignored: Gemini's own workspace check stops it first; the guard refuses the protected
+    # conftest.py inside the task's scope, and the write outside the scope
+    assert any("Path not in workspace" in e and ".env" in e for e in errors), errors
+    assert any("`tests/conftest.py` is protected" in e for e in errors), errors
     assert any("`docs/notes.md` is outside this task's Files: scope" in e for e in errors), errors
     assert any("nothing was committed because the gate failed" in e for e in errors), errors
     assert task.leftovers == ["src/app/extra.py"]
     text = _report(repo, record)
     assert "is protected" in text and "❌ rolled back" in text
     assert (repo.root / ".env").read_text() == "DATABASE_URL=postgres://localhost/dev\n"
+    assert not (repo.root / "tests/conftest.py").exists()
     person.assert_untouched(repo)
 
 
