@@ -56,7 +56,7 @@ def diagnose(path: str | None = None, *, run_tests: bool = False) -> Diagnosis:
             )
         )
         return _done(findings)
-    for check in (_repository, _config, _sandbox, _state, _mcp_json, _hook, _tests, _claude, _notify):
+    for check in (_repository, _config, _sandbox, _state, _mcp_json, _hook, _tests, _claude, _gemini, _notify):
         if broken is not None and check is _config:
             findings.append(_broken_config(broken))
             continue
@@ -332,6 +332,20 @@ def _claude(ws: Workspace) -> list[Finding]:
             detail=version.text().strip() or version.describe(tail_lines=3),
         )
     ]
+
+
+def _gemini(ws: Workspace) -> list[Finding]:
+    """The Gemini CLI, when it is the configured agent: installed, the version measured, a key (issue 13)."""
+    if ws.settings.scheduler.agent != "gemini":
+        return []
+    from .agents.gemini import GeminiAgent
+
+    agent = GeminiAgent(ws.settings.scheduler, environ=ws.environ)
+    problems = agent.problems(ws.environ)
+    if not problems:
+        return [Finding(name="gemini", status="ok", detail=f"Gemini CLI {agent.executable()}, an API key is set")]
+    return [Finding(name="gemini", status="warn", detail=p.split(": ", 1)[0], fix=p.split(": ", 1)[-1])
+            for p in problems]  # fmt: skip
 
 
 def _servers(ws: Workspace) -> list[Finding]:

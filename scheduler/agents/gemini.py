@@ -155,8 +155,8 @@ class GeminiAgent:
                          "has unattended: make one in Google AI Studio and put it in the env file `overnight cron "
                          "install` made")  # fmt: skip
         elif not key.startswith("AIza"):
-            found.append("GEMINI_API_KEY does not look like a Gemini API key (they start with `AIza`): the CLI "
-                         "refuses it")  # fmt: skip
+            found.append("the Gemini API key set does not look like one, and the CLI refuses it: use a key from "
+                         "Google AI Studio (they start with `AIza`)")  # fmt: skip
         if self.settings.max_budget_usd > 0:
             found.append("`max_budget_usd` under [scheduler.gemini] cannot be enforced (the Gemini CLI reports "
                          "tokens, not cost): set it to 0 and cap the session with `max_turns`")  # fmt: skip

@@ -31,7 +31,7 @@ def translate(event: Mapping[str, Any]) -> dict[str, Any]:
         return {**event, "tool_input": data if isinstance(data, dict) else {}}
     name, key = TOOLS[tool]
     if not isinstance(data, dict):
-        return {**event, "tool_name": name, "tool_input": None}  # the guard refuses what it cannot read
+        return {**event, "tool_name": name, "tool_input": data}  # the guard refuses what it cannot read
     found = data.get(key) if key in data else data.get("path") or data.get("absolute_path")
     return {**event, "tool_name": name, "tool_input": {**data, key: found}}
 
