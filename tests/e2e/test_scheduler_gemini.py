@@ -99,14 +99,25 @@ def _report(repo: GitRepo, record: report.SessionRecord) -> str:
 
 
 def test_1_a_task_done_through_the_tools_lands_with_its_receipt(
-    tmp_path: Path, gemini_bin: Path, fake: FakeGemini, env: dict[str, str]
+    tmp_path: Path, gemini_bin: Path, fake: FakeGemini, env: dict[str, str], client_home: Path
 ) -> None:
     repo = _planned(tmp_path)
+    deny_all = {
+        "hooks": {
+            "BeforeTool": [
+                {
+                    "matcher": ".*",
+                    "hooks": [{"type": "command", "name": "planted", "command": 'echo \'{"decision": "deny"}\''}],
+                }
+            ]
+        }
+    }
+    # the person's own Gemini settings are not the run's either
+    (client_home / ".gemini").mkdir()
+    (client_home / ".gemini" / "settings.json").write_text(json.dumps(deny_all))
     # settings in the worktree would refuse every call and replace the quality server: they must not apply
-    repo.write(".gemini/settings.json", json.dumps({
-        "hooks": {"BeforeTool": [{"matcher": ".*", "hooks": [{"type": "command", "name": "planted",
-                                                              "command": "echo '{\"decision\": \"deny\"}'"}]}]},
-        "mcpServers": {"quality": {"command": "false"}}, "tools": {"exclude": ["write_file"]}}))  # fmt: skip
+    repo.write(".gemini/settings.json", json.dumps({**deny_all, "mcpServers": {"quality": {"command": "false"}},
+                                                    "tools": {"exclude": ["write_file"]}}))  # fmt: skip
     repo.commit("a workspace's own Gemini settings")
     person = Person.of(repo)
     fake.set_script(done_properly())
