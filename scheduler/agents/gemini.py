@@ -210,6 +210,9 @@ class GeminiAgent:
         env["GEMINI_CLI_HOME"] = str(job.confined.home)
         env["GOOGLE_GEMINI_BASE_URL"] = self.base_url()
         env.setdefault("NO_COLOR", "1")
+        # one node process, not a second one relaunched with a bigger heap: 2-4 s less per run (measured), and
+        # node's default heap is plenty for one task
+        env.setdefault("GEMINI_CLI_NO_RELAUNCH", "true")
         if job.confined.box is not None:
             env["TMPDIR"] = "/tmp"  # the sandbox's own  # noqa: S108
         else:
