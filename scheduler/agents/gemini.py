@@ -86,8 +86,10 @@ def tool(server: str, name: str) -> str:
     return f"mcp_{server}_{name}"
 
 
-def settings(job: AgentJob, config: GeminiSettings, max_turns: int, python: str = sys.executable) -> dict[str, Any]:
-    """The run's settings (written to the run's home as the user's settings; see the module's docstring)."""
+def settings(job: AgentJob, config: GeminiSettings, max_turns: int, python: str = sys.executable,
+             vertex: bool = False) -> dict[str, Any]:  # fmt: skip
+    """The run's settings (written to the run's home as the user's settings; see the module's docstring). The
+    login is an API key: Gemini's, or Vertex AI's with GOOGLE_GENAI_USE_VERTEXAI (`vertex`)."""
     hook_env = {k: v for k, v in {**job.env, "OVERNIGHT_REPO": str(job.worktree)}.items()
                 if k.startswith("OVERNIGHT_")}  # fmt: skip
     servers = {}
@@ -99,7 +101,7 @@ def settings(job: AgentJob, config: GeminiSettings, max_turns: int, python: str 
             servers[name] = {"command": entry["command"], "args": list(entry.get("args") or []),
                              "env": dict(entry.get("env") or {}), "trust": True, "timeout": 900_000}  # fmt: skip
     return {
-        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "security": {"auth": {"selectedType": "vertex-ai" if vertex else "gemini-api-key"}},
         "general": {"maxAttempts": config.max_attempts},
         "model": {"maxSessionTurns": max_turns},
         "privacy": {"usageStatisticsEnabled": False},
@@ -193,7 +195,8 @@ class GeminiAgent:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "settings.json"
         path.unlink(missing_ok=True)
-        data = settings(job, self.settings, self.settings.max_turns or self.config.max_turns, python)
+        vertex = self.environ.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in {"1", "true"}
+        data = settings(job, self.settings, self.settings.max_turns or self.config.max_turns, python, vertex)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds the run's bearer token
         with os.fdopen(fd, "w") as handle:
             handle.write(json.dumps(data, indent=2))
