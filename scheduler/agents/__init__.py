@@ -363,6 +363,10 @@ def make(name: str, scheduler: Any, root: Path, script: Path | None = None) -> A
         from .claude import ClaudeAgent
 
         return ClaudeAgent(scheduler)
+    if name == "codex":
+        from .codex import CodexAgent
+
+        return CodexAgent(scheduler)
     if name == "replay":
         from mcp_servers.core.errors import UsageError
 
@@ -376,4 +380,4 @@ def make(name: str, scheduler: Any, root: Path, script: Path | None = None) -> A
         return ReplayAgent(script.resolve())
     from mcp_servers.core.errors import UsageError
 
-    raise UsageError(f"unknown agent {name!r}: choose claude or replay")
+    raise UsageError(f"unknown agent {name!r}: choose claude, codex or replay")
