@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,13 @@ from . import AgentEvent, AgentResult, Outcome, call_text, gate_verdict, short
 from .stops import InfraStop, Kind
 
 SHELL = "Bash"  # how a command shows in refusals and the live view (codex's hooks call it so too)
-_BLOCKED = re.compile(r"error=Command blocked by PreToolUse hook: (?P<reason>.*?)\. Command: (?P<command>.*)$")
+_BLOCKED = re.compile(
+    r"error=(?P<what>Command|Tool call) blocked by PreToolUse hook: (?P<reason>.*?)\. "
+    r"(?:Command|Tool): (?P<call>.*)$"
+)
 _STATUS = re.compile(r"\blast status: (\d{3})\b|\bstatus[: ]+(\d{3})\b", re.I)
-_RESETS = re.compile(r"\b(?:resets?|try again) in (\d+)\s*(second|minute|hour|day)s?\b", re.I)
-_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+# codex 0.171.0 words a usage limit's reset as the local clock time ("... or try again at 7:06 PM.")
+_RESETS = re.compile(r"try again at (\d{1,2}):(\d{2})\s*([AP]M)\.?$", re.I)
 WAITING_FOR_NETWORK = "waiting for network"
 
 
@@ -98,7 +102,8 @@ def blocked_calls(stderr: str) -> list[tuple[str, str]]:
     for line in stderr.splitlines():
         match = _BLOCKED.search(line)
         if match:
-            found.append((call_text(SHELL, {"command": match["command"]}), f"blocked by the guard: {match['reason']}"))
+            call = call_text(SHELL, {"command": match["call"]}) if match["what"] == "Command" else match["call"]
+            found.append((call, f"blocked by the guard: {match['reason']}"))
     return found
 
 
@@ -164,13 +169,24 @@ def classify(lines: Sequence[Mapping[str, Any]]) -> InfraStop | None:
     kind, status = _kind(message)
     if kind is None:
         return None  # a 400, 401, a missing key...: not something waiting fixes
-    resets = _RESETS.search(message)
-    resets_at = None
-    if kind == "usage-limit" and resets:
-        import time
-
-        resets_at = time.time() + int(resets.group(1)) * _UNITS[resets.group(2).lower()]
+    resets_at = resets(message) if kind == "usage-limit" else None
     return InfraStop(kind=kind, status=status, resets_at=resets_at, detail=short(message, 200), retries=retries)
+
+
+def resets(message: str, now: datetime | None = None) -> float | None:
+    """When a usage limit codex reported resets (epoch seconds): its "try again at 7:06 PM", the next such
+    local time; None when it does not say (then the scheduler probes)."""
+    found = _RESETS.search(message.strip())
+    if found is None:
+        return None
+    hour, minute = int(found.group(1)) % 12 + (12 if found.group(3).upper() == "PM" else 0), int(found.group(2))
+    if minute > 59:
+        return None
+    now = now or datetime.now().astimezone()
+    at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if at < now - timedelta(minutes=1):
+        at += timedelta(days=1)
+    return at.timestamp()
 
 
 def _kind(message: str) -> tuple[Kind | None, int | None]:
@@ -180,9 +196,9 @@ def _kind(message: str) -> tuple[Kind | None, int | None]:
     if "usage limit" in lower or status == 429 or "too many requests" in lower or "rate limit" in lower \
             or "quota" in lower:  # fmt: skip
         return "usage-limit", status or 429
-    if status in {503, 529} or "overloaded" in lower:
+    if status in {503, 529} or "overloaded" in lower or "at capacity" in lower:
         return "overloaded", status
-    if status is not None and 500 <= status <= 599:
+    if (status is not None and 500 <= status <= 599) or "high demand" in lower:  # codex's words for a 500
         return "server-error", status
     if status is None and any(w in lower for w in ("stream disconnected", "error sending request", "connection",
                                                    "timed out", WAITING_FOR_NETWORK, "network")):  # fmt: skip

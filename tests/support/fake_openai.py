@@ -49,7 +49,7 @@ class StreamError:
 
 
 def usage_limit(resets_in_s: int = 3600, plan_type: str = "plus") -> ApiError:
-    """HTTP 429 as ChatGPT's backend says a usage limit: codex reads `usage_limit_reached` and `resets_in_seconds`."""
+    """HTTP 429 as ChatGPT's backend says a usage limit: codex reads `usage_limit_reached` and `resets_at`."""
     return ApiError(status=429, error_type="usage_limit_reached", message="The usage limit has been reached",
                     headers={"x-fake-plan-type": plan_type, "x-fake-resets-in": str(resets_in_s)})  # fmt: skip
 
@@ -250,7 +250,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = dict(turn.headers)
         if turn.error_type == "usage_limit_reached":
             error["plan_type"] = headers.pop("x-fake-plan-type", "plus")
-            error["resets_in_seconds"] = int(headers.pop("x-fake-resets-in", "3600"))
+            resets_in = int(headers.pop("x-fake-resets-in", "3600"))
+            error.update(resets_in_seconds=resets_in, resets_at=int(time.time()) + resets_in)
         self._json(turn.status, {"error": error}, headers)
 
     def _reply(self, body: dict[str, Any], reply: Reply, turn: int | None) -> None:
