@@ -259,3 +259,22 @@ def test_make_knows_codex(tmp_path: Path) -> None:
     agent = make("codex", Scheduler(), tmp_path)
     assert isinstance(agent, CodexAgent) and agent.name == "codex" and agent.settings == CodexSettings()
     assert os.path.basename(agent.settings.command) == "codex"
+
+
+def test_doctor_names_codex_when_it_is_the_agent_and_says_what_to_do(tmp_path: Path) -> None:
+    from mcp_servers.core.workspace import Workspace
+    from scheduler import doctor
+
+    from .sessions import make_planned
+
+    home = tmp_path / "home"
+    home.mkdir()
+    repo = make_planned(tmp_path / "r", scheduler='agent = "codex"\n')
+    [missing] = doctor._codex(Workspace.open(repo.root, environ={"PATH": str(tmp_path), "HOME": str(home)}))
+    assert missing.name == "codex" and missing.status == "error" and "npm install -g @openai/codex@" in missing.fix
+    _cli(tmp_path, "0.171.0")
+    [ready] = doctor._codex(Workspace.open(repo.root, environ={"PATH": str(tmp_path), "HOME": str(home),
+                                                               "OPENAI_API_KEY": "sk-x"}))  # fmt: skip
+    assert ready.status == "ok" and "Codex CLI 0.171.0" in ready.detail
+    claude = make_planned(tmp_path / "c")
+    assert doctor._codex(Workspace.open(claude.root, environ={"PATH": str(tmp_path)})) == []
