@@ -10,8 +10,10 @@ blocks the call with its stderr as the reason, as in Claude Code). Codex runs ho
 trust only with `--dangerously-bypass-hook-trust`: the hook is ours, written for this run.
 
 The sandbox: overnight's bubblewrap sandbox is THE sandbox for codex (`--dangerously-bypass-approvals-and-sandbox`
-inside it): see `SANDBOX_NOTE`. With `[scheduler] sandbox = "off"` codex's own `workspace-write` sandbox is the
-only one, and every report already says the run was unsandboxed.
+inside it): see `SANDBOX_NOTE`. Codex's own sandbox cannot nest in ours (measured with 0.171.0, `-s
+workspace-write` inside it: every command fails with "bwrap: setting up uid map: Operation not permitted", as
+ours runs with no capabilities in its own user namespace). With `[scheduler] sandbox = "off"` codex's own
+`workspace-write` sandbox is the only one, and every report already says the run was unsandboxed.
 
 What codex does not have: a turn cap (the wall clock ends a run: `timeout_min`) and a cost report (its stream
 gives tokens only, so `max_budget_usd` cannot be enforced per run and `cost_usd` stays empty). An API it cannot

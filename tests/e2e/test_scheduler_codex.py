@@ -221,3 +221,30 @@ def test_5_a_usage_limit_is_an_infrastructure_stop_and_the_task_is_done_after_it
         outcomes = [r["outcome"] for r in conn.execute("SELECT outcome FROM task_attempts ORDER BY id")]
     assert state.failures == 0 and outcomes == [taskstore.INFRA, "done"]
     person.assert_untouched(repo)
+
+
+def test_6_an_api_that_cannot_be_reached_ends_the_run_as_a_network_stop(
+    tmp_path: Path, codex_bin: Path, session_env: dict[str, str]
+) -> None:
+    """Codex waits without end for an API it cannot reach ("Reconnecting... waiting for network"): the adapter
+    ends the run after `network_wait_s` and says so as an infrastructure stop, not as the person's stop."""
+    import socket
+
+    from scheduler.agents import AgentJob
+    from scheduler.confine import Confinement
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    worktree, folder = tmp_path / "wt", tmp_path / "run"
+    worktree.mkdir()
+    (folder / "home").mkdir(parents=True)
+    job = AgentJob(task_id="sub", prompt="do it", worktree=worktree, env={}, run_dir=tmp_path / "logs", timeout_s=120,
+                   confinement=Confinement("off", folder, folder / "home", {}))  # fmt: skip
+    settings = CodexSettings(command=str(codex_bin), base_url=closed, model="fake-model", request_max_retries=0,
+                             network_wait_s=3)  # fmt: skip
+    started = time.monotonic()
+    result = CodexAgent(None, settings, environ=session_env).run(job)
+    assert time.monotonic() - started < 60 and not result.stopped and not result.timed_out, result
+    assert result.infra is not None and result.infra.kind == "network", result
+    assert result.is_error and not job.stop.is_set()
