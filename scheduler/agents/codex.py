@@ -91,7 +91,8 @@ class CodexSettings(BaseModel):
 
     @classmethod
     def of(cls, scheduler: Any) -> CodexSettings:
-        """The settings for `scheduler`: its `codex` section when it has one, else its model and timeout."""
+        """The settings for `scheduler`: its `codex` section when it has one (a registry's per-agent settings),
+        else the defaults (the scheduler's `model` is Claude Code's, so it is not taken for codex)."""
         own = getattr(scheduler, "codex", None)
         if isinstance(own, CodexSettings):
             return own
