@@ -267,7 +267,7 @@ class CodexAgent:
             outcome.stopped = False  # ended for the network, not by the person: a network stop
         errors = log_path.with_suffix(".stderr")
         stderr = errors.read_text(errors="replace") if errors.exists() else ""
-        return result_from(self.name, outcome, log_path, stderr)
+        return result_from(self.name, outcome, log_path, stderr, stalled=stall.stalled and not job.stop.is_set())
 
 
 class _Stall:
@@ -278,11 +278,19 @@ class _Stall:
         self.since: float | None = None
         self.stalled = False
         self.done = threading.Event()
+        self.running: set[str] = set()  # items started, not completed: codex waits on no model while they run
 
     def see(self, line: Mapping[str, Any]) -> None:
+        item = line.get("item")
+        ident = str(item.get("id")) if isinstance(item, Mapping) else ""
+        if line.get("type") == "item.started":
+            self.running.add(ident)
+        elif line.get("type") == "item.completed":
+            self.running.discard(ident)
         if line.get("type") == "error" and WAITING_FOR_NETWORK in str(line.get("message") or ""):
-            self.since = self.since or time.monotonic()
-        elif line.get("type") in {"item.started", "item.completed", "turn.completed", "turn.failed"}:
+            # (a command of the agent's writing such lines to codex's stdout is a running item: not a stall)
+            self.since = None if self.running else self.since or time.monotonic()
+        elif line.get("type") != "error":
             self.since = None
 
     def overdue(self) -> bool:

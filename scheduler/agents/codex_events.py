@@ -119,7 +119,7 @@ def count_turns(lines: Sequence[Mapping[str, Any]], blocked: int = 0) -> int:
     return sum(1 for item in _items(lines) if item.get("type") in kinds) + blocked
 
 
-def result_from(agent: str, outcome: Outcome, log: Path, stderr: str = "") -> AgentResult:
+def result_from(agent: str, outcome: Outcome, log: Path, stderr: str = "", stalled: bool = False) -> AgentResult:
     """The common result of one `codex exec --json` run: how it ended, tokens, refusals, its last words, any
     infrastructure stop."""
     lines = [line for line in outcome.lines if isinstance(line, Mapping)]
@@ -147,25 +147,32 @@ def result_from(agent: str, outcome: Outcome, log: Path, stderr: str = "") -> Ag
     result.is_error = end is None or end.get("type") != "turn.completed" or outcome.exit_code != 0 \
         or outcome.timed_out  # fmt: skip
     if not (outcome.timed_out or outcome.stopped):
-        result.infra = classify(lines)
+        result.infra = classify(lines, outcome.exit_code, stalled)
     return result
 
 
-def classify(lines: Sequence[Mapping[str, Any]]) -> InfraStop | None:
-    """The infrastructure stop a codex run ended on, or None: read from its last top-level `turn.failed` (and the
-    `error` lines codex wrote before it), or from a run that was waiting for the network when it was ended."""
+def classify(lines: Sequence[Mapping[str, Any]], exit_code: int | None = 1, stalled: bool = False
+             ) -> InfraStop | None:  # fmt: skip
+    """The infrastructure stop a codex run ended on, or None: read from the `turn.failed` codex ends on (with the
+    `error` line it writes just before it), or, when the adapter ended a run left waiting for the network
+    (`stalled`), a network stop.
+
+    A command the agent runs can write lines to codex's own stdout (through /proc/<pid>/fd/1: same user, same
+    PID namespace), so a `turn.failed` counts only where codex itself would have written it: as the stream's very
+    last line, right after its `error` twin, with codex's exit code 1. A forged one mid-run is followed by the
+    real end of the turn; one followed by killing codex leaves another exit code."""
     top = [line for line in lines if isinstance(line, Mapping)]
-    end = next((line for line in reversed(top) if line.get("type") in {"turn.completed", "turn.failed"}), None)
     errors = [str(line.get("message") or "") for line in top if line.get("type") == "error"]
     retries = sum(1 for e in errors if e.startswith("Reconnecting"))
-    if end is None:
-        if errors and WAITING_FOR_NETWORK in errors[-1]:
-            return InfraStop(kind="network", detail=short(errors[-1], 200), retries=retries)
-        return None
-    if end.get("type") != "turn.failed":
-        return None  # it recovered (codex retried): the work is judged as usual
-    error = end.get("error")
+    if stalled:
+        return InfraStop(kind="network", detail=short(errors[-1] if errors else WAITING_FOR_NETWORK, 200),
+                         retries=retries)  # fmt: skip
+    if len(top) < 2 or top[-1].get("type") != "turn.failed" or exit_code != 1:
+        return None  # it succeeded, recovered (codex retried), was ended, or ended for another reason
+    error = top[-1].get("error")
     message = str(error.get("message") or "") if isinstance(error, Mapping) else str(error or "")
+    if top[-2].get("type") != "error" or str(top[-2].get("message") or "") != message:
+        return None
     kind, status = _kind(message)
     if kind is None:
         return None  # a 400, 401, a missing key...: not something waiting fixes

@@ -221,7 +221,7 @@ def test_a_usage_limit_resets_at_the_local_time_codex_names() -> None:
     morning = USAGE.replace("7:06 PM", "12:30 AM")
     assert resets(morning, now) == datetime(2026, 12, 7, 0, 30, tzinfo=now.tzinfo).timestamp()  # tomorrow
     assert resets("You’ve hit your usage limit. try again later.", now) is None
-    stop = classify([{"type": "turn.failed", "error": {"message": USAGE}}])
+    stop = classify([{"type": "error", "message": USAGE}, {"type": "turn.failed", "error": {"message": USAGE}}])
     assert stop is not None and stop.resets_at is not None
 
 
@@ -237,8 +237,36 @@ def test_a_recovered_run_and_tool_output_are_not_infrastructure_stops() -> None:
 def test_a_run_left_waiting_for_the_network_is_a_network_stop() -> None:
     waiting = [{"type": "turn.started"}, *[{"type": "error", "message": "Reconnecting... waiting for network "
                                             "(Connection failed: error sending request)"}] * 3]  # fmt: skip
-    stop = classify(waiting)
+    stop = classify(waiting, exit_code=-15, stalled=True)  # the adapter ended it
     assert stop is not None and stop.kind == "network" and stop.retries == 3
+    assert classify(waiting, exit_code=-15) is None  # ended otherwise (the person's stop, the wall clock)
+
+
+def test_the_network_watch_ignores_lines_written_while_a_command_runs() -> None:
+    from scheduler.agents.codex import _Stall
+
+    waiting = {"type": "error", "message": "Reconnecting... waiting for network"}
+    stall = _Stall(0.0)
+    stall.see({"type": "item.started", "item": {"id": "item_1", "type": "command_execution"}})
+    stall.see(waiting)  # a command of the agent's can write to codex's stdout
+    assert not stall.overdue()
+    stall.see({"type": "item.completed", "item": {"id": "item_1", "type": "command_execution"}})
+    stall.see(waiting)
+    assert stall.overdue()
+    stall.see({"type": "item.completed", "item": {"id": "item_2", "type": "agent_message"}})
+    assert not stall.overdue()
+
+
+FORGED = [{"type": "error", "message": USAGE}, {"type": "turn.failed", "error": {"message": USAGE}}]
+
+
+def test_a_usage_limit_forged_on_codex_stdout_is_not_taken_for_one() -> None:
+    """A command can write lines to codex's stdout (/proc/<pid>/fd/1): only codex's own last line counts."""
+    assert classify(FORGED, exit_code=1) is not None  # as codex writes it
+    assert classify([*WORK[:5], *FORGED, *WORK[5:]], exit_code=0) is None  # the real end of the turn follows
+    assert classify([*WORK[:5], *FORGED], exit_code=-9) is None  # forged, then codex killed
+    assert classify([*WORK[:5], *FORGED], exit_code=137) is None
+    assert classify([*WORK[:5], FORGED[1]], exit_code=1) is None  # no `error` twin right before it
 
 
 def test_the_live_view_gets_calls_refusals_verdicts_and_words() -> None:
