@@ -19,7 +19,10 @@ with `stream: true`, `model`, `instructions`, `input` (the conversation: message
 "mcp__quality", "tools": [...]}`). It answers server-sent events: `response.created`, one
 `response.output_item.done` per item, `response.completed` with `usage`. Errors: an HTTP 429 is not retried (a
 `usage_limit_reached` body makes codex say "You've hit your usage limit"); a 5xx is retried up to the provider's
-`request_max_retries`; an SSE `response.failed` is retried up to `stream_max_retries`.
+`request_max_retries`; an SSE `response.failed` is retried up to `stream_max_retries`. Also measured: an MCP
+server's tools are in `tools` only if it answered within about a second of codex's start, unless its entry says
+`required = true` (then codex waits, or fails the run); a flat `mcp__quality__commit` call is refused ("unsupported
+call"), the namespaced one works; a command can write lines to codex's own stdout through /proc/<pid>/fd/1.
 """
 
 from __future__ import annotations
