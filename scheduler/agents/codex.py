@@ -15,8 +15,9 @@ workspace-write` inside it: every command fails with "bwrap: setting up uid map:
 ours runs with no capabilities in its own user namespace). With `[scheduler] sandbox = "off"` codex's own
 `workspace-write` sandbox is the only one, and every report already says the run was unsandboxed.
 
-What codex does not have: a turn cap (the wall clock ends a run: `timeout_min`) and a cost report (its stream
-gives tokens only, so `max_budget_usd` cannot be enforced per run and `cost_usd` stays empty). An API it cannot
+What codex does not have: a turn cap (the adapter counts the model's actions in the stream and ends the run
+past `max_turns`; the wall clock, `timeout_min`, ends it anyway) and a cost report (its stream gives tokens
+only, so `max_budget_usd` cannot be enforced per run and `cost_usd` stays empty). An API it cannot
 reach makes codex wait without end ("Reconnecting... waiting for network"): after `network_wait_s` of that the
 run is ended and counted as a network stop.
 """
@@ -74,6 +75,11 @@ class CodexSettings(BaseModel):
     )
     env_key: str = Field(default="", description="with base_url: the variable holding that provider's API key "
                          "(empty: no key is sent)")  # fmt: skip
+    max_turns: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="the model's actions (tool calls and messages) per task: codex has no turn cap of "
+        "its own, so overnight ends the run past it (empty: the scheduler's max_turns)",
+    )
     timeout_min: Annotated[float, Field(gt=0)] | None = Field(
         default=None, description="minutes codex gets per task (empty: the scheduler's task_timeout_min)"
     )
@@ -249,13 +255,18 @@ class CodexAgent:
         scratch.mkdir(parents=True, exist_ok=True)
         env["TMPDIR"] = str(scratch)  # not a parent of CODEX_HOME: codex refuses its helpers under $TMPDIR
         log_path = job.run_dir / "agent.jsonl"
-        own = replace(job, stop=threading.Event())  # ended by the person's stop, or by a network stall
+        own = replace(job, stop=threading.Event())  # ended by the person's stop, a network stall, the turn cap
         stall = _Stall(s.network_wait_s)
-        watch = watching(job, CodexEvents())
+        watch, counter, capped = watching(job, CodexEvents()), CodexEvents(), threading.Event()
+        cap = s.max_turns or getattr(self.config, "max_turns", None)
 
         def on_line(line: dict[str, Any]) -> None:
             stall.see(line)
             watch(line)
+            counter(line)
+            if isinstance(cap, int) and counter.turns > cap and not capped.is_set():
+                capped.set()
+                own.stop.set()
 
         ender = threading.Thread(target=_mirror, args=(job.stop, own.stop, stall), daemon=True)
         ender.start()
@@ -263,11 +274,15 @@ class CodexAgent:
             outcome = run_process(self.command(job), own, env, log_path, on_line)
         finally:
             stall.done.set()
-        if stall.stalled and not job.stop.is_set():
-            outcome.stopped = False  # ended for the network, not by the person: a network stop
+        ours = (stall.stalled or capped.is_set()) and not job.stop.is_set()
+        if ours:
+            outcome.stopped = False  # ended by the adapter, not by the person
         errors = log_path.with_suffix(".stderr")
         stderr = errors.read_text(errors="replace") if errors.exists() else ""
-        return result_from(self.name, outcome, log_path, stderr, stalled=stall.stalled and not job.stop.is_set())
+        result = result_from(self.name, outcome, log_path, stderr, stalled=stall.stalled and ours)
+        if capped.is_set() and ours and not stall.stalled:
+            result.terminal_reason, result.is_error = f"max turns ({cap})", True
+        return result
 
 
 class _Stall:

@@ -223,6 +223,18 @@ def test_5_a_usage_limit_is_an_infrastructure_stop_and_the_task_is_done_after_it
     person.assert_untouched(repo)
 
 
+def _bare_job(tmp_path: Path) -> Any:
+    """A run of codex alone: sandbox off, no servers (what the adapter does, not what the scheduler does)."""
+    from scheduler.agents import AgentJob
+    from scheduler.confine import Confinement
+
+    worktree, folder = tmp_path / "wt", tmp_path / "run"
+    worktree.mkdir()
+    (folder / "home").mkdir(parents=True)
+    return AgentJob(task_id="sub", prompt="do it", worktree=worktree, env={}, run_dir=tmp_path / "logs",
+                    timeout_s=120, confinement=Confinement("off", folder, folder / "home", {}))  # fmt: skip
+
+
 def test_6_an_api_that_cannot_be_reached_ends_the_run_as_a_network_stop(
     tmp_path: Path, codex_bin: Path, session_env: dict[str, str]
 ) -> None:
@@ -230,17 +242,10 @@ def test_6_an_api_that_cannot_be_reached_ends_the_run_as_a_network_stop(
     ends the run after `network_wait_s` and says so as an infrastructure stop, not as the person's stop."""
     import socket
 
-    from scheduler.agents import AgentJob
-    from scheduler.confine import Confinement
-
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
-    worktree, folder = tmp_path / "wt", tmp_path / "run"
-    worktree.mkdir()
-    (folder / "home").mkdir(parents=True)
-    job = AgentJob(task_id="sub", prompt="do it", worktree=worktree, env={}, run_dir=tmp_path / "logs", timeout_s=120,
-                   confinement=Confinement("off", folder, folder / "home", {}))  # fmt: skip
+    job = _bare_job(tmp_path)
     settings = CodexSettings(command=str(codex_bin), base_url=closed, model="fake-model", request_max_retries=0,
                              network_wait_s=3)  # fmt: skip
     started = time.monotonic()
@@ -248,3 +253,15 @@ def test_6_an_api_that_cannot_be_reached_ends_the_run_as_a_network_stop(
     assert time.monotonic() - started < 60 and not result.stopped and not result.timed_out, result
     assert result.infra is not None and result.infra.kind == "network", result
     assert result.is_error and not job.stop.is_set()
+
+
+def test_7_codex_has_no_turn_cap_so_the_adapter_ends_the_run_past_max_turns(
+    tmp_path: Path, codex_bin: Path, fake: FakeOpenAI, session_env: dict[str, str]
+) -> None:
+    fake.set_script([sh(f"echo {n} >> steps.txt") for n in range(6)] + ["done"])
+    job = _bare_job(tmp_path)
+    settings = CodexSettings(command=str(codex_bin), base_url=fake.url, model="fake-model", max_turns=2)
+    result = CodexAgent(None, settings, environ=session_env).run(job)
+    assert result.terminal_reason == "max turns (2)" and result.is_error and not result.stopped, result
+    assert result.infra is None and not job.stop.is_set()
+    assert len((job.worktree / "steps.txt").read_text().split()) <= 3 and fake.remaining >= 3
