@@ -241,7 +241,7 @@ class CodexAgent:
         argv = [exe, "exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-hook-trust"]
         if job.confined.box is not None:
             argv.append("--dangerously-bypass-approvals-and-sandbox")  # ours is the sandbox: SANDBOX_NOTE
-        return job.confined.wrap([*argv, job.prompt])
+        return job.confined.wrap([*argv, "--", job.prompt])  # (a prompt is never taken for a flag)
 
     def run(self, job: AgentJob) -> AgentResult:
         s = self.settings

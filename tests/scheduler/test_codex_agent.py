@@ -83,7 +83,7 @@ def test_unsandboxed_codex_keeps_its_own_sandbox_and_starts_the_servers(tmp_path
     quality = config["mcp_servers"]["quality"]
     assert quality["command"] == "/usr/bin/python3" and quality["env"] == {"OVERNIGHT_TASK_ID": "sub"}
     argv = agent.command(job)
-    assert "--dangerously-bypass-approvals-and-sandbox" not in argv and argv[-1] == "do the task"
+    assert "--dangerously-bypass-approvals-and-sandbox" not in argv and argv[-2:] == ["--", "do the task"]
     assert argv[1:4] == ["exec", "--json", "--skip-git-repo-check"] and "--dangerously-bypass-hook-trust" in argv
 
 
