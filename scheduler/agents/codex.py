@@ -47,6 +47,7 @@ from .codex_events import WAITING_FOR_NETWORK, CodexEvents, result_from
 log = logging.getLogger(__name__)
 DEFAULT_API = "https://api.openai.com/v1"
 CHATGPT_API = "https://chatgpt.com/backend-api/codex"  # a ChatGPT login (`codex login`) talks to this
+AUTH_API = "https://auth.openai.com"  # ... and refreshes its tokens here
 PROVIDER = "overnight"  # the custom provider entry's id
 MIN_VERSION = (0, 124, 0)  # hooks on by default since 0.124; tested with 0.171.0
 TESTED = "0.171.0"
@@ -173,7 +174,9 @@ class CodexAgent:
     def endpoints(self) -> list[str]:
         if self.settings.base_url:
             return [self.settings.base_url]
-        return [self.environ.get("OPENAI_BASE_URL") or DEFAULT_API, CHATGPT_API]
+        if _api_key(self.environ):
+            return [self.environ.get("OPENAI_BASE_URL") or DEFAULT_API]
+        return [CHATGPT_API, AUTH_API]
 
     def reads(self) -> list[Path]:
         """Codex's npm package (its native binary sits in a sibling package under the same node_modules)."""

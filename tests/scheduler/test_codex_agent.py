@@ -130,7 +130,8 @@ def test_problems_say_what_is_missing_and_what_to_do(tmp_path: Path) -> None:
 
 def test_endpoints_and_tool_names() -> None:
     assert _agent(base_url="http://127.0.0.1:5/v1").endpoints() == ["http://127.0.0.1:5/v1"]
-    assert "https://api.openai.com/v1" in _agent().endpoints()
+    assert _agent({"OPENAI_API_KEY": "sk-x"}).endpoints() == ["https://api.openai.com/v1"]
+    assert _agent().endpoints() == ["https://chatgpt.com/backend-api/codex", "https://auth.openai.com"]  # a login
     assert CodexAgent.tool("quality", "commit") == "mcp__quality__commit"
 
 
