@@ -56,7 +56,7 @@ def diagnose(path: str | None = None, *, run_tests: bool = False) -> Diagnosis:
             )
         )
         return _done(findings)
-    for check in (_repository, _config, _sandbox, _state, _mcp_json, _hook, _tests, _claude, _gemini, _notify):
+    for check in (_repository, _config, _sandbox, _state, _mcp_json, _hook, _tests, _claude, _codex, _gemini, _notify):
         if broken is not None and check is _config:
             findings.append(_broken_config(broken))
             continue
@@ -346,6 +346,21 @@ def _gemini(ws: Workspace) -> list[Finding]:
         return [Finding(name="gemini", status="ok", detail=f"Gemini CLI {agent.executable()}, an API key is set")]
     return [Finding(name="gemini", status="warn", detail=p.split(": ", 1)[0], fix=p.split(": ", 1)[-1])
             for p in problems]  # fmt: skip
+
+
+def _codex(ws: Workspace) -> list[Finding]:
+    """The Codex CLI, when it is the configured agent: installed, recent enough, with credentials (issue 13)."""
+    if ws.settings.scheduler.agent != "codex":
+        return []
+    from .agents.codex import CodexAgent
+
+    agent = CodexAgent(ws.settings.scheduler, environ=ws.environ)
+    problems = agent.problems(ws.environ)
+    if problems:
+        return [Finding(name="codex", status="error", detail=p.split(": ", 1)[0], fix=p.split(": ", 1)[-1])
+                for p in problems]  # fmt: skip
+    version = ".".join(map(str, agent.version() or ()))
+    return [Finding(name="codex", status="ok", detail=f"Codex CLI {version} at {agent.executable()}, with credentials")]
 
 
 def _servers(ws: Workspace) -> list[Finding]:

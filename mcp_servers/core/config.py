@@ -352,7 +352,7 @@ class Plan(_Section):
 class Scheduler(_Section):
     """Unattended sessions: `overnight run` (and `overnight cron install` to start it at night)."""
 
-    agent: Literal["claude", "gemini", "replay"] = Field(default="claude", description="the agent that does the work")
+    agent: Literal["claude", "codex", "gemini", "replay"] = Field(default="claude", description="the agent that does the work")
     sandbox: Literal["bwrap", "off"] = Field(
         default="bwrap",
         description="run the agent and every run of the tests in a bubblewrap sandbox; \"off\" runs them as you, "

@@ -363,6 +363,10 @@ def make(name: str, scheduler: Any, root: Path, script: Path | None = None) -> A
         from .claude import ClaudeAgent
 
         return ClaudeAgent(scheduler)
+    if name == "codex":
+        from .codex import CodexAgent
+
+        return CodexAgent(scheduler)
     if name == "gemini":
         from .gemini import GeminiAgent
 
@@ -380,4 +384,4 @@ def make(name: str, scheduler: Any, root: Path, script: Path | None = None) -> A
         return ReplayAgent(script.resolve())
     from mcp_servers.core.errors import UsageError
 
-    raise UsageError(f"unknown agent {name!r}: choose claude, gemini or replay")
+    raise UsageError(f"unknown agent {name!r}: choose claude, codex, gemini or replay")
