@@ -27,7 +27,7 @@ def _ws(ctx: click.Context) -> Workspace:
 
 
 @click.command()
-@click.option("--agent", "agent_name", type=click.Choice(["claude", "replay"]),
+@click.option("--agent", "agent_name", type=click.Choice(["claude", "replay", "command"]),
               help="The agent (default: `scheduler.agent` in overnight.toml, else claude).")
 @click.option("--script", type=click.Path(dir_okay=False, path_type=Path),
               help="For --agent replay: the scripted session to play.")
