@@ -8,9 +8,10 @@ and its own count of waits and retries (`infra.Guard`). Only when every agent of
 session do what it does for one agent (wait for the reset, retry after a delay, or end), by the guard of the agent
 stopped last; after that wait the chain starts again from its head.
 
-An agent is passed over until its usage limit resets (with no reset time: until the first probe delay), for
-`base_delay_s` after an overload, a server or a network error (which its breaker counts), for the whole session
-after a disabled allowance. The head of the chain is taken again as soon as it may run.
+Each agent of the chain gets one run of a task, then the session waits (so two agents whose limits reset soon do
+not take turns without end). An agent is passed over until its usage limit resets (with no reset time: until the
+first probe delay), for `base_delay_s` after an overload, a server or a network error (which its breaker counts),
+for the whole session after a disabled allowance. The head of the chain is taken again as soon as it may run.
 
 Whatever the agent, the scheduler's own verification decides; a chain only changes who does the work.
 """
@@ -80,6 +81,7 @@ class Chain:
     session: str
     current: int = 0
     stopped: dict[str, list[report.AgentRun]] = field(default_factory=dict)  # the stopped runs of each task
+    tried: set[int] = field(default_factory=set)  # the agents stopped on the task in hand since the last wait
 
     @classmethod
     def of(cls, ws: Workspace, agents: Sequence[Agent], session: str, clock: infra.Clock, sleep: infra.Sleep,
@@ -101,7 +103,8 @@ class Chain:
         now = self.clock()
         with self.ws.db() as conn:
             states = [breakers.get(conn, m.agent.name, now) for m in self.members]
-        free = [i for i, m in enumerate(self.members) if m.out_until <= now and states[i].state != "open"]
+        free = [i for i, m in enumerate(self.members)
+                if m.out_until <= now and states[i].state != "open" and i not in self.tried]  # fmt: skip
         if free:
             self.current = free[0]
         elif len(self.members) > 1:
@@ -122,9 +125,11 @@ class Chain:
             agent=member.agent.name, outcome="infra-stop", infra=stop, cost_usd=(ran.cost_usd or 0.0) if ran else 0.0,
             turns=(ran.turns or 0) if ran else 0))  # fmt: skip
         member.out_until = self._out_until(stop, now, member.guard.settings)
+        self.tried.add(self.current)  # each agent gets one run of the task, then the session waits as for one
         following = self._next(now)
         if following is None:  # every agent is stopped: as for one agent, then the chain starts from its head
             end = member.guard.after_stop(record, task, deadline)
+            self.tried.clear()
             for other in self.members:
                 if other.out_until != math.inf:
                     other.out_until = 0.0
@@ -147,6 +152,7 @@ class Chain:
 
     def runs(self, task: report.TaskRecord) -> list[report.AgentRun]:
         """Every run of `task` in this session when the API stopped earlier ones, the finishing one last."""
+        self.tried.clear()
         earlier = self.stopped.pop(task.task_id, [])
         if not earlier or task.agent is None:
             return earlier
@@ -158,7 +164,9 @@ class Chain:
         """The first other agent of the chain that may run now."""
         with self.ws.db() as conn:
             for i, m in enumerate(self.members):
-                if i != self.current and m.out_until <= now and breakers.get(conn, m.agent.name, now).state != "open":
+                if i in self.tried or m.out_until > now:
+                    continue
+                if breakers.get(conn, m.agent.name, now).state != "open":
                     return i
         return None
 
