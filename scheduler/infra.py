@@ -65,8 +65,8 @@ def release(wt: Workspace, root: Path, session: str, task: TaskDetail, checkpoin
         taskstore.retract(conn, task.id, session, now, "the model's API stopped the run")
         taskstore.settle(conn, task.id, session, now, taskstore.INFRA, why)
     with contextlib.suppress(OvernightError):  # (a note only: nothing about the code, so no lesson)
-        by = f" by agent {record.agent.agent}" if record.agent else ""
-        memory.log_event(wt, "note", f"The model's API stopped the run{by} of task {task.id}: {stop.describe()}. The "
+        by = f" (agent {record.agent.agent})" if record.agent else ""
+        memory.log_event(wt, "note", f"The model's API stopped the run of task {task.id}{by}: {stop.describe()}. The "
                          "task was released, not counted; this says nothing about the code.", task_id=task.id,
                          source="scheduler", clock=clock)  # fmt: skip
 

@@ -154,7 +154,8 @@ class SessionRecord(BaseModel):
         for item in self.infra:
             name = item.agent or self.agent
             spent[name] = spent.get(name, 0.0) + item.cost_usd
-        return {name: round(cost, 4) for name, cost in spent.items()}
+        order = [*self.agents, *sorted(set(spent) - set(self.agents))]  # the chain's order
+        return {name: round(spent[name], 4) for name in order if name in spent}
 
     @property
     def turns(self) -> int:
