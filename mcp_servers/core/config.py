@@ -434,6 +434,18 @@ class Scheduler(_Section):
             raise ValueError(f"{value!r} cannot be part of a git identity: no <, >, newline or NUL")
         return value.strip()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _head(cls, data: Any) -> Any:
+        """A chain without `agent` starts at its head; an `agent` outside the chain is a mistake."""
+        if isinstance(data, dict) and isinstance(data.get("agents"), list) and data["agents"]:
+            if "agent" not in data:
+                data = {**data, "agent": data["agents"][0]}
+            elif data["agent"] not in data["agents"]:
+                raise ValueError(f"agent {data['agent']!r} is not in agents {data['agents']!r}: a session starts "
+                                 "with the first agent of the chain; leave `agent` out, or name one in `agents`")
+        return data
+
     @field_validator("agents")
     @classmethod
     def _chain(cls, value: list[str]) -> list[str]:

@@ -140,6 +140,9 @@ def test_a_chain_is_configured_once_per_agent_and_its_fallbacks_come_from_the_co
         config.Scheduler.model_validate({"agents": ["replay", "claude", "replay"]})
     with pytest.raises(ValueError, match=r"agents\.1"):
         config.Scheduler.model_validate({"agents": ["claude", "aider"]})
+    with pytest.raises(ValueError, match="agent 'claude' is not in agents"):
+        config.Scheduler.model_validate({"agents": ["command"], "agent": "claude"})
+    assert config.Scheduler.model_validate({"agents": ["command", "claude"]}).agent == "command"  # its head
     script = write_script(tmp_path / "s.toml", task_script("*", QUICK))
     argv = json.dumps(["no-such-agent-cli"])
     repo = make_planned(tmp_path / "r", scheduler=f'max_tasks = 1\nagents = ["replay", "command"]\nreplay_script = '
