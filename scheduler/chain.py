@@ -63,6 +63,16 @@ def usable(ws: Workspace, agents: Sequence[Agent], task_ids: Sequence[str]) -> t
     return kept, warnings
 
 
+def prepare(ws: Workspace, primary: Agent, given: Sequence[Agent] | None, task_ids: Sequence[str],
+            record: report.SessionRecord) -> list[Agent]:  # fmt: skip
+    """The fallbacks a session uses (`given`, else the configured ones) that can take its tasks: each one left out
+    is a warning of the session (which goes on without it), and the chain is recorded."""
+    backups, left_out = usable(ws, fallbacks(ws, primary) if given is None else given, task_ids)
+    record.warnings += left_out
+    record.agents = [primary.name, *(a.name for a in backups)] if backups else []
+    return backups
+
+
 @dataclass
 class Member:
     agent: Agent

@@ -68,8 +68,7 @@ class Runner:
     # stopped; default stop.wait (tests move a clock)
     max_hours: float | None = None  # the daemon's `cycle_hours`: the config's time limit, overridden
     quota: SessionLimits | None = None  # the rate limits and budgets of `[limits]`, across sessions
-    # the rest of the fallback chain after `agent` (issue 13; `scheduler.chain`): None, from `[scheduler] agents`
-    fallbacks: Sequence[Agent] | None = None
+    fallbacks: Sequence[Agent] | None = None  # the chain after `agent` (issue 13); None: `[scheduler] agents`
 
     def run(self) -> report.SessionRecord | None:
         """Run a session; None when another one holds the lock."""
@@ -200,10 +199,7 @@ class Runner:
             return ready, []
         limit = self.max_tasks or ws.settings.scheduler.max_tasks
         ids = takes(at_base, session, ready.task.id, limit, self.only_task, self.clock)
-        backups = chain.fallbacks(ws, self.agent) if self.fallbacks is None else self.fallbacks
-        self.fallbacks, left_out = chain.usable(ws, backups, ids)  # (said; the session goes on without them)
-        record.warnings += left_out
-        record.agents = [self.agent.name, *(a.name for a in self.fallbacks)] if self.fallbacks else []
+        self.fallbacks = chain.prepare(ws, self.agent, self.fallbacks, ids, record)
         return ready, self.agent.task_problems(ids)
 
     def _refused(self, record: report.SessionRecord) -> None:

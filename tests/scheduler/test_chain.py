@@ -15,6 +15,7 @@ from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.workspace import Workspace
 from scheduler import agents, chain, report, runner
 from scheduler.agents.replay import ReplayAgent
+from scheduler.cli import main
 from scheduler.events import RunEvent
 
 from ..conftest import GitRepo
@@ -53,7 +54,7 @@ def _session(repo: GitRepo, *chain: ReplayAgent, clock: MovedClock | None = None
     return record, events
 
 
-def test_a_usage_limit_hands_the_task_to_the_next_agent(tmp_path: Path) -> None:
+def test_a_usage_limit_hands_the_task_to_the_next_agent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_planned(tmp_path / "r", scheduler=FAST.replace("max_tasks = 1", "max_tasks = 2"))
     person = Person.of(repo)
     first = _agent(tmp_path / "a.toml", "replay", _fail("usage-limit", resets_in=3600) + PASS.format(name="sub"))
@@ -76,6 +77,10 @@ def test_a_usage_limit_hands_the_task_to_the_next_agent(tmp_path: Path) -> None:
     assert "agents `replay` → `backup`" in text and "agent `backup`" in text
     assert "- Runs: `replay` stopped by the API (the usage limit was reached" in text and "→ `backup` passed" in text
     assert "task `sub` (agent `replay`): the usage limit was reached" in text
+    capsys.readouterr()
+    assert main(["-C", str(repo.root), "report"]) == 0  # `overnight report` shows the same
+    shown = capsys.readouterr().out
+    assert "- Runs: `replay` stopped by the API" in shown and "Cost by agent: `replay` $0.00, `backup` $0.00" in shown
     detail = memory.get_session(_ws(repo), record.id)
     assert detail.record["agents"] == {"sub": "backup", "mul": "backup"}
     assert [r["agent"] for r in detail.record["agent_runs"]] == ["replay", "backup"]
