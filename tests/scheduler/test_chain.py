@@ -13,7 +13,7 @@ import pytest
 from mcp_servers.core import breakers, config, memory
 from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.workspace import Workspace
-from scheduler import agents, chain, report, runner
+from scheduler import agents, chain, control, report, runner
 from scheduler.agents.replay import ReplayAgent
 from scheduler.cli import main
 from scheduler.events import RunEvent
@@ -81,6 +81,8 @@ def test_a_usage_limit_hands_the_task_to_the_next_agent(tmp_path: Path, capsys: 
     assert main(["-C", str(repo.root), "report"]) == 0  # `overnight report` shows the same
     shown = capsys.readouterr().out
     assert "- Runs: `replay` stopped by the API" in shown and "Cost by agent: `replay` $0.00, `backup` $0.00" in shown
+    [last] = control.status(_ws(repo))["sessions"]  # `overnight status`: the chain and each agent's cost
+    assert last["agents"] == ["replay", "backup"] and list(last["cost_by_agent"]) == ["replay", "backup"]
     detail = memory.get_session(_ws(repo), record.id)
     assert detail.record["agents"] == {"sub": "backup", "mul": "backup"}
     assert [r["agent"] for r in detail.record["agent_runs"]] == ["replay", "backup"]
