@@ -98,18 +98,26 @@ class CommandAgent:
     def endpoints(self) -> list[str]:
         return list(self.settings.endpoints)
 
+    def _installed(self) -> str | None:
+        """The program's absolute path when it is installed (a path, or a name on PATH); None for one in the
+        repository (`scripts/agent.py`), which runs from the worktree, never from your checkout."""
+        program = self.settings.argv[0] if self.settings.argv else ""
+        if "/" in program and not os.path.isabs(program):
+            return None
+        return self.executable()
+
     def reads(self) -> list[Path]:
         found = [Path(p).expanduser() for p in self.settings.reads]
-        exe = self.executable()
-        if exe and os.path.isabs(exe):
+        exe = self._installed()
+        if exe:
             found.append(Path(exe).resolve().parent)
         return found
 
     def command(self, job: AgentJob, files: Mapping[str, Path]) -> list[str]:
         values = {**{k: str(v) for k, v in files.items()}, "worktree": str(job.worktree), "task_id": job.task_id}
         argv = [_fill(arg, values) for arg in self.settings.argv]
-        exe = self.executable()
-        if exe and os.path.isabs(exe):
+        exe = self._installed()
+        if exe:  # (the sandbox's PATH may not have it)
             argv[0] = exe
         return job.confined.wrap(argv)
 

@@ -131,3 +131,12 @@ def test_a_command_that_cannot_run_is_said_before_a_session(tmp_path: Path) -> N
     assert "`no-such-agent-cli` was not found" in problems({"argv": ["no-such-agent-cli"]})[0]
     assert "`bin/agent` was not found" in problems({"argv": ["bin/agent"]})[0]
     assert problems({"argv": [sys.executable, "{prompt_file}"]}) == []
+    # a script of the repository runs from the session's worktree: your checkout is never made readable for it
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "agent").write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / "agent").chmod(0o755)
+    settings = config.Scheduler.model_validate({"command": {"argv": ["bin/agent"], "reads": ["/opt/tool"]}})
+    in_repo = CommandAgent(settings, root=tmp_path)
+    assert in_repo.problems({}) == [] and in_repo.reads() == [Path("/opt/tool")]
+    installed = CommandAgent(config.Scheduler.model_validate({"command": {"argv": [sys.executable]}}))
+    assert installed.reads() == [Path(sys.executable).resolve().parent]
