@@ -162,3 +162,28 @@ def test_a_chain_is_configured_once_per_agent_and_its_fallbacks_come_from_the_co
     ws = Workspace.open(make_planned(tmp_path / "r2", scheduler='agents = ["claude", "replay"]\n').root)
     with pytest.raises(OvernightError, match="the replay agent needs a script"):  # refused before a session
         chain.fallbacks(ws, agents.make("claude", ws.settings.scheduler, ws.repo.root))
+
+
+class _Named:
+    """An agent of the chain as `Chain.pick` sees it: its name (its breaker's key)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def test_the_chain_takes_the_first_agent_that_may_run_else_the_breaker_that_closes_first(tmp_path: Path) -> None:
+    ws = Workspace.open(make_planned(tmp_path / "r").root)
+    clock = MovedClock()
+    members = [_Named("a"), _Named("b"), _Named("c")]
+    agents_of = chain.Chain.of(ws, members, "s", clock, clock.sleep, lambda _e: None, ws.settings.infra)  # type: ignore[arg-type]
+    assert agents_of.pick().name == "a"
+    with ws.db() as conn:
+        breakers.failed(conn, "a", clock(), kind="overloaded", detail="", threshold=1, cooldown_s=600)
+    assert agents_of.pick().name == "b"  # a's breaker is open: skipped, no wait
+    agents_of.members[1].out_until = clock() + 60  # b passed over (its usage limit)
+    assert agents_of.pick().name == "c"
+    with ws.db() as conn:
+        breakers.failed(conn, "c", clock(), kind="network", detail="", threshold=1, cooldown_s=300)
+    assert agents_of.pick().name == "c"  # none may run: the breaker that closes first (its guard waits for it)
+    clock.sleep(601)
+    assert agents_of.pick().name == "a"  # half-open again: the head of the chain is taken back first
