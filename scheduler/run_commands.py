@@ -150,7 +150,8 @@ def status(ctx: click.Context, as_json: bool) -> int:
     running = data["running"]
     if running:
         task = running.get("task")
-        doing = f"task {task}, {running.get('task_elapsed_s', 0)}s in, agent pid {running.get('agent_pid')}" \
+        agent = f"agent {running['agent']} " if running.get("agent") else "agent "  # (a chain's, issue 13)
+        doing = f"task {task}, {running.get('task_elapsed_s', 0)}s in, {agent}pid {running.get('agent_pid')}" \
             if task else "between tasks"
         if isinstance(running.get("waiting"), dict):  # a usage limit's reset, a retry, an open breaker (issue 12)
             doing = str(running["waiting"].get("line") or "waiting")

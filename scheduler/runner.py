@@ -330,7 +330,7 @@ class Runner:
         job = AgentJob(task_id=task.id, prompt=text, worktree=root, env=task_files.job_env(wt), run_dir=run_dir,
                        timeout_s=timeout, stop=self.stop,
                        on_start=lambda pid: update_lock(self.ws, task=task.id, agent_pid=pid, title=task.title,
-                                                         task_started=report.now_iso()),
+                                                         task_started=report.now_iso(), agent=self.agent.name),
                        on_event=self._agent_events(session, task, started))  # fmt: skip
         with (task_files.renewing(wt, task.id, session, timeout + 300, self.clock),
               confine(self.ws, root, job.env, endpoints=self.agent.endpoints(), read=self.agent.reads(),
