@@ -446,7 +446,7 @@ class Runner:
         self.kept = worktree.head(root)
         update_lock(self.ws, kept=self.kept)  # what a crash from here on keeps (scheduler.postmortem)
         text = (f"Task {task.id} ({task.title}) passed verification and was kept: commits "
-                f"{', '.join(c[:12] for c in record.commits)}; coverage {record.coverage}.")
+                f"{', '.join(c[:12] for c in record.commits)}; coverage {record.coverage}; agent {result.agent}.")
         memory.log_event(wt, "gate", text, task_id=task.id, files=task_files.changed(wt, checkpoint),
                          source="scheduler", clock=self.clock)  # fmt: skip
 

@@ -87,6 +87,8 @@ def test_a_usage_limit_hands_the_task_to_the_next_agent(tmp_path: Path, capsys: 
     assert detail.record["agents"] == {"sub": "backup", "mul": "backup"}
     assert [r["agent"] for r in detail.record["agent_runs"]] == ["replay", "backup"]
     assert set(detail.record["cost_by_agent"]) == {"replay", "backup"}
+    found = memory.search(_ws(repo), "passed verification", kind="gate").hits
+    assert any("agent backup." in e.text for e in memory.get_entries(_ws(repo), [h.id for h in found]).entries)
     _not_counted(repo)
     person.assert_untouched(repo)
 
