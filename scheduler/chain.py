@@ -6,7 +6,7 @@ the run's work was dropped and its claim released as for any stop (`infra.releas
 An agent may run when it was not passed over and its circuit breaker is not open; each agent has its own breaker
 and its own count of waits and retries (`infra.Guard`). Only when every agent of the chain is stopped does the
 session do what it does for one agent (wait for the reset, retry after a delay, or end), by the guard of the agent
-stopped last; after that wait the chain starts again from its head.
+stopped last; after that wait the chain starts again from its head, passing over those still stopped.
 
 Each agent of the chain gets one run of a task, then the session waits (so two agents whose limits reset soon do
 not take turns without end). An agent is passed over until its usage limit resets (with no reset time: until the
@@ -140,9 +140,8 @@ class Chain:
         if following is None:  # every agent is stopped: as for one agent, then the chain starts from its head
             end = member.guard.after_stop(record, task, deadline)
             self.tried.clear()
-            for other in self.members:
-                if other.out_until != math.inf:
-                    other.out_until = 0.0
+            if member.out_until != math.inf:  # its guard waited for it: it may run (and those whose reset passed)
+                member.out_until = 0.0
             return end
         if stop.kind in _BREAKER_KINDS:  # (the guard counts them itself when it handles the stop)
             s = member.guard.settings

@@ -106,6 +106,14 @@ def test_when_every_agent_is_stopped_the_session_waits_then_starts_from_the_head
     assert task.agent is not None and task.agent.agent == "replay" and task.outcome == "failed"
     assert [r.agent for r in task.runs] == ["replay", "backup", "replay"]
     assert first.runs == {"sub": 2} and backup.runs == {"sub": 1}
+    # the head still stopped after the wait (its reset is further off): passed over, not run again
+    repo2 = make_planned(tmp_path / "r2", scheduler=FAST)
+    far = _agent(tmp_path / "c.toml", "replay", _fail("usage-limit", resets_in=36000) + QUICK)
+    near = _agent(tmp_path / "d.toml", "backup", _fail("usage-limit", resets_in=60, times=1) + QUICK)
+    record2, _ = _session(repo2, far, near, clock=MovedClock())
+    [task2] = record2.tasks
+    assert [r.agent for r in task2.runs] == ["replay", "backup", "backup"] and len(record2.waits) == 1
+    assert far.runs == {"sub": 1} and near.runs == {"sub": 2}
 
 
 def test_when_every_agent_stays_stopped_the_session_ends_and_the_task_is_released(tmp_path: Path) -> None:
