@@ -39,7 +39,8 @@ def status(ws: Workspace, clock: Callable[[], float] = time.time) -> dict[str, A
     last = [{"id": r.id, "outcome": r.outcome, "stop_reason": r.stop_reason, "started": r.started,
              "ended": r.ended, "branch": r.branch, "tasks_done": sum(t.outcome == "passed" for t in r.tasks),
              "tasks_failed": sum(t.outcome != "passed" for t in r.tasks), "cost_usd": r.cost_usd,
-             "sandbox": r.sandbox, "security_events": r.all_security_events()}
+             "sandbox": r.sandbox, "security_events": r.all_security_events(),
+             "agents": r.agents or [r.agent], "cost_by_agent": r.cost_by_agent()}
             for r in report.recent(ws.state_dir)]  # fmt: skip
     from .daemon_state import status as daemon
 

@@ -17,7 +17,7 @@ from . import output as out
 @click.option(
     "--agent",
     "agent_name",
-    type=click.Choice(["claude", "codex", "gemini", "replay"]),
+    type=click.Choice(["claude", "codex", "gemini", "replay", "command"]),
     help="The agent (default: `scheduler.agent` in overnight.toml, else claude).",
 )
 @click.option(

@@ -65,7 +65,8 @@ def release(wt: Workspace, root: Path, session: str, task: TaskDetail, checkpoin
         taskstore.retract(conn, task.id, session, now, "the model's API stopped the run")
         taskstore.settle(conn, task.id, session, now, taskstore.INFRA, why)
     with contextlib.suppress(OvernightError):  # (a note only: nothing about the code, so no lesson)
-        memory.log_event(wt, "note", f"The model's API stopped the run of task {task.id}: {stop.describe()}. The "
+        by = f" (agent {record.agent.agent})" if record.agent else ""
+        memory.log_event(wt, "note", f"The model's API stopped the run of task {task.id}{by}: {stop.describe()}. The "
                          "task was released, not counted; this says nothing about the code.", task_id=task.id,
                          source="scheduler", clock=clock)  # fmt: skip
 
@@ -126,7 +127,7 @@ class Guard:
         agent = task.agent
         item = report.InfraRecord(task_id=task.task_id, title=task.title, at=_iso(now), stop=stop, action="",
                                   cost_usd=(agent.cost_usd or 0.0) if agent else 0.0,
-                                  turns=(agent.turns or 0) if agent else 0)  # fmt: skip
+                                  turns=(agent.turns or 0) if agent else 0, agent=self.agent)  # fmt: skip
         record.infra.append(item)
         end = self._decide(record, item, now, deadline)
         released = f"task {task.task_id} released, not counted"

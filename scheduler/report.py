@@ -22,6 +22,17 @@ Outcome = Literal["passed", "failed", "stopped", "timed-out", "interrupted"]  # 
 REFUSED = ("preflight-failed", "no-work")  # session outcomes of a run that never started: no report is kept
 
 
+class AgentRun(BaseModel):
+    """One run of a task by one agent of a fallback chain (issue 13): who, how it ended, at what cost."""
+
+    agent: str
+    outcome: str = Field(description="the task's outcome for the run that finished it; \"infra-stop\" for a run "
+                         "the model's API stopped (the task then went on with the next agent)")  # fmt: skip
+    infra: InfraStop | None = None
+    cost_usd: float = 0.0
+    turns: int = 0
+
+
 class TaskRecord(BaseModel):
     task_id: str
     title: str
@@ -45,6 +56,8 @@ class TaskRecord(BaseModel):
                                       "timeout, the kill switch, its session dying), from its log and git")  # fmt: skip
     infra: InfraStop | None = Field(default=None, description="the model's API stopped the run: the task was "
                                     "released, not failed, and nothing of the run kept (issue 12)")
+    runs: list[AgentRun] = Field(default_factory=list, description="when the API stopped earlier runs of the task "
+                                 "in this session: each run, the last one this record's (issue 13)")  # fmt: skip
 
 
 class InfraRecord(BaseModel):
@@ -54,9 +67,11 @@ class InfraRecord(BaseModel):
     title: str = ""
     at: str
     stop: InfraStop
-    action: str = Field(description="what the scheduler did: waited until ..., retried after ..., ended the session")
+    action: str = Field(description="what the scheduler did: waited until ..., retried after ..., ended the session, "
+                        "handed the task to the next agent of the chain")  # fmt: skip
     cost_usd: float = 0.0
     turns: int = 0
+    agent: str = Field(default="", description="the agent the API stopped")
 
 
 WaitKind = Literal["usage-limit", "probe", "retry", "breaker"]
@@ -100,6 +115,8 @@ class SessionRecord(BaseModel):
     outcome: str = "running"
     stop_reason: str = ""
     agent: str = ""
+    agents: list[str] = Field(default_factory=list, description="the fallback chain the session could use, in "
+                              "order (issue 13); empty: `agent` alone")  # fmt: skip
     sandbox: str = Field(default="bwrap", description="the sandbox the night ran in; \"off\": none (said first)")
     problems: list[str] = Field(default_factory=list, description="preflight problems that stopped the session")
     warnings: list[str] = Field(default_factory=list, description="what went wrong around the session and what was "
@@ -127,6 +144,18 @@ class SessionRecord(BaseModel):
     def cost_usd(self) -> float:
         return round(sum((t.agent.cost_usd or 0.0) for t in self.tasks if t.agent) + sum(i.cost_usd for i in
                                                                                         self.infra), 4)  # fmt: skip
+
+    def cost_by_agent(self) -> dict[str, float]:
+        """What each agent cost in this session: its tasks' runs and the runs the API stopped (issue 13)."""
+        spent: dict[str, float] = {}
+        for task in self.tasks:
+            if task.agent is not None:
+                spent[task.agent.agent] = spent.get(task.agent.agent, 0.0) + (task.agent.cost_usd or 0.0)
+        for item in self.infra:
+            name = item.agent or self.agent
+            spent[name] = spent.get(name, 0.0) + item.cost_usd
+        order = [*self.agents, *sorted(set(spent) - set(self.agents))]  # the chain's order
+        return {name: round(spent[name], 4) for name in order if name in spent}
 
     @property
     def turns(self) -> int:
@@ -247,9 +276,12 @@ def render(record: SessionRecord) -> str:
         f"- Started {record.started}" + (f", ended {record.ended}" if record.ended else ""),
         f"- Tasks: {len(done)} done, {len(record.tasks) - len(done)} rolled back"
         + (f", {len(record.infra)} run(s) stopped by the API (not counted)" if record.infra else "")
-        + f"; agent `{record.agent}`, "
+        + f"; {_agents(record)}, "
         f"{record.turns} turns, ${record.cost_usd:.2f}",
     ]
+    if len(record.agents) > 1:
+        lines.append("- Cost by agent: " + (", ".join(f"`{name}` ${cost:.2f}" for name, cost in
+                                                      record.cost_by_agent().items()) or "nothing spent"))
     if record.pushed:
         lines.append(f"- Pushed to `{record.pushed}`" + (f"; pull request: {record.pull_request}"
                                                          if record.pull_request else ""))
@@ -285,12 +317,13 @@ def _task(t: TaskRecord) -> list[str]:
     agent = t.agent
     facts = [f"attempt {t.attempt}", f"{t.duration_s:.0f}s"]
     if agent is not None:
-        facts += [f"{agent.turns or 0} turns", f"${agent.cost_usd or 0.0:.2f}"]
+        facts += [f"agent `{agent.agent}`", f"{agent.turns or 0} turns", f"${agent.cost_usd or 0.0:.2f}"]
         if agent.tokens_in is not None:
             facts.append(f"{agent.tokens_in} tokens in, {agent.tokens_out or 0} out")
         if agent.terminal_reason:
             facts.append(f"agent ended: {agent.terminal_reason}" + (" (error)" if agent.is_error else ""))
     out.append("- " + "; ".join(facts))
+    out += _runs(t)
     if t.commits:
         out.append(f"- Commits: {', '.join(c[:12] for c in t.commits)}")
     if t.coverage is not None:
@@ -321,7 +354,7 @@ def _infra(record: SessionRecord) -> list[str]:
     out = ["", "## Infrastructure stops (not task failures)", "",
            "The model's API stopped these runs; nothing of them was kept, and each task was released, not counted "
            "as an attempt:", ""]  # fmt: skip
-    out += [f"- {i.at}: task `{i.task_id}`: {i.stop.describe()}"
+    out += [f"- {i.at}: task `{i.task_id}`" + (f" (agent `{i.agent}`)" if i.agent else "") + f": {i.stop.describe()}"
             + (f" (Claude Code retried {i.stop.retries} times itself)" if i.stop.retries else "") + f"; {i.action}"
             for i in record.infra]  # fmt: skip
     if record.waits:
@@ -330,3 +363,18 @@ def _infra(record: SessionRecord) -> list[str]:
                 + (f": {w.reason}" if w.reason else "") + (" — interrupted" if w.interrupted else "")
                 for w in record.waits]  # fmt: skip
     return out
+
+
+def _runs(t: TaskRecord) -> list[str]:
+    """The runs of a task a fallback chain moved between agents, in order (issue 13)."""
+    if not t.runs:
+        return []
+    return ["- Runs: " + " → ".join(f"`{r.agent}` " + (f"stopped by the API ({r.infra.describe()})" if r.infra
+                                    else r.outcome) + f", ${r.cost_usd:.2f}" for r in t.runs)]  # fmt: skip
+
+
+def _agents(record: SessionRecord) -> str:
+    """The agent of the session, or its fallback chain in order (issue 13)."""
+    if len(record.agents) > 1:
+        return "agents " + " → ".join(f"`{name}`" for name in record.agents)
+    return f"agent `{record.agent}`"

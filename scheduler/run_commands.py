@@ -27,7 +27,7 @@ def _ws(ctx: click.Context) -> Workspace:
 
 
 @click.command()
-@click.option("--agent", "agent_name", type=click.Choice(["claude", "codex", "gemini", "replay"]),
+@click.option("--agent", "agent_name", type=click.Choice(["claude", "codex", "gemini", "replay", "command"]),
               help="The agent (default: `scheduler.agent` in overnight.toml, else claude).")
 @click.option("--script", type=click.Path(dir_okay=False, path_type=Path),
               help="For --agent replay: the scripted session to play.")
@@ -150,7 +150,8 @@ def status(ctx: click.Context, as_json: bool) -> int:
     running = data["running"]
     if running:
         task = running.get("task")
-        doing = f"task {task}, {running.get('task_elapsed_s', 0)}s in, agent pid {running.get('agent_pid')}" \
+        agent = f"agent {running['agent']} " if running.get("agent") else "agent "  # (a chain's, issue 13)
+        doing = f"task {task}, {running.get('task_elapsed_s', 0)}s in, {agent}pid {running.get('agent_pid')}" \
             if task else "between tasks"
         if isinstance(running.get("waiting"), dict):  # a usage limit's reset, a retry, an open breaker (issue 12)
             doing = str(running["waiting"].get("line") or "waiting")

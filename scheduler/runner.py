@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from mcp_servers.core.gate.progress import Progress
 from mcp_servers.core.queue_models import NextTask, TaskDetail
 from mcp_servers.core.workspace import Workspace
 
-from . import activity, infra, prompt, report, session_memory, snapshot, task_files, verify, worktree
+from . import activity, chain, infra, prompt, report, session_memory, snapshot, task_files, verify, worktree
 from .agents import Agent, AgentEvent, AgentJob, AgentResult, held_attempts
 from .confine import confine
 from .control import stop_file
@@ -68,6 +68,7 @@ class Runner:
     # stopped; default stop.wait (tests move a clock)
     max_hours: float | None = None  # the daemon's `cycle_hours`: the config's time limit, overridden
     quota: SessionLimits | None = None  # the rate limits and budgets of `[limits]`, across sessions
+    fallbacks: Sequence[Agent] | None = None  # the chain after `agent` (issue 13); None: `[scheduler] agents`
 
     def run(self) -> report.SessionRecord | None:
         """Run a session; None when another one holds the lock."""
@@ -197,8 +198,9 @@ class Runner:
         if ready.task is None:
             return ready, []
         limit = self.max_tasks or ws.settings.scheduler.max_tasks
-        return ready, self.agent.task_problems(takes(at_base, session, ready.task.id, limit, self.only_task,
-                                                     self.clock))  # fmt: skip
+        ids = takes(at_base, session, ready.task.id, limit, self.only_task, self.clock)
+        self.fallbacks = chain.prepare(ws, self.agent, self.fallbacks, ids, record)
+        return ready, self.agent.task_problems(ids)
 
     def _refused(self, record: report.SessionRecord) -> None:
         """A run refused at preflight: logged in the state database, not as a session (no report, no memory)."""
@@ -232,8 +234,8 @@ class Runner:
     def _loop(self, root: Path, session: str, base: str, record: report.SessionRecord) -> tuple[str, str]:
         deadline = self.clock() + (self.max_hours or self.ws.settings.scheduler.max_hours) * 3600
         failures_in_row = 0
-        guard = infra.Guard(self.ws, self.agent.name, session, self.clock, self.sleep or self.stop.wait, self._tell,
-                            self.ws.settings.infra)  # fmt: skip
+        agents = chain.Chain.of(self.ws, [self.agent, *(self.fallbacks or ())], session, self.clock,
+                                self.sleep or self.stop.wait, self._tell, self.ws.settings.infra)  # fmt: skip
         while True:
             stop = self._stop_reason(record, deadline, failures_in_row)
             if stop:
@@ -244,7 +246,8 @@ class Runner:
             if found.task is None:
                 self._quota().release()
                 return "completed", f"no ready task ({found.summary})"
-            stop, waited = self._may_run(guard, record, deadline)
+            self.agent = agents.pick()  # the first agent of the chain that may run (issue 13)
+            stop, waited = self._may_run(agents.guard, record, deadline)
             if stop:
                 return stop
             if waited:  # the queue may have changed meanwhile
@@ -256,13 +259,14 @@ class Runner:
             self._quota().kept(commits_between(self.ws, before, self.kept), task.task_id)
             self.current = None
             if task.infra is not None:  # the API stopped it: not a failure; wait or retry, then the same task
-                stop = guard.after_stop(record, task, deadline)
+                stop = agents.after_stop(record, task, deadline)  # the next agent, else wait or end
                 report.save(self.ws.state_dir, record)
                 if stop:
                     return stop
                 continue
             if task.agent is not None and not (task.agent.timed_out or task.agent.stopped):
-                guard.succeeded()
+                agents.guard.succeeded()
+            task.runs = agents.runs(task)
             record.tasks.append(task)
             report.save(self.ws.state_dir, record)
             failures_in_row = 0 if task.outcome == "passed" else failures_in_row + 1
@@ -326,7 +330,7 @@ class Runner:
         job = AgentJob(task_id=task.id, prompt=text, worktree=root, env=task_files.job_env(wt), run_dir=run_dir,
                        timeout_s=timeout, stop=self.stop,
                        on_start=lambda pid: update_lock(self.ws, task=task.id, agent_pid=pid, title=task.title,
-                                                         task_started=report.now_iso()),
+                                                         task_started=report.now_iso(), agent=self.agent.name),
                        on_event=self._agent_events(session, task, started))  # fmt: skip
         with (task_files.renewing(wt, task.id, session, timeout + 300, self.clock),
               confine(self.ws, root, job.env, endpoints=self.agent.endpoints(), read=self.agent.reads(),
@@ -442,7 +446,7 @@ class Runner:
         self.kept = worktree.head(root)
         update_lock(self.ws, kept=self.kept)  # what a crash from here on keeps (scheduler.postmortem)
         text = (f"Task {task.id} ({task.title}) passed verification and was kept: commits "
-                f"{', '.join(c[:12] for c in record.commits)}; coverage {record.coverage}.")
+                f"{', '.join(c[:12] for c in record.commits)}; coverage {record.coverage}; agent {result.agent}.")
         memory.log_event(wt, "gate", text, task_id=task.id, files=task_files.changed(wt, checkpoint),
                          source="scheduler", clock=self.clock)  # fmt: skip
 

@@ -29,6 +29,10 @@ def run_record(record: report.SessionRecord, path: Path) -> dict[str, Any]:
         "tokens_out": sum((t.agent.tokens_out or 0) for t in record.tasks if t.agent),
         "cost_usd": record.cost_usd, "report": str(path),
         "infra_stops": [f"{i.task_id}: {i.stop.kind}" for i in record.infra],  # not failures (issue 12)
+        # which agent did each task, and what each agent cost (a fallback chain moves tasks between them: issue 13)
+        "agents": {t.task_id: t.agent.agent for t in record.tasks if t.agent},
+        "cost_by_agent": record.cost_by_agent(),
+        "agent_runs": [r.model_dump(mode="json") for t in record.tasks for r in t.runs],
     }  # fmt: skip
 
 

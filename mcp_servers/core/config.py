@@ -349,10 +349,39 @@ class Plan(_Section):
         return value
 
 
+class CommandAgent(_Section):
+    """`agent = "command"`: any other CLI (aider, opencode, a team's own script) under the contract of
+    docs/command-agent.md (issue 13)."""
+
+    argv: list[str] = Field(default_factory=list, description="the command line, no shell: {prompt_file}, "
+                            "{mcp_config}, {result_file}, {worktree} and {task_id} in it are filled in")  # fmt: skip
+    env: list[str] = Field(default_factory=list, description="variables of your environment it gets in its sandbox "
+                           "(its credentials, e.g. OPENAI_API_KEY); nothing else of yours")  # fmt: skip
+    endpoints: list[str] = Field(default_factory=list, description="base URLs it must reach from its sandbox (its "
+                                 "model's API)")  # fmt: skip
+    reads: list[str] = Field(default_factory=list, description="folders of the machine it must read in its sandbox "
+                             "(its install), besides the system")  # fmt: skip
+
+    @field_validator("env")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name.startswith("OVERNIGHT_"):
+                raise ValueError(f"{name!r} is not the name of an environment variable it may be given")
+        return value
+
+
+AgentName = Literal["claude", "codex", "gemini", "replay", "command"]
+
+
 class Scheduler(_Section):
     """Unattended sessions: `overnight run` (and `overnight cron install` to start it at night)."""
 
-    agent: Literal["claude", "codex", "gemini", "replay"] = Field(default="claude", description="the agent that does the work")
+    agent: AgentName = Field(default="claude", description="the agent that does the work")
+    agents: list[AgentName] = Field(default_factory=list, description="a fallback chain, e.g. [\"claude\", "
+                                    "\"command\"]: a task an infrastructure stop (a usage limit, an outage, an open "
+                                    "circuit breaker) took from one agent goes to the next (empty: [agent])")
+    command: CommandAgent = Field(default_factory=CommandAgent, description="the command agent's command line")
     sandbox: Literal["bwrap", "off"] = Field(
         default="bwrap",
         description="run the agent and every run of the tests in a bubblewrap sandbox; \"off\" runs them as you, "
@@ -404,6 +433,26 @@ class Scheduler(_Section):
         if any(c in value for c in "<>\n\r\0"):
             raise ValueError(f"{value!r} cannot be part of a git identity: no <, >, newline or NUL")
         return value.strip()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _head(cls, data: Any) -> Any:
+        """A chain without `agent` starts at its head; an `agent` outside the chain is a mistake."""
+        if isinstance(data, dict) and isinstance(data.get("agents"), list) and data["agents"]:
+            if "agent" not in data:
+                data = {**data, "agent": data["agents"][0]}
+            elif data["agent"] not in data["agents"]:
+                raise ValueError(f"agent {data['agent']!r} is not in agents {data['agents']!r}: a session starts "
+                                 "with the first agent of the chain; leave `agent` out, or name one in `agents`")
+        return data
+
+    @field_validator("agents")
+    @classmethod
+    def _chain(cls, value: list[str]) -> list[str]:
+        twice = sorted({name for name in value if value.count(name) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} named more than once: each agent is in the chain once")
+        return value
 
     @field_validator("network_allow")
     @classmethod

@@ -131,16 +131,19 @@ class Outcome:
 
 
 def run_process(
-    argv: list[str], job: AgentJob, env: Mapping[str, str], log: Path, on_line: Callable[[dict[str, Any]], None]
+    argv: list[str], job: AgentJob, env: Mapping[str, str], log: Path, on_line: Callable[[dict[str, Any]], None],
+    stdin: Path | None = None,
 ) -> Outcome:
-    """Run an agent in its own process group; its stdout (JSON lines) goes to `log` and to `on_line`.
+    """Run an agent in its own process group; its stdout (JSON lines) goes to `log` and to `on_line`; its stdin is
+    the file `stdin` (else nothing).
 
     The wall clock and the stop signal end the whole group (SIGTERM, then SIGKILL), whatever the agent is doing.
     """
     started = time.monotonic()
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as out, (log.with_suffix(".stderr")).open("w") as err:
-        proc = subprocess.Popen(argv, cwd=job.worktree, env=dict(env), stdin=subprocess.DEVNULL,
+    with (log.open("w") as out, (log.with_suffix(".stderr")).open("w") as err,
+          stdin.open("rb") if stdin is not None else contextlib.nullcontext(subprocess.DEVNULL) as given):  # fmt: skip
+        proc = subprocess.Popen(argv, cwd=job.worktree, env=dict(env), stdin=given,
                                 stdout=subprocess.PIPE, stderr=err, start_new_session=True,
                                 preexec_fn=die_with_parent)  # noqa: PLW1509 (one prctl call)  # fmt: skip
         if job.on_start is not None:
@@ -382,6 +385,10 @@ def make(name: str, scheduler: Any, root: Path, script: Path | None = None) -> A
                                  "[scheduler] in overnight.toml")
             script = root / scheduler.replay_script
         return ReplayAgent(script.resolve())
+    if name == "command":  # (issue 13: the registry takes this branch over)
+        from .command import CommandAgent
+
+        return CommandAgent(scheduler, root=root)
     from mcp_servers.core.errors import UsageError
 
-    raise UsageError(f"unknown agent {name!r}: choose claude, codex, gemini or replay")
+    raise UsageError(f"unknown agent {name!r}: choose claude, codex, gemini, replay or command")

@@ -359,6 +359,7 @@ def test_status_shows_the_running_session_and_the_last_ones(tmp_path: Path) -> N
         now = control.status(_ws(repo))
         assert now["running"]["session"] == lock["session"] and now["running"]["task"] == "sub"
         assert now["running"]["agent_pid"] == lock["agent_pid"] and now["running"]["task_elapsed_s"] >= 0
+        assert now["running"]["agent"] == "replay"  # which agent of a fallback chain runs (issue 13)
         control.request_stop(_ws(repo))
         proc.communicate(timeout=120)
     finally:
