@@ -1,6 +1,6 @@
 """The Claude Code adapter: `claude -p` with a per-run MCP config, per-run hooks, locked-down permissions.
 
-Flags as DESIGN.md gives them, never `--bare` (it turns hooks off). The `PreToolUse` hook (`scheduler.guard`)
+Flags as DESIGN.md gives them, never `--bare` (it turns hooks off). The `PreToolUse` hook (`scheduler.guard.claude`)
 refuses `git commit`, `git push`, `--no-verify`, `core.hooksPath` and writes outside the allowed paths by
 exiting 2; the permission rules deny the same again; the scheduler verifies everything afterwards anyway.
 """
@@ -26,13 +26,14 @@ from . import (
     call_text,
     gate_verdict,
     mcp_config,
-    result_from,
     run_process,
 )
 from . import short as one_line
 from . import watching as watch
+from .claude_stream import _text, result_from
 
 DEFAULT_API = "https://api.anthropic.com"
+GUARD = "scheduler.guard.claude"  # Claude Code's hook: the shared guard, read and answered as Claude Code does
 # What Claude Code needs of the person's environment inside its sandbox: its credentials and where to send them.
 CREDENTIALS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL",
                "ANTHROPIC_MODEL", "ANTHROPIC_CUSTOM_HEADERS")
@@ -58,7 +59,7 @@ def settings(python: str = sys.executable) -> dict[str, Any]:
                 {
                     "matcher": "Bash|Write|Edit|MultiEdit|NotebookEdit",
                     # -I: the worktree's own files are never imported in place of the guard
-                    "hooks": [{"type": "command", "command": f"'{python}' -I -m scheduler.guard", "timeout": 60}],
+                    "hooks": [{"type": "command", "command": f"'{python}' -I -m {GUARD}", "timeout": 60}],
                 }
             ]
         },
@@ -195,12 +196,6 @@ class ClaudeEvents:
         if block.get("is_error"):
             return [AgentEvent("refused", one_line(f"{name}: {text}"), turns=self.turns)]
         return []
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return "\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
-    return str(content or "")
 
 
 def _pass_login(environ: Mapping[str, str], home: Path) -> None:

@@ -49,8 +49,9 @@ from typing import Any
 
 from mcp_servers.core.errors import UsageError
 
-from . import AgentEvent, AgentJob, AgentResult, agent_env, gate_verdict, mcp_config, result_from, run_process, short
+from . import AgentEvent, AgentJob, AgentResult, agent_env, gate_verdict, mcp_config, run_process, short
 from . import watching as watch
+from .claude_stream import result_from
 
 STEP_KINDS = ("write", "append", "call", "run", "sleep", "say", "spend", "fail")
 FAILS = ("usage-limit", "limit-disabled", "overloaded", "server-error", "network")
