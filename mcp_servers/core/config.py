@@ -349,10 +349,17 @@ class Plan(_Section):
         return value
 
 
+# An agent's name (`[scheduler] agent`, `[agents.<name>]`). Which names exist is the scheduler's agent registry's
+# business (scheduler.agents.registry): this package does not import the scheduler, so the registry checks them,
+# and each `[agents.<name>]` table with its adapter's own model, when a session starts and in `overnight doctor`.
+AGENT_NAME = r"^[a-z][a-z0-9_-]{0,39}$"
+
+
 class Scheduler(_Section):
     """Unattended sessions: `overnight run` (and `overnight cron install` to start it at night)."""
 
-    agent: Literal["claude", "replay"] = Field(default="claude", description="the agent that does the work")
+    agent: str = Field(default="claude", pattern=AGENT_NAME, description="the agent that does the work (one of the "
+                       "registered ones: `overnight doctor` lists them; [agents.<name>] holds its own settings)")
     sandbox: Literal["bwrap", "off"] = Field(
         default="bwrap",
         description="run the agent and every run of the tests in a bubblewrap sandbox; \"off\" runs them as you, "
@@ -573,6 +580,11 @@ class Settings(_Section):
     infra: Infra = Field(default_factory=Infra)
     daemon: Daemon = Field(default_factory=Daemon)
     limits: Limits = Field(default_factory=Limits)
+    agents: dict[Annotated[str, Field(pattern=AGENT_NAME)], dict[str, Any]] = Field(
+        default_factory=dict,
+        description="each agent's own settings, `[agents.<name>]` (command, model, max_turns, max_budget_usd, "
+        "timeout_min and what its adapter adds), checked by its adapter when a session starts",
+    )
 
     def policy_hash(self) -> str:
         """A digest of everything that decides whether a tree passes; a receipt is valid only under it."""
@@ -705,7 +717,10 @@ def template(values: dict[str, Any] | None = None) -> str:
     found in the repository."""
     lines = [_HEADER]
     for name in Settings.model_fields:
-        _emit(lines, name, getattr(Settings(), name), values or {})
+        value = getattr(Settings(), name)
+        if isinstance(value, BaseModel):
+            _emit(lines, name, value, values or {})
+    lines.extend(_AGENTS_EXAMPLE)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -741,6 +756,19 @@ def _emit(lines: list[str], prefix: str, model: BaseModel, values: dict[str, Any
         lines.append("")
     for name, sub in nested:
         _emit(lines, f"{prefix}.{name}", sub, values)
+
+
+_AGENTS_EXAMPLE = [
+    "# [agents.<name>]: one agent's own settings (claude, replay, ...); unset keys come from [scheduler]",
+    "# (claude takes claude_command, model and fallback_model from there too)",
+    "# [agents.claude]",
+    '# command = "claude"',
+    '# model = ""',
+    "# max_turns = 80",
+    "# max_budget_usd = 0.0",
+    "# timeout_min = 30.0",
+    "",
+]
 
 
 def _is_table_list(field: Any) -> bool:

@@ -288,23 +288,11 @@ def agent_env(job: AgentJob, environ: Mapping[str, str] | None = None, keep: Seq
     return env
 
 
-def make(name: str, scheduler: Any, root: Path, script: Path | None = None) -> Agent:
-    """The agent `overnight run` uses: `name` (else `scheduler.agent`), the replay one with its script."""
-    if name == "claude":
-        from .claude import ClaudeAgent
+def make(name: str, scheduler: Any, root: Path, script: Path | None = None,
+         tables: Mapping[str, Mapping[str, Any]] | None = None) -> Agent:  # fmt: skip
+    """The agent `overnight run` uses: `name` (else `scheduler.agent`), built by its adapter in the registry
+    (`scheduler.agents.registry`) from its `[agents.<name>]` table (`tables`) over `[scheduler]`; the replay
+    one with its script."""
+    from . import registry
 
-        return ClaudeAgent(scheduler)
-    if name == "replay":
-        from mcp_servers.core.errors import UsageError
-
-        from .replay import ReplayAgent
-
-        if script is None:
-            if not scheduler.replay_script:
-                raise UsageError("the replay agent needs a script: `--script FILE`, or `replay_script` under "
-                                 "[scheduler] in overnight.toml")
-            script = root / scheduler.replay_script
-        return ReplayAgent(script.resolve())
-    from mcp_servers.core.errors import UsageError
-
-    raise UsageError(f"unknown agent {name!r}: choose claude or replay")
+    return registry.make(name or scheduler.agent, scheduler, root, script, tables)
