@@ -56,7 +56,7 @@ def diagnose(path: str | None = None, *, run_tests: bool = False) -> Diagnosis:
             )
         )
         return _done(findings)
-    for check in (_repository, _config, _sandbox, _state, _mcp_json, _hook, _tests, _claude, _notify):
+    for check in (_repository, _config, _sandbox, _state, _mcp_json, _hook, _tests, _agents, _notify):
         if broken is not None and check is _config:
             findings.append(_broken_config(broken))
             continue
@@ -313,25 +313,11 @@ def _sandbox(ws: Workspace) -> list[Finding]:
                     detail=f"{version} makes sandboxes here (user, PID, IPC and network namespaces, no capabilities)")]
 
 
-def _claude(ws: Workspace) -> list[Finding]:
-    exe = shutil.which("claude")
-    if exe is None:
-        return [
-            Finding(
-                name="claude",
-                status="warn",
-                detail="Claude Code CLI not on PATH (needed by `overnight run`)",
-                fix="`npm install -g @anthropic-ai/claude-code`",
-            )
-        ]
-    version = proc.run([exe, "--version"], timeout=30)
-    return [
-        Finding(
-            name="claude",
-            status="ok" if version.ok else "warn",
-            detail=version.text().strip() or version.describe(tail_lines=3),
-        )
-    ]
+def _agents(ws: Workspace) -> list[Finding]:
+    """One line per agent the settings name, from the agent registry (`scheduler.doctor_agents`)."""
+    from . import doctor_agents
+
+    return doctor_agents.checks(ws.settings, ws.environ)
 
 
 def _servers(ws: Workspace) -> list[Finding]:
