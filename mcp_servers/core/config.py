@@ -759,14 +759,11 @@ def _emit(lines: list[str], prefix: str, model: BaseModel, values: dict[str, Any
 
 
 _AGENTS_EXAMPLE = [
-    "# [agents.<name>]: one agent's own settings (claude, replay, ...); unset keys come from [scheduler]",
-    "# (claude takes claude_command, model and fallback_model from there too)",
+    "# [agents.<name>]: one agent's own settings (claude, replay, ...): command, model, max_turns, max_budget_usd,",
+    "# timeout_min and its adapter's own keys. A key left out comes from [scheduler] (max_turns, max_budget_usd,",
+    "# task_timeout_min; for claude also claude_command, model and fallback_model). For example:",
     "# [agents.claude]",
-    '# command = "claude"',
-    '# model = ""',
-    "# max_turns = 80",
-    "# max_budget_usd = 0.0",
-    "# timeout_min = 30.0",
+    "#   max_turns = 40",
     "",
 ]
 

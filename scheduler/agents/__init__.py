@@ -1,8 +1,11 @@
-"""Agents the scheduler can run: Claude Code, and a replay of a scripted session.
+"""Agents the scheduler can run: what every adapter shares (the `Agent` protocol, the job and result models, the
+process runner, the agent's environment). Each adapter is a module beside this one (`claude`, `replay`, ...),
+listed in `registry`, and owns what is its agent's own: its command line, its configuration and hooks, how its
+stream becomes an `AgentResult` (Claude Code's: `claude_stream`), its tool names, its doctor check.
 
-Both run as a child process in a process group of their own, with a wall clock the scheduler enforces itself
-(turn caps are soft) and a stop signal (`overnight stop`). Both write stream-json lines whose last `result`
-line says how the run ended; the scheduler reads that, and then trusts none of it: it verifies the work itself.
+Every agent runs as a child process in a process group of its own, with a wall clock the scheduler enforces
+itself (turn caps are soft) and a stop signal (`overnight stop`). Its stream says how the run ended; the
+scheduler reads that, and then trusts none of it: it verifies the work itself.
 """
 
 from __future__ import annotations
