@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pydantic import BaseModel
+
 from mcp_servers.core.config import Settings
 from mcp_servers.core.errors import ConfigError, UsageError
 
 from .agents import registry
-from .agents.adapter import Adapter, AgentCheck, AgentSettings, cli_version
+from .agents.adapter import Adapter, AgentCheck, cli_version
 from .doctor import Finding
 
 
@@ -30,10 +32,11 @@ def checks(settings: Settings, environ: Mapping[str, str]) -> list[Finding]:
     return found
 
 
-def _check(adapter: Adapter, own: AgentSettings, environ: Mapping[str, str]) -> AgentCheck:
+def _check(adapter: Adapter, own: BaseModel, environ: Mapping[str, str]) -> AgentCheck:
     if adapter.doctor is not None:
         return adapter.doctor(own, environ)
-    return cli_version(own.command or adapter.default_command, environ, adapter.install)
+    command = str(getattr(own, "command", "") or adapter.default_command or adapter.name)
+    return cli_version(command, environ, adapter.install)  # installed or not; its login cannot be told
 
 
 def _finding(name: str, adapter: Adapter, check: AgentCheck, role: str) -> Finding:

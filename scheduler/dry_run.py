@@ -86,13 +86,13 @@ def dry_run(ws: Workspace, agent: Agent, *, only: str | None = None, max_tasks: 
         later = ", ".join(f"`{t.id}`" for t in ready[limit:])
         result.more = f"{later} would be ready too, beyond the task limit ({limit})"
     if chosen:
-        result.prompt = _prompt(wb, chosen[0], agent.name)
+        result.prompt = _prompt(wb, chosen[0], agent)
     if (holding := blocked(ws, time.time())) is not None:
         result.held = holding.reason()
     return result
 
 
-def _prompt(wb: Workspace, task: TaskDetail, agent: str) -> str:
+def _prompt(wb: Workspace, task: TaskDetail, agent: Agent) -> str:
     """The first task's prompt as the session would build it (memory as it is now)."""
     files = []
     if task.files:

@@ -319,7 +319,7 @@ class Runner:
         files = task_files.files_in_scope(wt, task.files)
         lessons = memory.lessons_for(wt, files=files or None, task_id=task.id).entries
         text = prompt.build(task, wt.settings, lessons, memory.open_next_steps(wt).steps,
-                            registry.tool_names(self.agent.name))  # its tools as its CLI names them
+                            registry.tool_names(self.agent))  # its tools as its CLI names them
         # (a run the API stopped is not an attempt: the next one gets a folder of its own all the same)
         run_dir = infra.fresh(self.ws.state_dir / "runs" / session / f"{task.id}-{record.attempt}")
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -77,7 +77,7 @@ class Adapter:
 
     name: str
     title: str  # for people: "Claude Code"
-    settings: type[AgentSettings]
+    settings: type[BaseModel]  # its `[agents.<name>]` model: best a subclass of AgentSettings (extra keys forbidden)
     build: Callable[[Any, Built], Agent]
     tool: Callable[[str, str], str] = mcp_tool
     doctor: Callable[[Any, Mapping[str, str]], AgentCheck] | None = None

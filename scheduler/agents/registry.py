@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mcp_servers.core.config import Scheduler, Settings
 from mcp_servers.core.errors import ConfigError, UsageError
 
-from .adapter import Adapter, AgentSettings, Built, mcp_tool
+from .adapter import Adapter, Built, mcp_tool
 
 if TYPE_CHECKING:
     from . import Agent
@@ -50,7 +50,7 @@ def get(name: str) -> Adapter:
 
 
 def settings_for(name: str, scheduler: Scheduler, tables: Mapping[str, Mapping[str, Any]] | None = None
-                 ) -> AgentSettings:  # fmt: skip
+                 ) -> BaseModel:  # fmt: skip
     """Agent `name`'s settings: its `[agents.<name>]` table over the `[scheduler]` keys it defaults from,
     validated by its adapter's model; a ConfigError saying which key is wrong and why."""
     adapter = get(name)
@@ -63,7 +63,7 @@ def settings_for(name: str, scheduler: Scheduler, tables: Mapping[str, Mapping[s
         raise ConfigError(_describe(name, e, model)) from e
 
 
-def _describe(name: str, error: ValidationError, model: type[AgentSettings]) -> str:
+def _describe(name: str, error: ValidationError, model: type[BaseModel]) -> str:
     problems = []
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"]) or "(the table)"
@@ -109,11 +109,15 @@ def make(
     return adapter.build(settings_for(name, scheduler, tables), Built(scheduler, root, script, environ))
 
 
-def tool_names(agent: str) -> Callable[[str, str], str]:
-    """How agent `agent` names the servers' tools: `tool("quality", "commit")`. An agent the registry does not
-    know (a test's own, say) gets Claude Code's spelling."""
-    module = _MODULES.get(agent)
-    return get(agent).tool if module is not None else mcp_tool
+def tool_names(agent: str | Agent) -> Callable[[str, str], str]:
+    """How `agent` (an agent, or its name) names the servers' tools: `tool("quality", "commit")`. An agent's own
+    `tool` method wins (a chain of agents says its current one's); else its adapter's; an agent the registry does
+    not know (a test's own, say) gets Claude Code's spelling."""
+    own = getattr(agent, "tool", None)
+    if not isinstance(agent, str) and callable(own):
+        return own  # type: ignore[no-any-return]
+    name = agent if isinstance(agent, str) else agent.name
+    return get(name).tool if name in _MODULES else mcp_tool
 
 
 def timeout_min(agent: Agent, scheduler: Scheduler) -> float:

@@ -146,6 +146,16 @@ def test_each_adapter_names_the_tools_in_its_prompt(tmp_path: Path, spelled: str
     assert registry.tool_names("claude")("quality", "commit") == "mcp__quality__commit"
     assert registry.tool_names("not-registered")("quality", "commit") == "mcp__quality__commit"
     assert registry.tool_names(spelled)("project", "complete_task") == "mcp_project_complete_task"
+    agent = SpelledAgent(tmp_path / "s.toml")
+    assert registry.tool_names(agent)("memory", "log_event") == "mcp_memory_log_event"  # by its name
+
+    class Own(ReplayAgent):
+        name = "claude"
+
+        def tool(self, server: str, name: str) -> str:
+            return f"{server}.{name}"
+
+    assert registry.tool_names(Own(tmp_path / "s.toml"))("quality", "commit") == "quality.commit"  # its own wins
 
 
 def test_a_session_prompts_its_agent_with_its_own_tool_names_and_timeout(tmp_path: Path, spelled: str) -> None:
