@@ -48,7 +48,7 @@ def fallbacks(ws: Workspace, primary: Agent, script: Path | None = None) -> list
     if primary.name not in chain:
         return []
     after = chain[chain.index(primary.name) + 1 :]
-    return [make(name, ws.settings.scheduler, ws.repo.root, script) for name in after]
+    return [make(name, ws.settings.scheduler, ws.repo.root, script, ws.settings.agents) for name in after]
 
 
 def usable(ws: Workspace, agents: Sequence[Agent], task_ids: Sequence[str]) -> tuple[list[Agent], list[str]]:

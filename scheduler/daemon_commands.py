@@ -17,8 +17,9 @@ from . import output as out
 @click.option(
     "--agent",
     "agent_name",
-    type=click.Choice(["claude", "codex", "gemini", "replay", "command"]),
-    help="The agent (default: `scheduler.agent` in overnight.toml, else claude).",
+    metavar="NAME",
+    help="The agent: claude, codex, gemini, command, replay or another registered one (default: `scheduler.agent` "
+    "in overnight.toml, else claude).",
 )
 @click.option(
     "--script",
@@ -55,7 +56,8 @@ def daemon(ctx: click.Context, agent_name: str | None, script: Path | None, env_
 
     def make_agent(current: Workspace) -> agents.Agent:
         settings = current.settings.scheduler
-        return agents.make(agent_name or settings.agent, settings, current.repo.root, script)
+        return agents.make(agent_name or settings.agent, settings, current.repo.root, script,
+                           current.settings.agents)
 
     make_agent(ws)  # a missing agent or script is said before the daemon starts
     with RunView(progress_console(), quiet=quiet) as view:

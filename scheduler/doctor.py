@@ -56,7 +56,7 @@ def diagnose(path: str | None = None, *, run_tests: bool = False) -> Diagnosis:
             )
         )
         return _done(findings)
-    for check in (_repository, _config, _sandbox, _state, _mcp_json, _hook, _tests, _claude, _codex, _gemini, _notify):
+    for check in (_repository, _config, _sandbox, _state, _mcp_json, _hook, _tests, _agents, _notify):
         if broken is not None and check is _config:
             findings.append(_broken_config(broken))
             continue
@@ -313,54 +313,12 @@ def _sandbox(ws: Workspace) -> list[Finding]:
                     detail=f"{version} makes sandboxes here (user, PID, IPC and network namespaces, no capabilities)")]
 
 
-def _claude(ws: Workspace) -> list[Finding]:
-    exe = shutil.which("claude")
-    if exe is None:
-        return [
-            Finding(
-                name="claude",
-                status="warn",
-                detail="Claude Code CLI not on PATH (needed by `overnight run`)",
-                fix="`npm install -g @anthropic-ai/claude-code`",
-            )
-        ]
-    version = proc.run([exe, "--version"], timeout=30)
-    return [
-        Finding(
-            name="claude",
-            status="ok" if version.ok else "warn",
-            detail=version.text().strip() or version.describe(tail_lines=3),
-        )
-    ]
+def _agents(ws: Workspace) -> list[Finding]:
+    """One line per agent the settings name, from the agent registry (`scheduler.doctor_agents`)."""
+    from . import doctor_agents
 
+    return doctor_agents.checks(ws.settings, ws.environ)
 
-def _gemini(ws: Workspace) -> list[Finding]:
-    """The Gemini CLI, when it is the configured agent: installed, the version measured, a key (issue 13)."""
-    if ws.settings.scheduler.agent != "gemini":
-        return []
-    from .agents.gemini import GeminiAgent
-
-    agent = GeminiAgent(ws.settings.scheduler, environ=ws.environ)
-    problems = agent.problems(ws.environ)
-    if not problems:
-        return [Finding(name="gemini", status="ok", detail=f"Gemini CLI {agent.executable()}, an API key is set")]
-    return [Finding(name="gemini", status="warn", detail=p.split(": ", 1)[0], fix=p.split(": ", 1)[-1])
-            for p in problems]  # fmt: skip
-
-
-def _codex(ws: Workspace) -> list[Finding]:
-    """The Codex CLI, when it is the configured agent: installed, recent enough, with credentials (issue 13)."""
-    if ws.settings.scheduler.agent != "codex":
-        return []
-    from .agents.codex import CodexAgent
-
-    agent = CodexAgent(ws.settings.scheduler, environ=ws.environ)
-    problems = agent.problems(ws.environ)
-    if problems:
-        return [Finding(name="codex", status="error", detail=p.split(": ", 1)[0], fix=p.split(": ", 1)[-1])
-                for p in problems]  # fmt: skip
-    version = ".".join(map(str, agent.version() or ()))
-    return [Finding(name="codex", status="ok", detail=f"Codex CLI {version} at {agent.executable()}, with credentials")]
 
 
 def _servers(ws: Workspace) -> list[Finding]:

@@ -86,17 +86,19 @@ def dry_run(ws: Workspace, agent: Agent, *, only: str | None = None, max_tasks: 
         later = ", ".join(f"`{t.id}`" for t in ready[limit:])
         result.more = f"{later} would be ready too, beyond the task limit ({limit})"
     if chosen:
-        result.prompt = _prompt(wb, chosen[0])
+        result.prompt = _prompt(wb, chosen[0], agent)
     if (holding := blocked(ws, time.time())) is not None:
         result.held = holding.reason()
     return result
 
 
-def _prompt(wb: Workspace, task: TaskDetail) -> str:
+def _prompt(wb: Workspace, task: TaskDetail, agent: Agent) -> str:
     """The first task's prompt as the session would build it (memory as it is now)."""
     files = []
     if task.files:
         scope = Globs(list(task.files))
         files = [p for p in wb.repo.out("ls-files").splitlines() if scope.match(p)][:50]
     lessons = memory.lessons_for(wb, files=files or None, task_id=task.id).entries
-    return prompt.build(task, wb.settings, lessons, memory.open_next_steps(wb).steps)
+    from .agents import registry
+
+    return prompt.build(task, wb.settings, lessons, memory.open_next_steps(wb).steps, registry.tool_names(agent))

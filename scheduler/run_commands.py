@@ -27,8 +27,8 @@ def _ws(ctx: click.Context) -> Workspace:
 
 
 @click.command()
-@click.option("--agent", "agent_name", type=click.Choice(["claude", "codex", "gemini", "replay", "command"]),
-              help="The agent (default: `scheduler.agent` in overnight.toml, else claude).")
+@click.option("--agent", "agent_name", metavar="NAME", help="The agent: claude, codex, gemini, command, replay or "
+              "another registered one (default: `scheduler.agent` in overnight.toml, else claude).")
 @click.option("--script", type=click.Path(dir_okay=False, path_type=Path),
               help="For --agent replay: the scripted session to play.")
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
@@ -56,7 +56,7 @@ def run(ctx: click.Context, agent_name: str | None, script: Path | None, env_fil
         os.environ.update(load_env_file(env_file))
     ws = Workspace.open(ctx.find_root().obj)
     settings = ws.settings.scheduler
-    agent = agents.make(agent_name or settings.agent, settings, ws.repo.root, script)
+    agent = agents.make(agent_name or settings.agent, settings, ws.repo.root, script, ws.settings.agents)
     if dry_run or only_task:
         from .dry_run import dry_run as what_would_run
         from .morning_commands import show_dry_run

@@ -28,7 +28,7 @@ from mcp_servers.core.queue_models import NextTask, TaskDetail
 from mcp_servers.core.workspace import Workspace
 
 from . import activity, chain, infra, prompt, report, session_memory, snapshot, task_files, verify, worktree
-from .agents import Agent, AgentEvent, AgentJob, AgentResult, held_attempts
+from .agents import Agent, AgentEvent, AgentJob, AgentResult, held_attempts, registry
 from .confine import confine
 from .control import stop_file
 from .delivery import deliver
@@ -311,7 +311,7 @@ class Runner:
         record = report.TaskRecord(task_id=task.id, title=task.title, outcome="failed", started=report.now_iso(),
                                    attempt=task.attempts + 1)  # fmt: skip
         self.current = record
-        timeout = max(1.0, min(limits.task_timeout_min * 60, deadline - self.clock()))
+        timeout = max(1.0, min(registry.timeout_min(self.agent, limits) * 60, deadline - self.clock()))
         checked = queue.check_plan_task(wt, task.id)  # next_task judged it too; the scheduler asks again itself
         if not checked.ok:
             record.reasons = [f"validate_task refused it: [{v.rule}] {v.message}" for v in checked.violations]
@@ -322,7 +322,8 @@ class Runner:
         queue.claim_task(wt, task.id, session, ttl_s=timeout + 300, clock=self.clock)
         files = task_files.files_in_scope(wt, task.files)
         lessons = memory.lessons_for(wt, files=files or None, task_id=task.id).entries
-        text = prompt.build(task, wt.settings, lessons, memory.open_next_steps(wt).steps)
+        text = prompt.build(task, wt.settings, lessons, memory.open_next_steps(wt).steps,
+                            registry.tool_names(self.agent))  # its tools as its CLI names them
         # (a run the API stopped is not an attempt: the next one gets a folder of its own all the same)
         run_dir = infra.fresh(self.ws.state_dir / "runs" / session / f"{task.id}-{record.attempt}")
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -44,16 +44,16 @@ def lesson(task: TaskDetail, record: report.TaskRecord) -> str:
     policy = [r for r in reasons if r.startswith("[")]
     if gate:
         cause = report.one_line([gate], 700)
-        hint = "run the tests (`mcp__quality__run_quality_gate`) and fix every failure before committing"
+        hint = "run the tests (the quality server's `run_quality_gate`) and fix every failure before committing"
     elif outside:
         cause = outside + ("; " + "; ".join(policy)[:500] if policy else "")
-        hint = "never commit with `git commit`: only `mcp__quality__commit`, after the gate passes, counts"
+        hint = "never commit with `git commit`: only the quality server's `commit`, after the gate passes, counts"
     elif policy:
         cause = "; ".join(policy)[:700]
         hint = f"stay inside the task's scope ({', '.join(task.files) or 'the allowed paths'}) and the safety policy"
     elif "no commit was made" in reasons[0]:
         cause = reasons[0]
-        hint = "commit with `mcp__quality__commit` once the gate passes; uncommitted work is dropped"
+        hint = "commit with the quality server's `commit` once the gate passes; uncommitted work is dropped"
     else:
         cause = reasons[0].splitlines()[0]
         hint = "keep the change small, test it, and pass the gate before committing"

@@ -349,39 +349,21 @@ class Plan(_Section):
         return value
 
 
-class CommandAgent(_Section):
-    """`agent = "command"`: any other CLI (aider, opencode, a team's own script) under the contract of
-    docs/command-agent.md (issue 13)."""
-
-    argv: list[str] = Field(default_factory=list, description="the command line, no shell: {prompt_file}, "
-                            "{mcp_config}, {result_file}, {worktree} and {task_id} in it are filled in")  # fmt: skip
-    env: list[str] = Field(default_factory=list, description="variables of your environment it gets in its sandbox "
-                           "(its credentials, e.g. OPENAI_API_KEY); nothing else of yours")  # fmt: skip
-    endpoints: list[str] = Field(default_factory=list, description="base URLs it must reach from its sandbox (its "
-                                 "model's API)")  # fmt: skip
-    reads: list[str] = Field(default_factory=list, description="folders of the machine it must read in its sandbox "
-                             "(its install), besides the system")  # fmt: skip
-
-    @field_validator("env")
-    @classmethod
-    def _names(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name.startswith("OVERNIGHT_"):
-                raise ValueError(f"{name!r} is not the name of an environment variable it may be given")
-        return value
-
-
-AgentName = Literal["claude", "codex", "gemini", "replay", "command"]
+# An agent's name (`[scheduler] agent`, `[agents.<name>]`). Which names exist is the scheduler's agent registry's
+# business (scheduler.agents.registry): this package does not import the scheduler, so the registry checks them,
+# and each `[agents.<name>]` table with its adapter's own model, when a session starts and in `overnight doctor`.
+AGENT_NAME = r"^[a-z][a-z0-9_-]{0,39}$"
 
 
 class Scheduler(_Section):
     """Unattended sessions: `overnight run` (and `overnight cron install` to start it at night)."""
 
-    agent: AgentName = Field(default="claude", description="the agent that does the work")
-    agents: list[AgentName] = Field(default_factory=list, description="a fallback chain, e.g. [\"claude\", "
-                                    "\"command\"]: a task an infrastructure stop (a usage limit, an outage, an open "
-                                    "circuit breaker) took from one agent goes to the next (empty: [agent])")
-    command: CommandAgent = Field(default_factory=CommandAgent, description="the command agent's command line")
+    agent: str = Field(default="claude", pattern=AGENT_NAME, description="the agent that does the work (one of the "
+                       "registered ones: `overnight doctor` lists them; [agents.<name>] holds its own settings)")
+    agents: list[Annotated[str, Field(pattern=AGENT_NAME)]] = Field(
+        default_factory=list, description="a fallback chain, e.g. [\"claude\", \"codex\"]: a task an "
+        "infrastructure stop (a usage limit, an outage, an open circuit breaker) took from one agent goes to the next "
+        "(empty: [agent])")
     sandbox: Literal["bwrap", "off"] = Field(
         default="bwrap",
         description="run the agent and every run of the tests in a bubblewrap sandbox; \"off\" runs them as you, "
@@ -622,6 +604,11 @@ class Settings(_Section):
     infra: Infra = Field(default_factory=Infra)
     daemon: Daemon = Field(default_factory=Daemon)
     limits: Limits = Field(default_factory=Limits)
+    agents: dict[Annotated[str, Field(pattern=AGENT_NAME)], dict[str, Any]] = Field(
+        default_factory=dict,
+        description="each agent's own settings, `[agents.<name>]` (command, model, max_turns, max_budget_usd, "
+        "timeout_min and what its adapter adds), checked by its adapter when a session starts",
+    )
 
     def policy_hash(self) -> str:
         """A digest of everything that decides whether a tree passes; a receipt is valid only under it."""
@@ -754,7 +741,10 @@ def template(values: dict[str, Any] | None = None) -> str:
     found in the repository."""
     lines = [_HEADER]
     for name in Settings.model_fields:
-        _emit(lines, name, getattr(Settings(), name), values or {})
+        value = getattr(Settings(), name)
+        if isinstance(value, BaseModel):
+            _emit(lines, name, value, values or {})
+    lines.extend(_AGENTS_EXAMPLE)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -790,6 +780,16 @@ def _emit(lines: list[str], prefix: str, model: BaseModel, values: dict[str, Any
         lines.append("")
     for name, sub in nested:
         _emit(lines, f"{prefix}.{name}", sub, values)
+
+
+_AGENTS_EXAMPLE = [
+    "# [agents.<name>]: one agent's own settings (claude, replay, ...): command, model, max_turns, max_budget_usd,",
+    "# timeout_min and its adapter's own keys. A key left out comes from [scheduler] (max_turns, max_budget_usd,",
+    "# task_timeout_min; for claude also claude_command, model and fallback_model). For example:",
+    "# [agents.claude]",
+    "#   max_turns = 40",
+    "",
+]
 
 
 def _is_table_list(field: Any) -> bool:

@@ -1,8 +1,11 @@
-"""Agents the scheduler can run: Claude Code, and a replay of a scripted session.
+"""Agents the scheduler can run: what every adapter shares (the `Agent` protocol, the job and result models, the
+process runner, the agent's environment). Each adapter is a module beside this one (`claude`, `replay`, ...),
+listed in `registry`, and owns what is its agent's own: its command line, its configuration and hooks, how its
+stream becomes an `AgentResult` (Claude Code's: `claude_stream`), its tool names, its doctor check.
 
-Both run as a child process in a process group of their own, with a wall clock the scheduler enforces itself
-(turn caps are soft) and a stop signal (`overnight stop`). Both write stream-json lines whose last `result`
-line says how the run ended; the scheduler reads that, and then trusts none of it: it verifies the work itself.
+Every agent runs as a child process in a process group of its own, with a wall clock the scheduler enforces
+itself (turn caps are soft) and a stop signal (`overnight stop`). Its stream says how the run ended; the
+scheduler reads that, and then trusts none of it: it verifies the work itself.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from mcp_servers.core import sandbox
 from mcp_servers.core.proc import kill_group
 
 from ..confine import Confinement, die_with_parent
-from .stops import InfraStop, classify
+from .stops import InfraStop
 
 log = logging.getLogger(__name__)
 _GRACE_S = 5.0
@@ -212,58 +215,6 @@ def _end(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
-def result_from(agent: str, outcome: Outcome, log: Path) -> AgentResult:
-    """What the last `result` line says, with the exit code and the wall clock the scheduler saw itself."""
-    final = next((line for line in reversed(outcome.lines) if line.get("type") == "result"), None)
-    init = next((line for line in outcome.lines if line.get("type") == "system" and line.get("subtype") == "init"), {})
-    servers = {str(s.get("name")): str(s.get("status")) for s in init.get("mcp_servers", []) if isinstance(s, dict)}
-    result = AgentResult(agent=agent, exit_code=outcome.exit_code, timed_out=outcome.timed_out, stopped=outcome.stopped,
-                         duration_s=round(outcome.duration_s, 2), log=str(log), servers=servers,
-                         refused=refusals(outcome.lines), failures=failed_calls(outcome.lines)[:100])
-    if final is None:
-        result.terminal_reason = "timed out" if outcome.timed_out else "stopped" if outcome.stopped else "no result"
-        return result
-    usage = final.get("usage") or {}
-    result.is_error = bool(final.get("is_error", True)) or outcome.exit_code != 0 or outcome.timed_out
-    result.terminal_reason = final.get("terminal_reason") or final.get("subtype")
-    result.turns = final.get("num_turns")
-    result.tokens_in = _tokens(usage, "input")
-    result.tokens_out = usage.get("output_tokens")
-    result.cost_usd = final.get("total_cost_usd")
-    result.final = str(final.get("result") or "")[:2000]
-    result.permission_denials = [_denial(d) for d in final.get("permission_denials") or [] if isinstance(d, dict)]
-    if not (outcome.timed_out or outcome.stopped):
-        result.infra = classify(outcome.lines)
-    return result
-
-
-def refusals(lines: list[dict[str, Any]], limit: int = 50) -> list[str]:
-    """Tool calls that came back as errors, and why: from Claude Code's stream (a tool_use, then its is_error
-    tool_result: permission rules, the guard hook, our servers' refusals) or the replay agent's steps."""
-    return list(dict.fromkeys(f"{call}: {_first(text)}" for call, text in failed_calls(lines)))[:limit]
-
-
-def failed_calls(lines: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(the call, its whole error text) for every tool call or step that came back as an error."""
-    calls: dict[str, str] = {}
-    found: list[tuple[str, str]] = []
-    for line in lines:
-        if line.get("type") == "step" and line.get("ok") is False:
-            what = line.get("tool") or " ".join(map(str, line.get("argv") or [])) or line.get("action")
-            found.append((str(what), _text(line.get("error") or line.get("result") or line.get("output"))))
-            continue
-        message = line.get("message")
-        content = message.get("content") if isinstance(message, dict) else None
-        for block in content if isinstance(content, list) else []:
-            if not isinstance(block, dict):
-                continue
-            if block.get("type") == "tool_use":
-                calls[str(block.get("id"))] = _call(str(block.get("name")), block.get("input"))
-            elif block.get("type") == "tool_result" and block.get("is_error"):
-                found.append((calls.get(str(block.get("tool_use_id")), "a tool"), _text(block.get("content"))))
-    return found
-
-
 # What an error says when the sandbox, not a rule, stopped the call.
 _HELD = ("read-only file system", "erofs", "permission denied", "operation not permitted", "network: the sandbox",
          "git push", "git update-ref", "git config", "git remote", "connection refused", "connectionrefusederror",
@@ -282,12 +233,6 @@ def held_attempts(failed: list[tuple[str, str]], hidden: Sequence[str] = (), lim
         if shown or marks:
             found.append(f"{call}: {shown[:240] or _first(text)}")
     return list(dict.fromkeys(found))[:limit]
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return "\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
-    return str(content or "")
 
 
 _VERDICT = re.compile(r'"passed"\s*:\s*(true|false)')
@@ -329,17 +274,6 @@ def _first(content: Any) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-def _tokens(usage: Mapping[str, Any], kind: str) -> int | None:
-    parts = [usage.get(f"{kind}_tokens"), usage.get("cache_read_input_tokens"),
-             usage.get("cache_creation_input_tokens")]
-    found = [int(p) for p in parts if isinstance(p, int)]
-    return sum(found) if found else None
-
-
-def _denial(denial: Mapping[str, Any]) -> str:
-    return _call(str(denial.get("tool_name")), denial.get("tool_input"))
-
-
 def agent_env(job: AgentJob, environ: Mapping[str, str] | None = None, keep: Sequence[str] = ()) -> dict[str, str]:
     """The agent's environment. Sandboxed: locale, paths and Python's settings, the variables named in `keep` (its
     CLI's credentials), the job's OVERNIGHT_* variables and the sandbox's own (home, proxy); nothing else of the
@@ -360,35 +294,11 @@ def agent_env(job: AgentJob, environ: Mapping[str, str] | None = None, keep: Seq
     return env
 
 
-def make(name: str, scheduler: Any, root: Path, script: Path | None = None) -> Agent:
-    """The agent `overnight run` uses: `name` (else `scheduler.agent`), the replay one with its script."""
-    if name == "claude":
-        from .claude import ClaudeAgent
+def make(name: str, scheduler: Any, root: Path, script: Path | None = None,
+         tables: Mapping[str, Mapping[str, Any]] | None = None) -> Agent:  # fmt: skip
+    """The agent `overnight run` uses: `name` (else `scheduler.agent`), built by its adapter in the registry
+    (`scheduler.agents.registry`) from its `[agents.<name>]` table (`tables`) over `[scheduler]`; the replay
+    one with its script."""
+    from . import registry
 
-        return ClaudeAgent(scheduler)
-    if name == "codex":
-        from .codex import CodexAgent
-
-        return CodexAgent(scheduler)
-    if name == "gemini":
-        from .gemini import GeminiAgent
-
-        return GeminiAgent(scheduler)
-    if name == "replay":
-        from mcp_servers.core.errors import UsageError
-
-        from .replay import ReplayAgent
-
-        if script is None:
-            if not scheduler.replay_script:
-                raise UsageError("the replay agent needs a script: `--script FILE`, or `replay_script` under "
-                                 "[scheduler] in overnight.toml")
-            script = root / scheduler.replay_script
-        return ReplayAgent(script.resolve())
-    if name == "command":  # (issue 13: the registry takes this branch over)
-        from .command import CommandAgent
-
-        return CommandAgent(scheduler, root=root)
-    from mcp_servers.core.errors import UsageError
-
-    raise UsageError(f"unknown agent {name!r}: choose claude, codex, gemini, replay or command")
+    return registry.make(name or scheduler.agent, scheduler, root, script, tables)

@@ -1,6 +1,6 @@
 """The Claude Code adapter: `claude -p` with a per-run MCP config, per-run hooks, locked-down permissions.
 
-Flags as DESIGN.md gives them, never `--bare` (it turns hooks off). The `PreToolUse` hook (`scheduler.guard`)
+Flags as DESIGN.md gives them, never `--bare` (it turns hooks off). The `PreToolUse` hook (`scheduler.guard.claude`)
 refuses `git commit`, `git push`, `--no-verify`, `core.hooksPath` and writes outside the allowed paths by
 exiting 2; the permission rules deny the same again; the scheduler verifies everything afterwards anyway.
 """
@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from mcp_servers.core import proc
 from mcp_servers.core.config import Scheduler
 
@@ -26,13 +28,15 @@ from . import (
     call_text,
     gate_verdict,
     mcp_config,
-    result_from,
     run_process,
 )
 from . import short as one_line
 from . import watching as watch
+from .adapter import Adapter, AgentCheck, AgentSettings, Built, cli_version, common_defaults, mcp_tool
+from .claude_stream import _text, result_from
 
 DEFAULT_API = "https://api.anthropic.com"
+GUARD = "scheduler.guard.claude"  # Claude Code's hook: the shared guard, read and answered as Claude Code does
 # What Claude Code needs of the person's environment inside its sandbox: its credentials and where to send them.
 CREDENTIALS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL",
                "ANTHROPIC_MODEL", "ANTHROPIC_CUSTOM_HEADERS")
@@ -58,7 +62,7 @@ def settings(python: str = sys.executable) -> dict[str, Any]:
                 {
                     "matcher": "Bash|Write|Edit|MultiEdit|NotebookEdit",
                     # -I: the worktree's own files are never imported in place of the guard
-                    "hooks": [{"type": "command", "command": f"'{python}' -I -m scheduler.guard", "timeout": 60}],
+                    "hooks": [{"type": "command", "command": f"'{python}' -I -m {GUARD}", "timeout": 60}],
                 }
             ]
         },
@@ -66,15 +70,40 @@ def settings(python: str = sys.executable) -> dict[str, Any]:
     }
 
 
+INSTALL = "`npm install -g @anthropic-ai/claude-code`, or set `command` under [agents.claude] in overnight.toml"
+LOGIN = ("run `claude setup-token` and put the token in the env file `overnight cron install` made "
+         "(CLAUDE_CODE_OAUTH_TOKEN), or set ANTHROPIC_API_KEY there")  # fmt: skip
+
+
+class ClaudeSettings(AgentSettings):
+    """`[agents.claude]`: unset keys come from `[scheduler]` (claude_command, model, fallback_model, max_turns,
+    max_budget_usd, task_timeout_min), as before there were per-agent settings."""
+
+    command: str = Field(default="claude", description="the Claude Code CLI (a name on PATH, or a path)")
+    fallback_model: str = Field(default="", description="the model Claude Code switches to when the main one is "
+                                "overloaded (`--fallback-model`; empty: none)")  # fmt: skip
+
+    @classmethod
+    def of(cls, scheduler: Scheduler) -> ClaudeSettings:
+        """The settings `[scheduler]` alone gives (no `[agents.claude]` table)."""
+        return cls.model_validate(_defaults(scheduler))
+
+
+def _defaults(scheduler: Scheduler) -> dict[str, Any]:
+    return {**common_defaults(scheduler), "command": scheduler.claude_command, "model": scheduler.model,
+            "fallback_model": scheduler.fallback_model}  # fmt: skip
+
+
 class ClaudeAgent:
     name = "claude"
 
-    def __init__(self, config: Scheduler, environ: Mapping[str, str] | None = None) -> None:
-        self.config = config
+    def __init__(self, config: Scheduler | ClaudeSettings, environ: Mapping[str, str] | None = None) -> None:
+        self.config = config if isinstance(config, ClaudeSettings) else ClaudeSettings.of(config)
         self.environ = dict(os.environ if environ is None else environ)
+        self.timeout_min = self.config.timeout_min
 
     def executable(self) -> str | None:
-        command = self.config.claude_command
+        command = self.config.command
         if os.path.isabs(command):
             return command if os.access(command, os.X_OK) else None
         return shutil.which(command, path=self.environ.get("PATH"))
@@ -83,8 +112,9 @@ class ClaudeAgent:
         environ = {**environ, **self.environ}
         exe = self.executable()
         if exe is None:
-            return [f"the Claude Code CLI `{self.config.claude_command}` was not found: install it "
-                    "(`npm install -g @anthropic-ai/claude-code`) or set `scheduler.claude_command`"]  # fmt: skip
+            return [f"the Claude Code CLI `{self.config.command}` was not found: install it "
+                    "(`npm install -g @anthropic-ai/claude-code`) or set `command` under [agents.claude] "
+                    "(or `claude_command` under [scheduler])"]  # fmt: skip
         version = proc.run([exe, "--version"], env=self.environ, timeout=60)
         if not version.ok:
             return [f"`{exe} --version` failed: {version.describe(tail_lines=5)}"]
@@ -116,7 +146,7 @@ class ClaudeAgent:
         return found
 
     def command(self, job: AgentJob) -> list[str]:
-        exe = self.executable() or self.config.claude_command
+        exe = self.executable() or self.config.command
         conf = job.confined
         mcp = conf.write_config("mcp.json", mcp_config(job))
         hooks = conf.write_config("settings.json", settings())
@@ -197,12 +227,6 @@ class ClaudeEvents:
         return []
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return "\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
-    return str(content or "")
-
-
 def _pass_login(environ: Mapping[str, str], home: Path) -> None:
     """A subscription login (no API key): the run's home gets a copy of the credentials file, nothing else."""
     if any(environ.get(k) for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")):
@@ -214,3 +238,31 @@ def _pass_login(environ: Mapping[str, str], home: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(found, target)
         target.chmod(0o600)
+
+
+def has_login(environ: Mapping[str, str]) -> bool:
+    """Whether Claude Code has credentials, as far as can be told offline: a key or token in the environment, or
+    a subscription login's credentials file."""
+    if any(environ.get(k) for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")):
+        return True
+    config_dir = Path(environ.get("CLAUDE_CONFIG_DIR") or Path(environ.get("HOME", "~")).expanduser() / ".claude")
+    return (config_dir / ".credentials.json").is_file()
+
+
+def doctor(settings: ClaudeSettings, environ: Mapping[str, str]) -> AgentCheck:
+    """Claude Code's CLI and its login, offline."""
+    found = cli_version(settings.command, environ, INSTALL)
+    if found.installed is None:
+        return found
+    if has_login(environ):
+        return found.model_copy(update={"authenticated": True})
+    return found.model_copy(update={"authenticated": False, "detail": "no ANTHROPIC_API_KEY, "
+                                    "CLAUDE_CODE_OAUTH_TOKEN or login credentials found", "fix": LOGIN})  # fmt: skip
+
+
+def _build(settings: ClaudeSettings, built: Built) -> ClaudeAgent:
+    return ClaudeAgent(settings, environ=built.environ)
+
+
+ADAPTER = Adapter(name="claude", title="Claude Code", settings=ClaudeSettings, build=_build, tool=mcp_tool,
+                  doctor=doctor, defaults=_defaults, install=INSTALL, default_command="claude")  # fmt: skip

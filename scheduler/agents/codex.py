@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcp_servers.core import proc
 
 from . import AgentJob, AgentResult, agent_env, mcp_config, run_process, watching
+from .adapter import Adapter, AgentCheck
 from .codex_events import WAITING_FOR_NETWORK, CodexEvents, result_from
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class CodexAgent:
         self.config = config
         self.settings = settings or CodexSettings.of(config)
         self.environ = dict(os.environ if environ is None else environ)
+        self.timeout_min = self.settings.timeout_min  # (the registry's `timeout_min`: None is the scheduler's)
 
     @staticmethod
     def tool(server: str, name: str) -> str:
@@ -379,3 +381,19 @@ def _pass_login(environ: Mapping[str, str], home: Path, has_key: bool) -> None:
         target = home / "auth.json"
         shutil.copyfile(found, target)
         target.chmod(0o600)
+
+
+def _doctor(settings: CodexSettings, environ: Mapping[str, str]) -> AgentCheck:
+    agent = CodexAgent(None, settings, environ=environ)
+    problems = agent.problems(environ)
+    version = ".".join(map(str, agent.version() or ())) or None
+    if problems:
+        return AgentCheck(installed=version, authenticated=False if version else None,
+                          detail=problems[0].split(": ", 1)[0], fix=problems[0].split(": ", 1)[-1])  # fmt: skip
+    return AgentCheck(installed=f"Codex CLI {version} at {agent.executable()}", authenticated=True)
+
+
+ADAPTER = Adapter(name="codex", title="Codex CLI", settings=CodexSettings,
+                  build=lambda own, b: CodexAgent(b.scheduler, own, environ=b.environ), tool=CodexAgent.tool,
+                  doctor=_doctor, defaults=lambda _scheduler: {}, install=f"npm install -g @openai/codex@{TESTED}",
+                  default_command="codex")  # fmt: skip

@@ -1,11 +1,11 @@
 """The command agent: any other CLI (aider, opencode, a team's own script) under one contract (issue 13).
 
-`[scheduler.command] argv` is the command line (a list, no shell). Each run it gets, as docs/command-agent.md says:
+`[agents.command] argv` is the command line (a list, no shell). Each run it gets, as docs/command-agent.md says:
 
 - the prompt on stdin, and in a file (`OVERNIGHT_PROMPT_FILE`, `{prompt_file}` in argv);
 - the MCP configuration as a JSON file, `{"mcpServers": {...}}` as Claude Code reads it (`OVERNIGHT_MCP_CONFIG`,
   `{mcp_config}`): the three servers, outside the sandbox, behind this run's token;
-- the OVERNIGHT_* variables of the run, the variables named in `[scheduler.command] env`, nothing else of yours;
+- the OVERNIGHT_* variables of the run, the variables named in `[agents.command] env`, nothing else of yours;
 - its worktree as the current directory, in the same sandbox as every agent;
 - a path where it may write a small JSON result (`OVERNIGHT_RESULT_FILE`, `{result_file}`): turns, tokens, cost,
   its last words, and an infrastructure stop.
@@ -20,16 +20,18 @@ not valid is ignored, and the report says so.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mcp_servers.core.config import Scheduler
 
 from . import AgentJob, AgentResult, Outcome, agent_env, mcp_config, run_process
+from .adapter import Adapter, AgentCheck, AgentSettings, Built, common_defaults
 from .stops import InfraStop, Kind
 
 RESULT_LIMIT = 64 * 1024  # bytes of a result file read at most
@@ -59,12 +61,36 @@ class CommandReport(BaseModel):
     infra: ReportedStop | None = None
 
 
+class CommandSettings(AgentSettings):
+    """`[agents.command]`: any other CLI (aider, opencode, a team's own script) under the contract of
+    docs/command-agent.md (issue 13)."""
+
+    argv: list[str] = Field(default_factory=list, description="the command line, no shell: {prompt_file}, "
+                            "{mcp_config}, {result_file}, {worktree} and {task_id} in it are filled in")  # fmt: skip
+    env: list[str] = Field(default_factory=list, description="variables of your environment it gets in its sandbox "
+                           "(its credentials, e.g. OPENAI_API_KEY); nothing else of yours")  # fmt: skip
+    endpoints: list[str] = Field(default_factory=list, description="base URLs it must reach from its sandbox (its "
+                                 "model's API)")  # fmt: skip
+    reads: list[str] = Field(default_factory=list, description="folders of the machine it must read in its sandbox "
+                             "(its install), besides the system")  # fmt: skip
+
+    @field_validator("env")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name.startswith("OVERNIGHT_"):
+                raise ValueError(f"{name!r} is not the name of an environment variable it may be given")
+        return value
+
+
 class CommandAgent:
     name = "command"
 
-    def __init__(self, config: Scheduler, environ: Mapping[str, str] | None = None, root: Path | None = None) -> None:
+    def __init__(self, config: Scheduler, settings: CommandSettings | None = None,
+                 environ: Mapping[str, str] | None = None, root: Path | None = None) -> None:  # fmt: skip
         self.config = config
-        self.settings = config.command
+        self.settings = settings or CommandSettings()
+        self.timeout_min = self.settings.timeout_min
         self.environ = dict(os.environ if environ is None else environ)
         self.root = root  # where a relative command path (`scripts/agent.py`) is found before a run
 
@@ -80,16 +106,16 @@ class CommandAgent:
 
     def problems(self, environ: Mapping[str, str]) -> list[str]:
         if not self.settings.argv:
-            return ["the command agent has no command: set `argv` under [scheduler.command] in overnight.toml, e.g. "
+            return ["the command agent has no command: set `argv` under [agents.command] in overnight.toml, e.g. "
                     "argv = [\"aider\", \"--yes-always\", \"--message-file\", \"{prompt_file}\"] "
                     "(docs/command-agent.md)"]  # fmt: skip
         bad = sorted({p for arg in self.settings.argv for p in _named(arg)} - set(PLACEHOLDERS))
         if bad:
-            return [f"[scheduler.command] argv names {', '.join('{' + b + '}' for b in bad)}, which is not filled in: "
+            return [f"[agents.command] argv names {', '.join('{' + b + '}' for b in bad)}, which is not filled in: "
                     f"use {', '.join('{' + p + '}' for p in PLACEHOLDERS)} (write {{{{ for a brace)"]  # fmt: skip
         if self.executable() is None:
             return [f"the command agent's program `{self.settings.argv[0]}` was not found or is not executable: "
-                    "install it, or give its path in `argv` under [scheduler.command]"]  # fmt: skip
+                    "install it, or give its path in `argv` under [agents.command]"]  # fmt: skip
         return []
 
     def task_problems(self, task_ids: Sequence[str]) -> list[str]:
@@ -193,3 +219,20 @@ def _named(arg: str) -> list[str]:
 
 def _fill(arg: str, values: Mapping[str, str]) -> str:
     return arg.format_map(values) if "{" in arg or "}" in arg else arg
+
+
+def _build(settings: CommandSettings, built: Built) -> CommandAgent:
+    return CommandAgent(built.scheduler, settings, environ=built.environ, root=built.root)
+
+
+def _doctor(settings: CommandSettings, environ: Mapping[str, str]) -> AgentCheck:
+    agent = CommandAgent(Scheduler(), settings, environ=environ)
+    problems = agent.problems(environ)
+    if problems:
+        return AgentCheck(installed=None, detail=problems[0].split(": ", 1)[0], fix=problems[0].split(": ", 1)[-1])
+    return AgentCheck(installed=agent.executable() or settings.argv[0], detail="its credentials are its own "
+                      "(`env` passes them): they cannot be checked offline")  # fmt: skip
+
+
+ADAPTER = Adapter(name="command", title="a command (docs/command-agent.md)", settings=CommandSettings, build=_build,
+                  doctor=_doctor, defaults=common_defaults)  # fmt: skip

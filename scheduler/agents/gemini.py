@@ -37,6 +37,7 @@ from mcp_servers.core.config import Scheduler
 
 from . import AgentJob, AgentResult, agent_env, mcp_config, run_process
 from . import watching as watch
+from .adapter import Adapter, AgentCheck
 from .gemini_stream import GeminiEvents, read_result
 
 DEFAULT_API = "https://generativelanguage.googleapis.com"
@@ -48,7 +49,7 @@ EXCLUDED = ("web_fetch", "google_web_search", "invoke_agent")
 
 
 class GeminiSettings(BaseModel):
-    """`[scheduler.gemini]`: how overnight runs the Gemini CLI."""
+    """`[agents.gemini]`: how overnight runs the Gemini CLI."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -70,7 +71,7 @@ class GeminiSettings(BaseModel):
 
     @classmethod
     def of(cls, scheduler: Any) -> GeminiSettings:
-        """The settings under `[scheduler.gemini]`, when the configuration has them; else the defaults."""
+        """The settings under `[agents.gemini]`, when the configuration has them; else the defaults."""
         found = getattr(scheduler, "gemini", None)
         if isinstance(found, GeminiSettings):
             return found
@@ -123,6 +124,7 @@ class GeminiAgent:
         self.config = config
         self.settings = gemini if gemini is not None else GeminiSettings.of(config)
         self.environ = dict(os.environ if environ is None else environ)
+        self.timeout_min = self.settings.timeout_min  # (the registry's `timeout_min`: 0 is the scheduler's)
 
     @staticmethod
     def tool(server: str, name: str) -> str:
@@ -143,7 +145,7 @@ class GeminiAgent:
         exe = self.executable()
         if exe is None:
             return [f"the Gemini CLI `{self.settings.command}` was not found: install it (`npm install -g "
-                    f"@google/gemini-cli@{VERSION}`) or set `command` under [scheduler.gemini]"]  # fmt: skip
+                    f"@google/gemini-cli@{VERSION}`) or set `command` under [agents.gemini]"]  # fmt: skip
         version = proc.run([exe, "--version"], env=self.environ, timeout=60)
         if not version.ok:
             return [f"`{exe} --version` failed: {version.describe(tail_lines=5)}"]
@@ -160,7 +162,7 @@ class GeminiAgent:
             found.append("the Gemini API key set does not look like one, and the CLI refuses it: use a key from "
                          "Google AI Studio (they start with `AIza`)")  # fmt: skip
         if self.settings.max_budget_usd > 0:
-            found.append("`max_budget_usd` under [scheduler.gemini] cannot be enforced (the Gemini CLI reports "
+            found.append("`max_budget_usd` under [agents.gemini] cannot be enforced (the Gemini CLI reports "
                          "tokens, not cost): set it to 0 and cap the session with `max_turns`")  # fmt: skip
         return found
 
@@ -231,3 +233,19 @@ def _compatible(version: str) -> bool:
     """The same major version as the one measured, and not older."""
     have, want = tuple(map(int, version.split("."))), tuple(map(int, VERSION.split(".")))
     return have[0] == want[0] and have >= want
+
+
+def _doctor(settings: GeminiSettings, environ: Mapping[str, str]) -> AgentCheck:
+    agent = GeminiAgent(Scheduler(), settings, environ=environ)
+    problems = agent.problems(environ)
+    exe = agent.executable()
+    if problems:
+        return AgentCheck(installed=exe, authenticated=False if exe else None,
+                          detail=problems[0].split(": ", 1)[0], fix=problems[0].split(": ", 1)[-1])  # fmt: skip
+    return AgentCheck(installed=f"Gemini CLI at {exe}", authenticated=True, detail="an API key is set")
+
+
+ADAPTER = Adapter(name="gemini", title="Gemini CLI", settings=GeminiSettings,
+                  build=lambda own, b: GeminiAgent(b.scheduler, own, environ=b.environ), tool=tool,
+                  doctor=_doctor, defaults=lambda _scheduler: {}, default_command="gemini",
+                  install=f"npm install -g @google/gemini-cli@{VERSION}")  # fmt: skip

@@ -47,10 +47,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
+from mcp_servers.core.config import Scheduler
 from mcp_servers.core.errors import UsageError
 
-from . import AgentEvent, AgentJob, AgentResult, agent_env, gate_verdict, mcp_config, result_from, run_process, short
+from . import AgentEvent, AgentJob, AgentResult, agent_env, gate_verdict, mcp_config, run_process, short
 from . import watching as watch
+from .adapter import Adapter, AgentCheck, AgentSettings, Built, common_defaults
+from .claude_stream import result_from
 
 STEP_KINDS = ("write", "append", "call", "run", "sleep", "say", "spend", "fail")
 FAILS = ("usage-limit", "limit-disabled", "overloaded", "server-error", "network")
@@ -91,8 +96,39 @@ def _check_fail(path: Path, task_id: str, m: int, step: dict[str, Any]) -> None:
         raise UsageError(f"{where}: `resets_in` goes with `fail = \"usage-limit\"` only.")
 
 
+class ReplaySettings(AgentSettings):
+    """`[agents.replay]`: the script to play (unset: `replay_script` under [scheduler]); it has no model."""
+
+    script: str = Field(default="", description="the scripted session file, relative to the repository root")
+
+
+def _defaults(scheduler: Scheduler) -> dict[str, Any]:
+    return {**common_defaults(scheduler), "script": scheduler.replay_script}
+
+
+def _build(settings: ReplaySettings, built: Built) -> ReplayAgent:
+    script = built.script
+    if script is None:
+        if not settings.script:
+            raise UsageError("the replay agent needs a script: `--script FILE`, or `script` under [agents.replay] "
+                             "(or `replay_script` under [scheduler]) in overnight.toml")  # fmt: skip
+        script = built.root / settings.script
+    agent = ReplayAgent(script.resolve())
+    agent.timeout_min = settings.timeout_min
+    return agent
+
+
+def _doctor(settings: ReplaySettings, environ: Mapping[str, str]) -> AgentCheck:
+    """Built in (no CLI, no login); its script, when one is set, must load."""
+    if not settings.script:
+        return AgentCheck(installed="built in", authenticated=True, detail="no model; `--script FILE` names the "
+                          "session to play", fix="")  # fmt: skip
+    return AgentCheck(installed="built in", authenticated=True, detail=f"plays {settings.script}")
+
+
 class ReplayAgent:
     name = "replay"
+    timeout_min: float | None = None  # the scheduler's own task timeout unless its settings say otherwise
 
     def __init__(self, script: Path) -> None:
         self.script = script
@@ -188,6 +224,10 @@ class ReplayEvents:
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) else None
+
+
+ADAPTER = Adapter(name="replay", title="replay (a scripted session)", settings=ReplaySettings, build=_build,
+                  doctor=_doctor, defaults=_defaults)  # fmt: skip
 
 
 # -- the child process ----------------------------------------------------------------------------------------

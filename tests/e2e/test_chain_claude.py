@@ -31,7 +31,7 @@ def test_a_usage_limit_of_claude_code_hands_the_task_to_the_next_agent(
     folder = _agent(tmp_path)
     argv = [sys.executable, "-I", str(folder / "agent.py"), "{mcp_config}", str(folder / "steps.toml")]
     repo = make_planned(tmp_path / "r", scheduler=f'claude_command = "{claude_bin}"\nmax_tasks = 1\n'
-                        f'agents = ["claude", "command"]\n\n[scheduler.command]\nargv = {json.dumps(argv)}\n'
+                        f'agents = ["claude", "command"]\n\n[agents.command]\nargv = {json.dumps(argv)}\n'
                         f"reads = [{json.dumps(str(folder))}]\n")  # fmt: skip
     person = Person.of(repo)
     env = {k: v for k, v in offline_env.items() if k != "ANTHROPIC_API_KEY"}

@@ -163,7 +163,7 @@ def test_a_chain_is_configured_once_per_agent_and_its_fallbacks_come_from_the_co
     script = write_script(tmp_path / "s.toml", task_script("*", QUICK))
     argv = json.dumps(["no-such-agent-cli"])
     repo = make_planned(tmp_path / "r", scheduler=f'max_tasks = 1\nagents = ["replay", "command"]\nreplay_script = '
-                        f'"{script}"\n[scheduler.command]\nargv = {argv}\n')  # fmt: skip
+                        f'"{script}"\n[agents.command]\nargv = {argv}\n')  # fmt: skip
     record, _ = _session(repo, ReplayAgent(script))
     # the command agent cannot run here: said, and the session goes on with the rest of the chain
     assert record.outcome == "completed" and record.agents == []

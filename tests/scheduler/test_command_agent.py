@@ -13,7 +13,7 @@ from mcp_servers.core import config, memory
 from mcp_servers.core.workspace import Workspace
 from scheduler import agents, runner
 from scheduler.agents import Outcome
-from scheduler.agents.command import CommandAgent, result_of
+from scheduler.agents.command import CommandAgent, CommandSettings, result_of
 
 from .sessions import PASS, Person, make_planned
 
@@ -52,7 +52,7 @@ def _agent(tmp_path: Path) -> Path:
 
 def _config(folder: Path, extra: str = "") -> str:
     argv = [sys.executable, "-I", str(folder / "agent.py"), "{mcp_config}", str(folder / "steps.toml")]
-    return (f'max_tasks = 1\nagent = "command"\n{extra}\n[scheduler.command]\nargv = {json.dumps(argv)}\n'
+    return (f'max_tasks = 1\nagent = "command"\n{extra}\n[agents.command]\nargv = {json.dumps(argv)}\n'
             f'env = ["TEAM_TOKEN"]\nreads = [{json.dumps(str(folder))}]\n')  # fmt: skip
 
 
@@ -62,7 +62,7 @@ def test_a_script_under_the_contract_makes_a_gated_commit(tmp_path: Path) -> Non
     person = Person.of(repo)
     environ = {**os.environ, "TEAM_TOKEN": "t-123", "SECRET_KEY": "not for the agent"}
     ws = Workspace.open(repo.root, environ=environ)
-    agent = agents.make("command", ws.settings.scheduler, repo.root)
+    agent = agents.make("command", ws.settings.scheduler, repo.root, tables=ws.settings.agents)
     agent.environ = environ  # type: ignore[attr-defined]
     said: list[str] = []
     record = runner.Runner(ws, agent, say=said.append).run()
@@ -123,10 +123,9 @@ def test_a_result_file_that_is_not_valid_is_ignored_and_said(tmp_path: Path) -> 
 
 def test_a_command_that_cannot_run_is_said_before_a_session(tmp_path: Path) -> None:
     def problems(command: dict[str, object]) -> list[str]:
-        settings = config.Scheduler.model_validate({"agent": "command", "command": command})
-        return CommandAgent(settings, root=tmp_path).problems({})
+        return CommandAgent(config.Scheduler(agent="command"), CommandSettings(**command), root=tmp_path).problems({})
 
-    assert "set `argv` under [scheduler.command]" in problems({})[0]
+    assert "set `argv` under [agents.command]" in problems({})[0]
     assert "{prompt} which is not filled in" in problems({"argv": ["x", "{prompt}"]})[0].replace(",", "")
     assert "`no-such-agent-cli` was not found" in problems({"argv": ["no-such-agent-cli"]})[0]
     assert "`bin/agent` was not found" in problems({"argv": ["bin/agent"]})[0]
@@ -135,8 +134,7 @@ def test_a_command_that_cannot_run_is_said_before_a_session(tmp_path: Path) -> N
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "agent").write_text("#!/bin/sh\n")
     (tmp_path / "bin" / "agent").chmod(0o755)
-    settings = config.Scheduler.model_validate({"command": {"argv": ["bin/agent"], "reads": ["/opt/tool"]}})
-    in_repo = CommandAgent(settings, root=tmp_path)
+    in_repo = CommandAgent(config.Scheduler(), CommandSettings(argv=["bin/agent"], reads=["/opt/tool"]), root=tmp_path)
     assert in_repo.problems({}) == [] and in_repo.reads() == [Path("/opt/tool")]
-    installed = CommandAgent(config.Scheduler.model_validate({"command": {"argv": [sys.executable]}}))
+    installed = CommandAgent(config.Scheduler(), CommandSettings(argv=[sys.executable]))
     assert installed.reads() == [Path(sys.executable).resolve().parent]

@@ -274,7 +274,10 @@ def test_names_settings_and_the_factory(tmp_path: Path) -> None:
 
 def test_doctor_names_the_gemini_cli_when_it_is_the_agent(tmp_path: Path) -> None:
     from mcp_servers.core.workspace import Workspace
-    from scheduler import doctor
+    from scheduler import doctor_agents
+
+    def doctor(ws: Workspace) -> list[object]:
+        return [f for f in doctor_agents.checks(ws.settings, ws.environ) if f.name == "agent gemini"]
 
     repo = make_repo(tmp_path / "r", config='[scheduler]\nagent = "gemini"\n', files={"PROJECT_PLAN.md": PLAN})
     bin_dir = tmp_path / "bin"
@@ -282,10 +285,10 @@ def test_doctor_names_the_gemini_cli_when_it_is_the_agent(tmp_path: Path) -> Non
     _executable(bin_dir / "gemini", "0.61.0")
     environ = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
     environ.pop("GEMINI_API_KEY", None)
-    [finding] = doctor._gemini(Workspace.open(repo.root, environ=environ))
-    assert finding.status == "warn" and finding.detail.startswith("no GEMINI_API_KEY")
-    assert finding.fix.startswith("make one in Google AI Studio")
-    [finding] = doctor._gemini(Workspace.open(repo.root, environ={**environ, "GEMINI_API_KEY": KEY}))
-    assert finding.status == "ok" and str(bin_dir / "gemini") in finding.detail
+    [finding] = doctor(Workspace.open(repo.root, environ=environ))
+    assert finding.status == "warn" and "not authenticated: no GEMINI_API_KEY" in finding.detail  # type: ignore[attr-defined]
+    assert finding.fix.startswith("make one in Google AI Studio")  # type: ignore[attr-defined]
+    [finding] = doctor(Workspace.open(repo.root, environ={**environ, "GEMINI_API_KEY": KEY}))
+    assert finding.status == "ok" and str(bin_dir / "gemini") in finding.detail  # type: ignore[attr-defined]
     claude = make_repo(tmp_path / "c", files={"PROJECT_PLAN.md": PLAN})
-    assert doctor._gemini(Workspace.open(claude.root, environ=environ)) == []
+    assert doctor(Workspace.open(claude.root, environ=environ)) == []

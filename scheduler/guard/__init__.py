@@ -1,6 +1,10 @@
-"""The agent's `PreToolUse` hook: `python -m scheduler.guard` reads Claude Code's hook input and refuses a call by
-exiting 2 with the reason on stderr (Claude Code passes that reason to the model; any other exit code lets the
-call through, so this fails closed: a call it cannot judge is refused).
+"""The guard: which of an agent's tool calls are refused before they run (`judge`), shared by every agent's hook.
+
+Each agent's hook reads its CLI's hook input, puts the call in the terms `judge` reads (`tool_name` `Bash` with
+`command`, or a write tool with its path) and answers as its CLI expects: `scheduler.guard.claude` for Claude
+Code (`python -m scheduler.guard` is the same, kept for the hooks of runs set up before), one module per agent
+beside it. They live here, not in the adapters, because a hook starts for every tool call: this package imports
+almost nothing (a hook under `scheduler.agents` would import the whole adapter layer each time).
 
 Refused: `git commit` (the quality server's `commit` tool is the only way to commit), `git push`, `--no-verify`,
 `core.hooksPath`, history rewrites and branch switches, a person's plan commands, and file writes outside the
@@ -10,15 +14,12 @@ scheduler's own verification after the agent exits is what decides.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-BLOCK = 2
 _SEGMENT = r"[^|;&\n]*"  # within one simple command
 _BASH_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"\bgit\b{_SEGMENT}\bcommit\b", re.I),
@@ -98,19 +99,3 @@ def _judge_path(ws: Any, rel: str) -> str | None:
     if scope and not Globs(scope).match(rel):
         return f"`{rel}` is outside this task's Files: scope ({', '.join(scope)})"
     return None
-
-
-def main() -> int:
-    try:
-        event = json.loads(sys.stdin.read() or "{}")
-        reason = judge(event if isinstance(event, dict) else {}, os.environ)
-    except Exception as e:  # fail closed: a call the guard cannot judge is refused
-        reason = f"the guard could not check this call ({type(e).__name__}: {e})"
-    if reason is None:
-        return 0
-    sys.stderr.write(f"overnight refused this: {reason}.\n")
-    return BLOCK
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
