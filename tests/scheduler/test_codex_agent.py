@@ -296,7 +296,7 @@ def test_doctor_names_codex_when_it_is_the_agent_and_says_what_to_do(tmp_path: P
 
     from .sessions import make_planned
 
-    class doctor:  # noqa: N801 (its one check, as `overnight doctor` lists it)
+    class doctor:  # (its one check, as `overnight doctor` lists it)
         @staticmethod
         def _codex(ws: Workspace) -> list[object]:
             return [f for f in doctor_agents.checks(ws.settings, ws.environ) if f.name == "agent codex"]
