@@ -33,9 +33,10 @@ from . import short as one_line
 from . import watching as watch
 
 DEFAULT_API = "https://api.anthropic.com"
-# What Claude Code needs of the person's environment inside its sandbox: its credentials and where to send them.
+# What Claude Code needs of the person's environment inside its sandbox: its credentials, where to send them, and
+# how often it retries an overloaded API itself before the scheduler's own retries take over (`[infra]`).
 CREDENTIALS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL",
-               "ANTHROPIC_MODEL", "ANTHROPIC_CUSTOM_HEADERS")
+               "ANTHROPIC_MODEL", "ANTHROPIC_CUSTOM_HEADERS", "CLAUDE_CODE_MAX_RETRIES")
 
 ALLOWED = [
     "Read", "Glob", "Grep", "LS", "Edit", "MultiEdit", "Write", "NotebookEdit", "TodoWrite",
