@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import functools
 import os
 import re
@@ -402,8 +403,9 @@ class Repo:
             input=input,
             timeout=timeout,
         )
-        if check and not result.ok:
-            raise GitError(f"git failed: {result.describe(tail_lines=10)}")
+        if check and not result.ok:  # (said as a person would type it: the safe configuration is noise there)
+            said = dataclasses.replace(result, argv=("git", *args))
+            raise GitError(f"git failed: {said.describe(tail_lines=10)}")
         return result
 
     def out(self, *args: str, **kw: object) -> str:

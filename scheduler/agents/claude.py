@@ -37,9 +37,10 @@ from .claude_stream import _text, result_from
 
 DEFAULT_API = "https://api.anthropic.com"
 GUARD = "scheduler.guard.claude"  # Claude Code's hook: the shared guard, read and answered as Claude Code does
-# What Claude Code needs of the person's environment inside its sandbox: its credentials and where to send them.
+# What Claude Code needs of the person's environment inside its sandbox: its credentials, where to send them, and
+# how often it retries an overloaded API itself before the scheduler's own retries take over (`[infra]`).
 CREDENTIALS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL",
-               "ANTHROPIC_MODEL", "ANTHROPIC_CUSTOM_HEADERS")
+               "ANTHROPIC_MODEL", "ANTHROPIC_CUSTOM_HEADERS", "CLAUDE_CODE_MAX_RETRIES")
 
 ALLOWED = [
     "Read", "Glob", "Grep", "LS", "Edit", "MultiEdit", "Write", "NotebookEdit", "TodoWrite",
