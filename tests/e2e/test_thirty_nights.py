@@ -189,7 +189,7 @@ def _thirty_nights(tmp_path: Path, worktrees: Path, claude_bin: Path, fake: Fake
                    ) -> None:  # fmt: skip
     now = time.time()
     opens, closes = time.strftime("%H:%M", time.gmtime(now - 1800)), time.strftime("%H:%M", time.gmtime(now + 8 * 3600))
-    scheduler = (f'max_tasks = 1\ntask_timeout_min = 0.5\nclaude_command = "{claude_bin}"\n'
+    scheduler = (f'max_tasks = 1\ntask_timeout_min = 1\nclaude_command = "{claude_bin}"\n'
                  f'worktree_dir = "{worktrees}/r"\n'  # (…/worktrees/<repo>/<session>, as by default)
                  "\n[infra]\nbase_delay_s = 2\nmax_delay_s = 10\nprobe_delays_s = [60]\n"
                  "\n[plan]\nmax_attempts = 3\n\n[state]\nkeep_days = 365\n"
