@@ -95,6 +95,19 @@ def executable(command: str, environ: Mapping[str, str]) -> str | None:
     return shutil.which(command, path=environ.get("PATH"))
 
 
+def npm_reads(exe: str | None, environ: Mapping[str, str]) -> list[Path]:
+    """What a CLI installed with npm must read in its sandbox: its `node_modules` (a native binary may sit in a
+    sibling package) and the node install that runs it."""
+    found = []
+    if exe:
+        real = Path(exe).resolve()
+        found.append(next((p for p in real.parents if p.name == "node_modules"), real.parent))
+    node = shutil.which("node", path=environ.get("PATH"))
+    if node:
+        found.append(Path(node).resolve().parent.parent)
+    return found
+
+
 def cli_version(command: str, environ: Mapping[str, str], install: str) -> AgentCheck:
     """Whether an agent's CLI is there and answers `--version` (offline), for its doctor check."""
     exe = executable(command, environ)

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcp_servers.core import proc
 
 from . import AgentJob, AgentResult, agent_env, mcp_config, run_process, watching
-from .adapter import Adapter, AgentCheck
+from .adapter import Adapter, AgentCheck, executable, npm_reads
 from .codex_events import WAITING_FOR_NETWORK, CodexEvents, result_from
 
 log = logging.getLogger(__name__)
@@ -128,10 +128,7 @@ class CodexAgent:
     # -- what doctor asks
 
     def executable(self) -> str | None:
-        command = self.settings.command
-        if os.path.isabs(command):
-            return command if os.access(command, os.X_OK) else None
-        return shutil.which(command, path=self.environ.get("PATH"))
+        return executable(self.settings.command, self.environ)
 
     def version(self) -> tuple[int, ...] | None:
         exe = self.executable()
@@ -182,15 +179,7 @@ class CodexAgent:
 
     def reads(self) -> list[Path]:
         """Codex's npm package (its native binary sits in a sibling package under the same node_modules)."""
-        found = []
-        exe = self.executable()
-        if exe:
-            real = Path(exe).resolve()
-            found.append(next((p for p in real.parents if p.name == "node_modules"), real.parent))
-        node = shutil.which("node", path=self.environ.get("PATH"))
-        if node:
-            found.append(Path(node).resolve().parent.parent)
-        return found
+        return npm_reads(self.executable(), self.environ)
 
     # -- one run
 

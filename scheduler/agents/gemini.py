@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,7 +36,7 @@ from mcp_servers.core.config import Scheduler
 
 from . import AgentJob, AgentResult, agent_env, mcp_config, run_process
 from . import watching as watch
-from .adapter import Adapter, AgentCheck
+from .adapter import Adapter, AgentCheck, executable, npm_reads
 from .gemini_stream import GeminiEvents, read_result
 
 DEFAULT_API = "https://generativelanguage.googleapis.com"
@@ -131,10 +130,7 @@ class GeminiAgent:
         return tool(server, name)
 
     def executable(self) -> str | None:
-        command = self.settings.command
-        if os.path.isabs(command):
-            return command if os.access(command, os.X_OK) else None
-        return shutil.which(command, path=self.environ.get("PATH"))
+        return executable(self.settings.command, self.environ)
 
     def base_url(self) -> str:
         return self.settings.base_url or self.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_API
@@ -174,15 +170,7 @@ class GeminiAgent:
 
     def reads(self) -> list[Path]:
         """The CLI's package (an npm install, wherever it is) and the node that runs it."""
-        found = []
-        exe = self.executable()
-        if exe:
-            real = Path(exe).resolve()
-            found.append(next((p for p in real.parents if p.name == "node_modules"), real.parent))
-        node = shutil.which("node", path=self.environ.get("PATH"))
-        if node:
-            found.append(Path(node).resolve().parent.parent)
-        return found
+        return npm_reads(self.executable(), self.environ)
 
     def command(self, job: AgentJob) -> list[str]:
         exe = self.executable() or self.settings.command
