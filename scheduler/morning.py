@@ -86,6 +86,15 @@ def session_branches(ws: Workspace) -> list[SessionBranch]:
     return sorted(found, key=lambda s: (s.started, s.session), reverse=True)
 
 
+def branch_of(ws: Workspace, record: report.SessionRecord) -> SessionBranch | None:
+    """The session's branch as `overnight review` describes it, or None when it has none now (issue 14)."""
+    prefix, branch = ws.settings.scheduler.branch_prefix, record.branch
+    if not branch.startswith(prefix) or not _SESSION_ID.match(branch[len(prefix) :]):
+        return None
+    tip = ws.repo.run("rev-parse", "--verify", "-q", f"refs/heads/{branch}^{{commit}}", check=False).text().strip()
+    return _describe(ws, branch, tip, branch[len(prefix) :]) if tip else None
+
+
 def _default_base(ws: Workspace) -> str:
     return ws.settings.scheduler.base_branch or ws.repo.branch() or "main"
 

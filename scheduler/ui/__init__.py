@@ -1,0 +1,1 @@
+"""The local web command center (issue 14)."""
