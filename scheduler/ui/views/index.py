@@ -53,6 +53,7 @@ class ReportSummary(BaseModel):
     security_events: int = 0
     held: int = 0
     infra_kinds: dict[str, int] = Field(default_factory=dict, description="API stops by kind")
+    infra_by_agent: dict[str, dict[str, int]] = Field(default_factory=dict, description="API stops by agent, kind")
     coverage: float | None = Field(default=None, description="the coverage the last kept task measured")
     coverage_base: float | None = None
     total: Figures = Field(default_factory=Figures)
@@ -75,18 +76,22 @@ def summarize(record: report.SessionRecord) -> ReportSummary:
         if task.outcome == "passed" and task.coverage is not None:
             coverage, coverage_base = task.coverage, task.coverage_base
     kinds: dict[str, int] = {}
+    per: dict[str, dict[str, int]] = {}
     for stop in record.infra:
         name = stop.agent or record.agent
         one = Figures(infra_stops=1, cost_usd=stop.cost_usd, turns=stop.turns)
         total.add(one)
         by_agent.setdefault(name, Figures()).add(one)
         kinds[stop.stop.kind] = kinds.get(stop.stop.kind, 0) + 1
+        mine = per.setdefault(name, {})
+        mine[stop.stop.kind] = mine.get(stop.stop.kind, 0) + 1
     return ReportSummary(
         id=record.id, started=record.started, ended=record.ended, outcome=record.outcome,
         stop_reason=record.stop_reason, agent=record.agent, agents=sorted(by_agent) or [record.agent],
         branch=record.branch, base_branch=record.base_branch, reviewed=record.reviewed, sandbox=record.sandbox,
         security_events=len(record.all_security_events()), held=sum(len(t.held) for t in record.tasks),
-        infra_kinds=kinds, coverage=coverage, coverage_base=coverage_base, total=total, by_agent=by_agent,
+        infra_kinds=kinds, infra_by_agent=per, coverage=coverage, coverage_base=coverage_base, total=total,
+        by_agent=by_agent,
     )  # fmt: skip
 
 

@@ -87,15 +87,14 @@ def trends(
         raise UsageError(f"nights must be 1 to {MAX_NIGHTS}, not {nights}.")
     if granularity == "session" and not 1 <= sessions <= MAX_SESSIONS:
         raise UsageError(f"sessions must be 1 to {MAX_SESSIONS}, not {sessions}.")
-    found = (index or ReportIndex(ws.state_dir)).refresh()
-    if agent:
-        found = [s for s in found if agent in s.by_agent]
+    every = (index or ReportIndex(ws.state_dir)).refresh()
+    found = [s for s in every if agent in s.by_agent] if agent else every
     if granularity == "session":
         chosen = found[:sessions][::-1]
         return _build("session", [s.id for s in chosen], [[s] for s in chosen], agent)
-    if not found:
+    if not every:
         return _build("night", [], [], agent)
-    last = until or night_of(found[0].started, tz)
+    last = until or night_of(every[0].started, tz)  # the same span whatever the agent
     first = last - dt.timedelta(days=nights - 1)
     buckets: dict[dt.date, list[ReportSummary]] = {first + dt.timedelta(days=i): [] for i in range(nights)}
     for summary in found:  # newest first: stop at the first session older than the span
@@ -118,9 +117,13 @@ def _build(granularity: Granularity, labels: list[str], groups: list[list[Report
     sums = [_figures(g, agent) for g in groups]
     used: dict[str, int] = {}
     kinds: set[str] = set()
+
+    def stops(s: ReportSummary) -> dict[str, int]:
+        return s.infra_by_agent.get(agent, {}) if agent else s.infra_kinds
+
     for group in groups:
         for s in group:
-            kinds.update(s.infra_kinds)
+            kinds.update(stops(s))
             for name, fig in s.by_agent.items():
                 used[name] = used.get(name, 0) + fig.tasks + fig.infra_stops
     agents = sorted(used, key=lambda n: (-used[n], n))
@@ -134,7 +137,7 @@ def _build(granularity: Granularity, labels: list[str], groups: list[list[Report
         tokens_in=[f.tokens_in for f in sums], tokens_out=[f.tokens_out for f in sums],
         time_per_task_s=[_ratio(f.task_time_s, f.tasks, 2) for f in sums],
         gate_time_per_task_s=[_ratio(f.gate_time_s, f.tasks, 2) for f in sums],
-        infra_stops={k: [sum(s.infra_kinds.get(k, 0) for s in g) for g in groups] for k in sorted(kinds)},
+        infra_stops={k: [sum(stops(s).get(k, 0) for s in g) for g in groups] for k in sorted(kinds)},
         coverage=[c[-1].coverage if c else None for c in covered],
         coverage_base=[c[-1].coverage_base if c else None for c in covered],
         agents=agents,
