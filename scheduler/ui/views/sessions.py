@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -189,9 +190,61 @@ def session_detail(ws: Workspace, session: str) -> SessionView:
     )  # fmt: skip
 
 
+class _Kept:
+    """What a detail page computed from values that do not change: a commit's diff (by its id), a branch's
+    state and merge checks (by the branch's and its base's commits, the report's and the state database's
+    identity). Bounded; one per process, shared by every workspace (the keys name the repository)."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size, self.items = size, dict[tuple[object, ...], object]()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> object | None:
+        with self.lock:
+            return self.items.get(key)
+
+    def put(self, key: tuple[object, ...], value: object) -> None:
+        with self.lock:
+            if len(self.items) >= self.size:
+                self.items.pop(next(iter(self.items)))
+            self.items[key] = value
+
+
+_KEPT = _Kept()
+
+
+def _branch_key(ws: Workspace, record: report.SessionRecord) -> tuple[object, ...]:
+    """What the branch's state depends on, found with one git call: its tip, its base's, the report's fields
+    merge reads, and which state database holds the receipts."""
+    base = record.base_branch or ws.settings.scheduler.base_branch or ws.repo.branch() or "main"
+    refs = ws.repo.out("for-each-ref", "--format=%(refname)%00%(objectname)", f"refs/heads/{record.branch}",
+                       f"refs/heads/{base}") if record.branch else ""  # fmt: skip
+    try:
+        db = ws.db_path.stat().st_ino
+    except OSError:
+        db = 0
+    kept = tuple(t.task_id for t in record.tasks if t.outcome == "passed")
+    return ("branch", str(ws.repo.common_dir), record.id, record.branch, base, refs, record.base_commit,
+            record.final_commit, record.reviewed, kept, db)  # fmt: skip
+
+
 def branch_state(ws: Workspace, record: report.SessionRecord) -> BranchState:
     """Whether the session's branch is still there, merged or discarded, and what `overnight merge` and
-    `overnight discard` would do with it (the same checks, nothing changed)."""
+    `overnight discard` would do with it (the same checks, nothing changed; `overnight merge` makes them again
+    before it moves anything)."""
+    if record.branch and record.branch == morning.running_branch(ws):
+        return BranchState(branch=record.branch, state="running", note="the session is running: its branch is "
+                           "left alone until it ends")  # fmt: skip
+    key = _branch_key(ws, record)
+    known = _KEPT.get(key)
+    if isinstance(known, BranchState):
+        return known.model_copy(deep=True)
+    state = _branch_state(ws, record)
+    _KEPT.put(key, state.model_copy(deep=True))
+    return state
+
+
+def _branch_state(ws: Workspace, record: report.SessionRecord) -> BranchState:
     found = morning.branch_of(ws, record)
     if found is None:
         done = record.reviewed
@@ -203,9 +256,6 @@ def branch_state(ws: Workspace, record: report.SessionRecord) -> BranchState:
     item = BranchState(branch=found.branch, state="merged" if found.merged else "exists", tip=found.tip,
                        commits=found.commits, files_changed=found.files_changed, insertions=found.insertions,
                        deletions=found.deletions, note=found.note)  # fmt: skip
-    if found.branch == morning.running_branch(ws):
-        item.state, item.note = "running", "the session is running: its branch is left alone until it ends"
-        return item
     lost = "" if found.merged else f"; git keeps its commits for a while (`git branch {found.branch} {found.tip}`)"
     discard = Action(name="discard", possible=True, would=f"delete {found.branch} (at {found.tip[:12]}){lost}")
     if found.merged:
@@ -230,6 +280,18 @@ def branch_state(ws: Workspace, record: report.SessionRecord) -> BranchState:
 def _diffs(ws: Workspace, shas: list[str]) -> tuple[dict[str, KeptCommit], bool]:
     """Each kept commit's patch (cut to size, secrets redacted); commits git no longer has are marked missing."""
     wanted = [s for s in dict.fromkeys(shas) if re.fullmatch(r"[0-9a-f]{7,64}", s)]
+    key = ("diffs", str(ws.repo.common_dir), *wanted)
+    known = _KEPT.get(key)
+    if isinstance(known, tuple):
+        diffs, cut = known
+        return {sha: one.model_copy() for sha, one in diffs.items()}, cut
+    found = _read_diffs(ws, wanted)
+    if not any(one.missing for one in found[0].values()):  # a missing commit may come back (a fetch)
+        _KEPT.put(key, ({sha: one.model_copy() for sha, one in found[0].items()}, found[1]))
+    return found
+
+
+def _read_diffs(ws: Workspace, wanted: list[str]) -> tuple[dict[str, KeptCommit], bool]:
     if not wanted:
         return {}, False
     checked = ws.repo.run("cat-file", "--batch-check=%(objectname) %(objecttype)", input="\n".join(wanted).encode() +

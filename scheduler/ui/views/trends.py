@@ -106,11 +106,11 @@ def trends(
     return _build("night", [d.isoformat() for d in buckets], [b[::-1] for b in buckets.values()], agent)
 
 
+_NONE = Figures()
+
+
 def _figures(group: list[ReportSummary], agent: str | None) -> Figures:
-    out = Figures()
-    for s in group:
-        out.add(s.by_agent.get(agent, Figures()) if agent else s.total)
-    return out
+    return Figures.total(s.by_agent.get(agent, _NONE) if agent else s.total for s in group)
 
 
 def _build(granularity: Granularity, labels: list[str], groups: list[list[ReportSummary]], agent: str | None) -> Trends:

@@ -128,6 +128,15 @@ def test_the_list_pages_and_filters_and_the_index_rereads_only_what_changed(ws: 
     again = {s.id: s for s in index.refresh()}
     assert again["2026-12-01-aaaaaa"].reviewed == "merged into main"
     assert again["2026-12-02-bbbbbb"] is kept["2026-12-02-bbbbbb"]  # not parsed again
+    # once the folder is older than the racy window, an unchanged folder is trusted: no report is looked at
+    # (reports are only ever renamed into place, which changes the folder)
+    later = ReportIndex(ws.state_dir, clock=lambda: path.parent.stat().st_mtime_ns / 1e9 + 10)
+    first = later.refresh()
+    text = path.read_text()
+    path.write_text(text.replace("merged into main", "merged into MAIN"))  # in place, the folder unchanged
+    assert later.refresh() is first and first[-1].reviewed == "merged into main"
+    report.save(ws.state_dir, record)  # renamed into place: seen
+    assert later.refresh() is not first
     # a damaged report is named, not fatal; a deleted one leaves the list
     (report.reports_dir(ws.state_dir) / "2026-12-04-eeeeee.json").write_text("{not json")
     path.unlink()
