@@ -147,8 +147,10 @@ def line_chart(
     frame, step = _frame(labels, top, unit, width, height)
     parts += frame
     plot_h, colors = height - TOP - BOTTOM, _colors(series)
+    shown, plain = [_e(label) for label in labels], _e(unit) == unit  # numbers need no escaping; a unit may
     for one, color in zip(series, colors, strict=True):
-        parts.append(f'<g class="series" aria-label="{_e(one.name)}">')
+        name = _e(one.name)
+        parts.append(f'<g class="series" aria-label="{name}">')
         run: list[str] = []
         dots = []
         for i, value in enumerate([*one.values, None]):
@@ -160,11 +162,9 @@ def line_chart(
                 continue
             x, y = LEFT + step * (i + 0.5), TOP + plot_h - plot_h * max(0.0, value) / top
             run.append(f"{x:.1f},{y:.1f}")
-            tip = f"{labels[i]} · {one.name}: {_fmt(value, unit)}"
-            dots.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{_e(color)}"><title>{_e(tip)}</title>'
-                        "</circle>")  # fmt: skip
-        parts += dots
-        parts.append("</g>")
+            tip = f"{shown[i]} · {name}: {_fmt(value, unit) if plain else _e(_fmt(value, unit))}"
+            dots.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3"><title>{tip}</title></circle>')
+        parts += [f'<g fill="{_e(color)}">', *dots, "</g>", "</g>"]
     parts += _legend(series, colors, width, height)
     return "\n".join([*parts, "</svg>"])
 
@@ -186,8 +186,10 @@ def stacked_bars(
     plot_h, colors = height - TOP - BOTTOM, _colors(series)
     bar_w = max(1.0, step * 0.7)
     base = [0.0] * len(labels)
+    shown, plain = [_e(label) for label in labels], _e(unit) == unit  # numbers need no escaping; a unit may
     for one, color in zip(series, colors, strict=True):
-        parts.append(f'<g class="series" fill="{_e(color)}" aria-label="{_e(one.name)}">')
+        name = _e(one.name)
+        parts.append(f'<g class="series" fill="{_e(color)}" aria-label="{name}">')
         for i, raw in enumerate(one.values):
             value = max(0.0, raw or 0.0)
             if not value:
@@ -195,9 +197,9 @@ def stacked_bars(
             h = plot_h * value / top
             y = TOP + plot_h - plot_h * base[i] / top - h
             x = LEFT + step * i + (step - bar_w) / 2
-            tip = f"{labels[i]} · {one.name}: {_fmt(value, unit)}"
+            tip = f"{shown[i]} · {name}: {_fmt(value, unit) if plain else _e(_fmt(value, unit))}"
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}">'
-                         f"<title>{_e(tip)}</title></rect>")  # fmt: skip
+                         f"<title>{tip}</title></rect>")  # fmt: skip
             base[i] += value
         parts.append("</g>")
     parts += _legend(series, colors, width, height)

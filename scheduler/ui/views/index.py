@@ -39,20 +39,12 @@ class Figures(BaseModel):
         for name in FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
-    @staticmethod
-    def total(many: Iterable[Figures]) -> Figures:
-        """The sum of many (plain arithmetic: a thousand sessions' figures add up in well under a millisecond)."""
-        sums = [0.0] * len(FIELDS)
-        for one in many:
-            values = one.__dict__
-            for i, name in enumerate(FIELDS):
-                sums[i] += values[name]
-        values = {name: round(v, 6) if name in FLOATS else int(v) for name, v in zip(FIELDS, sums, strict=True)}
-        return Figures.model_validate(values)
+    def vector(self) -> tuple[float, ...]:
+        return tuple(self.__dict__[name] for name in FIELDS)
 
 
 FIELDS = tuple(Figures.model_fields)
-FLOATS = frozenset(name for name, field in Figures.model_fields.items() if field.annotation is float)
+ZERO = (0.0,) * len(FIELDS)
 
 
 class ReportSummary(BaseModel):
@@ -77,6 +69,22 @@ class ReportSummary(BaseModel):
     coverage_base: float | None = None
     total: Figures = Field(default_factory=Figures)
     by_agent: dict[str, Figures] = Field(default_factory=dict)
+    vectors: dict[str | None, tuple[float, ...]] = Field(default_factory=dict, exclude=True, repr=False,
+                                                         description="`total` (None) and `by_agent` as plain "
+                                                         "numbers in FIELDS order: trends add up many")  # fmt: skip
+
+    def model_post_init(self, context: object, /) -> None:
+        self.vectors = {None: self.total.vector(), **{name: f.vector() for name, f in self.by_agent.items()}}
+
+    def vector(self, agent: str | None = None) -> tuple[float, ...]:
+        """The figures (of one agent's share) as plain numbers in `FIELDS` order."""
+        return self.vectors.get(agent, ZERO)
+
+
+def sums(vectors: Iterable[tuple[float, ...]]) -> dict[str, float]:
+    """Vectors added up, by field name."""
+    totals = [sum(column) for column in zip(*vectors, strict=True)]
+    return dict(zip(FIELDS, totals, strict=True)) if totals else dict.fromkeys(FIELDS, 0.0)
 
 
 def summarize(record: report.SessionRecord) -> ReportSummary:

@@ -18,7 +18,7 @@ from mcp_servers.core.errors import UsageError
 from mcp_servers.core.workspace import Workspace
 
 from .. import svg
-from .index import Figures, ReportIndex, ReportSummary
+from .index import ReportIndex, ReportSummary, sums
 
 Granularity = Literal["night", "session"]
 MAX_NIGHTS = 366
@@ -106,11 +106,8 @@ def trends(
     return _build("night", [d.isoformat() for d in buckets], [b[::-1] for b in buckets.values()], agent)
 
 
-_NONE = Figures()
-
-
-def _figures(group: list[ReportSummary], agent: str | None) -> Figures:
-    return Figures.total(s.by_agent.get(agent, _NONE) if agent else s.total for s in group)
+def _figures(group: list[ReportSummary], agent: str | None) -> dict[str, float]:
+    return sums(s.vector(agent) for s in group)
 
 
 def _build(granularity: Granularity, labels: list[str], groups: list[list[ReportSummary]], agent: str | None) -> Trends:
@@ -130,13 +127,13 @@ def _build(granularity: Granularity, labels: list[str], groups: list[list[Report
     covered = [[s for s in g if s.coverage is not None] for g in groups]
     result = Trends(
         granularity=granularity, labels=labels, sessions=[len(g) for g in groups],
-        kept=[f.kept for f in sums], rolled_back=[f.rolled_back for f in sums],
-        cost_usd=[round(f.cost_usd, 4) for f in sums],
-        cost_per_task=[_ratio(f.cost_usd, f.tasks) for f in sums],
-        cost_per_kept=[_ratio(f.cost_usd, f.kept) for f in sums],
-        tokens_in=[f.tokens_in for f in sums], tokens_out=[f.tokens_out for f in sums],
-        time_per_task_s=[_ratio(f.task_time_s, f.tasks, 2) for f in sums],
-        gate_time_per_task_s=[_ratio(f.gate_time_s, f.tasks, 2) for f in sums],
+        kept=[int(f["kept"]) for f in sums], rolled_back=[int(f["rolled_back"]) for f in sums],
+        cost_usd=[round(f["cost_usd"], 4) for f in sums],
+        cost_per_task=[_ratio(f["cost_usd"], f["tasks"]) for f in sums],
+        cost_per_kept=[_ratio(f["cost_usd"], f["kept"]) for f in sums],
+        tokens_in=[int(f["tokens_in"]) for f in sums], tokens_out=[int(f["tokens_out"]) for f in sums],
+        time_per_task_s=[_ratio(f["task_time_s"], f["tasks"], 2) for f in sums],
+        gate_time_per_task_s=[_ratio(f["gate_time_s"], f["tasks"], 2) for f in sums],
         infra_stops={k: [sum(stops(s).get(k, 0) for s in g) for g in groups] for k in sorted(kinds)},
         coverage=[c[-1].coverage if c else None for c in covered],
         coverage_base=[c[-1].coverage_base if c else None for c in covered],
@@ -146,11 +143,12 @@ def _build(granularity: Granularity, labels: list[str], groups: list[list[Report
         for name in agents:
             per = [_figures(g, name) for g in groups]
             result.by_agent[name] = AgentSeries(
-                kept=[f.kept for f in per], rolled_back=[f.rolled_back for f in per],
-                cost_usd=[round(f.cost_usd, 4) for f in per], cost_per_kept=[_ratio(f.cost_usd, f.kept) for f in per],
-                tokens=[f.tokens_in + f.tokens_out for f in per],
-                time_per_task_s=[_ratio(f.task_time_s, f.tasks, 2) for f in per],
-                infra_stops=[f.infra_stops for f in per],
+                kept=[int(f["kept"]) for f in per], rolled_back=[int(f["rolled_back"]) for f in per],
+                cost_usd=[round(f["cost_usd"], 4) for f in per],
+                cost_per_kept=[_ratio(f["cost_usd"], f["kept"]) for f in per],
+                tokens=[int(f["tokens_in"] + f["tokens_out"]) for f in per],
+                time_per_task_s=[_ratio(f["task_time_s"], f["tasks"], 2) for f in per],
+                infra_stops=[int(f["infra_stops"]) for f in per],
             )  # fmt: skip
     return result
 
