@@ -1,9 +1,10 @@
 """The saved session reports, summed up once and kept: what the Sessions list and the Trends page read.
 
 A report is parsed when it is new or has changed (by its file's size and modification time) and reduced to a
-`ReportSummary` of the figures the pages show; the index, owned by its caller (the web app keeps one per state
-directory), answers every later call from memory after one directory scan. With 1,000 reports the first scan
-parses them all (about a second); each later one stats the files and parses only what changed.
+`ReportSummary` of the figures the pages show; the index (its caller's, or the process's one per state
+directory from `shared()`) answers every later call from memory after one look at the folder. With 1,000 reports
+the first scan parses them all (1-3 s); a later one costs nothing while the folder is unchanged, else stats the
+files and parses only what changed.
 """
 
 from __future__ import annotations
@@ -169,3 +170,17 @@ class ReportIndex:
             return summarize(report.SessionRecord.model_validate_json(path.read_bytes()))
         except (OSError, ValueError):
             return None  # being written (a temporary file is renamed over it), or damaged: listed as unreadable
+
+
+_SHARED: dict[Path, ReportIndex] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared(state_dir: Path) -> ReportIndex:
+    """The process's index of a state directory (what a view uses when its caller passes none)."""
+    key = state_dir.resolve()
+    with _SHARED_LOCK:
+        found = _SHARED.get(key)
+        if found is None:
+            found = _SHARED[key] = ReportIndex(key)
+        return found

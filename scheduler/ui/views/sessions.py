@@ -21,7 +21,7 @@ from mcp_servers.core.workspace import Workspace
 from scheduler import merge, morning, report
 from scheduler.agents.stops import InfraStop
 
-from .index import ReportIndex, ReportSummary
+from .index import ReportIndex, ReportSummary, shared
 
 MAX_PAGE = 200
 MAX_DIFF_CHARS = 100_000  # per commit: the rest is cut, and said
@@ -68,7 +68,7 @@ def list_sessions(
     if offset < 0:
         raise UsageError(f"offset must be 0 or more, not {offset}: pass the previous page's next_offset.")
     start, end = _date(since, "since"), _date(until, "until")
-    index = index or ReportIndex(ws.state_dir)
+    index = index or shared(ws.state_dir)
     found = index.refresh()
     outcomes = sorted({s.outcome for s in found})
     agents = sorted({a for s in found for a in s.agents if a})

@@ -18,7 +18,7 @@ from mcp_servers.core.errors import UsageError
 from mcp_servers.core.workspace import Workspace
 
 from .. import svg
-from .index import ReportIndex, ReportSummary, sums
+from .index import ReportIndex, ReportSummary, shared, sums
 
 Granularity = Literal["night", "session"]
 MAX_NIGHTS = 366
@@ -87,7 +87,7 @@ def trends(
         raise UsageError(f"nights must be 1 to {MAX_NIGHTS}, not {nights}.")
     if granularity == "session" and not 1 <= sessions <= MAX_SESSIONS:
         raise UsageError(f"sessions must be 1 to {MAX_SESSIONS}, not {sessions}.")
-    every = (index or ReportIndex(ws.state_dir)).refresh()
+    every = (index or shared(ws.state_dir)).refresh()
     found = [s for s in every if agent in s.by_agent] if agent else every
     if granularity == "session":
         chosen = found[:sessions][::-1]
