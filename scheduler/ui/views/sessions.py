@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import secrets
 import threading
 from typing import Literal
 
@@ -27,7 +28,6 @@ MAX_PAGE = 200
 MAX_DIFF_CHARS = 100_000  # per commit: the rest is cut, and said
 MAX_DIFFS_CHARS = 400_000  # per session
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
-_SEP = "\x1e\x1f"  # starts each commit in `git show`'s output (never in a diff git prints)
 
 
 class SessionPage(BaseModel):
@@ -159,7 +159,7 @@ def session_detail(ws: Workspace, session: str) -> SessionView:
         raise UsageError(f"{session!r} is not a session id: the Sessions page lists them.")
     from .index import summarize
 
-    record = report.load(ws.state_dir, session)
+    record = _scrubbed(ws, session)
     kept_shas = [c for t in record.tasks if t.outcome == "passed" for c in t.commits]
     diffs, cut = _diffs(ws, kept_shas)
     tasks = []
@@ -226,6 +226,39 @@ def _branch_key(ws: Workspace, record: report.SessionRecord) -> tuple[object, ..
     kept = tuple(t.task_id for t in record.tasks if t.outcome == "passed")
     return ("branch", str(ws.repo.common_dir), record.id, record.branch, base, refs, record.base_commit,
             record.final_commit, record.reviewed, kept, db)  # fmt: skip
+
+
+def _r(texts: list[str]) -> list[str]:
+    return [redact(text)[0] for text in texts]
+
+
+def _scrubbed(ws: Workspace, session: str) -> report.SessionRecord:
+    """The session's report with secrets redacted from what agents and their tests wrote into it (titles,
+    reasons, refused and denied actions, the gate's summaries and findings, security events), as memory redacts
+    them; kept by the report file's size and time, so a page shown again does not redact again."""
+    path = report.reports_dir(ws.state_dir) / f"{session}.json"
+    try:
+        stat = path.stat()
+    except OSError:
+        return report.load(ws.state_dir, session)  # says there is none
+    key = ("report", str(path), stat.st_mtime_ns, stat.st_size)
+    known = _KEPT.get(key)
+    if isinstance(known, report.SessionRecord):
+        return known.model_copy(deep=True)
+    record = report.load(ws.state_dir, session)
+    record.security_events, record.stop_reason = _r(record.security_events), redact(record.stop_reason)[0]
+    for t in record.tasks:
+        t.title, t.reasons, t.refused = redact(t.title)[0], _r(t.reasons), _r(t.refused)
+        t.security_events, t.held = _r(t.security_events), _r(t.held)
+        for check in t.checks:
+            check.summary = redact(check.summary)[0]
+            for finding in check.findings:
+                finding.message = redact(finding.message)[0]
+        if t.agent is not None:
+            t.agent.refused, t.agent.permission_denials = _r(t.agent.refused), _r(t.agent.permission_denials)
+            t.agent.final = redact(t.agent.final)[0]
+    _KEPT.put(key, record.model_copy(deep=True))
+    return record
 
 
 def branch_state(ws: Workspace, record: report.SessionRecord) -> BranchState:
@@ -300,13 +333,17 @@ def _read_diffs(ws: Workspace, wanted: list[str]) -> tuple[dict[str, KeptCommit]
     out = {s: KeptCommit(sha=s, missing=True) for s in wanted if s not in there}
     if not there:
         return out, False
+    # each commit starts with a marker no one can know in advance: a diff (the agent's text) cannot fake one
+    marker = "overnight-" + secrets.token_hex(16)
     shown = ws.repo.run("show", "--no-ext-diff", "--no-textconv", "--no-color", "--patch", "--stat",
-                        f"--format={_SEP}%H%x00%s", *there, check=False).text()  # fmt: skip
+                        f"--format={marker}%H%x00%s", *there, check=False).text()  # fmt: skip
     budget, cut = MAX_DIFFS_CHARS, False
-    for chunk in shown.split(_SEP)[1:]:
+    for chunk in shown.split(marker)[1:]:
         head, _, diff = chunk.partition("\n")
         sha, _, subject = head.partition("\0")
-        short = next((w for w in there if sha.startswith(w)), sha)
+        short = next((w for w in there if sha.startswith(w)), None)
+        if short is None or short in out:  # not asked for, or shown already
+            continue
         limit = min(MAX_DIFF_CHARS, max(0, budget))
         truncated = len(diff) > limit
         diff = diff[:limit]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mcp_servers.core.errors import UsageError
+from mcp_servers.core.models import CheckResult, Finding
 from mcp_servers.core.workspace import Workspace
 from scheduler import morning, report
 from scheduler.ui.views import sessions
@@ -59,9 +60,12 @@ def test_a_real_session_in_detail_then_discarded(tmp_path: Path) -> None:
 def test_security_events_held_secrets_and_bad_ids(tmp_path: Path) -> None:
     repo = make_planned(tmp_path / "r")
     ws = Workspace.open(repo.root, environ=dict(os.environ))
+    check = CheckResult(name="tests", status="failed", summary=f"1 failed: printed {FAKE_KEY}",
+                        findings=[Finding(message=f"assert token == {FAKE_KEY!r}")])  # fmt: skip
     task = report.TaskRecord(task_id="t", title="<b>t</b>", outcome="failed", started="x",
                              security_events=["~/.ssh/config changed; put back"], held=["write to /etc/x"],
-                             commits=["0" * 40])  # fmt: skip
+                             commits=["0" * 40], reasons=[f"the gate failed: {FAKE_KEY}"], checks=[check],
+                             refused=[f"Bash: curl -H 'x-api-key: {FAKE_KEY}' (refused)"])  # fmt: skip
     record = report.SessionRecord(id="2026-12-05-abcdef", repo="r", branch="overnight/2026-12-05-abcdef",
                                   started="2026-12-05T22:00:00+00:00", outcome="completed", sandbox="off",
                                   security_events=["hooks changed"], tasks=[task])  # fmt: skip
@@ -70,6 +74,8 @@ def test_security_events_held_secrets_and_bad_ids(tmp_path: Path) -> None:
     assert view.security_events == ["hooks changed", "task t: ~/.ssh/config changed; put back"]
     assert view.held == ["task t: write to /etc/x"] and view.unsandboxed
     assert view.tasks[0].commits == []  # a failed task's commits were rolled back: no diff is shown
+    assert FAKE_KEY not in view.model_dump_json() and "[REDACTED:" in view.tasks[0].reasons[0]
+    assert view.tasks[0].title == "<b>t</b>"  # as written (the page escapes it)
     assert view.branch.state == "gone" and view.branch.actions == []
     # a kept commit git no longer has is marked missing; a secret in a kept diff is redacted
     repo.write("src/app/keys.py", f'TOKEN = "{FAKE_KEY}"\n')
