@@ -18,6 +18,7 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 34, 58  # room for the y labels, the title and legend, and the x labels
 MAX_X_LABELS = 8
+MAX_LABEL = 20  # characters of an x label (nights and session ids fit)
 MAX_POINTS = 2000  # more points than this are refused: a chart of more is unreadable and slow to draw
 
 
@@ -108,12 +109,14 @@ def _frame(labels: Sequence[str], top: float, unit: str, width: int, height: int
         y = TOP + plot_h - plot_h * tick / top
         parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}">{_e(_fmt(tick, unit))}</text>')
     parts.append("</g>")
-    every = max(1, math.ceil(len(labels) / MAX_X_LABELS))
+    chars = min(MAX_LABEL, max(len(label) for label in labels))
+    room = max(2, min(MAX_X_LABELS, int(plot_w // (chars * 6.2 + 12))))  # labels that fit side by side
+    every = max(1, math.ceil(len(labels) / room))
     parts.append('<g class="x-labels" fill="#555" text-anchor="middle">')
     for i, label in enumerate(labels):
         if i % every == 0:
             x = LEFT + step * (i + 0.5)
-            parts.append(f'<text x="{x:.1f}" y="{height - BOTTOM + 16}">{_e(label[:16])}</text>')
+            parts.append(f'<text x="{x:.1f}" y="{height - BOTTOM + 16}">{_e(label[:MAX_LABEL])}</text>')
     parts.append("</g>")
     return parts, step
 
