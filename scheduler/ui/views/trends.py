@@ -59,8 +59,12 @@ class Trends(BaseModel):
 
 
 def night_of(started: str, tz: dt.tzinfo | None = None) -> dt.date:
-    """The evening a session started on (before noon: the day before), in `tz` (None: this machine's zone)."""
-    when = dt.datetime.fromisoformat(started)
+    """The evening a session started on (before noon: the day before), in `tz` (None: this machine's zone); a
+    start that is not a date counts as the first night there is (a damaged report stays out of every span)."""
+    try:
+        when = dt.datetime.fromisoformat(started)
+    except ValueError:
+        return dt.date.min
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return (when.astimezone(tz) - NIGHT_SHIFT).date()
@@ -94,12 +98,12 @@ def trends(
         return _build("session", [s.id for s in chosen], [[s] for s in chosen], agent)
     if not every:
         return _build("night", [], [], agent)
-    last = until or night_of(every[0].started, tz)  # the same span whatever the agent
+    last = until or max(night_of(s.started, tz) for s in every[:50])  # the same span whatever the agent
     first = last - dt.timedelta(days=nights - 1)
     buckets: dict[dt.date, list[ReportSummary]] = {first + dt.timedelta(days=i): [] for i in range(nights)}
     for summary in found:  # newest first: stop at the first session older than the span
         night = night_of(summary.started, tz)
-        if night < first:
+        if night < first and night != dt.date.min:
             break
         if night in buckets:
             buckets[night].append(summary)

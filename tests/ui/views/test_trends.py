@@ -97,6 +97,10 @@ def test_trends_per_night_with_agents_split(ws: Workspace) -> None:
         assert "<script" not in chart, name
     drawn = ET.fromstring(charts["agents-kept"])  # noqa: S314 (our own output)
     assert XSS in [t.text for t in drawn.iter("{http://www.w3.org/2000/svg}text")]
+    # a report whose start is not a date stays out of every span, and breaks nothing
+    report.save(ws.state_dir, _session("2026-12-09-999999", "not a date", [_task("z", "passed", "claude", 9.0)]))
+    again = trends.trends(ws, nights=4, tz=dt.UTC)
+    assert again.labels == t.labels and again.kept == t.kept
     with pytest.raises(UsageError, match="nights must be 1 to 366"):
         trends.trends(ws, nights=0)
 
