@@ -317,7 +317,8 @@ def _task(t: TaskRecord) -> list[str]:
     agent = t.agent
     facts = [f"attempt {t.attempt}", f"{t.duration_s:.0f}s"]
     if agent is not None:
-        facts += [f"agent `{agent.agent}`", f"{agent.turns or 0} turns", f"${agent.cost_usd or 0.0:.2f}"]
+        facts += [f"agent `{agent.agent}`", f"{agent.turns or 0} turns", f"${agent.cost_usd or 0.0:.2f}"
+                  + (" (estimated from its tokens and the prices in [agents])" if agent.cost_estimated else "")]
         if agent.tokens_in is not None:
             facts.append(f"{agent.tokens_in} tokens in, {agent.tokens_out or 0} out")
         if agent.terminal_reason:
