@@ -422,7 +422,8 @@ def _pass_login(environ: Mapping[str, str], home: Path, has_key: bool) -> None:
 
 def _doctor(settings: CodexSettings, environ: Mapping[str, str]) -> AgentCheck:
     agent = CodexAgent(None, settings, environ=environ)
-    problems = agent.problems(environ)
+    unpriced, _ = unenforced(agent.name, settings, None)  # (doctor says it on a line of its own)
+    problems = [p for p in agent.problems(environ) if p != unpriced]
     version = ".".join(map(str, agent.version() or ())) or None
     if problems:
         return AgentCheck(installed=version, authenticated=False if version else None,

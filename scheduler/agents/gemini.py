@@ -296,7 +296,8 @@ def _compatible(version: str) -> bool:
 
 def _doctor(settings: GeminiSettings, environ: Mapping[str, str]) -> AgentCheck:
     agent = GeminiAgent(Scheduler(), settings, environ=environ)
-    problems = agent.problems(environ)
+    unpriced, _ = unenforced(agent.name, settings, None)  # (doctor says it on a line of its own)
+    problems = [p for p in agent.problems(environ) if p != unpriced]
     exe = agent.executable()
     if problems:
         return AgentCheck(installed=exe, authenticated=False if exe else None,
