@@ -22,6 +22,8 @@ task, from before there were other agents) is a warning only, so it does not sto
 from __future__ import annotations
 
 import json
+import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from pydantic import BaseModel, Field
 
 _PRICE = Annotated[float, Field(ge=0)] | None
 POLL_S = 0.25
+MAX_READ = 1 << 20  # bytes read from a file per look (a file that grows without end cannot hold the meter)
 
 
 class Prices(BaseModel):
@@ -158,14 +161,14 @@ class Meter:
         with self.lock:
             try:
                 for path in self.find():
-                    if path not in self.files:
-                        self.files[path] = (path.open("rb"), bytearray(), self.tally())
+                    if path not in self.files and (handle := _open(path)) is not None:
+                        self.files[path] = (handle, bytearray(), self.tally())
             except OSError:
                 pass  # (a file gone between listing and opening: the next read finds the rest)
             for handle, pending, tally in self.files.values():
-                pending.extend(handle.read())
+                pending.extend(handle.read(MAX_READ))
                 *whole, rest = bytes(pending).split(b"\n")
-                pending[:] = rest
+                pending[:] = rest if len(rest) < MAX_READ else b""  # (no line is that long: not one of the CLI's)
                 for raw in whole:
                     if self.marker in raw:
                         try:
@@ -185,3 +188,16 @@ class Meter:
 
     def reason(self) -> str:
         return f"budget (an estimated ${self.spent():.2f} reached max_budget_usd ${self.limit_usd:.2f})"
+
+
+def _open(path: Path) -> IO[bytes] | None:
+    """`path` opened for reading when it is a regular file itself (the agent can write where the CLI writes its
+    usage: a link to a FIFO, a device or a file of the person's is not followed, and nothing blocks); else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")

@@ -6,6 +6,7 @@ without prices does: refused when it is the agent's own, a warning when it is `[
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -137,3 +138,20 @@ def test_a_meter_without_a_budget_or_prices_only_reads_at_the_end(tmp_path: Path
                   stop, marker=b'"tokens"').start()  # fmt: skip
     assert not meter.thread.is_alive()
     assert meter.finish() == Usage(150, 0, 30) and not stop.is_set() and not meter.over
+
+
+def test_the_meter_reads_no_fifo_device_or_link_the_agent_planted(tmp_path: Path) -> None:
+    """The agent can write where the CLI writes its usage: a FIFO (which would block an open) or a link (to a
+    device that never ends, or to a file of the person's) is not read; a regular file beside them still is."""
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    os.mkfifo(sessions / "rollout-fifo.jsonl")
+    (sessions / "rollout-zero.jsonl").symlink_to("/dev/zero")
+    (tmp_path / "elsewhere.jsonl").write_text(_rollout(10**6, 10**6) + "\n")
+    (sessions / "rollout-link.jsonl").symlink_to(tmp_path / "elsewhere.jsonl")
+    (sessions / "rollout-real.jsonl").write_text(_rollout(100, 20) + "\n")
+    meter = Meter(1.0, Prices.model_validate(PRICES), lambda: sorted(sessions.glob("rollout-*.jsonl")), RolloutTally,
+                  threading.Event(), marker=b"token_count")  # fmt: skip
+    started = time.monotonic()
+    assert meter.finish() == Usage(100, 0, 20) and time.monotonic() - started < 5
+    assert list(meter.files) == [sessions / "rollout-real.jsonl"]
