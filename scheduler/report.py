@@ -280,8 +280,10 @@ def render(record: SessionRecord) -> str:
         f"{record.turns} turns, ${record.cost_usd:.2f}",
     ]
     if len(record.agents) > 1:
-        lines.append("- Cost by agent: " + (", ".join(f"`{name}` ${cost:.2f}" for name, cost in
-                                                      record.cost_by_agent().items()) or "nothing spent"))
+        guessed = {t.agent.agent for t in record.tasks if t.agent is not None and t.agent.cost_estimated}
+        lines.append("- Cost by agent: " + (", ".join(f"`{name}` ${cost:.2f}" + (" (estimated)" if name in guessed
+                                                      else "") for name, cost in record.cost_by_agent().items())
+                                            or "nothing spent"))  # fmt: skip
     if record.pushed:
         lines.append(f"- Pushed to `{record.pushed}`" + (f"; pull request: {record.pull_request}"
                                                          if record.pull_request else ""))

@@ -155,3 +155,19 @@ def test_the_meter_reads_no_fifo_device_or_link_the_agent_planted(tmp_path: Path
     started = time.monotonic()
     assert meter.finish() == Usage(100, 0, 20) and time.monotonic() - started < 5
     assert list(meter.files) == [sessions / "rollout-real.jsonl"]
+
+
+def test_the_report_says_which_costs_are_estimated() -> None:
+    from scheduler import report
+    from scheduler.agents import AgentResult
+
+    record = report.SessionRecord(id="s", repo="/r", started="2026-12-06T21:00:00+00:00", agent="claude",
+                                  agents=["claude", "codex"], outcome="completed")  # fmt: skip
+    for task_id, agent, cost, guessed in (("a", "claude", 0.5, False), ("b", "codex", 0.25, True)):
+        task = report.TaskRecord(task_id=task_id, title=task_id, outcome="failed", started=record.started, attempt=1)
+        task.agent = AgentResult(agent=agent, cost_usd=cost, cost_estimated=guessed, tokens_in=100, tokens_out=20)
+        record.tasks.append(task)
+    text = report.render(record)
+    assert "- Cost by agent: `claude` $0.50, `codex` $0.25 (estimated)" in text
+    assert "agent `codex`; 0 turns; $0.25 (estimated from its tokens and the prices in [agents])" in text
+    assert "agent `claude`; 0 turns; $0.50;" in text
