@@ -23,14 +23,18 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 from mcp_servers.core import breakers
 from mcp_servers.core.config import Infra as Settings
 from mcp_servers.core.config import Scheduler
+from mcp_servers.core.errors import OvernightError
 from mcp_servers.core.workspace import Workspace
 
 from . import infra, report
-from .agents import Agent, make
+from .agents import Agent, budget, make
 from .agents.stops import InfraStop
 from .events import RunEvent
 
@@ -42,33 +46,85 @@ def names(scheduler: Scheduler) -> list[str]:
     return list(scheduler.agents) or [scheduler.agent]
 
 
-def fallbacks(ws: Workspace, primary: Agent, script: Path | None = None) -> list[Agent]:
-    """The agents after `primary` in the configured chain (none when the chain does not name it: `--agent X`)."""
+def after(ws: Workspace, primary: Agent) -> list[str]:
+    """The names of the agents after `primary` in the configured chain (none when the chain does not name it:
+    `--agent X`)."""
     chain = names(ws.settings.scheduler)
-    if primary.name not in chain:
-        return []
-    after = chain[chain.index(primary.name) + 1 :]
-    return [make(name, ws.settings.scheduler, ws.repo.root, script, ws.settings.agents) for name in after]
+    return chain[chain.index(primary.name) + 1 :] if primary.name in chain else []
+
+
+def fallbacks(ws: Workspace, primary: Agent, script: Path | None = None) -> list[Agent]:
+    """The agents after `primary` in the configured chain; an OvernightError when one cannot be built (its
+    settings are wrong: the session is refused, as for the first agent)."""
+    return [make(name, ws.settings.scheduler, ws.repo.root, script, ws.settings.agents) for name in after(ws, primary)]
+
+
+class MemberCheck(BaseModel):
+    """Whether one agent of the chain can run, as preflight, `overnight run --dry-run` and the report say it."""
+
+    agent: str
+    role: Literal["first", "fallback"]
+    can_run: bool
+    problems: list[str] = Field(default_factory=list, description="what stops it (each says what to do)")
+    warnings: list[str] = Field(default_factory=list, description="what runs, but not as configured (a budget "
+                                "its prices cannot enforce)")  # fmt: skip
+    refuses: bool = Field(default=False, description="its settings are wrong: the session would be refused")
+
+    def line(self) -> str:
+        """For people: `agent codex (fallback): can run`, or why not and what follows."""
+        who = f"agent {self.agent} ({'the first of the chain' if self.role == 'first' else 'fallback'})"
+        if self.can_run:
+            return f"{who}: can run"
+        follows = "the session would not start" if self.role == "first" or self.refuses else \
+            "it would be left out of the chain, the session goes on without it"  # fmt: skip
+        return f"{who}: cannot run ({follows}): {'; '.join(self.problems)}"
+
+
+def check(ws: Workspace, primary: Agent, task_ids: Sequence[str], given: Sequence[Agent] | None = None
+          ) -> list[MemberCheck]:  # fmt: skip
+    """Each agent of the session's chain in order (`primary`, then `given` or the configured fallbacks): whether it
+    can run these tasks (a fallback whose settings are wrong: `refuses`, as the session would be)."""
+    found = [_member(ws, primary, "first", task_ids)]
+    if given is not None:
+        return found + [_member(ws, agent, "fallback", task_ids) for agent in given]
+    for name in after(ws, primary):
+        try:
+            agent = make(name, ws.settings.scheduler, ws.repo.root, None, ws.settings.agents)
+        except OvernightError as e:
+            found.append(MemberCheck(agent=name, role="fallback", can_run=False, problems=[str(e)], refuses=True))
+            continue
+        found.append(_member(ws, agent, "fallback", task_ids))
+    return found
+
+
+def _member(ws: Workspace, agent: Agent, role: Literal["first", "fallback"], task_ids: Sequence[str]) -> MemberCheck:
+    problems = agent.problems(ws.environ) + (agent.task_problems(task_ids) if task_ids else [])
+    warned = budget.warning(agent)
+    return MemberCheck(agent=agent.name, role=role, can_run=not problems, problems=problems,
+                       warnings=[warned] if warned else [])  # fmt: skip
 
 
 def usable(ws: Workspace, agents: Sequence[Agent], task_ids: Sequence[str]) -> tuple[list[Agent], list[str]]:
     """The fallbacks that can run these tasks, and a warning for each one left out of the chain (and why)."""
     kept, warnings = [], []
     for agent in agents:
-        problems = agent.problems(ws.environ) + agent.task_problems(task_ids)
-        if problems:
-            warnings.append(f"agent {agent.name} was left out of the fallback chain: {'; '.join(problems)}")
+        member = _member(ws, agent, "fallback", task_ids)
+        if member.problems:
+            warnings.append(f"agent {agent.name} was left out of the fallback chain: {'; '.join(member.problems)}")
         else:
             kept.append(agent)
+            warnings += member.warnings
     return kept, warnings
 
 
 def prepare(ws: Workspace, primary: Agent, given: Sequence[Agent] | None, task_ids: Sequence[str],
             record: report.SessionRecord) -> list[Agent]:  # fmt: skip
     """The fallbacks a session uses (`given`, else the configured ones) that can take its tasks: each one left out
-    is a warning of the session (which goes on without it), and the chain is recorded."""
+    is a warning of the session (which goes on without it), and the chain is recorded; so is a budget an agent's
+    prices cannot enforce (the first agent's too)."""
     backups, left_out = usable(ws, fallbacks(ws, primary) if given is None else given, task_ids)
-    record.warnings += left_out
+    own = budget.warning(primary)
+    record.warnings += ([own] if own else []) + left_out
     record.agents = [primary.name, *(a.name for a in backups)] if backups else []
     return backups
 

@@ -1,6 +1,7 @@
 """`overnight doctor`'s lines about agents: one per agent the settings name (`[scheduler] agent`, a fallback
 chain, each `[agents.<name>]`), from the agent registry: whether its CLI is installed (its version), whether it is
-authenticated as far as can be told offline, and what to do; an unknown name or invalid settings is an error."""
+authenticated as far as can be told offline, its place in the chain, and what to do; an unknown name or invalid
+settings is an error; so is an agent's own budget its prices cannot enforce (one from `[scheduler]`: a warning)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pydantic import BaseModel
 from mcp_servers.core.config import Settings
 from mcp_servers.core.errors import ConfigError, UsageError
 
-from .agents import registry
+from .agents import budget, registry
 from .agents.adapter import Adapter, AgentCheck, cli_version
 from .doctor import Finding
 
@@ -27,9 +28,24 @@ def checks(settings: Settings, environ: Mapping[str, str]) -> list[Finding]:
                                  fix=f"fix [scheduler] agent or [agents.{name}] in overnight.toml "
                                  f"(registered agents: {', '.join(registry.names())})"))  # fmt: skip
             continue
-        role = " (sessions use it)" if name == settings.scheduler.agent else ""
-        found.append(_finding(name, adapter, _check(adapter, own, environ), role))
+        found.append(_finding(name, adapter, _check(adapter, own, environ), _role(name, settings)))
+        unpriced, warned = budget.unenforced(name, own, settings.scheduler)
+        if unpriced or warned:  # (a budget its CLI's tokens cannot be priced for: scheduler.agents.budget)
+            what, fix = (unpriced or warned or "").rsplit(": ", 1)
+            found.append(Finding(name=f"agent {name} budget", status="error" if unpriced else "warn",
+                                 detail=what, fix=fix))  # fmt: skip
     return found
+
+
+def _role(name: str, settings: Settings) -> str:
+    """Where the agent stands: the one sessions use, or its place in the fallback chain, or outside it."""
+    chain = list(settings.scheduler.agents)
+    if len(chain) > 1:
+        if name not in chain:
+            return " (configured, not in the chain)"
+        at = chain.index(name)
+        return " (sessions start with it)" if at == 0 else f" (fallback {at} of the chain)"
+    return " (sessions use it)" if name == settings.scheduler.agent else ""
 
 
 def _check(adapter: Adapter, own: BaseModel, environ: Mapping[str, str]) -> AgentCheck:

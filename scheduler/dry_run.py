@@ -18,8 +18,9 @@ from mcp_servers.core.paths import Globs
 from mcp_servers.core.queue_models import SkippedTask, TaskDetail
 from mcp_servers.core.workspace import Workspace
 
-from . import prompt, worktree
+from . import chain, prompt, worktree
 from .agents import Agent
+from .chain import MemberCheck
 from .control import stop_file
 from .limits import blocked
 from .offer import offer
@@ -42,6 +43,10 @@ class DryRun(BaseModel):
     max_tasks: int
     only: str | None = Field(description="`--task`: the one task asked for")
     problems: list[str] = Field(description="what would stop the session before it starts")
+    agents: list[MemberCheck] = Field(default_factory=list, description="each agent of the chain, in order: "
+                                      "whether it can run (issue 13)")  # fmt: skip
+    warnings: list[str] = Field(default_factory=list, description="what would not stop it but is not as "
+                                "configured: a fallback left out of the chain, a budget not enforced")  # fmt: skip
     tasks: list[PlannedTask] = Field(description="the tasks it would work on, in order")
     passed_over: list[SkippedTask]
     passed_over_total: int
@@ -64,7 +69,6 @@ def dry_run(ws: Workspace, agent: Agent, *, only: str | None = None, max_tasks: 
         if stop_file(ws).exists() else []  # fmt: skip
     if settings.sandbox != "off" and (why := sandbox.problem(ws.environ)):
         problems.append(f"no sandbox can be made, so no agent may run: {why}")
-    problems += agent.problems(ws.environ)
     wb = Workspace.open(ws.repo.root, environ={**ws.environ, "OVERNIGHT_BASE": base})
     ready: list[TaskDetail] = []  # every task it could take in turn; the limit cuts the list afterwards
     found = offer(wb, SESSION, only=only)
@@ -72,12 +76,17 @@ def dry_run(ws: Workspace, agent: Agent, *, only: str | None = None, max_tasks: 
         ready.append(found.task)
         found = offer(wb, SESSION, only=only, exclude=[t.id for t in ready])
     chosen = ready[:limit]
-    if chosen:  # e.g. a replay script without steps for them: the session would be refused (issue 11)
-        problems += agent.task_problems([t.id for t in chosen])
+    # every agent of the chain, the tasks included (e.g. a replay script without steps for them, issue 11): the
+    # first one's problems stop the session, a fallback's leave it out of the chain (issue 13)
+    members = chain.check(ws, agent, [t.id for t in chosen])
+    problems += members[0].problems + [m.line() for m in members[1:] if m.refuses]
+    warnings = [m.line() for m in members[1:] if not m.can_run and not m.refuses]
+    warnings += [w for m in members if m.can_run for w in m.warnings]
     skipped = [s for s in found.skipped if s.reason != "already tried in this session"]
     total = found.skipped_total - (len(ready) if only is None else 0)  # each taken one is "already tried"
     result = DryRun(base_branch=base_name, base_commit=base, branch=f"{settings.branch_prefix}<date>-<id>",
-                    max_tasks=limit, only=only, problems=problems, passed_over=skipped,
+                    max_tasks=limit, only=only, problems=problems, agents=members, warnings=warnings,
+                    passed_over=skipped,
                     passed_over_total=total, summary=found.summary if not chosen else
                     f"{len(chosen)} task(s) would run", prompt="",
                     tasks=[PlannedTask(id=t.id, title=t.title, priority=t.priority, files=t.files)

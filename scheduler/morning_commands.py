@@ -144,6 +144,12 @@ def show_dry_run(plan: DryRun) -> None:
                   "task(s).")  # fmt: skip
     for problem in plan.problems:
         console.print(f"[red]would not start[/]: {escape(problem)}")
+    if len(plan.agents) > 1:  # a fallback chain: each agent, and whether it can run (issue 13)
+        for member in plan.agents:
+            mark = "[green]ok[/]" if member.can_run else "[red]no[/]" if member.role == "first" else "[yellow]no[/]"
+            console.print(f"  {mark} {escape(member.line())}")
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning[/]: {escape(warning)}")
     if plan.held:
         console.print(f"[yellow]a limit holds now[/]: {escape(plan.held)}")
     for n, task in enumerate(plan.tasks, 1):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from mcp_servers.core import sandbox
 from mcp_servers.core.workspace import Workspace
 
+from . import chain
 from .agents import Agent
 from .control import stop_file
 from .offer import offer
@@ -28,7 +29,10 @@ def preflight(ws: Workspace, agent: Agent) -> list[str]:
         why = sandbox.problem(ws.environ)
         if why:
             problems.append(f"no sandbox can be made, so no agent may run: {why}")
-    problems += agent.problems(ws.environ)
+    own = agent.problems(ws.environ)
+    if len(chain.names(ws.settings.scheduler)) > 1:  # a chain: which of its agents (its fallbacks: `chain.prepare`)
+        own = [f"agent {agent.name} (the first of the chain): {p}" for p in own]
+    problems += own
     for name, found in probe_all(ws.repo.root, ws.environ).items():
         if found.problem:
             problems.append(f"the `{name}` server does not answer initialize and tools/list: {found.problem} (run "

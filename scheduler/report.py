@@ -280,8 +280,10 @@ def render(record: SessionRecord) -> str:
         f"{record.turns} turns, ${record.cost_usd:.2f}",
     ]
     if len(record.agents) > 1:
-        lines.append("- Cost by agent: " + (", ".join(f"`{name}` ${cost:.2f}" for name, cost in
-                                                      record.cost_by_agent().items()) or "nothing spent"))
+        guessed = {t.agent.agent for t in record.tasks if t.agent is not None and t.agent.cost_estimated}
+        lines.append("- Cost by agent: " + (", ".join(f"`{name}` ${cost:.2f}" + (" (estimated)" if name in guessed
+                                                      else "") for name, cost in record.cost_by_agent().items())
+                                            or "nothing spent"))  # fmt: skip
     if record.pushed:
         lines.append(f"- Pushed to `{record.pushed}`" + (f"; pull request: {record.pull_request}"
                                                          if record.pull_request else ""))
@@ -317,7 +319,8 @@ def _task(t: TaskRecord) -> list[str]:
     agent = t.agent
     facts = [f"attempt {t.attempt}", f"{t.duration_s:.0f}s"]
     if agent is not None:
-        facts += [f"agent `{agent.agent}`", f"{agent.turns or 0} turns", f"${agent.cost_usd or 0.0:.2f}"]
+        facts += [f"agent `{agent.agent}`", f"{agent.turns or 0} turns", f"${agent.cost_usd or 0.0:.2f}"
+                  + (" (estimated from its tokens and the prices in [agents])" if agent.cost_estimated else "")]
         if agent.tokens_in is not None:
             facts.append(f"{agent.tokens_in} tokens in, {agent.tokens_out or 0} out")
         if agent.terminal_reason:

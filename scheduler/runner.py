@@ -282,7 +282,8 @@ class Runner:
             if stop:
                 self._quota().release()
             return stop, waited
-        admitted = self._quota().admit(deadline, self.ws.settings.scheduler.task_timeout_min * 60)
+        # the run's reservation lasts as long as this agent's own wall clock (its `timeout_min`, issue 13)
+        admitted = self._quota().admit(deadline, registry.timeout_min(self.agent, self.ws.settings.scheduler) * 60)
         return admitted.stop, admitted.waited
 
     def _stop_reason(self, record: report.SessionRecord, deadline: float, failures_in_row: int

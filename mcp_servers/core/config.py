@@ -788,6 +788,12 @@ _AGENTS_EXAMPLE = [
     "# task_timeout_min; for claude also claude_command, model and fallback_model). For example:",
     "# [agents.claude]",
     "#   max_turns = 40",
+    "# Codex and Gemini report tokens, not cost: their prices (USD per million tokens) give each run an estimated",
+    "# cost and let max_budget_usd be enforced during the run:",
+    "# [agents.codex]",
+    "#   input_usd_per_mtok = 1.25",
+    "#   cached_input_usd_per_mtok = 0.125",
+    "#   output_usd_per_mtok = 10.0",
     "",
 ]
 

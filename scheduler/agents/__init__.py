@@ -85,6 +85,8 @@ class AgentResult(BaseModel):
     tokens_in: int | None = None
     tokens_out: int | None = None
     cost_usd: float | None = None
+    cost_estimated: bool = Field(default=False, description="cost_usd is estimated from the tokens the CLI "
+                                 "reported and the prices of [agents.<name>] (its CLI reports no cost)")
     permission_denials: list[str] = Field(default_factory=list, description="tool calls the permission rules refused")
     refused: list[str] = Field(
         default_factory=list, description="tool calls that came back as errors (hooks, servers, commands), and why"

@@ -17,7 +17,8 @@ ours runs with no capabilities in its own user namespace). With `[scheduler] san
 
 What codex does not have: a turn cap (the adapter counts the model's actions in the stream and ends the run
 past `max_turns`; the wall clock, `timeout_min`, ends it anyway) and a cost report (its stream gives tokens
-only, so `max_budget_usd` cannot be enforced per run and `cost_usd` stays empty). An API it cannot
+only: with the prices under [agents.codex] the run's cost is estimated from them, and `max_budget_usd` enforced
+during the run from the `token_count` events of codex's session rollout, `scheduler.agents.budget`). An API it cannot
 reach makes codex wait without end ("Reconnecting... waiting for network"): after `network_wait_s` of that the
 run is ended and counted as a network stop.
 """
@@ -37,12 +38,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from mcp_servers.core import proc
 
 from . import AgentJob, AgentResult, agent_env, mcp_config, run_process, watching
 from .adapter import Adapter, AgentCheck, executable, npm_reads
+from .budget import Meter, Prices, Usage, budget, unenforced
 from .codex_events import WAITING_FOR_NETWORK, CodexEvents, result_from
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ SANDBOX_NOTE = (
 )
 
 
-class CodexSettings(BaseModel):
+class CodexSettings(Prices):
     """How overnight runs Codex CLI (`[agents.codex]` or the scheduler's defaults)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -87,7 +89,8 @@ class CodexSettings(BaseModel):
     )
     max_budget_usd: Annotated[float, Field(ge=0)] = Field(
         default=0.0,
-        description="not enforced: codex reports tokens, not cost (the wall clock and the session's limits apply)",
+        description="spend per task, USD, estimated from the tokens codex reports and the prices above (needs "
+        "them); 0: no cap; left out: [scheduler] max_budget_usd",
     )
     request_max_retries: Annotated[int, Field(ge=0)] | None = Field(
         default=None, description="with base_url: times codex re-sends a request that got a 5xx (empty: its default)"
@@ -152,7 +155,8 @@ class CodexAgent:
             return [f"`{exe} --version` says {found.text().strip()!r}: overnight needs Codex CLI "
                     f"{'.'.join(map(str, MIN_VERSION))} or newer (tested with {TESTED}): "
                     f"`npm install -g @openai/codex@{TESTED}`"]  # fmt: skip
-        return self._credential_problems(environ)
+        unpriced, _ = unenforced(self.name, self.settings, self.config)
+        return self._credential_problems(environ) + ([unpriced] if unpriced else [])
 
     def _credential_problems(self, environ: Mapping[str, str]) -> list[str]:
         s = self.settings
@@ -239,12 +243,11 @@ class CodexAgent:
 
     def run(self, job: AgentJob) -> AgentResult:
         s = self.settings
-        if s.max_budget_usd > 0:
-            log.warning("codex reports no cost: max_budget_usd is not enforced for it (the wall clock is)")
         if s.timeout_min is not None:
             job = replace(job, timeout_s=min(job.timeout_s, s.timeout_min * 60))
         env = agent_env(job, self.environ, keep=(*CREDENTIALS, *([s.env_key] if s.env_key else [])))
-        env["CODEX_HOME"] = str(self.home(job))
+        home = self.home(job)
+        env["CODEX_HOME"] = str(home)
         scratch = job.confined.home / "tmp" if job.confined.box is not None else job.run_dir / "tmp"
         scratch.mkdir(parents=True, exist_ok=True)
         env["TMPDIR"] = str(scratch)  # not a parent of CODEX_HOME: codex refuses its helpers under $TMPDIR
@@ -264,11 +267,14 @@ class CodexAgent:
 
         ender = threading.Thread(target=_mirror, args=(job.stop, own.stop, stall), daemon=True)
         ender.start()
+        meter = Meter(budget(s, self.config)[0], s, lambda: sorted((home / "sessions").rglob("rollout-*.jsonl")),
+                      RolloutTally, own.stop, marker=b"token_count").start()  # fmt: skip
         try:
             outcome = run_process(self.command(job), own, env, log_path, on_line)
         finally:
             stall.done.set()
-        ours = (stall.stalled or capped.is_set()) and not job.stop.is_set()
+            used = meter.finish()
+        ours = (stall.stalled or capped.is_set() or meter.over) and not job.stop.is_set()
         if ours:
             outcome.stopped = False  # ended by the adapter, not by the person
         errors = log_path.with_suffix(".stderr")
@@ -276,7 +282,49 @@ class CodexAgent:
         result = result_from(self.name, outcome, log_path, stderr, stalled=stall.stalled and ours)
         if capped.is_set() and ours and not stall.stalled:
             result.terminal_reason, result.is_error = f"max turns ({cap})", True
+        elif meter.over and ours and not stall.stalled:
+            result.terminal_reason, result.is_error = meter.reason(), True
+        if s.priced():  # codex reports no cost: estimated from its tokens (the highest of its two reports)
+            used = used.highest(stream_usage(outcome.lines))
+            result.cost_usd, result.cost_estimated = used.cost(s), True
+            result.tokens_in, result.tokens_out = max(result.tokens_in or 0, used.input), max(result.tokens_out or 0,
+                                                                                              used.output)  # fmt: skip
         return result
+
+
+def stream_usage(lines: Sequence[Mapping[str, Any]]) -> Usage:
+    """The tokens of `turn.completed` lines in codex's stdout (summed over the run's turns)."""
+    total = Usage()
+    for line in lines:
+        usage = line.get("usage") if line.get("type") == "turn.completed" else None
+        if isinstance(usage, Mapping):
+            total = total + Usage(_count(usage, "input_tokens"), _count(usage, "cached_input_tokens"),
+                                  _count(usage, "output_tokens"))  # fmt: skip
+    return total
+
+
+class RolloutTally:
+    """Codex's session rollout (`$CODEX_HOME/sessions/.../rollout-*.jsonl`): after each model request a
+    `token_count` event with the run's cumulative `total_token_usage`; the highest seen counts."""
+
+    def __init__(self) -> None:
+        self.seen = Usage()
+
+    def add(self, line: dict[str, Any]) -> None:
+        payload = line.get("payload")
+        info = payload.get("info") if isinstance(payload, Mapping) and payload.get("type") == "token_count" else None
+        total = info.get("total_token_usage") if isinstance(info, Mapping) else None
+        if isinstance(total, Mapping):
+            self.seen = self.seen.highest(Usage(_count(total, "input_tokens"), _count(total, "cached_input_tokens"),
+                                                _count(total, "output_tokens")))  # fmt: skip
+
+    def usage(self) -> Usage:
+        return self.seen
+
+
+def _count(data: Mapping[str, Any], key: str) -> int:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class _Stall:
@@ -374,7 +422,8 @@ def _pass_login(environ: Mapping[str, str], home: Path, has_key: bool) -> None:
 
 def _doctor(settings: CodexSettings, environ: Mapping[str, str]) -> AgentCheck:
     agent = CodexAgent(None, settings, environ=environ)
-    problems = agent.problems(environ)
+    unpriced, _ = unenforced(agent.name, settings, None)  # (doctor says it on a line of its own)
+    problems = [p for p in agent.problems(environ) if p != unpriced]
     version = ".".join(map(str, agent.version() or ())) or None
     if problems:
         return AgentCheck(installed=version, authenticated=False if version else None,

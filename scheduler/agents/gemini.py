@@ -15,7 +15,10 @@ What they hold: the three MCP servers of `mcp_config(job)` (Gemini names their t
 write), API-key auth (so a base URL is honoured), the turn limit (`model.maxSessionTurns`, exit 53), the API
 retries (`general.maxAttempts`), no web tools or subagents, no usage statistics. `--approval-mode yolo` lets it work
 unattended (without it, headless mode offers no shell or write tools at all). Its own sandbox (`-s`) needs a
-container image and stays off: ours is the one that holds. No spending cap: the CLI reports tokens, never cost.
+container image and stays off: ours is the one that holds. The CLI reports tokens, never cost: with the prices
+under [agents.gemini] the run's cost is estimated from them, and `max_budget_usd` enforced during the run from
+the `tokens` of each model message in its chat recording (`scheduler.agents.budget`; its stream-json gives them
+only on its last line).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import os
 import re
 import shlex
 import sys
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,6 +42,7 @@ from mcp_servers.core.config import Scheduler
 from . import AgentJob, AgentResult, agent_env, mcp_config, run_process
 from . import watching as watch
 from .adapter import Adapter, AgentCheck, executable, npm_reads
+from .budget import Meter, Prices, Usage, budget, unenforced
 from .gemini_stream import GeminiEvents, read_result
 
 DEFAULT_API = "https://generativelanguage.googleapis.com"
@@ -47,7 +53,7 @@ GUARDED = ("run_shell_command", "write_file", "replace")  # the tools that run o
 EXCLUDED = ("web_fetch", "google_web_search", "invoke_agent")
 
 
-class GeminiSettings(BaseModel):
+class GeminiSettings(Prices):
     """`[agents.gemini]`: how overnight runs the Gemini CLI."""
 
     model_config = ConfigDict(extra="forbid")
@@ -65,8 +71,10 @@ class GeminiSettings(BaseModel):
     max_attempts: Annotated[int, Field(ge=1, le=10)] = Field(
         default=3, description="tries per API request before the run ends on the error (`general.maxAttempts`)"
     )
-    max_budget_usd: Annotated[float, Field(ge=0)] = Field(default=0.0, description="not enforceable: the Gemini "
-                                                          "CLI reports tokens, not cost (0 only)")  # fmt: skip
+    max_budget_usd: Annotated[float, Field(ge=0)] = Field(default=0.0, description="spend per task, USD, "
+                                                          "estimated from the tokens the CLI reports and the prices "
+                                                          "above (needs them); 0: no cap; left out: [scheduler] "
+                                                          "max_budget_usd")  # fmt: skip
 
     @classmethod
     def of(cls, scheduler: Any) -> GeminiSettings:
@@ -157,10 +165,8 @@ class GeminiAgent:
         elif not key.startswith("AIza"):
             found.append("the Gemini API key set does not look like one, and the CLI refuses it: use a key from "
                          "Google AI Studio (they start with `AIza`)")  # fmt: skip
-        if self.settings.max_budget_usd > 0:
-            found.append("`max_budget_usd` under [agents.gemini] cannot be enforced (the Gemini CLI reports "
-                         "tokens, not cost): set it to 0 and cap the session with `max_turns`")  # fmt: skip
-        return found
+        unpriced, _ = unenforced(self.name, self.settings, self.config)
+        return found + ([unpriced] if unpriced else [])
 
     def task_problems(self, task_ids: Sequence[str]) -> list[str]:
         return []  # a model can take on any task
@@ -213,8 +219,73 @@ class GeminiAgent:
             scratch.mkdir(parents=True, exist_ok=True)
             env["TMPDIR"] = str(scratch)
         log = job.run_dir / "agent.jsonl"
-        outcome = run_process(argv, job, env, log, watch(job, GeminiEvents()))
-        return read_result(self.name, outcome, log)
+        own = replace(job, stop=threading.Event())  # ended by the person's stop or the budget
+        chats = job.confined.home / ".gemini" / "tmp"
+        meter = Meter(budget(self.settings, self.config)[0], self.settings,
+                      lambda: sorted(chats.glob("*/chats/session-*.json*")), ChatTally, own.stop,
+                      marker=b'"tokens"').start()  # fmt: skip
+        ender = threading.Thread(target=_mirror, args=(job.stop, own.stop, meter.done), daemon=True)
+        ender.start()
+        try:
+            outcome = run_process(argv, own, env, log, watch(job, GeminiEvents()))
+        finally:
+            used = meter.finish()
+        over = meter.over and not job.stop.is_set()
+        if over:
+            outcome.stopped = False  # ended by the budget, not by the person
+        result = read_result(self.name, outcome, log)
+        if over:
+            result.terminal_reason, result.is_error = meter.reason(), True
+        if self.settings.priced():  # the CLI reports no cost: estimated from its tokens (the highest report)
+            used = used.highest(stream_usage(outcome.lines))
+            result.cost_usd, result.cost_estimated = used.cost(self.settings), True
+            result.tokens_in, result.tokens_out = max(result.tokens_in or 0, used.input), max(result.tokens_out or 0,
+                                                                                              used.output)  # fmt: skip
+        return result
+
+
+def stream_usage(lines: Sequence[Mapping[str, Any]]) -> Usage:
+    """The tokens of the CLI's last `result` line (`stats`: input_tokens, with `cached` of them; output_tokens)."""
+    final = next((line for line in reversed(lines) if line.get("type") == "result"), None)
+    stats = final.get("stats") if final is not None else None
+    if not isinstance(stats, Mapping):
+        return Usage()
+    return Usage(_count(stats, "input_tokens"), _count(stats, "cached"), _count(stats, "output_tokens"))
+
+
+class ChatTally:
+    """The CLI's chat recording (`$GEMINI_CLI_HOME/.gemini/tmp/<project>/chats/session-*.jsonl`): a `gemini`
+    record per model reply with its request's `tokens` (written again, same id, as its calls end); the highest
+    count of each reply, summed."""
+
+    def __init__(self) -> None:
+        self.replies: dict[str, Usage] = {}
+
+    def add(self, line: dict[str, Any]) -> None:
+        tokens = line.get("tokens") if line.get("type") == "gemini" else None
+        if isinstance(tokens, Mapping):
+            seen = Usage(_count(tokens, "input"), _count(tokens, "cached"), _count(tokens, "output"))
+            key = str(line.get("id"))
+            self.replies[key] = self.replies.get(key, Usage()).highest(seen)
+
+    def usage(self) -> Usage:
+        total = Usage()
+        for seen in self.replies.values():
+            total = total + seen
+        return total
+
+
+def _count(data: Mapping[str, Any], key: str) -> int:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _mirror(person: threading.Event, own: threading.Event, done: threading.Event) -> None:
+    """End the run when the person stops the session (until the run is over)."""
+    while not done.wait(0.25):
+        if person.is_set():
+            own.set()
+            return
 
 
 def _compatible(version: str) -> bool:
@@ -225,7 +296,8 @@ def _compatible(version: str) -> bool:
 
 def _doctor(settings: GeminiSettings, environ: Mapping[str, str]) -> AgentCheck:
     agent = GeminiAgent(Scheduler(), settings, environ=environ)
-    problems = agent.problems(environ)
+    unpriced, _ = unenforced(agent.name, settings, None)  # (doctor says it on a line of its own)
+    problems = [p for p in agent.problems(environ) if p != unpriced]
     exe = agent.executable()
     if problems:
         return AgentCheck(installed=exe, authenticated=False if exe else None,
