@@ -11,7 +11,8 @@ messages), which is at least the number of requests that made them.
 
 A call a PreToolUse hook blocked gets no JSONL item at all; codex says so on stderr only (`ERROR
 codex_core::tools::router: error=Command blocked by PreToolUse hook: <reason>. Command: <command>`), so the
-refusals are read from there too. Nothing here is trusted: the scheduler verifies the work itself.
+refusals are read from there too. Nothing here is trusted: the scheduler verifies the work itself. Read back
+after a run (`steps`): its commands, MCP tool calls and file changes, for the report and a post-mortem.
 
 Infrastructure stops come only from codex's own top-level lines (`turn.failed`, `error`), never from what a
 command or a tool printed: that sits inside an item's `aggregated_output` or `result` and is never looked at.
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from . import AgentEvent, AgentResult, Outcome, call_text, gate_verdict, short
+from .steps import Steps
+from .steps import lines as log_lines
 from .stops import InfraStop, Kind
 
 SHELL = "Bash"  # how a command shows in refusals and the live view (codex's hooks call it so too)
@@ -241,3 +244,30 @@ class CodexEvents:
             return [AgentEvent("gate", "gate passed" if verdict else "gate failed", passed=verdict)]
         text = failed(item)
         return [] if text is None else [AgentEvent("refused", short(f"{_call(item)}: {text}"), turns=self.turns)]
+
+
+def steps(log: Path | str) -> Steps:
+    """What a `codex exec --json` log says the run did: each command, MCP tool call and file change as a call (a
+    failed one marked, one still running when the log ends too: what it was doing when it was stopped), the files
+    its changes named, and its turns counted as `count_turns` counts them."""
+    items: dict[str, Mapping[str, Any]] = {}  # id -> its last state, in the order the items started
+    read = list(log_lines(log))
+    for line in read:
+        item = line.get("item")
+        if line.get("type") in {"item.started", "item.completed"} and isinstance(item, Mapping):
+            items[str(item.get("id") or len(items))] = item
+    found = Steps(turns=count_turns(read))
+    for item in items.values():
+        kind = item.get("type")
+        if kind in {"command_execution", "mcp_tool_call"}:
+            call = _call(item)
+        elif kind == "file_change":
+            changes = [c for c in item.get("changes") or [] if isinstance(c, Mapping)]
+            found.written += [str(c["path"]) for c in changes if c.get("path")]
+            call = "patch " + ", ".join(f"{c.get('kind') or 'update'} {c.get('path')}" for c in changes)
+        else:
+            continue
+        failed_ = item.get("status") == "failed" or failed(item) is not None
+        running = item.get("status") == "in_progress"
+        found.calls.append(short(call + (" (failed)" if failed_ else " (running)" if running else "")))
+    return found

@@ -121,6 +121,12 @@ def tool_names(agent: str | Agent) -> Callable[[str, str], str]:
     return get(name).tool if name in _MODULES else mcp_tool
 
 
+def log_reader(agent: str | None) -> Adapter:
+    """The adapter that reads the log `agent` wrote (its steps, its costs): Claude Code's for a record that names
+    no agent (written before agents were recorded) or one the registry does not know (a test's own)."""
+    return get(agent) if agent and agent in _MODULES else get("claude")
+
+
 def timeout_min(agent: Agent, scheduler: Scheduler) -> float:
     """The minutes `agent` gets per task: its `[agents.<name>] timeout_min`, else `[scheduler] task_timeout_min`."""
     minutes = getattr(agent, "timeout_min", None)
