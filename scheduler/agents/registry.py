@@ -3,7 +3,8 @@
 the check of `[agents.<name>]` and `overnight doctor` all take the list from here.
 
 Adding an agent: write `scheduler/agents/<name>.py` (a class implementing `scheduler.agents.Agent`, its settings
-model subclassing `AgentSettings`, and `ADAPTER = Adapter(...)`), then add one line to `_MODULES` below.
+model subclassing `AgentSettings`, and `ADAPTER = Adapter(...)`, with `steps` and `costs` when its log can be read
+back), then add one line to `_MODULES` below.
 """
 
 from __future__ import annotations
