@@ -50,4 +50,6 @@ def _tool() -> re.Pattern[str]:
 
 def for_shell(text: str) -> str:
     """`text` with every tool it names in backticks (`list_tasks`, `mcp__project__list_tasks`) as the command."""
+    if "`" not in text:
+        return text  # (most lines: the registry's adapters are not even imported)
     return _tool().sub(lambda m: f"`{SHELL[m.group(1)]}`", text)
