@@ -11,8 +11,6 @@ reported on its `result` line.
 
 from __future__ import annotations
 
-import json
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from mcp_servers.core import limitstore
 from mcp_servers.core.workspace import Workspace
 
 from . import report
+from .agents import registry
 from .events import RunEvent
 from .lock import update_lock
 
@@ -82,11 +81,11 @@ class SessionLimits:
             update_lock(self.ws, paused_until=None, paused_for=None)
         return Admission(None, waited)
 
-    def ran(self, cost_usd: float | None, task_id: str | None, log: str = "") -> None:
+    def ran(self, cost_usd: float | None, task_id: str | None, log: str = "", agent: str = "") -> None:
         """An agent run has ended: close it and count its cost at once (kept or rolled back). A run that was not
         admitted first (a retry inside the task) is counted all the same; call `admit` before each run to have
-        the limits checked for it. `log`: the run's stream, whose highest reported cost counts."""
-        cost_usd, forged = highest_cost(cost_usd, log)
+        the limits checked for it. `log`: the run's stream (written by `agent`), whose highest reported cost counts."""
+        cost_usd, forged = highest_cost(cost_usd, log, agent)
         if forged:
             self.record.warnings.append(f"task {task_id}: {forged}")
         cost, note = limitstore.clean_cost(cost_usd)
@@ -120,25 +119,12 @@ class SessionLimits:
             self.ran(None, None)
 
 
-def highest_cost(cost_usd: float | None, log: str) -> tuple[float | None, str | None]:
-    """The highest `total_cost_usd` of every `result` line in the run's stream (and `cost_usd`, the last one's),
-    and what to say when they differ. The last line is what the agent adapters report; a process that could write
-    a line of its own into the CLI's output must not lower the count with a cheaper one."""
-    found: list[float] = []
-    try:
-        with Path(log).open(encoding="utf-8", errors="replace") as lines:
-            for line in lines:
-                if '"result"' not in line:
-                    continue
-                try:
-                    data = json.loads(line)
-                except ValueError:
-                    continue
-                value = data.get("total_cost_usd") if isinstance(data, dict) and data.get("type") == "result" else None
-                if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-                    found.append(float(value))
-    except OSError:
-        return cost_usd, None
+def highest_cost(cost_usd: float | None, log: str, agent: str = "") -> tuple[float | None, str | None]:
+    """The highest of every cost the run's log reports (read by the adapter of `agent`, the one that wrote it:
+    Claude Code's `result` lines' `total_cost_usd`) and `cost_usd` (the last one's), and what to say when they
+    differ. The last line is what the agent adapters report; a process that could write a line of its own into
+    the CLI's output must not lower the count with a cheaper one."""
+    found = registry.log_reader(agent).costs(Path(log)) if log else []
     if len(set(found)) <= 1:
         return cost_usd, None
     top = max(found)

@@ -92,7 +92,8 @@ def _report(ws: Workspace, session: str) -> report.SessionRecord | None:
 
 def _in_hand(ws: Workspace, record: report.SessionRecord, stale: Mapping[str, Any], changed: list[str]
              ) -> report.TaskRecord:  # fmt: skip
-    """The task the dead session had in hand, as its report lists it: interrupted, with what its agent did."""
+    """The task the dead session had in hand, as its report lists it: interrupted, with what its agent did (its
+    log read by the adapter of the agent the lock names; Claude Code's for a lock written before agents were)."""
     task = str(stale.get("task"))
     runs = ws.state_dir / "runs" / record.id
     attempt = postmortem.last_attempt(runs, task)
@@ -100,7 +101,8 @@ def _in_hand(ws: Workspace, record: report.SessionRecord, stale: Mapping[str, An
     return report.TaskRecord(task_id=task, title=str(stale.get("title") or ""), outcome="interrupted",
                              attempt=attempt or 1, started=str(stale.get("task_started") or record.started),
                              reasons=["the session died while the agent worked on it: its work was rolled back"],
-                             activity=activity.read(log if attempt else "", changed))  # fmt: skip
+                             activity=activity.read(log if attempt else "", changed, str(stale.get("agent") or ""),
+                                                    str(stale.get("worktree") or "")))  # fmt: skip
 
 
 def _run_record(record: report.SessionRecord, crash: postmortem.Crash, report_path: str) -> dict[str, Any]:

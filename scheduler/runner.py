@@ -338,7 +338,7 @@ class Runner:
               confine(self.ws, root, job.env, endpoints=self.agent.endpoints(), read=self.agent.reads(),
                       logs=run_dir) as job.confinement):  # fmt: skip
             result = self.agent.run(job)
-        self._quota().ran(result.cost_usd, task.id, result.log)  # spent, whatever the verdict
+        self._quota().ran(result.cost_usd, task.id, result.log, result.agent)  # spent, whatever the verdict
         if job.confinement.refused:
             refused = [f"network: the sandbox refused a connection to {t}" for t in job.confinement.refused]
             result.refused += refused
@@ -420,7 +420,7 @@ class Runner:
     def _judge(self, wt: Workspace, root: Path, session: str, task: TaskDetail, checkpoint: str,
                record: report.TaskRecord, result: AgentResult) -> None:  # fmt: skip
         if result.stopped or result.timed_out:  # what it did before it was ended, for the report
-            record.activity = activity.read(result.log, task_files.changed(wt, checkpoint))
+            record.activity = activity.read(result.log, task_files.changed(wt, checkpoint), result.agent, str(root))
         if result.stopped:
             record.outcome, record.reasons = "stopped", ["stopped by `overnight stop`: the work was rolled back"]
             self._roll_back(wt, root, session, task, checkpoint, record, settle=False)

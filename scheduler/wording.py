@@ -7,6 +7,7 @@ passes every core message it prints through `for_shell`, at its edge, and the co
 
 from __future__ import annotations
 
+import functools
 import re
 
 # each MCP tool a core message may name -> what a person runs instead (scheduler/cli.py and its command groups)
@@ -26,9 +27,29 @@ SHELL = {
     "health_report": "overnight health",
     "commit": "git commit",
 }
-_TOOL = re.compile(r"`(?:mcp__\w+?__)?(" + "|".join(sorted(SHELL, key=len, reverse=True)) + r")`")
+
+
+@functools.cache
+def _tool() -> re.Pattern[str]:
+    """A tool in backticks, bare (`list_tasks`) or as any registered agent spells it (`mcp__project__list_tasks`
+    for Claude Code and Codex, `mcp_project_list_tasks` for Gemini CLI): the spellings come from the registry."""
+    from .agents import registry  # (here: the shell's start does not import every adapter)
+
+    tools = "|".join(sorted(SHELL, key=len, reverse=True))
+    prefixes = set()
+    for name in registry.names():
+        spelt = registry.get(name).tool("SERVER", "TOOL")
+        before, found, after = spelt.partition("SERVER")
+        between, found_tool, end = after.partition("TOOL")
+        if not found or not found_tool or end:
+            continue  # a spelling that does not end on the tool's own name: nothing to take off
+        prefixes.add(re.escape(before) + r"\w+?" + re.escape(between))
+    spellings = "|".join(sorted(prefixes, key=len, reverse=True))
+    return re.compile(r"`(?:" + spellings + r")?(" + tools + r")`" if spellings else r"`(" + tools + r")`")
 
 
 def for_shell(text: str) -> str:
     """`text` with every tool it names in backticks (`list_tasks`, `mcp__project__list_tasks`) as the command."""
-    return _TOOL.sub(lambda m: f"`{SHELL[m.group(1)]}`", text)
+    if "`" not in text:
+        return text  # (most lines: the registry's adapters are not even imported)
+    return _tool().sub(lambda m: f"`{SHELL[m.group(1)]}`", text)

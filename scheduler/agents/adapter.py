@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcp_servers.core import proc
 from mcp_servers.core.config import Scheduler
 
+from .steps import Steps, no_costs, no_steps
+
 if TYPE_CHECKING:
     from . import Agent
 
@@ -84,6 +86,10 @@ class Adapter:
     defaults: Callable[[Scheduler], dict[str, Any]] = common_defaults
     install: str = ""  # how a person installs its CLI, said by doctor when it is missing
     default_command: str = ""  # its CLI's name when `command` is empty
+    # how its own log is read back after a run (issue 13): what it did (`scheduler.activity`, for the report and a
+    # post-mortem), and every cost the log reports (`scheduler.limits.highest_cost`: the highest is counted)
+    steps: Callable[[Path], Steps] = no_steps
+    costs: Callable[[Path], list[float]] = no_costs
 
 
 def executable(command: str, environ: Mapping[str, str]) -> str | None:

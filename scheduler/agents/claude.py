@@ -33,7 +33,7 @@ from . import (
 from . import short as one_line
 from . import watching as watch
 from .adapter import Adapter, AgentCheck, AgentSettings, Built, cli_version, common_defaults, mcp_tool
-from .claude_stream import _text, result_from
+from .claude_stream import _text, costs, result_from, steps
 
 DEFAULT_API = "https://api.anthropic.com"
 GUARD = "scheduler.guard.claude"  # Claude Code's hook: the shared guard, read and answered as Claude Code does
@@ -266,4 +266,5 @@ def _build(settings: ClaudeSettings, built: Built) -> ClaudeAgent:
 
 
 ADAPTER = Adapter(name="claude", title="Claude Code", settings=ClaudeSettings, build=_build, tool=mcp_tool,
-                  doctor=doctor, defaults=_defaults, install=INSTALL, default_command="claude")  # fmt: skip
+                  doctor=doctor, defaults=_defaults, install=INSTALL, default_command="claude", steps=steps,
+                  costs=costs)  # fmt: skip

@@ -45,7 +45,7 @@ from mcp_servers.core import proc
 from . import AgentJob, AgentResult, agent_env, mcp_config, run_process, watching
 from .adapter import Adapter, AgentCheck, executable, npm_reads
 from .budget import Meter, Prices, Usage, budget, unenforced
-from .codex_events import WAITING_FOR_NETWORK, CodexEvents, result_from
+from .codex_events import WAITING_FOR_NETWORK, CodexEvents, result_from, steps
 
 log = logging.getLogger(__name__)
 DEFAULT_API = "https://api.openai.com/v1"
@@ -434,4 +434,4 @@ def _doctor(settings: CodexSettings, environ: Mapping[str, str]) -> AgentCheck:
 ADAPTER = Adapter(name="codex", title="Codex CLI", settings=CodexSettings,
                   build=lambda own, b: CodexAgent(b.scheduler, own, environ=b.environ), tool=CodexAgent.tool,
                   doctor=_doctor, defaults=lambda _scheduler: {}, install=f"npm install -g @openai/codex@{TESTED}",
-                  default_command="codex")  # fmt: skip
+                  default_command="codex", steps=steps)  # fmt: skip

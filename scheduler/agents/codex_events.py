@@ -11,7 +11,8 @@ messages), which is at least the number of requests that made them.
 
 A call a PreToolUse hook blocked gets no JSONL item at all; codex says so on stderr only (`ERROR
 codex_core::tools::router: error=Command blocked by PreToolUse hook: <reason>. Command: <command>`), so the
-refusals are read from there too. Nothing here is trusted: the scheduler verifies the work itself.
+refusals are read from there too. Nothing here is trusted: the scheduler verifies the work itself. Read back
+after a run (`steps`): its commands, MCP tool calls and file changes, for the report and a post-mortem.
 
 Infrastructure stops come only from codex's own top-level lines (`turn.failed`, `error`), never from what a
 command or a tool printed: that sits inside an item's `aggregated_output` or `result` and is never looked at.
@@ -20,12 +21,15 @@ command or a tool printed: that sits inside an item's `aggregated_output` or `re
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from . import AgentEvent, AgentResult, Outcome, call_text, gate_verdict, short
+from .steps import Steps
+from .steps import lines as log_lines
 from .stops import InfraStop, Kind
 
 SHELL = "Bash"  # how a command shows in refusals and the live view (codex's hooks call it so too)
@@ -55,7 +59,14 @@ def _call(item: Mapping[str, Any]) -> str:
 def _unwrap(command: str) -> str:
     """`/bin/bash -lc 'CMD'` (how codex reports a command) as CMD."""
     found = re.fullmatch(r"\S*/?(?:ba)?sh -l?c '(.*)'", command, re.S)
-    return found.group(1).replace("'\\''", "'") if found else command
+    if found:
+        return found.group(1).replace("'\\''", "'")
+    try:  # quoting the simple form cannot read (`'"'EOF'"'` in a here-document)
+        parts = shlex.split(command)
+    except ValueError:
+        return command
+    shell = len(parts) == 3 and re.fullmatch(r"\S*/?(?:ba)?sh", parts[0]) and parts[1] in {"-c", "-lc"}
+    return parts[2] if shell else command
 
 
 def _result_text(item: Mapping[str, Any]) -> str:
@@ -241,3 +252,45 @@ class CodexEvents:
             return [AgentEvent("gate", "gate passed" if verdict else "gate failed", passed=verdict)]
         text = failed(item)
         return [] if text is None else [AgentEvent("refused", short(f"{_call(item)}: {text}"), turns=self.turns)]
+
+
+def steps(log: Path | str) -> Steps:
+    """What a `codex exec --json` log says the run did: each command, MCP tool call and file change as a call (a
+    failed one marked, one still running when the log ends too: what it was doing when it was stopped), the files
+    its changes named, and its turns counted as `count_turns` counts them. The calls the guard blocked are in
+    codex's stderr log only (`agent.stderr` beside it), with no place among the items: they come last."""
+    items: dict[str, Mapping[str, Any]] = {}  # id -> its last state, in the order the items started
+    read = list(log_lines(log))
+    for line in read:
+        item = line.get("item")
+        if line.get("type") in {"item.started", "item.completed"} and isinstance(item, Mapping):
+            items[str(item.get("id") or len(items))] = item
+    blocked = blocked_calls(_stderr(Path(log).with_suffix(".stderr"))) if str(log) else []
+    found = Steps(turns=count_turns(read, len(blocked)))
+    for item in items.values():
+        kind = item.get("type")
+        if kind in {"command_execution", "mcp_tool_call"}:
+            call = _call(item)
+        elif kind == "file_change":
+            changes = [c for c in item.get("changes") or [] if isinstance(c, Mapping)]
+            found.written += [str(c["path"]) for c in changes if c.get("path")]
+            call = "patch " + ", ".join(f"{c.get('kind') or 'update'} {c.get('path')}" for c in changes)
+        else:
+            continue
+        failed_ = item.get("status") == "failed" or failed(item) is not None
+        running = item.get("status") == "in_progress"
+        found.calls.append(short(call + (" (failed)" if failed_ else " (running)" if running else "")))
+    found.calls += [short(f"{call} (blocked by the guard)") for call, _ in blocked]
+    return found
+
+
+def _stderr(path: Path, limit: int = 2 * 1024 * 1024) -> str:
+    """The end of codex's stderr log ("" when there is none, or it is a link)."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return ""
+        with path.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - limit))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

@@ -43,7 +43,7 @@ from . import AgentJob, AgentResult, agent_env, mcp_config, run_process
 from . import watching as watch
 from .adapter import Adapter, AgentCheck, executable, npm_reads
 from .budget import Meter, Prices, Usage, budget, unenforced
-from .gemini_stream import GeminiEvents, read_result
+from .gemini_stream import GeminiEvents, read_result, steps
 
 DEFAULT_API = "https://generativelanguage.googleapis.com"
 VERSION = "0.61.0"  # the version this adapter was measured with (tests/e2e/node/package.json pins it)
@@ -308,4 +308,4 @@ def _doctor(settings: GeminiSettings, environ: Mapping[str, str]) -> AgentCheck:
 ADAPTER = Adapter(name="gemini", title="Gemini CLI", settings=GeminiSettings,
                   build=lambda own, b: GeminiAgent(b.scheduler, own, environ=b.environ), tool=tool,
                   doctor=_doctor, defaults=lambda _scheduler: {}, default_command="gemini",
-                  install=f"npm install -g @google/gemini-cli@{VERSION}")  # fmt: skip
+                  install=f"npm install -g @google/gemini-cli@{VERSION}", steps=steps)  # fmt: skip

@@ -12,7 +12,8 @@ Exit codes: 0 done, 1 an error (a network failure among them), 41 authentication
 53 the session's turn limit (`model.maxSessionTurns`), 55 an untrusted folder, 130 cancelled, and for an API error
 the HTTP status modulo 256 (429 -> 173, 500 -> 244, 503 -> 247). An infrastructure stop is read from that exit
 code, which nothing the agent runs can set, together with the CLI's own last `result` line: never from what a
-tool printed.
+tool printed. Read back after a run (`steps`): its tool calls and the files it wrote, for the report and a
+post-mortem.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 
 from . import _HELD, AgentEvent, AgentResult, Outcome, call_text, gate_verdict
 from . import short as one_line
+from .steps import Steps
+from .steps import lines as log_lines
 from .stops import InfraStop, Kind
 
 # exit code -> (the HTTP status it was, the kind of stop)
@@ -31,6 +34,7 @@ API_EXITS: dict[int, tuple[int, Kind]] = {429 % 256: (429, "usage-limit"), 500 %
                                           504 % 256: (504, "server-error")}  # fmt: skip
 EXITS = {41: "authentication error", 42: "input error", 44: "sandbox error", 52: "configuration error",
          53: "turn limit", 54: "tool error", 55: "untrusted folder", 130: "cancelled"}  # fmt: skip
+WRITES = {"write_file", "replace"}  # its tools that write a file (`file_path`)
 NETWORK = "fetch failed"  # the CLI's own words when no HTTP answer came ("[API Error: exception TypeError: ...]")
 
 
@@ -176,3 +180,25 @@ def _int(value: Any) -> int | None:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def steps(log: Path | str) -> Steps:
+    """What a Gemini CLI stream-json log says the run did: each `tool_use` a call (one that came back as an error
+    marked), the files its `write_file` and `replace` calls named, its turns counted as the live view counts them."""
+    events = GeminiEvents()
+    found = Steps()
+    at: dict[str, int] = {}  # tool_id -> its call's place in found.calls
+    for line in log_lines(log):
+        events(line)
+        kind = line.get("type")
+        if kind == "tool_use":
+            name, data = str(line.get("tool_name") or "a tool"), line.get("parameters")
+            at[str(line.get("tool_id"))] = len(found.calls)
+            found.calls.append(one_line(call_text(name, data)))
+            if name in WRITES and isinstance(data, dict) and data.get("file_path"):
+                found.written.append(str(data["file_path"]))
+        elif kind == "tool_result" and line.get("status") == "error" and str(line.get("tool_id")) in at:
+            place = at.pop(str(line.get("tool_id")))
+            found.calls[place] = one_line(found.calls[place] + " (failed)")
+    found.turns = events.turns
+    return found

@@ -3,7 +3,8 @@
 the check of `[agents.<name>]` and `overnight doctor` all take the list from here.
 
 Adding an agent: write `scheduler/agents/<name>.py` (a class implementing `scheduler.agents.Agent`, its settings
-model subclassing `AgentSettings`, and `ADAPTER = Adapter(...)`), then add one line to `_MODULES` below.
+model subclassing `AgentSettings`, and `ADAPTER = Adapter(...)`, with `steps` and `costs` when its log can be read
+back), then add one line to `_MODULES` below.
 """
 
 from __future__ import annotations
@@ -119,6 +120,12 @@ def tool_names(agent: str | Agent) -> Callable[[str, str], str]:
         return own  # type: ignore[no-any-return]
     name = agent if isinstance(agent, str) else agent.name
     return get(name).tool if name in _MODULES else mcp_tool
+
+
+def log_reader(agent: str | None) -> Adapter:
+    """The adapter that reads the log `agent` wrote (its steps, its costs): Claude Code's for a record that names
+    no agent (written before agents were recorded) or one the registry does not know (a test's own)."""
+    return get(agent) if agent and agent in _MODULES else get("claude")
 
 
 def timeout_min(agent: Agent, scheduler: Scheduler) -> float:

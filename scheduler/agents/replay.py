@@ -55,7 +55,7 @@ from mcp_servers.core.errors import UsageError
 from . import AgentEvent, AgentJob, AgentResult, agent_env, gate_verdict, mcp_config, run_process, short
 from . import watching as watch
 from .adapter import Adapter, AgentCheck, AgentSettings, Built, common_defaults
-from .claude_stream import result_from
+from .claude_stream import costs, result_from, steps
 
 STEP_KINDS = ("write", "append", "call", "run", "sleep", "say", "spend", "fail")
 FAILS = ("usage-limit", "limit-disabled", "overloaded", "server-error", "network")
@@ -227,7 +227,7 @@ def _int(value: Any) -> int | None:
 
 
 ADAPTER = Adapter(name="replay", title="replay (a scripted session)", settings=ReplaySettings, build=_build,
-                  doctor=_doctor, defaults=_defaults)  # fmt: skip
+                  doctor=_doctor, defaults=_defaults, steps=steps, costs=costs)  # fmt: skip
 
 
 # -- the child process ----------------------------------------------------------------------------------------
@@ -329,7 +329,7 @@ async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mappin
 
 def _api_stop(step: Mapping[str, Any], turns: int, cost: float) -> dict[str, Any]:
     """Write the lines Claude Code writes when the model's API stops a run (as measured with 2.1.332, see
-    scheduler.agents.stops), and return its `result` line."""
+    scheduler.agents.claude_stops), and return its `result` line."""
     kind = str(step["fail"])
     status, error_type, text = {
         "usage-limit": (429, "rate_limit_error", "API Error: Request rejected (429) · Rate limited"),

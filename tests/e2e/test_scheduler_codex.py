@@ -18,7 +18,7 @@ import pytest
 
 from mcp_servers.core import memory, plan, taskstore
 from mcp_servers.core.workspace import Workspace
-from scheduler import report, runner
+from scheduler import activity, report, runner
 from scheduler.agents.codex import CodexAgent, CodexSettings
 
 from ..conftest import GitRepo
@@ -143,6 +143,9 @@ def test_2_git_commit_through_the_shell_is_refused_and_nothing_lands(
     blocked = [o for o in _outputs(fake, asked) if o.startswith("Command blocked by PreToolUse hook")]
     assert len(blocked) == 3 and all("`git commit` is refused" in o for o in blocked), blocked
     assert len([r for r in task.refused if r.startswith("Bash `") and "git commit" in r]) == 3, task.refused
+    assert task.agent is not None  # its real log, read back by its adapter (issue 13): the blocked calls too
+    done = activity.read(task.agent.log, [], "codex")
+    assert len([c for c in done.tool_calls if "commit" in c and c.endswith("(blocked by the guard)")]) == 3, done
     assert record.final_commit == record.base_commit
     assert not repo.git("branch", "--list", record.branch)  # nothing kept: no branch left behind
     person.assert_untouched(repo)

@@ -19,7 +19,7 @@ import pytest
 
 from mcp_servers.core import memory, plan, taskstore
 from mcp_servers.core.workspace import Workspace
-from scheduler import report, runner
+from scheduler import activity, report, runner
 from scheduler.agents.gemini import GeminiAgent, GeminiSettings, tool
 
 from ..conftest import GitRepo
@@ -191,6 +191,11 @@ def test_3_a_protected_or_out_of_scope_edit_is_refused_and_rolled_back(
     assert any("`docs/notes.md` is outside this task's Files: scope" in e for e in errors), errors
     assert any("nothing was committed because the gate failed" in e for e in errors), errors
     assert task.leftovers == ["src/app/extra.py"]
+    assert task.agent is not None  # its real log, read back by its adapter (issue 13)
+    done = activity.read(task.agent.log, [], "gemini")
+    assert done.tool_calls == ["write_file `.env` (failed)", "write_file `tests/conftest.py` (failed)",
+                               "write_file `docs/notes.md` (failed)", "write_file `src/app/extra.py`",
+                               "mcp_quality_commit (failed)"], done  # fmt: skip
     text = _report(repo, record)
     assert "is protected" in text and "❌ rolled back" in text
     assert (repo.root / ".env").read_text() == "DATABASE_URL=postgres://localhost/dev\n"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from mcp_servers.core.errors import UsageError
+from scheduler.agents.claude_stops import classify
 from scheduler.agents.replay import load_script
-from scheduler.agents.stops import classify
 
 RESET = 1796575575
 
