@@ -142,12 +142,13 @@ def read(path: Path, offset: int = 0, limit: int = 1024 * 1024) -> tuple[list[di
     return found, offset + end + 1
 
 
-def tail(path: Path, keep: int = 200, window: int = 256 * 1024) -> list[dict[str, Any]]:
-    """The last `keep` events of a journal, from its last `window` bytes (the Now page's first view)."""
+def tail(path: Path, keep: int = 200, window: int = 256 * 1024) -> tuple[list[dict[str, Any]], int]:
+    """The last `keep` events of a journal, from its last `window` bytes, and the offset to follow it from (the
+    Now page's first view)."""
     try:
         size = path.stat().st_size
     except OSError:
-        return []
+        return [], 0
     start = max(0, size - window)
     if start:  # begin after the first newline: the line it cuts is not read
         try:
@@ -155,6 +156,6 @@ def tail(path: Path, keep: int = 200, window: int = 256 * 1024) -> list[dict[str
                 f.seek(start)
                 start += f.read(window).find(b"\n") + 1
         except OSError:
-            return []
-    events, _ = read(path, start, window + 1)
-    return events[-keep:]
+            return [], 0
+    events, offset = read(path, start, window + 1)
+    return events[-keep:], offset

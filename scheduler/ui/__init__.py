@@ -1,0 +1,1 @@
+"""The command center (`overnight ui`, issue 14): a local web app over the same core the CLI uses."""

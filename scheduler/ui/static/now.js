@@ -1,0 +1,35 @@
+// The Now page's live updates: the running session's journal over server-sent events (/events). Every text is
+// set with textContent, never as HTML: what an agent wrote shows as text.
+"use strict";
+(function () {
+  const steps = document.getElementById("steps");
+  if (!steps) return;
+  const set = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = text; };
+  const query = new URLSearchParams({
+    session: steps.dataset.session || "", offset: steps.dataset.offset || "0", live: steps.dataset.live || "0",
+  });
+  const source = new EventSource("/events?" + query.toString());
+  source.addEventListener("run", (message) => {
+    const e = JSON.parse(message.data);
+    const item = document.createElement("li");
+    item.className = "step " + e.kind;
+    const when = document.createElement("time");
+    when.textContent = e.at ? String(Math.floor(e.at)) : "";
+    const line = document.createElement("span");
+    line.className = "line";
+    line.textContent = e.line;
+    item.append(when, " ", line);
+    steps.prepend(item);
+    const none = document.getElementById("no-steps");
+    if (none) none.remove();
+    if (e.kind === "task") set("task", e.task_id + " " + e.title);
+    if (typeof e.turns === "number") set("turns", String(e.turns));
+    if (typeof e.cost_usd === "number") set("cost", "$" + e.cost_usd.toFixed(2));
+  });
+  source.addEventListener("reload", () => { source.close(); window.location.reload(); });
+  const elapsed = document.getElementById("elapsed");
+  if (elapsed && elapsed.dataset.started) {
+    const started = Number(elapsed.dataset.started);
+    setInterval(() => { elapsed.textContent = Math.round(Date.now() / 1000 - started) + " s"; }, 1000);
+  }
+})();
