@@ -7,6 +7,7 @@ wrote is redacted first (`now.shown`). GET never changes state; every POST passe
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -37,11 +38,19 @@ PAGES = (("/", "Now"), ("/tasks", "Tasks"), ("/sessions", "Sessions"), ("/memory
 T = TypeVar("T")
 
 
+def clock(at: object) -> str:
+    """Unix seconds as the time of day, UTC (`21:04:05`)."""
+    if not isinstance(at, int | float):
+        return ""
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%H:%M:%S")
+
+
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True,
                       lstrip_blocks=True)  # fmt: skip
     env.filters["shown"] = now.shown
     env.filters["money"] = lambda v: "-" if v is None else f"${float(v):.2f}"
+    env.filters["clock"] = clock
     return env
 
 

@@ -4,6 +4,7 @@
 (function () {
   const steps = document.getElementById("steps");
   if (!steps) return;
+  const elapsed = document.getElementById("elapsed");
   const set = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = text; };
   const query = new URLSearchParams({
     session: steps.dataset.session || "", offset: steps.dataset.offset || "0", live: steps.dataset.live || "0",
@@ -14,7 +15,7 @@
     const item = document.createElement("li");
     item.className = "step " + e.kind;
     const when = document.createElement("time");
-    when.textContent = e.at ? String(Math.floor(e.at)) : "";
+    when.textContent = typeof e.at === "number" ? new Date(e.at * 1000).toISOString().slice(11, 19) : "";
     const line = document.createElement("span");
     line.className = "line";
     line.textContent = e.line;
@@ -23,13 +24,14 @@
     const none = document.getElementById("no-steps");
     if (none) none.remove();
     if (e.kind === "task") set("task", e.task_id + " " + e.title);
+    if (e.kind === "session" && elapsed && typeof e.at === "number") elapsed.dataset.started = String(e.at);
     if (typeof e.turns === "number") set("turns", String(e.turns));
     if (typeof e.cost_usd === "number") set("cost", "$" + e.cost_usd.toFixed(2));
   });
   source.addEventListener("reload", () => { source.close(); window.location.reload(); });
-  const elapsed = document.getElementById("elapsed");
-  if (elapsed && elapsed.dataset.started) {
-    const started = Number(elapsed.dataset.started);
-    setInterval(() => { elapsed.textContent = Math.round(Date.now() / 1000 - started) + " s"; }, 1000);
-  }
+  setInterval(() => {
+    if (elapsed && elapsed.dataset.started) {
+      elapsed.textContent = Math.round(Date.now() / 1000 - Number(elapsed.dataset.started)) + " s";
+    }
+  }, 1000);
 })();
