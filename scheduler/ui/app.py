@@ -64,7 +64,7 @@ class Site:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args))
 
     def page(self, request: Request, name: str, code: int = 200, **context: Any) -> Response:
-        found = self.keys.session(session_id(request.scope))
+        found = self.keys.session(session_id(request.scope, self.keys.port))
         params = request.query_params
         context.update(pages=PAGES, path=request.url.path, csrf=found.csrf if found else "", csrf_field=CSRF_FIELD,
                        said=params.get("said", ""), error=params.get("error", ""))  # fmt: skip
@@ -82,7 +82,7 @@ class Site:
                              text="This login link is wrong, was already used or has expired (each works once). "
                              "Stop `overnight ui` and run it again, then open the new link it prints.")  # fmt: skip
         response = RedirectResponse("/", status_code=303)
-        response.headers["set-cookie"] = cookie_header(sid)
+        response.headers["set-cookie"] = cookie_header(sid, self.keys.port)
         return response
 
     async def now_page(self, request: Request) -> Response:

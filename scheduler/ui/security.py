@@ -17,7 +17,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
-COOKIE = "overnight_session"
+COOKIE = "overnight_session"  # and the port: cookies are shared by every port of a host (two `overnight ui`s)
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 LOGIN_TTL_S = 15 * 60.0  # the printed link works once, within this time
@@ -66,10 +66,12 @@ class Keys:
     used: bool = False
     sessions: dict[str, Session] = field(default_factory=dict)
     hosts: set[str] = field(default_factory=set)
+    port: int = 0
     clock: Callable[[], float] = time.monotonic
 
     def allow(self, port: int, extra: list[str] | tuple[str, ...] = ()) -> None:
         """Answer `127.0.0.1:<port>`, `localhost:<port>`, `[::1]:<port>` and the configured extra hosts."""
+        self.port = port
         self.hosts = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", *(h.lower() for h in extra)}
 
     def log_in(self, token: str) -> str | None:
@@ -102,7 +104,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def session_id(scope: Scope) -> str | None:
+def cookie_name(port: int) -> str:
+    return f"{COOKIE}_{port}"
+
+
+def session_id(scope: Scope, port: int) -> str | None:
     raw = _header(scope, b"cookie")
     if not raw:
         return None
@@ -111,12 +117,12 @@ def session_id(scope: Scope) -> str | None:
         jar.load(raw)
     except Exception:  # a malformed cookie header: no session
         return None
-    found = jar.get(COOKIE)
+    found = jar.get(cookie_name(port))
     return found.value if found is not None else None
 
 
-def cookie_header(sid: str) -> str:
-    return f"{COOKIE}={sid}; HttpOnly; SameSite=Strict; Path=/"
+def cookie_header(sid: str, port: int) -> str:
+    return f"{cookie_name(port)}={sid}; HttpOnly; SameSite=Strict; Path=/"
 
 
 class Guard:
@@ -162,7 +168,7 @@ class Guard:
             return 405, "Not allowed", f"{method} is not a method this server answers."
         if path.startswith(OPEN_PATHS):
             return None if method in SAFE_METHODS else (405, "Not allowed", "Only GET here.")
-        if self.keys.session(session_id(scope)) is None:
+        if self.keys.session(session_id(scope, self.keys.port)) is None:
             return 401, "Log in first", LOG_IN
         return None
 
@@ -171,7 +177,7 @@ class Guard:
         # (a page under Referrer-Policy no-referrer, ours, sends `Origin: null`: the CSRF token decides then)
         if origin not in {None, "null"} and str(origin).split("://", 1)[-1].lower() not in self.keys.hosts:
             return "This request came from another site; nothing was changed."
-        found = self.keys.session(session_id(scope))
+        found = self.keys.session(session_id(scope, self.keys.port))
         sent = _header(scope, CSRF_HEADER.encode())
         if sent is None and (_header(scope, b"content-type") or "").startswith("application/x-www-form-urlencoded"):
             sent = next(iter(parse_qs(body.decode("utf-8", "replace")).get(CSRF_FIELD, [])), None)

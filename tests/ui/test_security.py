@@ -70,7 +70,9 @@ def test_no_cookie_a_bad_token_and_a_reused_token_are_refused(client: TestClient
     reused = other.get(f"/login?token={keys.login}")
     assert reused.status_code == 401 and "set-cookie" not in reused.headers
     assert other.get("/").status_code == 401
-    forged = TestClient(client.app, base_url=BASE, cookies={security.COOKIE: "made-up"}, follow_redirects=False)
+    forged = TestClient(
+        client.app, base_url=BASE, cookies={security.cookie_name(8765): "made-up"}, follow_redirects=False
+    )
     assert forged.get("/tasks").status_code == 401
 
 
