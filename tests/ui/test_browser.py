@@ -145,6 +145,7 @@ def test_log_in_see_the_board_and_approve_a_task(ui: tuple[GitRepo, str], page: 
     assert isinstance(offered, dict) and offered["id"] == "mul"
     tab.goto(tab.url.split("?")[0] + "/xss")  # type: ignore[attr-defined]
     assert XSS_TITLE in tab.locator("h1").inner_text()  # type: ignore[attr-defined]
+    shot(tab, "task")
     assert tab.dialogs == []  # type: ignore[attr-defined]
 
 
@@ -175,6 +176,7 @@ def test_a_session_shows_live_and_the_kill_switch_stops_it(ui: tuple[GitRepo, st
         shot(tab, "now-running")
         tab.locator("#stop").click()  # type: ignore[attr-defined]
         assert "Stop the night?" in tab.locator("h1").inner_text()  # type: ignore[attr-defined]
+        shot(tab, "stop")
         tab.locator("#stop-confirm").click()  # type: ignore[attr-defined]
         tab.wait_for_selector("p.said")  # type: ignore[attr-defined]
         assert "signalled to stop" in tab.locator("p.said").inner_text()  # type: ignore[attr-defined]
