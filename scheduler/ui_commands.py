@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import socket
 import sys
-import webbrowser
 
 import click
 
@@ -64,6 +63,8 @@ def ui(ctx: click.Context, port: int | None, no_open: bool) -> int:
     err.print(f"overnight ui: serving {ws.repo.root} at http://{shown_host}:{bound}/ (Ctrl-C stops it); the link "
               "above logs you in once", highlight=False)  # fmt: skip
     if not no_open:
+        import webbrowser
+
         webbrowser.open(url)
     config = uvicorn.Config(make_app(ws, keys), log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=2, log_config=None)  # fmt: skip
