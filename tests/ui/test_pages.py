@@ -162,3 +162,53 @@ def _after(n: int):  # type: ignore[no-untyped-def]
 
 async def _all(stream) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
     return [item async for item in stream]
+
+
+def test_the_now_page_shows_what_overnight_status_shows(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from ..scheduler.sessions import make_planned
+    from .conftest import PLAN
+
+    repo = make_planned(tmp_path / "repo", PLAN, scheduler="\n[limits]\nmax_agent_runs_per_hour = 5\n")
+    ws = Workspace.open(repo.root)
+    session = "2026-12-06-aaa111"
+    ws.state_dir.mkdir(parents=True, exist_ok=True)
+    # a live process that reads as a scheduler holds the lock (`lock.alive` checks its command line)
+    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "overnight"])
+    try:
+        _status_shown(ws, repo, session, runner.pid)
+    finally:
+        runner.kill()
+        runner.wait()
+
+
+def _status_shown(ws: Workspace, repo: GitRepo, session: str, pid: int) -> None:
+    import time
+
+    from mcp_servers.core import breakers
+    from scheduler import lock
+
+    held = {"pid": pid, "session": session, "started": "2026-12-06T21:00:00+00:00", "task": "sub",
+            "agent": "claude", "branch": f"overnight/{session}",
+            "waiting": {"kind": "usage-limit", "until": "2026-12-06T23:00:00+00:00", "task": "sub",
+                        "line": "the usage limit of <b>claude</b> resets at 23:00"}}  # fmt: skip
+    (ws.state_dir / lock.LOCK_FILE).write_text(json.dumps(held))
+    with ws.db() as conn:
+        breakers.failed(conn, "claude", time.time(), kind="overloaded", detail="529 <i>overloaded</i>", threshold=1,
+                        cooldown_s=600)  # fmt: skip
+    plant(ws, session)
+    keys = security.Keys()
+    keys.allow(8765)
+    client = TestClient(make_app(ws, keys), base_url=BASE, follow_redirects=False)
+    client.get(f"/login?token={keys.login}")
+    page = client.get("/").text
+    assert "running" in page and session in page and 'data-live="1"' in page
+    assert "Waiting (usage-limit) until 2026-12-06T23:00:00+00:00" in page
+    assert "resets at 23:00" in page and "&lt;b&gt;claude&lt;/b&gt;" in page
+    assert "0 of 5" in page
+    assert "overloaded: 529 &lt;i&gt;overloaded&lt;/i&gt;" in page and ">open<" in page
+    assert "$0.42" in page and 'id="turns">4<' in page  # from the journal
+    stop = client.get("/stop").text
+    assert "Yes, stop" in stop and session in stop
