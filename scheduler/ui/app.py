@@ -90,8 +90,8 @@ class Site:
 
     async def events(self, request: Request) -> Response:
         params = request.query_params
-        try:
-            offset = max(0, int(params.get("offset", "0")))
+        try:  # (a browser that reconnects says where it was: the last event's id, an offset)
+            offset = max(0, int(request.headers.get("last-event-id") or params.get("offset", "0")))
         except ValueError:
             offset = 0
         stream = live.follow(self.ws, params.get("session", ""), offset, params.get("live") == "1",
@@ -108,7 +108,8 @@ class Site:
         return self.back("/", said=await self.call(control.resume, self.ws))
 
     async def tasks_page(self, request: Request) -> Response:
-        return self.page(request, "tasks.html", board=await self.call(board.board, self.ws), columns=board.COLUMNS)
+        return self.page(request, "tasks.html", board=await self.call(board.board, self.ws), columns=board.COLUMNS,
+                         cards_shown=board.CARDS_SHOWN)  # fmt: skip
 
     async def task_page(self, request: Request) -> Response:
         from mcp_servers.core import queue

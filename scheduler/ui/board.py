@@ -16,7 +16,8 @@ from ..plan_commands import person_move, person_session
 
 COLUMNS = (("ready", "Ready"), ("pending", "Pending Approval"), ("not-ready", "Not Ready"), ("done", "Done"))
 DONE_STATES = frozenset({"done", "review", "cancelled"})
-MAX_CARDS = 10_000
+MAX_CARDS = 100_000
+CARDS_SHOWN = 300  # a column's cards drawn at most (the count says how many there are)
 
 EDITS = threading.Lock()  # one plan edit (and its commit) at a time, whichever browser tab asks
 

@@ -212,3 +212,12 @@ def _status_shown(ws: Workspace, repo: GitRepo, session: str, pid: int) -> None:
     assert "$0.42" in page and 'id="turns">4<' in page  # from the journal
     stop = client.get("/stop").text
     assert "Yes, stop" in stop and session in stop
+
+
+def test_a_long_column_is_cut_with_its_count(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scheduler.ui import board
+
+    monkeypatch.setattr(board, "CARDS_SHOWN", 1)
+    page = client.get("/tasks").text
+    ready = page.split('id="col-ready"')[1].split('id="col-pending"')[0]
+    assert '<span class="count">2</span>' in ready and "and 1 more" in ready and ready.count("<article") == 1
