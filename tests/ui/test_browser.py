@@ -29,8 +29,24 @@ from .conftest import XSS_IMG, XSS_SCRIPT, card
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/test installs it)")
-sync_api = pytest.importorskip("playwright.sync_api")
+INSTALL_HINT = "run `bash scripts/test`, which installs Debian's chromium and playwright (the test extra)"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One headless Chromium for the module. A missing browser is a failure, never a skip (as in tests/e2e): CI
+    installs it through .ci/run, so an absent one means the install is broken."""
+    try:
+        from playwright import sync_api
+    except ImportError:
+        pytest.fail(f"playwright is not installed; {INSTALL_HINT}", pytrace=False)
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing; {INSTALL_HINT}", pytrace=False)
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield chromium
+        chromium.close()
+
 
 XSS_TITLE = f"Title {XSS_SCRIPT} and {XSS_IMG}"
 PLAN = (
@@ -51,14 +67,6 @@ say = '{AGENT_XSS}'
 [[task.step]]
 sleep = 600
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
