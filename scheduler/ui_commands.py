@@ -5,6 +5,7 @@ Its first line on stdout is the URL to open, with a one-time login token; everyt
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 import sys
 
@@ -62,6 +63,10 @@ def ui(ctx: click.Context, port: int | None, no_open: bool) -> int:
     err = out.err_console()
     err.print(f"overnight ui: serving {ws.repo.root} at http://{shown_host}:{bound}/ (Ctrl-C stops it); the link "
               "above logs you in once", highlight=False)  # fmt: skip
+    if not ipaddress.ip_address(settings.host).is_loopback:
+        err.print(f"overnight ui: warning: listening on {settings.host}, not only this machine (`host` under [ui]): "
+                  "anyone who can reach it still needs the one-time link, and only the Host names in "
+                  "`allowed_hosts` are answered", highlight=False)  # fmt: skip
     if not no_open:
         import webbrowser
 
