@@ -377,6 +377,10 @@ def _sessions() -> None:
 
     for command in GC:
         cli.add_command(command)
+    from .ui_commands import COMMANDS as UI
+
+    for command in UI:
+        cli.add_command(command)
 
 
 _sessions()

@@ -27,6 +27,9 @@ def _session() -> str:
         return "person"
 
 
+person_session = _session  # the person's session name in the queue (the command center asks as the CLI does)
+
+
 def _ws(ctx: click.Context) -> Workspace:
     return Workspace.open(ctx.obj)
 
@@ -132,9 +135,10 @@ def plan_next(ctx: click.Context, as_json: bool) -> int:
     return out.OK
 
 
-def _person_edit(ws: Workspace, task_id: str, section: str, verb: str, reason: str | None, commit: bool,
-                 as_json: bool = False) -> int:  # fmt: skip
-    """Move a task in this worktree's plan, and commit the plan alone (so the approval reaches the branch)."""
+def person_move(ws: Workspace, task_id: str, section: str, verb: str, reason: str | None, commit: bool
+                ) -> dict[str, object]:  # fmt: skip
+    """Move a task in this worktree's plan, and commit the plan alone (so the approval reaches the branch): the
+    person's approve and reject, from the shell or the command center (`overnight ui`)."""
     path = ws.settings.plan.path
     dirty = bool(ws.repo.out("status", "--porcelain", "--", path))
     after = queue.move(ws, task_id, section, reason)
@@ -150,11 +154,18 @@ def _person_edit(ws: Workspace, task_id: str, section: str, verb: str, reason: s
         ws.repo.run("commit", "--quiet", "-m", f"{verb} {task_id}", "--", path)
         made = ws.repo.out("rev-parse", "HEAD")
         message = f"{verb} `{task_id}` and committed it ({made[:7]})"
+    return {"task_id": task_id, "section": section, "changed": after is not None, "path": path, "commit": made,
+            "message": message}  # fmt: skip
+
+
+def _person_edit(ws: Workspace, task_id: str, section: str, verb: str, reason: str | None, commit: bool,
+                 as_json: bool = False) -> int:  # fmt: skip
+    """`plan approve` and `plan reject`: `person_move`, said."""
+    done = person_move(ws, task_id, section, verb, reason, commit)
     if as_json:
-        out.emit_json({"task_id": task_id, "section": section, "changed": after is not None, "path": path,
-                       "commit": made, "message": message})  # fmt: skip
+        out.emit_json(done)
     else:
-        out.console().print(escape(message))
+        out.console().print(escape(str(done["message"])))
     return out.OK
 
 

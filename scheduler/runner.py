@@ -33,6 +33,7 @@ from .confine import confine
 from .control import stop_file
 from .delivery import deliver
 from .events import RunEvent, Teller, kept
+from .journal import Journal, teller
 from .limits import SessionLimits, commits_between
 from .lock import run_lock, stopped_by_signals, update_lock
 from .notify import Notifier
@@ -69,6 +70,7 @@ class Runner:
     max_hours: float | None = None  # the daemon's `cycle_hours`: the config's time limit, overridden
     quota: SessionLimits | None = None  # the rate limits and budgets of `[limits]`, across sessions
     fallbacks: Sequence[Agent] | None = None  # the chain after `agent` (issue 13); None: `[scheduler] agents`
+    journal: Journal | None = None  # every event, for `overnight ui` (issue 14): set once the lock is taken
 
     def run(self) -> report.SessionRecord | None:
         """Run a session; None when another one holds the lock."""
@@ -92,6 +94,7 @@ class Runner:
                 self._tell(RunEvent("end", f"overnight: another session ({held.get('session')}, pid "
                                     f"{held.get('pid')}) is running; nothing to do", outcome="already-running"))
                 return None
+            self.journal = Journal(ws.state_dir, session)
             moved = db.ensure_sound(ws.db_path)  # once a session, not per connection: damage found early
             done = [f"the state database was damaged: moved it to {moved} and started a new one"] if moved else []
             done += recover(ws, other, self.clock) if other else []
@@ -103,6 +106,7 @@ class Runner:
                 self.say(f"overnight: recovery: {line}")
             with self._signals():
                 record = self._session(session)
+            self.journal.close()
             if self.notifier is not None:  # sent (a bounded wait); those that failed are warnings in its report
                 self.notifier.settle(record, ws.state_dir)
             return record
@@ -379,18 +383,21 @@ class Runner:
         return self.quota
 
     def _tell(self, event: RunEvent) -> None:
-        Teller(self.say, self.events)(event)
+        self._teller()(event)
         if self.notifier is not None:
             self.notifier.tell(event)
+
+    def _teller(self) -> Teller:
+        return teller(self.say, self.events, self.journal)
 
     def _cost(self) -> float:
         return self.record.cost_usd if self.record is not None else 0.0
 
     def _gate_events(self, task: TaskDetail) -> Progress | None:
-        return Teller(self.say, self.events).verification(self.record.id if self.record else "", task.id, task.title)
+        return self._teller().verification(self.record.id if self.record else "", task.id, task.title)
 
     def _agent_events(self, session: str, task: TaskDetail, started: float) -> Callable[[AgentEvent], None] | None:
-        return Teller(self.say, self.events).agent(session, task.id, task.title, started, self._cost())
+        return self._teller().agent(session, task.id, task.title, started, self._cost())
 
     def _security_events(self) -> list[str]:
         """What the person owns that changed since the session began, put back: each a security event."""

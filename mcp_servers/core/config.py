@@ -594,6 +594,39 @@ class Limits(_Section):
         return self
 
 
+class Ui(_Section):
+    """`overnight ui`, the command center: where it listens and which Host headers it answers (issue 14)."""
+
+    host: str = Field(default="127.0.0.1", description="the address it listens on: loopback unless you set another "
+                      "(then anyone who can reach it still needs the printed one-time login link)")  # fmt: skip
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(default=8765, description="the port (0: any free one)")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host headers it answers besides 127.0.0.1:<port> and localhost:<port> (e.g. a name this "
+        "machine has on your network, `box.lan:8765`); every other is refused, against DNS rebinding",
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        import ipaddress
+
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address: give one, e.g. 127.0.0.1 (loopback only, the "
+                             "default) or 0.0.0.0 (every interface)") from None  # fmt: skip
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?", value):
+                raise ValueError(f"{value!r} is not a host name with an optional port (like `box.lan:8765`): no "
+                                 "scheme, path or wildcard")  # fmt: skip
+        return [v.lower() for v in values]
+
+
 class Settings(_Section):
     policy: Policy = Field(default_factory=Policy)
     gate: Gate = Field(default_factory=Gate)
@@ -604,6 +637,7 @@ class Settings(_Section):
     infra: Infra = Field(default_factory=Infra)
     daemon: Daemon = Field(default_factory=Daemon)
     limits: Limits = Field(default_factory=Limits)
+    ui: Ui = Field(default_factory=Ui)
     agents: dict[Annotated[str, Field(pattern=AGENT_NAME)], dict[str, Any]] = Field(
         default_factory=dict,
         description="each agent's own settings, `[agents.<name>]` (command, model, max_turns, max_budget_usd, "

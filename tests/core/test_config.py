@@ -59,6 +59,7 @@ def test_config_template_parses_to_the_defaults_and_names_every_key() -> None:
         config.Plan,
         config.Notify,
         config.Limits,
+        config.Ui,
     ):
         for name in section.model_fields:
             shown = f"# {name} = " in text or f".{name}]]" in text or f".{name}]\n" in text
