@@ -50,7 +50,7 @@ def test_a_task_handed_from_claude_to_gemini_gets_gemini_tool_names(
         sent = json.dumps([r.contents for r in model.requests if r.kind == "main"])
     [task] = record.tasks
     assert [(r.agent, r.outcome) for r in task.runs] == [("claude", "infra-stop"), ("gemini", "failed")], said
-    claude_dir, gemini_dir = sorted((ws.state_dir / "runs" / record.id).iterdir())
+    claude_dir, gemini_dir = sorted(d for d in (ws.state_dir / "runs" / record.id).iterdir() if d.is_dir())
     claude, gemini_prompt = (d.joinpath("prompt.md").read_text() for d in (claude_dir, gemini_dir))
     assert "mcp__quality__commit" in claude and "mcp_quality_commit" not in claude
     assert "mcp_quality_commit" in gemini_prompt and "mcp__quality__" not in gemini_prompt

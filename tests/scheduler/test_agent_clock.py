@@ -71,7 +71,7 @@ def test_each_agent_of_a_chain_gets_the_prompt_in_its_own_spelling(tmp_path: Pat
     assert record is not None
     [task] = record.tasks
     assert [(r.agent, r.outcome) for r in task.runs] == [("claude", "infra-stop"), ("gemini", "passed")]
-    runs = sorted((_ws(repo).state_dir / "runs" / record.id).iterdir())
+    runs = sorted(d for d in (_ws(repo).state_dir / "runs" / record.id).iterdir() if d.is_dir())
     assert len(runs) == 2, runs
     claude, gemini = ((d / "prompt.md").read_text() for d in runs)
     assert "mcp__quality__commit" in claude and "mcp_quality_commit" not in claude
