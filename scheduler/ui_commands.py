@@ -8,6 +8,7 @@ import errno
 import ipaddress
 import socket
 import sys
+import threading
 
 import click
 
@@ -48,6 +49,7 @@ def ui(ctx: click.Context, port: int | None, no_open: bool) -> int:
 
     from .ui.app import make_app
     from .ui.security import Keys
+    from .ui.views.index import ReportIndex
 
     ws = Workspace.open(ctx.find_root().obj)
     settings = ws.settings.ui
@@ -71,7 +73,9 @@ def ui(ctx: click.Context, port: int | None, no_open: bool) -> int:
         import webbrowser
 
         webbrowser.open(url)
-    config = uvicorn.Config(make_app(ws, keys), log_level="warning", access_log=False, lifespan="off",
+    index = ReportIndex(ws.state_dir)  # read once now, in the background: 1,000 reports take seconds
+    threading.Thread(target=index.refresh, name="overnight-ui-reports", daemon=True).start()
+    config = uvicorn.Config(make_app(ws, keys, index), log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=2, log_config=None)  # fmt: skip
     server = uvicorn.Server(config)
     try:
