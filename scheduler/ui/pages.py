@@ -88,7 +88,7 @@ class Pages:
         sid = request.path_params["session"]
         try:
             view = await self.site.call(sessions_view.session_detail, self.ws, sid)
-        except UsageError as e:
+        except OvernightError as e:  # no such session, or its report cannot be read: said, never a trace
             return self._refused(request, "No such session", e, 404)
         return self.site.page(request, "session.html", view=view)
 
@@ -111,7 +111,7 @@ class Pages:
         sid = request.path_params["session"]
         try:
             view = await self.site.call(sessions_view.session_detail, self.ws, sid)
-        except UsageError as e:
+        except OvernightError as e:  # no such session, or its report cannot be read: said, never a trace
             return self._refused(request, "No such session", e, 404)
         return self.site.page(request, "discard.html", view=view)
 
