@@ -229,7 +229,9 @@ def _past_nights(repo: GitRepo) -> None:
                 task_id=f"t{day}{k}", title=f"Task {day}{k}", outcome="passed" if passed else "failed", started="x",
                 duration_s=200.0 + 30 * k, checks=[*checks, tests], coverage=80 + day / 2, coverage_base=80.0,
                 commits=[head] if passed and k == 0 else [], agent=result,
-                reasons=[] if passed else ["the gate failed: tests: 1 failed"]))  # fmt: skip
+                reasons=[] if passed else ["the gate failed: tests: 1 failed"],
+                refused=[] if passed else ["Bash: git push origin main (refused: git writes go through commit)"],
+                held=[] if passed or day != 1 else ["write to ~/.bashrc (held by the sandbox)"]))  # fmt: skip
         report.save(ws.state_dir, report.SessionRecord(
             id=sid, repo=str(repo.root), started=started.isoformat(), ended=started.isoformat(), outcome="completed",
             agent=agent, base_branch="main", base_commit=head, branch=f"overnight/{sid}", tasks=tasks))  # fmt: skip
