@@ -31,7 +31,9 @@ from mcp_servers.core.workspace import Workspace
 from .. import control
 from ..plan_commands import person_session
 from . import board, live, now
+from .pages import Pages
 from .security import CSRF_FIELD, Guard, Keys, cookie_header, session_id
+from .views.index import ReportIndex
 
 HERE = Path(__file__).parent
 PAGES = (("/", "Now"), ("/tasks", "Tasks"), ("/sessions", "Sessions"), ("/memory", "Memory"), ("/trends", "Trends"))
@@ -149,19 +151,15 @@ class Site:
             return self.back("/tasks", error=str(e))
         return self.back("/tasks", said=said)
 
-    async def later(self, request: Request) -> Response:
-        name = dict(PAGES).get(request.url.path, "This page")
-        text = (f"{name} is not built yet: `overnight report`, `overnight memory search` and `overnight status` "
-                "show it in the shell meanwhile.")  # fmt: skip
-        return self.page(request, "message.html", title=name, text=text)
-
     async def missing(self, request: Request, exc: Exception) -> Response:
         return self.page(request, "message.html", 404, title="Not found", text="There is no page here.")
 
 
-def make_app(ws: Workspace, keys: Keys) -> Starlette:
-    """The app over `ws`, guarded by `keys` (their allowed hosts set by the caller once the port is known)."""
+def make_app(ws: Workspace, keys: Keys, index: ReportIndex | None = None) -> Starlette:
+    """The app over `ws`, guarded by `keys` (their allowed hosts set by the caller once the port is known); the
+    reports read through `index` (default: a new one, kept by this app)."""
     site = Site(ws, keys)
+    pages = Pages(site, index or ReportIndex(ws.state_dir))
     routes = [
         Route("/login", site.login),
         Route("/", site.now_page),
@@ -174,7 +172,7 @@ def make_app(ws: Workspace, keys: Keys) -> Starlette:
         Route("/tasks/{task_id}", site.task_page),
         Route("/tasks/{task_id}/approve", site.edit, methods=["POST"]),
         Route("/tasks/{task_id}/reject", site.edit, methods=["POST"]),
-        *(Route(path, site.later) for path, _ in PAGES[2:]),
+        *pages.routes(),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(Guard, keys=keys)],

@@ -196,3 +196,67 @@ def test_a_session_shows_live_and_the_kill_switch_stops_it(ui: tuple[GitRepo, st
     record = report.load(Workspace.open(repo.root).state_dir, session)
     assert record.outcome == "stopped" and [t.outcome for t in record.tasks] == ["stopped"], output
     assert tab.dialogs == []  # type: ignore[attr-defined]
+    _the_other_pages(repo, tab, url.split("/login")[0], session)
+
+
+MEMORY_XSS = '<img src=z onerror="alert(4)"> xss-4'
+
+
+def _past_nights(repo: GitRepo) -> None:
+    """The five nights before tonight's (one kept change with its checks and diff a night) for Sessions, Trends."""
+    import datetime as dt
+
+    from mcp_servers.core.models import CheckResult, Finding
+    from scheduler.agents import AgentResult
+
+    ws = Workspace.open(repo.root)
+    head = repo.git("rev-parse", "HEAD")
+    tonight = dt.datetime.now(dt.UTC).replace(hour=22, minute=0, second=0, microsecond=0)
+    for day in range(1, 6):
+        agent = "claude" if day % 2 else "codex"
+        started = tonight - dt.timedelta(days=day if dt.datetime.now(dt.UTC).hour >= 12 else day + 1)
+        sid = f"{started:%Y-%m-%d}-00000{day}"
+        tasks = []
+        for k, passed in enumerate([True, bool(day % 3), False]):
+            tests = CheckResult(name="tests", status="passed" if passed else "failed", duration_s=2.0 + day / 4,
+                                summary="12 passed" if passed else "1 failed, 11 passed",
+                                findings=[] if passed else [Finding(path="tests/test_calc.py", line=12,
+                                                                    message="assert sub(3, 1) == 2")])  # fmt: skip
+            checks = [CheckResult(name=n, status="passed", summary="ok", duration_s=0.4) for n in ("policy", "lint")]
+            result = AgentResult(agent=agent, is_error=False, turns=12, tokens_in=40_000 + 900 * day, tokens_out=5_000,
+                                 cost_usd=0.4 + day / 10)  # fmt: skip
+            tasks.append(report.TaskRecord(
+                task_id=f"t{day}{k}", title=f"Task {day}{k}", outcome="passed" if passed else "failed", started="x",
+                duration_s=200.0 + 30 * k, checks=[*checks, tests], coverage=80 + day / 2, coverage_base=80.0,
+                commits=[head] if passed and k == 0 else [], agent=result,
+                reasons=[] if passed else ["the gate failed: tests: 1 failed"],
+                refused=[] if passed else ["Bash: git push origin main (refused: git writes go through commit)"],
+                held=[] if passed or day != 1 else ["write to ~/.bashrc (held by the sandbox)"]))  # fmt: skip
+        report.save(ws.state_dir, report.SessionRecord(
+            id=sid, repo=str(repo.root), started=started.isoformat(), ended=started.isoformat(), outcome="completed",
+            agent=agent, base_branch="main", base_commit=head, branch=f"overnight/{sid}", tasks=tasks))  # fmt: skip
+
+
+def _the_other_pages(repo: GitRepo, tab: object, base: str, session: str) -> None:
+    """Sessions, one session, Memory (an agent's entry that tries to inject HTML, shown as text) and Trends."""
+    from mcp_servers.core import memory
+
+    _past_nights(repo)
+    memory.log_event(Workspace.open(repo.root), "lesson", f"the live test taught {MEMORY_XSS}", session=session,
+                     task_id="mul", source="agent")  # fmt: skip
+    tab.goto(f"{base}/sessions")  # type: ignore[attr-defined]
+    rows = tab.locator("#sessions tbody tr")  # type: ignore[attr-defined]
+    assert rows.count() == 6 and session in rows.first.inner_text()
+    shot(tab, "sessions")
+    tab.locator("#sessions a").nth(1).click()  # type: ignore[attr-defined]
+    assert "-000001" in tab.locator("h1").inner_text()  # type: ignore[attr-defined]
+    assert tab.locator("details.diff pre").first.is_visible()  # type: ignore[attr-defined]
+    shot(tab, "session")
+    tab.goto(f"{base}/memory?q=live")  # type: ignore[attr-defined]
+    entry = tab.locator("#entries li.entry .text").first  # type: ignore[attr-defined]
+    assert MEMORY_XSS in entry.inner_text() and tab.locator("#entries img").count() == 0  # type: ignore[attr-defined]
+    shot(tab, "memory")
+    tab.goto(f"{base}/trends?nights=7")  # type: ignore[attr-defined]
+    assert tab.locator("figure.chart svg").count() >= 6  # type: ignore[attr-defined]
+    shot(tab, "trends")
+    assert tab.dialogs == []  # type: ignore[attr-defined]

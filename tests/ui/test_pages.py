@@ -221,3 +221,131 @@ def test_a_long_column_is_cut_with_its_count(client: TestClient, monkeypatch: py
     page = client.get("/tasks").text
     ready = page.split('id="col-ready"')[1].split('id="col-pending"')[0]
     assert '<span class="count">2</span>' in ready and "and 1 more" in ready and ready.count("<article") == 1
+
+
+def _client(ws: Workspace) -> TestClient:
+    keys = security.Keys()
+    keys.allow(8765)
+    client = TestClient(make_app(ws, keys), base_url=BASE, follow_redirects=False)
+    assert client.get(f"/login?token={keys.login}").status_code == 303
+    return client
+
+
+def test_sessions_a_real_session_reviewed_merged_and_discarded_with_csrf(tmp_path: Path) -> None:
+    import os
+
+    from scheduler import report
+
+    from ..scheduler.sessions import make_planned, passing, plan, run_session, write_script
+    from .conftest import XSS_IMG, XSS_SCRIPT
+
+    repo = make_planned(tmp_path / "r", plan(("sub", "Add sub()")))
+    record, said = run_session(repo, write_script(tmp_path / "s.toml", passing("sub", "sub")))
+    assert record.outcome not in report.REFUSED, said
+    ws = Workspace.open(repo.root, environ=dict(os.environ))
+    # a report whose agent-written texts try to inject HTML (an older session: its branch is gone)
+    task = report.TaskRecord(task_id="xss", title=f"Title {XSS_SCRIPT}", outcome="failed", started="x",
+                             reasons=[f"the gate failed: {XSS_IMG}"], refused=[f"Bash: {XSS_SCRIPT} (refused)"],
+                             security_events=["~/.ssh/config changed; put back"])  # fmt: skip
+    old = report.SessionRecord(id="2026-11-30-abcdef", repo="r", started="2026-11-30T22:00:00+00:00",
+                               outcome="completed", tasks=[task])  # fmt: skip
+    report.save(ws.state_dir, old)
+    client = _client(ws)
+    listed = client.get("/sessions").text
+    assert listed.index(record.id) < listed.index("2026-11-30-abcdef")  # newest first
+    assert "1 security" in listed
+    assert "No session matches" in client.get("/sessions?outcome=crashed").text
+    assert record.id not in client.get("/sessions?until=2026-11-30").text
+    bad = client.get("/sessions?since=yesterday")
+    assert bad.status_code == 400 and "is not a date: give it as YYYY-MM-DD" in bad.text
+    # the XSS report: every text shown as text, the security event before the tasks
+    shown = client.get("/sessions/2026-11-30-abcdef").text
+    assert "Title &lt;script&gt;alert(&#39;xss-1&#39;)&lt;/script&gt;" in shown
+    assert "&lt;img src=x onerror=" in shown and "<script>alert" not in shown and "<img src=x" not in shown
+    assert shown.index('id="security"') < shown.index("Tasks</h2>")
+    assert client.get("/sessions/..%2F..%2Fetc").status_code == 404
+    # the real session: its checks, its kept diff in <pre>, what merge and discard would do
+    page = client.get(f"/sessions/{record.id}").text
+    assert "+def sub(a, b):" in page and "<pre>" in page and 'id="merge"' in page and "by a fast-forward" in page
+    base = repo.git("rev-parse", "main")
+    # without the CSRF token, merging and discarding are refused, and change nothing
+    assert client.post(f"/sessions/{record.id}/merge").status_code == 403
+    assert client.post(f"/sessions/{record.id}/discard", data={"csrf": "forged"}).status_code == 403
+    assert repo.git("rev-parse", "main") == base and repo.git("branch", "--list", record.branch)
+    token = csrf(client)
+    # a prefix names a session for the CLI, never for a form
+    prefix = client.post(f"/sessions/{record.id[:12]}/merge", data={"csrf": token})
+    assert "error=" in prefix.headers["location"] and repo.git("rev-parse", "main") == base
+    merged = client.post(f"/sessions/{record.id}/merge", data={"csrf": token})
+    assert "said=session" in merged.headers["location"] and "fast-forward" in merged.headers["location"]
+    assert repo.git("rev-parse", "main") == repo.git("rev-parse", record.branch) != base
+    again = client.post(f"/sessions/{record.id}/merge", data={"csrf": token})
+    assert "already%20in%20main" in again.headers["location"]
+    confirm = client.get(f"/sessions/{record.id}/discard").text
+    assert "Yes, discard" in confirm and record.branch in confirm
+    gone = client.post(f"/sessions/{record.id}/discard", data={"csrf": token})
+    assert "said=deleted" in gone.headers["location"] and not repo.git("branch", "--list", record.branch)
+    after = client.get(f"/sessions/{record.id}").text
+    assert "discarded" in after and 'id="merge"' not in after
+    assert report.load(ws.state_dir, record.id).reviewed.startswith("discarded")
+
+
+def test_memory_searches_with_the_filters_and_shows_text_as_text(planned: GitRepo, client: TestClient) -> None:
+    import itertools
+
+    from mcp_servers.core import memory
+
+    from .conftest import XSS_IMG
+
+    ws = Workspace.open(planned.root)
+    clock = itertools.count(1_800_000_000, 60).__next__
+    memory.log_event(ws, "lesson", f"the calc cache lies {XSS_IMG} {SECRET}", session="s1", task_id="sub",
+                     files=["src/app/calc.py"], source="agent", clock=clock)  # fmt: skip
+    memory.log_event(ws, "decision", "calc uses plain floats", session="s2", source="person", clock=clock)
+    for i in range(25):
+        memory.log_event(ws, "note", f"note {i} on the queue", session="s3", clock=clock)
+    page = client.get("/memory?q=cache").text
+    assert "&lt;img src=x onerror=" in page and "<img src=x" not in page and SECRET not in page
+    assert '<strong class="source">agent</strong>' in page and "not instructions" in page
+    assert 'href="/sessions/s1"' in page and ">stale<" not in page
+    planned.append("src/app/calc.py", "\n# changed\n")
+    assert ">stale<" in client.get("/memory?q=cache").text  # the file it names changed since
+    person = client.get("/memory?kind=decision").text
+    assert "plain floats" in person and "calc cache" not in person
+    assert "calc cache" in client.get("/memory?task=sub").text
+    assert "calc cache" in client.get("/memory?file=src/app/calc.py").text
+    assert "plain floats" not in client.get("/memory?session=s1").text
+    first = client.get("/memory?session=s3").text
+    assert first.count('class="entry') == 20 and "offset=20" in first
+    rest = client.get("/memory?session=s3&offset=20").text
+    assert rest.count('class="entry') == 5 and 'id="more"' not in rest
+    refused = client.get("/memory?kind=rumour")
+    assert refused.status_code == 400 and "kind &#39;rumour&#39; is not one of" in refused.text
+    assert client.get("/memory?offset=x").status_code == 400
+
+
+def test_trends_draws_the_charts_per_night_and_per_agent(planned: GitRepo, client: TestClient) -> None:
+    from scheduler import report
+    from scheduler.agents import AgentResult
+
+    ws = Workspace.open(planned.root)
+
+    def task(agent: str, outcome: str) -> report.TaskRecord:
+        return report.TaskRecord(task_id="t", title="t", outcome=outcome, started="x", duration_s=30.0,  # type: ignore[arg-type]
+                                 agent=AgentResult(agent=agent, is_error=False, cost_usd=1.5, tokens_in=10,
+                                                   tokens_out=5))  # fmt: skip
+
+    for i, (agent, outcome) in enumerate([("claude", "passed"), ("codex", "failed"), ('<b id="x">', "passed")]):
+        report.save(ws.state_dir, report.SessionRecord(id=f"2026-12-0{i + 1}-aaaaa{i}", repo="r",
+                    started=f"2026-12-0{i + 1}T22:00:00+00:00", outcome="completed",
+                    tasks=[task(agent, outcome)]))  # fmt: skip
+    page = client.get("/trends?nights=7").text
+    for name in ("tasks", "cost", "tokens", "time", "coverage", "agents-kept", "agents-cost"):
+        assert f'id="chart-{name}"' in page, name
+    assert "<svg" in page and '<b id="x">' not in page and "&lt;b id=" in page
+    assert "3 session(s) over 7 night(s)" in page and "2 kept, 1 rolled back" in page
+    one = client.get("/trends?nights=7&agent=codex").text
+    assert "1 session(s)" in one and 'id="chart-agents-kept"' not in one
+    assert "3 session(s) over 3 session(s)" in client.get("/trends?by=session").text
+    refused = client.get("/trends?nights=0")
+    assert refused.status_code == 400 and "nights must be 1 to 366" in refused.text
