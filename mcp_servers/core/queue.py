@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import secrets as pyrandom
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from . import changes as ch
@@ -38,6 +38,7 @@ from .queue_models import (
     SkippedTask,
     TaskDetail,
     TaskList,
+    TaskSummary,
     TaskUpdate,
 )
 from .readiness import _SNAPSHOTS, _all_tasks, _Judge, _judge, _ranked
@@ -78,6 +79,26 @@ def list_tasks(
     return TaskList(
         tasks=page, total=len(rows), next_cursor=str(start + limit) if more else None, base_ref=plans.base_ref
     )
+
+
+def columns(
+    ws: Workspace, session: str, column: Callable[[str, str | None], str], shown: int, clock: Clock = time.time
+) -> tuple[dict[str, list[TaskSummary]], dict[str, int], TaskList]:
+    """Every task of the plan judged once and sorted into `column(state, section on the base)`: the first `shown`
+    of each column as summaries (in plan order), the count of each, and the plan's totals (`tasks` left empty).
+    For a board of a big plan, where paging `list_tasks` would judge the whole plan once a page."""
+    plans, judge = _judge(ws, session, clock)
+    rows = _all_tasks(plans)
+    cards: dict[str, list[TaskSummary]] = {}
+    counts: dict[str, int] = {}
+    for task in rows:
+        verdict = judge.verdict(task.id)
+        base = plans.base_task(task.id)
+        key = column(verdict.state, base.section if base else None)
+        counts[key] = counts.get(key, 0) + 1
+        if counts[key] <= shown:
+            cards.setdefault(key, []).append(judge.summary(task, verdict))
+    return cards, counts, TaskList(tasks=[], total=len(rows), next_cursor=None, base_ref=plans.base_ref)
 
 
 def _cursor(cursor: str | None) -> int:

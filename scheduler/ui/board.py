@@ -11,12 +11,10 @@ from mcp_servers.core import queue
 from mcp_servers.core.queue_models import TaskSummary
 from mcp_servers.core.workspace import Workspace
 
-from .. import paging
 from ..plan_commands import person_move, person_session
 
 COLUMNS = (("ready", "Ready"), ("pending", "Pending Approval"), ("not-ready", "Not Ready"), ("done", "Done"))
 DONE_STATES = frozenset({"done", "review", "cancelled"})
-MAX_CARDS = 100_000
 CARDS_SHOWN = 300  # a column's cards drawn at most (the count says how many there are)
 
 EDITS = threading.Lock()  # one plan edit (and its commit) at a time, whichever browser tab asks
@@ -25,6 +23,7 @@ EDITS = threading.Lock()  # one plan edit (and its commit) at a time, whichever 
 @dataclass
 class Board:
     columns: dict[str, list[TaskSummary]] = field(default_factory=lambda: {key: [] for key, _ in COLUMNS})
+    counts: dict[str, int] = field(default_factory=lambda: {key: 0 for key, _ in COLUMNS})  # all, not just shown
     total: int = 0
     base_ref: str = ""
     next_id: str | None = None
@@ -32,26 +31,24 @@ class Board:
     summary: str = ""
 
 
-def column(task: TaskSummary) -> str:
-    if task.state in DONE_STATES:
+def column(state: str, section: str | None) -> str:
+    """The column of a task in this state, in this section of the plan on the base branch."""
+    if state in DONE_STATES:
         return "done"
-    if task.section in {"ready", "pending"}:
-        return task.section
+    if section in {"ready", "pending"}:
+        return section
     return "not-ready"
 
 
 def board(ws: Workspace) -> Board:
-    """Every task of the plan, by column, with what `overnight plan next` would offer and why it passed others."""
-    session, pages = person_session(), []
-
-    def page(cursor: str | None, n: int) -> tuple[list[TaskSummary], str | None]:
-        pages.append(queue.list_tasks(ws, session, limit=n, cursor=cursor))
-        return pages[-1].tasks, pages[-1].next_cursor
-
-    tasks, _ = paging.collect(page, MAX_CARDS, queue.MAX_LIST)
-    found = Board(total=pages[0].total if pages else 0, base_ref=pages[0].base_ref if pages else "")
-    for task in tasks:
-        found.columns[column(task)].append(task)
+    """Every task of the plan, by column (the first `CARDS_SHOWN` of each as cards, all of them counted), with
+    what `overnight plan next` would offer and why it passed others. The plan is judged once, not once a page."""
+    session = person_session()
+    cards, counts, totals = queue.columns(ws, session, column, CARDS_SHOWN)
+    found = Board(total=totals.total, base_ref=totals.base_ref)
+    for key, _ in COLUMNS:
+        found.columns[key] = cards.get(key, [])
+        found.counts[key] = counts.get(key, 0)
     offered = queue.next_task(ws, session)
     found.next_id = offered.task.id if offered.task else None
     found.passed_over = {s.id: s.reason for s in offered.skipped}

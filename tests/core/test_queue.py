@@ -426,3 +426,17 @@ def test_queue_offers_a_task_whose_fields_are_understood_or_do_not_bear_on_safet
     assert found.task is not None and found.task.id == "t"
     assert found.task.warnings == (["Priority is P0, P1, P2 or P3 (got 'soonish'); read as P2, the default"]
                                    if field.startswith("Priority") else [])  # fmt: skip
+
+
+def test_queue_columns_judge_the_plan_once_and_agree_with_list_tasks(planned: GitRepo) -> None:
+    ws = _ws(planned)
+    listed = queue.list_tasks(ws, "s1", limit=queue.MAX_LIST)
+    by_state: dict[str, list[str]] = {}
+    for task in listed.tasks:
+        by_state.setdefault(task.state, []).append(task.id)
+    cards, counts, totals = queue.columns(ws, "s1", lambda state, _section: state, shown=1)
+    assert totals.total == listed.total and totals.base_ref == listed.base_ref and not totals.tasks
+    assert counts == {state: len(ids) for state, ids in by_state.items()}
+    shown = {state: [t.id for t in summaries] for state, summaries in cards.items()}
+    assert shown == {state: ids[:1] for state, ids in by_state.items()}
+    assert sum(counts.values()) > len(cards)  # some column holds more tasks than it shows
