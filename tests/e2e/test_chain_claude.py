@@ -1,8 +1,8 @@
 """A fallback chain with the real `claude` CLI (issue 13): the scripted model answers Claude Code with a usage-limit
 rejection, so the task goes to the next agent of `[scheduler] agents`, here the real Codex CLI, which does it through
 the three servers. The report says which agent did it, at what cost, and that Claude Code was stopped by the usage
-limit; the task was not set aside, and nothing of the person's changed. (A chain's other agents, the command agent
-among them, hand over the same way: tests/scheduler/test_chain.py.)"""
+limit; the task was not set aside, and nothing of the person's changed. (The hand-over is the same whatever the next
+agent: tests/scheduler/test_chain.py; the command agent's own gated commit: tests/scheduler/test_command_agent.py.)"""
 
 from __future__ import annotations
 
