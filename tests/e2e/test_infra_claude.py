@@ -4,7 +4,8 @@ The server answers 429 with the `anthropic-ratelimit-unified-*` headers, as the 
 limit. Measured with Claude Code 2.1.332: with a subscription token (CLAUDE_CODE_OAUTH_TOKEN) it writes a
 `rate_limit_event` (`status: "rejected"`, `resetsAt`) and gives up at once, even for a reset seconds away; with an
 API key it retries a near reset itself (`api_retry` lines) and gives up on a far one with a bare 429 result (no
-reset time). The scheduler waits the first out, probes the second, and resumes the same task either way.
+reset time). The scheduler waits the first out, probes the second, and resumes the same task either way. The first,
+a subscription's limit waited out, is proven by the Claude Code nights of tests/e2e/test_thirty_nights.py.
 """
 
 from __future__ import annotations
@@ -45,40 +46,18 @@ def _not_counted(repo: object) -> None:
     assert state.failures == 0 and outcomes == [taskstore.INFRA, "done"]
 
 
-def test_a_subscription_usage_limit_is_waited_out_and_the_task_done(
-    tmp_path: Path, claude_bin: Path, fake_model: FakeAnthropic, offline_env: dict[str, str]
-) -> None:
-    repo = _planned(
-        tmp_path,
-        claude_bin,
-        scheduler='max_tasks = 1\nfallback_model = "claude-sonnet-4-5"\n\n[infra]\nwait_min_s = 0\n',
-    )  # the CLI takes --fallback-model
-    person = Person.of(repo)
-    env = {k: v for k, v in offline_env.items() if k != "ANTHROPIC_API_KEY"}
-    env["CLAUDE_CODE_OAUTH_TOKEN"] = "sk-ant-oat01-fake-offline-token"  # a subscription login: rate_limit_event
-    fake_model.set_script([_limit(4), *done_properly()])
-    record, said = _session(repo, env)
-    assert record.outcome == "completed", (record.stop_reason, said)
-    [task] = record.tasks
-    assert task.outcome == "passed" and task.attempt == 1, (task.reasons, said)
-    [stop] = record.infra
-    assert stop.stop.kind == "usage-limit" and stop.stop.limit_type == "five_hour" and stop.stop.resets_at
-    [wait] = record.waits
-    assert wait.kind == "usage-limit" and "waiting for the usage limit to reset at" in wait.reason
-    assert fake_model.main_requests[0].headers.get("authorization", "").startswith("Bearer ")
-    assert fake_model.remaining == 0
-    _not_counted(repo)
-    person.assert_untouched(repo)
-
-
 def test_an_api_key_limit_with_no_reset_time_is_probed(
     tmp_path: Path, claude_bin: Path, fake_model: FakeAnthropic, offline_env: dict[str, str]
 ) -> None:
-    repo = _planned(tmp_path, claude_bin, scheduler="max_tasks = 1\n\n[infra]\nprobe_delays_s = [1]\n")
+    repo = _planned(tmp_path, claude_bin, scheduler='max_tasks = 1\nfallback_model = "claude-sonnet-4-5"\n'
+                    "\n[infra]\nprobe_delays_s = [1]\n")  # (the CLI takes --fallback-model)
+    person = Person.of(repo)
     fake_model.set_script([_limit(7200), *done_properly()])
     record, said = _session(repo, dict(offline_env))
     assert record.outcome == "completed" and record.tasks[0].outcome == "passed", (record.stop_reason, said)
     [stop] = record.infra
     assert stop.stop.kind == "usage-limit" and stop.stop.resets_at is None and stop.stop.status == 429
     assert [w.kind for w in record.waits] == ["probe"]
+    assert fake_model.main_requests[0].headers.get("x-api-key") and fake_model.remaining == 0
     _not_counted(repo)
+    person.assert_untouched(repo)

@@ -55,6 +55,8 @@ FAULTS = {
 }
 CLAUDE = {"t13": ApiError(529), "t15": ApiError(500, "api_error", "Internal server error"), "t17": None}
 HANGS, KILLED, STOPPED = "t19", "t21", "t23"  # the agent hangs; the agent is killed; the kill switch is set
+HANG_TIMEOUT_S = 4  # the hanging agent's own timeout (as its `[agents.<name>] timeout_min` gives it): the wall clock
+# ends it all the same, without a real minute of waiting (the task timeout of the others stays a minute)
 DISK_AFTER = "t22"  # once it is done, the disk under the worktrees fills up for a night
 
 
@@ -124,6 +126,7 @@ class Month:
             self.fake.set_script([*fault, *_claude_turns(task)] if first else _claude_turns(task))
             return self.claude.run(job)
         if task == HANGS and first:
+            job.timeout_s = min(job.timeout_s, HANG_TIMEOUT_S)
             return self.hang.run(job)
         if task == KILLED and first:
             started = job.on_start
@@ -159,13 +162,21 @@ def _tmpfs(path: Path, size: str = "16m") -> Iterator[Path]:
 
 
 class Disk:
-    """Fills the tmpfs under the worktrees for one cycle once `DISK_AFTER` is done (told by the clock's hooks)."""
+    """Fills the tmpfs under the worktrees for one cycle once `DISK_AFTER` is done (told by the clock's hooks).
 
-    def __init__(self, ws: Workspace, folder: Path) -> None:
-        self.ws, self.folder, self.state, self.at = ws, folder, "waiting", 0
+    It looks once an hour of the clock: the daemon waits in steps of 30 s (2,880 a night), and a look at the
+    database at each would be most of this test's time; the cycles are a day apart."""
+
+    def __init__(self, ws: Workspace, folder: Path, clock: FakeClock) -> None:
+        self.ws, self.folder, self.clock, self.state, self.at = ws, folder, clock, "waiting", 0
         self.filler = folder / "filler"
+        self.hour = -1
 
     def __call__(self) -> None:
+        hour = int(self.clock() // 3600)
+        if hour == self.hour:
+            return
+        self.hour = hour
         with self.ws.db() as conn:
             cycles = len(daemon_state.cycles(conn))
             done = {row[0] for row in conn.execute("SELECT task_id FROM task_completions WHERE cleared = 0")}
@@ -189,12 +200,14 @@ def _thirty_nights(tmp_path: Path, worktrees: Path, claude_bin: Path, fake: Fake
                    ) -> None:  # fmt: skip
     now = time.time()
     opens, closes = time.strftime("%H:%M", time.gmtime(now - 1800)), time.strftime("%H:%M", time.gmtime(now + 8 * 3600))
+    # (the daemon's reports twice a night, not twelve times: each reads every cycle so far)
     scheduler = (f'max_tasks = 1\ntask_timeout_min = 1\nclaude_command = "{claude_bin}"\n'
                  f'worktree_dir = "{worktrees}/r"\n'  # (…/worktrees/<repo>/<session>, as by default)
                  "\n[infra]\nbase_delay_s = 2\nmax_delay_s = 10\nprobe_delays_s = [60]\n"
                  "\n[plan]\nmax_attempts = 3\n\n[state]\nkeep_days = 365\n"
                  f'\n[daemon]\nbreak_min = 0\nmax_cycles_per_hour = 1\nmax_cycles_per_day = 1\n'
-                 f'active_window = "{opens}-{closes}"\npause_after_error_cycles = 3\n')  # fmt: skip
+                 f'active_window = "{opens}-{closes}"\npause_after_error_cycles = 3\n'
+                 "report_every_hours = 12\nstatus_every_hours = 24\n")  # fmt: skip
     repo = make_planned(tmp_path / "r", plan(*((t, f"Add {t}()") for t in TASKS)), scheduler=scheduler)
     person = Person.of(repo)
     script = _replay_script(tmp_path / "month.toml")
@@ -221,7 +234,7 @@ def _thirty_nights(tmp_path: Path, worktrees: Path, claude_bin: Path, fake: Fake
     month = Month(ReplayAgent(script), ClaudeAgent(ws.settings.scheduler, environ=env), fake,
                   ReplayAgent(hang), repo.root)  # fmt: skip
     clock = FakeClock()
-    disk = Disk(ws, worktrees)
+    disk = Disk(ws, worktrees, clock)
     clock.hooks.append(disk)
     said: list[str] = []
     told: list[DaemonEvent] = []
@@ -270,6 +283,14 @@ def _thirty_nights(tmp_path: Path, worktrees: Path, claude_bin: Path, fake: Fake
                 ("t09", "network"), ("t11", "limit-disabled"), ("t13", "overloaded"), ("t15", "server-error"),
                 ("t17", "usage-limit")]  # fmt: skip
     assert sorted(infra) == sorted(expected), infra
+    # Claude Code's usage limit, with a subscription's login: its `rate_limit_event` read (the five-hour limit and
+    # its reset), the reset waited out, the task done after it (tests/e2e/test_infra_claude.py: with an API key)
+    [(night, limit)] = [(r, s) for r in records.values() for s in r.infra if s.task_id == "t17"]
+    assert limit.stop.limit_type == "five_hour" and limit.stop.resets_at, limit
+    assert any(w.kind == "usage-limit" and "waiting for the usage limit to reset at" in w.reason
+               for w in night.waits), night.waits  # fmt: skip
+    assert all(r.headers.get("authorization", "").startswith("Bearer ") for r in fake.main_requests)
+    assert fake.remaining == 0
     by_task = {t.task_id: t for r in records.values() for t in r.tasks if t.outcome != "passed"}
     assert by_task[HANGS].outcome == "timed-out" and by_task[KILLED].outcome == "failed", by_task
     disk_cycles = [c for c in cycles if "No space left on device" in c.stop_reason or "disk" in c.stop_reason]

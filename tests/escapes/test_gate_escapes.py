@@ -12,6 +12,7 @@ stop that added this file.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -21,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from mcp_servers.core.gate import run_gate
+from mcp_servers.core.models import GateReport
 from mcp_servers.core.workspace import Workspace
 
-from ..conftest import ADD_SUB, TEST_SUB
+from ..conftest import ADD_SUB, TEST_SUB, GitRepo
 from ..support.procs import processes_mentioning
 from .scene import Scene, make_scene
 
@@ -98,44 +100,65 @@ ATTEMPTS = [
 ]
 
 
+# every attempt in one change: more lines than a task may change by default (the size check would stop the gate)
+MANY = "[policy]\nmax_changed_lines = 400\n"
+
+
 @pytest.fixture
 def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scene]:
-    yield from make_scene(tmp_path, monkeypatch)
+    from .scene import CONFIG
+
+    yield from make_scene(tmp_path, monkeypatch, config=CONFIG + MANY)
 
 
-@pytest.mark.parametrize("attempt", ATTEMPTS, ids=[a.id for a in ATTEMPTS])
-def test_gate_holds_escape_attempt(scene: Scene, attempt: Attempt) -> None:
+def plant(repo: GitRepo, attempts: list[Attempt], paths: dict[str, str]) -> None:
+    """The agent's change: a small tested function, and each attempt as a test module of its own under `tests/`
+    (one gate run holds them all: pytest runs every module whatever the others do, `--maxfail=0`)."""
+    repo.append("src/app/calc.py", ADD_SUB)
+    repo.append("tests/test_calc.py", TEST_SUB)
+    for attempt in attempts:
+        body = attempt.code.format(**paths)
+        repo.write(f"tests/test_escape_{attempt.id.replace('-', '_')}.py",
+                   "def test_escape():\n" + "".join(f"    {line}\n" for line in body.splitlines()))  # fmt: skip
+
+
+def ran_every_test(report: GateReport, attempts: list[Attempt]) -> None:
+    """Every attempt's test ran (the two of the sample project's besides): none was skipped by another's doing."""
+    [tests] = [c for c in report.checks if c.name == "tests"]
+    counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|error)", tests.summary)}
+    assert sum(counts.values()) == len(attempts) + 2, (tests.summary, report.summary)
+
+
+def test_gate_holds_every_escape_attempt(scene: Scene) -> None:
+    """Every attempt of `ATTEMPTS`, each a test module of the agent's, in one run of the gate (as an agent could
+    add them all at once): afterwards the person's side is byte-identical, nothing planted runs later, and no
+    receipt appears that the gate did not sign itself."""
     repo = scene.repo
     ws = Workspace.open(repo.root)
     with ws.db() as conn:
         signed_before = conn.execute("SELECT count(*) FROM gate_runs").fetchone()[0]
     before = scene.fingerprint()
-    body = attempt.code.format(**scene.paths())
-    repo.append("src/app/calc.py", ADD_SUB)
-    repo.write("tests/test_escape.py", "def test_escape():\n" + "".join(f"    {line}\n" for line in
-                                                                          body.splitlines()))  # fmt: skip
-    repo.append("tests/test_calc.py", TEST_SUB)
+    plant(repo, ATTEMPTS, scene.paths())
     report = run_gate(Workspace.open(repo.root))
-    time.sleep(0.5)
-    deadline = time.monotonic() + 6  # a daemon would act after 4 s
+    ran_every_test(report, ATTEMPTS)
+    deadline = time.monotonic() + 6  # the daemon would act 4 s after it was started
     while processes_mentioning(scene.marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_mentioning(scene.marker) == [], "a process the tests started outlived the gate"
-    if attempt.id == "daemon":
-        time.sleep(max(0.0, deadline - time.monotonic()))
+    time.sleep(max(0.0, deadline - time.monotonic()))  # (had one got out, it would have acted by now)
     # the person's side, byte for byte (the checkout's own NOTES.txt, refs, .git, home, the other worktree, ...)
     after = scene.fingerprint()
     changed = {k: (before.get(k), after.get(k)) for k in set(before) | set(after)
                if before.get(k) != after.get(k) and not k.startswith(str(repo.root / "src"))
                and not k.startswith(str(repo.root / "tests"))}  # fmt: skip
-    assert changed == {}, f"{attempt.what}: the person's side changed"
+    assert changed == {}, "the person's side changed"
     for planted in (Path("/tmp") / f"{scene.marker}.txt", Path("/etc") / scene.marker, Path(scene.marker)):
-        assert not planted.exists(), f"{attempt.what}: {planted} was planted"
-    # nothing planted runs later: git in the checkout runs no hook, alias or fsmonitor of the attempt's
+        assert not planted.exists(), f"{planted} was planted"
+    # nothing planted runs later: git in the checkout runs no hook, alias or fsmonitor of the attempts'
     repo.git("status")
     repo.git("checkout", "-q", "main")
     assert not Path(scene.marker).exists()
-    # no receipt but the gate's own
+    # no receipt but the gate's own (its verdict: failed, since most attempts fail their own test)
     with ws.db() as conn:
         rows = conn.execute("SELECT id FROM gate_runs").fetchall()
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -167,17 +190,18 @@ VENV_ATTEMPTS = [
 
 
 @pytest.mark.parametrize("where", ["in-repo", "home"])
-@pytest.mark.parametrize("attempt", VENV_ATTEMPTS, ids=[a.id for a in VENV_ATTEMPTS])
-def test_gate_holds_escape_attempt_with_the_project_interpreter(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attempt: Attempt, where: str
+def test_gate_holds_every_escape_attempt_with_the_project_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
+    """Every attempt of `VENV_ATTEMPTS` in one gate run, with the project's own interpreter in its venv (in the
+    repository, or under the home as poetry keeps it): the venv, the home and the person's side unchanged."""
     from ..support.project_venv import make_venv
     from .scene import CONFIG
 
     home = tmp_path / "home"
     folder = tmp_path / "repo" / ".venv" if where == "in-repo" else home / ".cache/pypoetry/virtualenvs/sample-py3"
     python = ".venv/bin/python" if where == "in-repo" else str(folder / "bin/python")
-    config = CONFIG + f'[gate]\npython = "{python}"\n'
+    config = CONFIG + MANY + f'[gate]\npython = "{python}"\n'
     scenes = make_scene(tmp_path, monkeypatch, files={".gitignore": ".venv/\n"}, config=config)
     scene = next(scenes)
     try:
@@ -186,23 +210,20 @@ def test_gate_holds_escape_attempt_with_the_project_interpreter(
         venv_before["names"] = " ".join(sorted(str(p) for p in folder.rglob("*"))).encode()
         before = scene.fingerprint()
         repo = scene.repo
-        body = attempt.code.format(**scene.paths())
-        repo.append("src/app/calc.py", ADD_SUB)
-        repo.write("tests/test_escape.py", "def test_escape():\n" + "".join(f"    {line}\n" for line in
-                                                                              body.splitlines()))  # fmt: skip
-        repo.append("tests/test_calc.py", TEST_SUB)
+        plant(repo, VENV_ATTEMPTS, scene.paths())
         report = run_gate(Workspace.open(repo.root))
+        ran_every_test(report, VENV_ATTEMPTS)
         said = report.model_dump_json()
         assert "the person's" not in said and ".bashrc" not in said, "the home was read"
         assert Workspace.open(repo.root).key().hex() not in said, "the key was read"
         venv_after = {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file() and not p.is_symlink()}
         venv_after["names"] = " ".join(sorted(str(p) for p in folder.rglob("*"))).encode()
-        assert venv_after == venv_before, f"{attempt.what}: the project's environment changed"
+        assert venv_after == venv_before, "the project's environment changed"
         after = scene.fingerprint()
         changed = {k: (before.get(k), after.get(k)) for k in set(before) | set(after)
                    if before.get(k) != after.get(k) and not k.startswith(str(repo.root / "src"))
                    and not k.startswith(str(repo.root / "tests"))}  # fmt: skip
-        assert changed == {}, f"{attempt.what}: the person's side changed"
+        assert changed == {}, "the person's side changed"
         repo.git("status")
         assert not Path(scene.marker).exists()
     finally:
