@@ -171,12 +171,17 @@ def run_process(
         reader.join(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
-    return Outcome(proc.returncode, timed_out, stopped, time.monotonic() - started, lines)
+    return Outcome(proc.returncode, timed_out, stopped, time.monotonic() - started, list(lines))
 
 
 def _read(proc: subprocess.Popen[bytes], out: Any, lines: list[dict[str, Any]], on_line: Callable[..., None]) -> None:
     assert proc.stdout is not None  # noqa: S101 (stdout is a pipe)
-    for raw in proc.stdout:
+    with contextlib.suppress(ValueError, OSError):  # a pipe still held open by a process the agent left behind:
+        _read_lines(proc.stdout, out, lines, on_line)  # `run_process` stops waiting for it and closes both files
+
+
+def _read_lines(stdout: Any, out: Any, lines: list[dict[str, Any]], on_line: Callable[..., None]) -> None:
+    for raw in stdout:
         text = raw.decode("utf-8", "replace")
         out.write(text)
         out.flush()

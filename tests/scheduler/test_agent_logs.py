@@ -207,3 +207,20 @@ def test_the_runner_reads_a_stopped_run_s_log_with_the_adapter_of_the_agent_that
     assert '"rm -rf /"' in Path(task.activity.log).read_text()  # it printed them
     assert (task.activity.turns, task.activity.tool_calls_total) == (0, 0)  # and they are not read as Claude's
     assert not any("result lines with different costs" in w for w in record.warnings)
+
+
+def test_the_stream_reader_ends_quietly_when_its_pipe_is_closed_under_it(tmp_path: Path) -> None:
+    """`run_process` stops waiting for its reader after a while (a process the agent left behind may hold the pipe)
+    and closes the pipe and the log: the reader, about to read on, must end without an error in its thread."""
+    import subprocess
+
+    from scheduler.agents import _read
+
+    proc = subprocess.Popen(["sh", "-c", 'echo \'{"type": "said"}\''], stdout=subprocess.PIPE)
+    proc.wait(timeout=30)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    lines: list[dict[str, object]] = []
+    with (tmp_path / "agent.jsonl").open("w") as out:
+        _read(proc, out, lines, lambda _line: None)  # raised ValueError (I/O on a closed file) in the thread
+    assert lines == []
