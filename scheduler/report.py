@@ -3,7 +3,9 @@ directory as Markdown (for people) and JSON (for `overnight status` and tools)."
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -218,10 +220,10 @@ def load(state_dir: Path, session: str | None = None) -> SessionRecord:
     """A session's record; the newest one without an id."""
     folder = reports_dir(state_dir)
     if session is None:
-        found = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        found = _newest_first(folder)
         if not found:
             raise UsageError("there is no session report yet: `overnight run` (or `overnight demo`) makes one.")
-        path = found[-1]
+        path = found[0]
     else:
         path = folder / f"{session}.json"
         if not path.exists():
@@ -231,15 +233,26 @@ def load(state_dir: Path, session: str | None = None) -> SessionRecord:
 
 def recent(state_dir: Path, limit: int = 10) -> list[SessionRecord]:
     """The newest sessions that started (the reports of refused runs that older versions kept are left out)."""
-    found = sorted(reports_dir(state_dir).glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     records: list[SessionRecord] = []
-    for path in found:
+    for path in _newest_first(reports_dir(state_dir)):
         if len(records) >= limit:
             break
         record = SessionRecord.model_validate_json(path.read_text())
         if record.outcome not in REFUSED:
             records.append(record)
     return records
+
+
+def _newest_first(folder: Path) -> list[Path]:
+    """The session reports (`*.json`) in `folder`, the last written first (one `scandir`: `overnight status` and
+    the command center's Now page ask on every look, with a thousand reports there)."""
+    found: list[tuple[float, str]] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.endswith(".json") and not entry.name.startswith("."):
+                with contextlib.suppress(OSError):  # removed meanwhile (gc)
+                    found.append((entry.stat().st_mtime, entry.name))
+    return [folder / name for _, name in sorted(found, reverse=True)]
 
 
 UNSANDBOXED = ("**This night ran unsandboxed** (`sandbox = \"off\"` in overnight.toml): the agent and the tests it "

@@ -15,7 +15,7 @@ from ..plan_commands import person_move, person_session
 
 COLUMNS = (("ready", "Ready"), ("pending", "Pending Approval"), ("not-ready", "Not Ready"), ("done", "Done"))
 DONE_STATES = frozenset({"done", "review", "cancelled"})
-CARDS_SHOWN = 300  # a column's cards drawn at most (the count says how many there are)
+CARDS_SHOWN = 100  # a column's cards drawn at most (the count says how many there are)
 
 EDITS = threading.Lock()  # one plan edit (and its commit) at a time, whichever browser tab asks
 
