@@ -79,6 +79,9 @@ class Runner:
         try:
             return self._run()
         finally:
+            if self.journal is not None:  # (a session that raised too: the daemon runs many in one process)
+                self.journal.close()
+                self.journal = None
             if own:
                 self.notifier.close()
                 self.notifier = None
@@ -106,7 +109,6 @@ class Runner:
                 self.say(f"overnight: recovery: {line}")
             with self._signals():
                 record = self._session(session)
-            self.journal.close()
             if self.notifier is not None:  # sent (a bounded wait); those that failed are warnings in its report
                 self.notifier.settle(record, ws.state_dir)
             return record

@@ -76,6 +76,16 @@ def test_no_cookie_a_bad_token_and_a_reused_token_are_refused(client: TestClient
     assert forged.get("/tasks").status_code == 401
 
 
+def test_a_websocket_is_closed_even_with_a_session(client: TestClient, keys: security.Keys) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    logged_in(client, keys)
+    for path in ("/", "/events"):
+        with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(path):
+            pass
+        assert closed.value.code == 1008, path
+
+
 def test_the_token_expires(client: TestClient, keys: security.Keys) -> None:
     assert isinstance(keys.clock, Clock)
     keys.clock.now += security.LOGIN_TTL_S + 1
