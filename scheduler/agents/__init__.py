@@ -40,13 +40,15 @@ _GRACE_S = 5.0
 class AgentEvent:
     """What an agent did, told as it happens (each adapter reads its own stream into these): a tool call and its
     short argument (`tool`), a call that came back as an error (`refused`), a quality gate's verdict (`gate`),
-    the turns and cost so far (`usage`), its last words (`said`). Shown to the person; nothing trusts it."""
+    the turns, tokens and cost so far (`usage`), its last words (`said`). Shown to the person; nothing trusts it."""
 
     kind: Literal["tool", "refused", "gate", "usage", "said"]
     text: str = ""
     turns: int | None = None
     cost_usd: float | None = None
     passed: bool | None = None  # a gate's verdict
+    tokens_in: int | None = None  # the run's tokens so far, as its stream told them (cached input included)
+    tokens_out: int | None = None
 
 
 OnEvent = Callable[[AgentEvent], None]

@@ -33,7 +33,7 @@ from . import (
 from . import short as one_line
 from . import watching as watch
 from .adapter import Adapter, AgentCheck, AgentSettings, Built, cli_version, common_defaults, mcp_tool
-from .claude_stream import _text, costs, result_from, steps
+from .claude_stream import _count, _text, _tokens, costs, result_from, steps
 
 DEFAULT_API = "https://api.anthropic.com"
 GUARD = "scheduler.guard.claude"  # Claude Code's hook: the shared guard, read and answered as Claude Code does
@@ -189,13 +189,17 @@ class ClaudeEvents:
         self.turns = 0
         self.messages: set[str] = set()
         self.calls: dict[str, str] = {}  # tool_use id -> tool name
+        self.tokens: dict[str, tuple[int, int]] = {}  # message id -> its usage (in, out), the latest told
 
     def __call__(self, line: dict[str, Any]) -> list[AgentEvent]:
         kind = line.get("type")
         if kind == "result":
             cost, turns = line.get("total_cost_usd"), line.get("num_turns")
+            usage: dict[str, Any] = line["usage"] if isinstance(line.get("usage"), dict) else {}
             return [AgentEvent("usage", turns=turns if isinstance(turns, int) else self.turns,
-                               cost_usd=float(cost) if isinstance(cost, int | float) else None)]  # fmt: skip
+                               cost_usd=float(cost) if isinstance(cost, int | float) else None,
+                               tokens_in=_tokens(usage, "input"),
+                               tokens_out=_count(usage.get("output_tokens")))]  # fmt: skip
         message = line.get("message")
         content = message.get("content") if isinstance(message, dict) else None
         if kind not in {"assistant", "user"} or not isinstance(content, list):
@@ -203,14 +207,27 @@ class ClaudeEvents:
         found: list[AgentEvent] = []
         if kind == "assistant":
             ident = str(message.get("id") or id(line)) if isinstance(message, dict) else str(id(line))
-            if ident not in self.messages:
+            fresh = ident not in self.messages
+            if fresh:
                 self.messages.add(ident)
                 self.turns += 1
-                found.append(AgentEvent("usage", turns=self.turns))
+            if self._count(ident, message.get("usage") if isinstance(message, dict) else None) or fresh:
+                in_, out = (sum(t[i] for t in self.tokens.values()) for i in (0, 1))
+                found.append(AgentEvent("usage", turns=self.turns, tokens_in=in_ if self.tokens else None,
+                                        tokens_out=out if self.tokens else None))  # fmt: skip
         for block in content:
             if isinstance(block, dict):
                 found += self._block(block)
         return found
+
+    def _count(self, ident: str, usage: object) -> bool:
+        """Keep a message's usage (each line of a message repeats it, growing); whether it changed."""
+        if not isinstance(usage, dict):
+            return False
+        told = (_tokens(usage, "input") or 0, _count(usage.get("output_tokens")) or 0)
+        changed = self.tokens.get(ident) != told
+        self.tokens[ident] = told
+        return changed
 
     def _block(self, block: dict[str, Any]) -> list[AgentEvent]:
         if block.get("type") == "tool_use":

@@ -230,11 +230,17 @@ class CodexEvents:
 
     def __init__(self) -> None:
         self.turns = 0
+        self.tokens_in: int | None = None
+        self.tokens_out: int | None = None
 
     def __call__(self, line: dict[str, Any]) -> list[AgentEvent]:
         kind = line.get("type")
         if kind == "turn.completed":
-            return [AgentEvent("usage", turns=self.turns)]
+            usage = line.get("usage")
+            if isinstance(usage, Mapping):  # each turn's own (its input_tokens count the cached ones)
+                self.tokens_in = (self.tokens_in or 0) + _count(usage.get("input_tokens"))
+                self.tokens_out = (self.tokens_out or 0) + _count(usage.get("output_tokens"))
+            return [AgentEvent("usage", turns=self.turns, tokens_in=self.tokens_in, tokens_out=self.tokens_out)]
         item = line.get("item")
         if not isinstance(item, Mapping) or kind not in {"item.started", "item.completed"}:
             return []
@@ -294,3 +300,7 @@ def _stderr(path: Path, limit: int = 2 * 1024 * 1024) -> str:
             return handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

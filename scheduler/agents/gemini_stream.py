@@ -69,7 +69,9 @@ class GeminiEvents:
             if line.get("status") == "error":
                 return [AgentEvent("refused", one_line(f"{name}: {text}"), turns=self.turns)]
         elif kind == "result":
-            return [AgentEvent("usage", turns=self.turns)]
+            stats = _dict(line.get("stats"))
+            return [AgentEvent("usage", turns=self.turns, tokens_in=_int(stats.get("input_tokens")),
+                               tokens_out=_int(stats.get("output_tokens")))]  # fmt: skip
         return []
 
 

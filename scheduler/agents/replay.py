@@ -20,7 +20,9 @@ edit these files, call these tools, run this command. The script is TOML:
     [[task.step]]
     say = "Done."                   # the session's last words
     [[task.step]]
-    spend = 0.75                    # report this much spent, in USD (drills the session budget)
+    spend = 0.75                    # report this much spent, in USD (drills the session budget),
+    tokens_in = 12000               #   and (optional) these tokens, as a model's usage
+    tokens_out = 800
     [[task.step]]
     fail = "usage-limit"            # the model's API stops the run here, as Claude Code writes it (issue 12):
     resets_in = 5                   #   usage-limit (with `resets_in` seconds: a subscription's rate_limit_event
@@ -79,6 +81,11 @@ def load_script(path: Path) -> dict[str, list[dict[str, Any]]]:
                 raise UsageError(f"{path}: task {task_id} step {m} needs exactly one of {', '.join(STEP_KINDS)}.")
             if kinds == ["fail"]:
                 _check_fail(path, task_id, m, step)
+            for key in ("tokens_in", "tokens_out") if kinds == ["spend"] else ():
+                told = step.get(key, 0)
+                if not isinstance(told, int) or isinstance(told, bool) or told < 0:
+                    raise UsageError(f"{path}: task {task_id} step {m}: `{key}` is a whole number of tokens, 0 or "
+                                     f"more (got {told!r}).")  # fmt: skip
         tasks[task_id] = steps
     return tasks
 
@@ -185,8 +192,11 @@ class ReplayEvents:
     def __call__(self, line: dict[str, Any]) -> list[AgentEvent]:
         if line.get("type") == "result":
             cost = line.get("total_cost_usd")
+            usage: dict[str, Any] = line["usage"] if isinstance(line.get("usage"), dict) else {}
             return [AgentEvent("usage", turns=_int(line.get("num_turns")),
-                               cost_usd=float(cost) if isinstance(cost, int | float) else None)]  # fmt: skip
+                               cost_usd=float(cost) if isinstance(cost, int | float) else None,
+                               tokens_in=_int(usage.get("input_tokens")),
+                               tokens_out=_int(usage.get("output_tokens")))]  # fmt: skip
         if line.get("type") != "step":
             return []
         turns = _int(line.get("n"))
@@ -216,7 +226,8 @@ class ReplayEvents:
     def _spend(self, line: dict[str, Any], turns: int | None) -> list[AgentEvent]:
         spent = line.get("spent")
         self.cost += float(spent) if isinstance(spent, int | float) else 0.0
-        return [AgentEvent("usage", turns=turns, cost_usd=round(self.cost, 4))]
+        return [AgentEvent("usage", turns=turns, cost_usd=round(self.cost, 4), tokens_in=_int(line.get("tokens_in")),
+                           tokens_out=_int(line.get("tokens_out")))]  # fmt: skip
 
     def _say(self, line: dict[str, Any], turns: int | None) -> list[AgentEvent]:
         return [AgentEvent("said", short(str(line.get("text") or "")), turns=turns)]
@@ -282,6 +293,7 @@ async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mappin
     root = Path.cwd()
     clients: dict[str, Any] = {}
     errors, final, cost = 0, "", 0.0
+    tokens = {"input_tokens": 0, "output_tokens": 0}
     async with contextlib.AsyncExitStack() as stack:  # servers are left in the reverse order they were reached
         for n, raw in enumerate(steps, start=1):
             step = _fill(raw, task_id)
@@ -314,7 +326,10 @@ async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mappin
                     event.update(action="sleep", ok=True)
                 elif "spend" in step:
                     cost += float(step["spend"])
-                    event.update(action="spend", ok=True, spent=float(step["spend"]))
+                    tokens["input_tokens"] += int(step.get("tokens_in", 0))
+                    tokens["output_tokens"] += int(step.get("tokens_out", 0))
+                    event.update(action="spend", ok=True, spent=float(step["spend"]), tokens_in=tokens["input_tokens"],
+                                 tokens_out=tokens["output_tokens"])  # fmt: skip
                 else:
                     final = str(step["say"])
                     event.update(action="say", ok=True, text=final[:2000])
@@ -323,7 +338,7 @@ async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mappin
             errors += 0 if event.get("ok") else 1
             _emit(event)
     return {"type": "result", "subtype": "success", "is_error": False, "terminal_reason": "completed",
-            "num_turns": len(steps), "total_cost_usd": cost, "usage": {"input_tokens": 0, "output_tokens": 0},
+            "num_turns": len(steps), "total_cost_usd": cost, "usage": tokens,
             "result": final or f"replayed {len(steps)} step(s), {errors} failed", "permission_denials": []}  # fmt: skip
 
 

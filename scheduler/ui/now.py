@@ -1,5 +1,5 @@
 """The Now page's data: the running session or daemon cycle (`control.status`, what `overnight status` shows) and
-what its journal says it is doing (the task, the agent's tool calls, gate checks, turns, cost, elapsed).
+what its journal says it is doing (the task, the agent's tool calls, gate checks, turns, tokens, cost, elapsed).
 
 What an agent wrote (tool arguments, its words, task titles) passes `shown`: secrets redacted, as in memory; the
 templates and the page's script escape it."""
@@ -44,8 +44,9 @@ def present(event: dict[str, Any]) -> dict[str, Any]:
             out[key] = shown(event[key])
     if agent:
         out["agent"] = {"kind": shown(agent.get("kind")), "text": shown(agent.get("text"))}
-        if isinstance(agent.get("turns"), int):
-            out["turns"] = agent["turns"]
+        for key in ("turns", "tokens_in", "tokens_out"):
+            if isinstance(agent.get(key), int):
+                out[key] = agent[key]
     if gate:
         out["gate"] = {"kind": shown(gate.get("kind")), "check": shown(gate.get("check")),
                        "status": shown(gate.get("status"))}  # fmt: skip
@@ -60,6 +61,8 @@ class Progress:
     task_id: str = ""
     title: str = ""
     turns: int | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
     cost_usd: float | None = None
     started: float | None = None
     ended: str = ""  # the end event's line, once it ended
@@ -73,15 +76,18 @@ class Progress:
             self.started = float(event["at"])
         if kind == "task":
             self.task_id, self.title, self.turns, self.waiting = event["task_id"], event["title"], None, None
+            self.tokens_in = self.tokens_out = None
         if kind == "wait":
             self.waiting = {"until": event.get("until"), "kind": event.get("wait_kind"), "line": event["line"]}
         if kind == "end":
             self.ended = event["line"]
-        if isinstance(event.get("turns"), int):
-            self.turns = event["turns"]
+        for key in ("turns", "tokens_in", "tokens_out"):
+            if isinstance(event.get(key), int):
+                setattr(self, key, event[key])
         if isinstance(event.get("cost_usd"), int | float):
             self.cost_usd = float(event["cost_usd"])
-        self.steps.append(event)
+        if (event.get("agent") or {}).get("kind") != "usage":  # the counters above say it
+            self.steps.append(event)
 
 
 def progress(ws: Workspace, session: str) -> Progress:
@@ -96,10 +102,10 @@ def progress(ws: Workspace, session: str) -> Progress:
     return found
 
 
-def running_session(ws: Workspace) -> str:
-    """The session that holds the run lock now ('' when none)."""
+def running_session(ws: Workspace) -> tuple[str, str]:
+    """The session that holds the run lock now and the agent it runs ('' when none)."""
     held = read_lock(ws) or {}
-    return str(held.get("session") or "")
+    return str(held.get("session") or ""), shown(held.get("agent"))
 
 
 def now(ws: Workspace) -> dict[str, Any]:

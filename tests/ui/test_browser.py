@@ -63,6 +63,10 @@ sleep = 2
 write = "src/app/live.py"
 text = "LIVE = 1\\n"
 [[task.step]]
+spend = 0.12
+tokens_in = 15200
+tokens_out = 940
+[[task.step]]
 say = '{AGENT_XSS}'
 [[task.step]]
 sleep = 600
@@ -180,6 +184,9 @@ def test_a_session_shows_live_and_the_kill_switch_stops_it(ui: tuple[GitRepo, st
         said = tab.locator("#steps li", has_text="xss-3")  # type: ignore[attr-defined]
         said.wait_for(timeout=15_000)
         assert AGENT_XSS in said.inner_text() and tab.locator("#steps img").count() == 0  # type: ignore[attr-defined]
+        assert tab.locator("#tokens").inner_text() == "15,200 in, 940 out"  # type: ignore[attr-defined]
+        assert tab.locator("#cost").inner_text() == "$0.12"  # type: ignore[attr-defined]
+        assert tab.locator("#agent").inner_text() == "replay"  # told by the stream: the page was drawn before
         assert session in tab.locator("#session").inner_text()  # type: ignore[attr-defined]
         shot(tab, "now-running")
         tab.locator("#stop").click()  # type: ignore[attr-defined]

@@ -88,6 +88,8 @@ def plant(ws: Workspace, session: str) -> Path:
             cost_usd=0.42,
         )
     )
+    usage = AgentEvent("usage", turns=5, tokens_in=15_200, tokens_out=940)
+    j.write(RunEvent("agent", "overnight: task sub: usage", session=session, task_id="sub", agent=usage))
     j.close()
     assert j.path is not None
     return j.path
@@ -209,7 +211,8 @@ def _status_shown(ws: Workspace, repo: GitRepo, session: str, pid: int) -> None:
     assert "resets at 23:00" in page and "&lt;b&gt;claude&lt;/b&gt;" in page
     assert "0 of 5" in page
     assert "overloaded: 529 &lt;i&gt;overloaded&lt;/i&gt;" in page and ">open<" in page
-    assert "$0.42" in page and 'id="turns">4<' in page  # from the journal
+    assert "$0.42" in page and 'id="turns">5<' in page  # from the journal
+    assert 'id="tokens">15,200 in, 940 out<' in page and "task sub: usage" not in page  # counted, not listed
     stop = client.get("/stop").text
     assert "Yes, stop" in stop and session in stop
 

@@ -9,9 +9,21 @@
   const query = new URLSearchParams({
     session: steps.dataset.session || "", offset: steps.dataset.offset || "0", live: steps.dataset.live || "0",
   });
+  const count = (e) => { // the counters: the task, turns, tokens, cost, when the session started
+    if (e.kind === "task") { set("task", e.task_id + " " + e.title); set("turns", "-"); set("tokens", "-"); }
+    if (e.kind === "session" && elapsed && typeof e.at === "number") elapsed.dataset.started = String(e.at);
+    if (typeof e.turns === "number") set("turns", String(e.turns));
+    if (typeof e.cost_usd === "number") set("cost", "$" + e.cost_usd.toFixed(2));
+    if (typeof e.tokens_in === "number") {
+      const out = typeof e.tokens_out === "number" ? e.tokens_out : 0;
+      set("tokens", e.tokens_in.toLocaleString("en-US") + " in, " + out.toLocaleString("en-US") + " out");
+    }
+  };
   const source = new EventSource("/events?" + query.toString());
   source.addEventListener("run", (message) => {
     const e = JSON.parse(message.data);
+    count(e);
+    if (e.agent && e.agent.kind === "usage") return; // the counters say it
     const item = document.createElement("li");
     item.className = "step " + e.kind;
     const when = document.createElement("time");
@@ -23,11 +35,8 @@
     steps.prepend(item);
     const none = document.getElementById("no-steps");
     if (none) none.remove();
-    if (e.kind === "task") set("task", e.task_id + " " + e.title);
-    if (e.kind === "session" && elapsed && typeof e.at === "number") elapsed.dataset.started = String(e.at);
-    if (typeof e.turns === "number") set("turns", String(e.turns));
-    if (typeof e.cost_usd === "number") set("cost", "$" + e.cost_usd.toFixed(2));
   });
+  source.addEventListener("agent", (message) => set("agent", JSON.parse(message.data).agent));
   source.addEventListener("reload", () => { source.close(); window.location.reload(); });
   setInterval(() => {
     if (elapsed && elapsed.dataset.started) {
