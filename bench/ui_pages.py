@@ -9,19 +9,25 @@ apart); then rounds of every page in an order that rotates every round. Printed 
 wall time in ms, against the target of 100 ms at p95, and the server process's mean CPU time per page (what a
 page costs when the machine is not shared; git processes it starts are not in it).
 
-The live delay: the Now page's event stream (`/events`) is opened for a session, and tool calls are written into
-that session's journal by the runner's own writer (`journal.Journal`, as `overnight run` writes it); the time from
-each write to its `run` event arriving on the stream is printed (p50, p95, max), against the target of 1 s. (The
-browser test `tests/ui/test_browser.py` checks the same under 1 s end to end: a replay session's tool call on the
-page in Chromium.)
+The live delay, measured twice, against the target of 1 s (the slowest call must make it):
+- from the runner's journal writer: the Now page's event stream (`/events`) is opened for a session, and tool
+  calls are written into that session's journal by the writer `overnight run` uses (`journal.Journal`); the
+  time from each write to its `run` event arriving on the stream;
+- from the agent's tool call: a real `overnight run` with the replay agent (in its sandbox) on a small repository
+  of its own, an `overnight ui` on it, the stream opened as the page opens it; each file the agent writes is
+  timed from the moment its own step line says the write was done (stamped by the agent process) to its
+  arrival: the runner reading the agent's stream, the journal, the server's polling, the HTTP stream.
+p50, p95 and max are printed for each. (The browser test `tests/ui/test_browser.py` checks the same under 1 s
+in Chromium.)
 
-Run: .venv/bin/python bench/ui_pages.py [--rounds 10] [--events 20] [--cache DIR]   (builds the state the first time)
+Run: .venv/bin/python bench/ui_pages.py [--rounds 30] [--events 20] [--cache DIR]   (builds the state the first time)
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import queue
 import random
@@ -30,6 +36,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -127,27 +134,26 @@ def timed(call: object) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def live_delay(ws: Workspace, url: str, cookie: str, count: int) -> list[float]:
-    """Seconds from each tool call written to the journal to its event on the Now page's stream."""
-    session = "2099-01-01-" + secrets.token_hex(4)  # a session of the benchmark's own, removed after
-    writer = journal.Journal(ws.state_dir, session)
-    writer.write(RunEvent("session", f"overnight: session {session}", session=session))
-    path = writer.path
-    assert path is not None
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=30)
-    conn.request("GET", f"/events?session={session}&offset={path.stat().st_size}&live=0",
-                 headers={"Cookie": cookie, "Accept": "text/event-stream"})  # fmt: skip
-    answer = conn.getresponse()
-    if answer.status != 200:
-        raise SystemExit(f"/events answered {answer.status}")
-    arrived: queue.Queue[tuple[str, float]] = queue.Queue()
+class Stream:
+    """The Now page's event stream (`/events`) for one session, read on a thread: each `run` event's data and the
+    moment it arrived."""
 
-    def read() -> None:
+    def __init__(self, url: str, cookie: str, session: str, offset: int, live: bool) -> None:
+        parts = urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=60)
+        self.conn.request("GET", f"/events?session={session}&offset={offset}&live={int(live)}",
+                          headers={"Cookie": cookie, "Accept": "text/event-stream"})  # fmt: skip
+        self.answer = self.conn.getresponse()
+        if self.answer.status != 200:
+            raise SystemExit(f"/events answered {self.answer.status}")
+        self.arrived: queue.Queue[tuple[str, float]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
         event = ""
         while True:
             try:
-                line = answer.fp.readline()
+                line = self.answer.fp.readline()
             except (AttributeError, OSError, ValueError):  # the stream was closed: the measurement is over
                 return
             if not line:
@@ -156,9 +162,30 @@ def live_delay(ws: Workspace, url: str, cookie: str, count: int) -> list[float]:
             if text.startswith("event:"):
                 event = text.split(":", 1)[1].strip()
             elif text.startswith("data:") and event == "run":
-                arrived.put((text, time.time()))
+                self.arrived.put((text, time.time()))
 
-    threading.Thread(target=read, daemon=True).start()
+    def wait_for(self, marker: str, deadline: float) -> float:
+        """When the event whose data holds `marker` arrived (events before it are dropped)."""
+        while True:
+            try:
+                text, at = self.arrived.get(timeout=max(0.01, deadline - time.time()))
+            except queue.Empty:
+                raise SystemExit(f"{marker} did not appear on the stream in time") from None
+            if marker in text:
+                return at
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def live_delay(ws: Workspace, url: str, cookie: str, count: int) -> list[float]:
+    """Seconds from each tool call written to the journal to its event on the Now page's stream."""
+    session = "2099-01-01-" + secrets.token_hex(4)  # a session of the benchmark's own, removed after
+    writer = journal.Journal(ws.state_dir, session)
+    writer.write(RunEvent("session", f"overnight: session {session}", session=session))
+    path = writer.path
+    assert path is not None
+    stream = Stream(url, cookie, session, path.stat().st_size, live=False)
     delays = []
     try:
         for i in range(count):
@@ -166,26 +193,71 @@ def live_delay(ws: Workspace, url: str, cookie: str, count: int) -> list[float]:
             written = time.time()
             writer.write(RunEvent("agent", f"overnight: task t: tool: Bash: echo {marker}", session=session,
                                   task_id="t", agent=AgentEvent("tool", f"Bash: echo {marker}")))  # fmt: skip
-            deadline = written + 10
-            while True:
-                try:
-                    text, at = arrived.get(timeout=max(0.01, deadline - time.time()))
-                except queue.Empty:
-                    raise SystemExit(f"tool call {i} did not appear on the stream in 10 s") from None
-                if marker in text:
-                    delays.append(at - written)
-                    break
+            delays.append(stream.wait_for(marker, written + 10) - written)
             time.sleep(random.uniform(0.05, 0.5))  # noqa: S311 (calls come at any moment of the polling)
     finally:
         writer.close()
-        conn.close()
+        stream.close()
         shutil.rmtree(path.parent, ignore_errors=True)
     return delays
 
 
+def session_delay(count: int) -> list[float]:
+    """Seconds from each tool call of a real session's agent to its event on the Now page's stream: `overnight
+    run` with the replay agent (in its sandbox, as a night runs it) writing `count` files at random moments, an
+    `overnight ui` on the same repository, the stream opened as the page opens it. Each write is timed from the
+    moment the agent's own step line says it was done (`at`, stamped by the agent process) to its arrival."""
+    from scheduler_overhead import make_repo
+
+    from scheduler.lock import read_lock
+
+    base = Path(tempfile.mkdtemp(prefix="overnight-ui-live-"))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        repo = make_repo(base / "repo", 1, "max_tasks = 1\n")
+        steps = ["[[task.step]]\nsleep = 3\n"]  # the page opens its stream meanwhile
+        for i in range(count):
+            pause = random.uniform(0.05, 0.5)  # noqa: S311 (calls come at any moment of the polling)
+            steps.append(f'[[task.step]]\nsleep = {pause:.3f}\n[[task.step]]\nwrite = "src/app/live_{i}.py"\n'
+                         f'text = "X = {i}\\n"\n')  # fmt: skip
+        script = base / "live.toml"
+        script.write_text('[[task]]\nid = "*"\n' + "".join(steps))
+        ui, url = serve(repo)
+        procs.append(ui)
+        argv = [sys.executable, "-m", "scheduler", "-C", str(repo), "run", "--agent", "replay", "--script", str(script)]
+        procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True))
+        ws = Workspace.open(repo, dict(os.environ))
+        deadline = time.time() + 120
+        while not (read_lock(ws) or {}).get("agent_pid"):
+            if time.time() > deadline or procs[-1].poll() is not None:
+                raise SystemExit("the replay session's agent did not start")
+            time.sleep(0.05)
+        session = str((read_lock(ws) or {})["session"])
+        stream = Stream(url, Browser(url).cookie, session, 0, live=True)
+        arrived = [stream.wait_for(f"live_{i}.py", time.time() + 60) for i in range(count)]
+        stream.close()
+        procs[-1].wait(timeout=120)
+        done: dict[str, float] = {}
+        for log in (ws.state_dir / "runs" / session).glob("*/agent.jsonl"):
+            for line in log.read_text().splitlines():
+                step = json.loads(line)
+                if step.get("action") == "write" and isinstance(step.get("at"), float):
+                    done[str(step["path"])] = step["at"]
+        return [at - done[f"src/app/live_{i}.py"] for i, at in enumerate(arrived)]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--events", type=int, default=20, help="tool calls timed on the live stream")
     parser.add_argument("--cache", type=Path, help="where the state is kept (default ~/.cache/overnight-bench)")
     args = parser.parse_args()
@@ -217,11 +289,13 @@ def main() -> int:
             print(f"{name:<{width}}  {p50:8.1f}  {p95:8.1f}  {cpu[name] / args.rounds:10.1f}  "
                   f"{'PASS' if p95 < TARGET_MS else 'FAIL'}")  # fmt: skip
         print(f"target: p95 under {TARGET_MS:.0f} ms for every page: {'PASS' if ok else 'FAIL'}")
-        delays = live_delay(ws, url, tab.cookie, args.events)
-        fast = pct(delays, 0.95) < TARGET_LIVE_S
-        print(f"tool call to the Now page's stream ({len(delays)} calls): p50 {pct(delays, 0.5) * 1000:.0f} ms, "
-              f"p95 {pct(delays, 0.95) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms; target under "
-              f"{TARGET_LIVE_S:.0f} s: {'PASS' if fast else 'FAIL'}")  # fmt: skip
+        fast = True
+        for what, delays in (("journal write", live_delay(ws, url, tab.cookie, args.events)),
+                             ("a replay session's tool call", session_delay(args.events))):  # fmt: skip
+            fast = fast and max(delays) < TARGET_LIVE_S
+            print(f"{what} to the Now page's stream ({len(delays)} calls): p50 {pct(delays, 0.5) * 1000:.0f} ms, "
+                  f"p95 {pct(delays, 0.95) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms; target under "
+                  f"{TARGET_LIVE_S:.0f} s (max): {'PASS' if max(delays) < TARGET_LIVE_S else 'FAIL'}")  # fmt: skip
         print(f"load average after: {os.getloadavg()[0]:.1f}")
         return 0 if ok and fast else 1
     finally:

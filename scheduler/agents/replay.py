@@ -30,8 +30,9 @@ edit these files, call these tools, run this command. The script is TOML:
                                     #   not reset), overloaded (529), server-error (500), network (no answer);
                                     #   `times`: only the first N runs of the task stop here (default: every run)
 
-Each step is reported as a JSON line; the last line is a `result`, as Claude Code's stream-json ends (a `fail`
-step ends the run there: the lines Claude Code writes for that stop, a `result` with `is_error`, exit code 1).
+Each step is reported as a JSON line (`at`: when it was done, Unix seconds); the last line is a `result`, as
+Claude Code's stream-json ends (a `fail` step ends the run there: the lines Claude Code writes for that stop, a
+`result` with `is_error`, exit code 1).
 """
 
 from __future__ import annotations
@@ -336,6 +337,7 @@ async def _replay(steps: Sequence[dict[str, Any]], task_id: str, servers: Mappin
             except Exception as e:  # a step that fails is reported; the session goes on, as an agent's would
                 event.update(ok=False, error=f"{type(e).__name__}: {e}")
             errors += 0 if event.get("ok") else 1
+            event["at"] = round(time.time(), 3)  # when the step was done (what the live view's delay counts from)
             _emit(event)
     return {"type": "result", "subtype": "success", "is_error": False, "terminal_reason": "completed",
             "num_turns": len(steps), "total_cost_usd": cost, "usage": tokens,

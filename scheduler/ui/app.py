@@ -47,10 +47,10 @@ def clock(at: object) -> str:
     return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%H:%M:%S")
 
 
-def environment() -> Environment:
+def environment(texts: now.Texts) -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True,
                       lstrip_blocks=True)  # fmt: skip
-    env.filters["shown"] = now.shown
+    env.filters["shown"] = texts.shown
     env.filters["money"] = lambda v: "-" if v is None else f"${float(v):.2f}"
     env.filters["clock"] = clock
     return env
@@ -60,7 +60,8 @@ class Site:
     """The pages: each route one method, drawing a template from one call into the core."""
 
     def __init__(self, ws: Workspace, keys: Keys) -> None:
-        self.ws, self.keys, self.templates = ws, keys, Jinja2Templates(env=environment())
+        self.ws, self.keys, self.texts = ws, keys, now.Texts()
+        self.templates = Jinja2Templates(env=environment(self.texts))
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args))

@@ -131,7 +131,7 @@ class Pages:
             found = await self.site.call(lambda: memory_view.search(
                 self.ws, params["q"], kind=params["kind"] or None, task_id=params["task"] or None,
                 file=params["file"] or None, session=params["session"] or None, since=params["since"] or None,
-                limit=MEMORY_PAGE, offset=offset))  # fmt: skip
+                limit=MEMORY_PAGE, offset=offset, clean=self.site.texts.clean))  # fmt: skip
         except UsageError as e:
             error = str(e)
         more = _query(params, offset=found.next_offset) if found and found.next_offset is not None else ""

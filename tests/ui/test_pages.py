@@ -16,7 +16,7 @@ from mcp_servers.core.workspace import Workspace
 from scheduler import journal
 from scheduler.agents import AgentEvent
 from scheduler.events import RunEvent
-from scheduler.ui import live, security
+from scheduler.ui import live, now, security
 from scheduler.ui.app import make_app
 
 from ..conftest import GitRepo
@@ -111,6 +111,17 @@ def test_the_now_page_shows_the_last_sessions_journal_escaped_and_redacted(
     assert "tool: Bash: echo [REDACTED:github-token] &lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert SECRET not in page and "<script>alert" not in page
     assert f'data-session="{session}"' in page and "No session is running" in page
+
+
+def test_the_app_redacts_each_text_once_and_the_same_as_everywhere() -> None:
+    texts = now.Texts(size=2)
+    told = f"token {SECRET} <b>x</b>"
+    assert texts.shown(told) == now.shown(told) == "token [REDACTED:github-token] <b>x</b>"
+    texts.shown(told)
+    assert texts.clean.cache_info().hits == 1  # type: ignore[attr-defined]
+    texts.shown("a"), texts.shown("b"), texts.shown(told)  # bounded: the oldest answers are dropped
+    assert texts.clean.cache_info().currsize == 2 and texts.clean.cache_info().hits == 1  # type: ignore[attr-defined]
+    assert texts.shown("x" * (now.MAX_TEXT + 5)).endswith("…")
 
 
 def test_the_live_stream_follows_the_journal(planned: GitRepo) -> None:

@@ -8,6 +8,8 @@ existed, or imported from another machine's export, show no secret either.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import BaseModel, Field
 
 from mcp_servers.core import memory
@@ -60,9 +62,11 @@ def search(
     since: str | None = None,
     limit: int = 20,
     offset: int = 0,
+    clean: Callable[[str], str] = _clean,
 ) -> MemoryPage:
     """A page of entries: those matching `query` (all its words, else the closest) ranked by relevance and recency,
-    or the newest without words; refused as `search_memory` refuses (a bad kind, date, file or offset)."""
+    or the newest without words; refused as `search_memory` refuses (a bad kind, date, file or offset). `clean`
+    redacts a text (the app passes its `Texts.clean`, which keeps its answers)."""
     found = memory.search(ws, query, kind=kind or None, task_id=task_id or None, file=file or None,
                           session=session or None, since=since or None, limit=limit, offset=offset)  # fmt: skip
     entries = {e.id: e for e in memory.get_entries(ws, [h.id for h in found.hits]).entries} if found.hits else {}
@@ -72,7 +76,7 @@ def search(
         text = entry.text if entry else ""
         items.append(MemoryItem(
             id=hit.id, kind=hit.kind, created=hit.created, score=hit.score, source=hit.source, session=hit.session,
-            task_id=hit.task_id, stale=hit.stale, snippet=_clean(hit.snippet), text=_clean(text[:MAX_TEXT]),
+            task_id=hit.task_id, stale=hit.stale, snippet=clean(hit.snippet), text=clean(text[:MAX_TEXT]),
             cut=len(text) > MAX_TEXT or text.endswith("ask for fewer ids)"), tags=entry.tags if entry else [],
             files=entry.files if entry else [], state=entry.state if entry else None,
         ))  # fmt: skip
