@@ -55,6 +55,9 @@ class Pages:
 
     def __init__(self, site: Site, index: ReportIndex) -> None:
         self.site, self.ws, self.index = site, site.ws, index
+        # the charts drawn from the index's list of summaries, by what was asked: the list is a new object
+        # whenever a report changed, so a kept drawing of the same list is the one drawing it again would make
+        self.drawn: dict[tuple[str, int, int, str | None], tuple[object, Any, dict[str, Markup]]] = {}
 
     def routes(self) -> list[Route]:
         return [
@@ -153,7 +156,15 @@ class Pages:
                               by=granularity, sessions=sessions, agent=agent or "")  # fmt: skip
 
     def _trends(self, granularity: str, nights: int, sessions: int, agent: str | None) -> tuple[Any, dict[str, Markup]]:
+        key, every = (granularity, nights, sessions, agent), self.index.refresh()
+        kept = self.drawn.get(key)
+        if kept is not None and kept[0] is every:
+            return kept[1], kept[2]
         data = trends_view.trends(self.ws, self.index, granularity="session" if granularity == "session" else "night",
                                   nights=nights, sessions=sessions, agent=agent)  # fmt: skip
         # svg.py escapes every label and name it draws: the SVG text is safe to embed as markup
-        return data, {name: Markup(text) for name, text in trends_view.charts(data).items()}  # noqa: S704
+        charts = {name: Markup(text) for name, text in trends_view.charts(data).items()}  # noqa: S704
+        if len(self.drawn) >= 64:
+            self.drawn.clear()
+        self.drawn[key] = (every, data, charts)
+        return data, charts

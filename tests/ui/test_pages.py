@@ -361,5 +361,11 @@ def test_trends_draws_the_charts_per_night_and_per_agent(planned: GitRepo, clien
     one = client.get("/trends?nights=7&agent=codex").text
     assert "1 session(s)" in one and 'id="chart-agents-kept"' not in one
     assert "3 session(s) over 3 session(s)" in client.get("/trends?by=session").text
+    # the same page again is the same drawing; a new report draws it anew
+    assert client.get("/trends?nights=7").text == page
+    report.save(ws.state_dir, report.SessionRecord(id="2026-12-04-aaaaa3", repo="r", outcome="completed",
+                                                   started="2026-12-04T22:00:00+00:00",
+                                                   tasks=[task("claude", "passed")]))  # fmt: skip
+    assert "4 session(s) over 7 night(s)" in client.get("/trends?nights=7").text
     refused = client.get("/trends?nights=0")
     assert refused.status_code == 400 and "nights must be 1 to 366" in refused.text
