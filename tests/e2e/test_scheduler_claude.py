@@ -22,7 +22,7 @@ import pytest
 
 from mcp_servers.core import memory, plan, taskstore
 from mcp_servers.core.workspace import Workspace
-from scheduler import report, runner
+from scheduler import journal, report, runner
 from scheduler.agents.claude import ClaudeAgent
 
 from ..conftest import GitRepo
@@ -122,6 +122,12 @@ def test_1_a_task_done_through_the_tools_lands_with_its_receipt(
     assert agent is not None and agent.agent == "claude" and not agent.is_error and agent.exit_code == 0
     assert (agent.turns or 0) >= len(fake_model.main_requests) == 6
     assert (agent.tokens_in or 0) > 0 and (agent.tokens_out or 0) > 0
+    # the command center's Now page counted them as they came (the session's journal), ending at the result's
+    path = journal.path_of(_ws(repo).state_dir, record.id)
+    assert path is not None
+    told = [e["agent"]["tokens_in"] for e in journal.read(path)[0] if e["kind"] == "agent"
+            and e["agent"].get("kind") == "usage" and e["agent"].get("tokens_in") is not None]  # fmt: skip
+    assert len(told) > 2 and told == sorted(told) and told[-1] == agent.tokens_in
     assert agent.cost_usd is not None and agent.servers == {"quality": "connected", "project": "connected",
                                                            "memory": "connected"}  # fmt: skip
     assert not [r for r in _results(fake_model) if r.get("is_error")]
