@@ -109,6 +109,9 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("HOME", str(home))  # sessions snapshot the home's dotfiles: never the machine's real ones
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    # The sample projects' pytest (the gate's test runs, a few per gate) loads no plugins from this test venv:
+    # hypothesis' alone costs every such process ~1-2 s of imports, and no sample project uses one.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     for name in list(os.environ):
         if name.startswith(
             (
