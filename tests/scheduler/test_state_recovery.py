@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from mcp_servers.core.workspace import Workspace
 from scheduler import report
 
@@ -17,22 +15,28 @@ def _state(root: Path) -> Path:
     return Workspace.open(root, environ=dict(os.environ)).state_dir
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated"])
-def test_a_corrupt_state_db_is_moved_aside_and_the_session_runs(tmp_path: Path, damage: str) -> None:
+def test_a_corrupt_state_db_is_moved_aside_and_the_session_runs(tmp_path: Path) -> None:
     repo = make_planned(tmp_path / "r", scheduler="max_tasks = 1\n")
     person = Person.of(repo)
     first, _ = run_session(repo, write_script(tmp_path / "s1.toml", passing("sub", "sub")))
     state = _state(repo.root)
     path = state / "state.db"
-    data = path.read_bytes()
-    path.write_bytes(b"this is not a database " * 400 if damage == "garbage" else data[: len(data) // 2 + 7])
-    # the new database has forgotten that sub was done on the first session's branch: sub is ready again
-    second, said = run_session(repo, write_script(tmp_path / "s2.toml", passing("sub", "sub"), passing("mul", "mul")))
-    assert second.outcome == "completed", (said, second.problems)
-    [moved] = sorted(state.glob("state.db.corrupt-*[0-9]"))
-    assert any(str(moved) in w and "receipts" in w and "memory" in w for w in second.warnings), second.warnings
-    text = (state / "reports" / f"{second.id}.md").read_text()
-    assert str(moved) in text
+    script = write_script(tmp_path / "s2.toml", passing("sub", "sub"), passing("mul", "mul"))
+    for n, damage in enumerate(("garbage", "truncated"), start=1):  # each on the database the session before wrote
+        data = path.read_bytes()
+        damaged = b"this is not a database " * 400 if damage == "garbage" else data[: len(data) // 2 + 7]
+        path.write_bytes(damaged)
+        # the new database has forgotten that sub was done on the session before's branch: sub is ready again
+        second, said = run_session(repo, script)
+        assert second.outcome == "completed", (damage, said, second.problems)
+        assert [t.task_id for t in second.tasks] == ["sub"], damage
+        moved = sorted(state.glob("state.db.corrupt-*[0-9]"))
+        assert len(moved) == n, (damage, moved)
+        [new] = [m for m in moved if any(str(m) in w for w in second.warnings)]
+        assert any(str(new) in w and "receipts" in w and "memory" in w for w in second.warnings), second.warnings
+        assert new.read_bytes() == damaged  # moved aside as it was, for whoever wants to look into it
+        text = (state / "reports" / f"{second.id}.md").read_text()
+        assert str(new) in text
     assert report.load(state, first.id).outcome == "completed"
     person.assert_untouched(repo)
 
