@@ -7,7 +7,6 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -127,37 +126,6 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
             )
         ):
             monkeypatch.delenv(name)
-
-
-_PROBED: dict[str, Any] = {}
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "real_probe: this test's in-process sessions probe the MCP servers afresh")
-
-
-@pytest.fixture(autouse=True)
-def _servers_probed_once(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every session's preflight (and `overnight doctor`) starts the three MCP servers and asks each for its tools:
-    3-5 s here, in every one of the suite's sessions. Their code and interpreter do not change within this test
-    process, so the first complete answer, a real one, stands for the in-process probes after it. A problem is never
-    kept (each failing probe is real), a session run as its own process (`overnight run`, the daemon's) probes for
-    real, and so does a test marked `real_probe`."""
-    if request.node.get_closest_marker("real_probe"):
-        return
-    from scheduler import probe
-
-    real = probe.probe_all
-
-    def once(root: Path, environ: Any = None, timeout_s: float = probe.TIMEOUT_S) -> dict[str, Any]:
-        if "answer" in _PROBED:
-            return dict(_PROBED["answer"])
-        found = real(root, environ, timeout_s)
-        if all(p.problem is None for p in found.values()):
-            _PROBED["answer"] = dict(found)
-        return found
-
-    monkeypatch.setattr(probe, "probe_all", once)
 
 
 def make_repo(root: Path, *, config: str | None = None, files: dict[str, str] | None = None) -> GitRepo:
