@@ -1,7 +1,8 @@
 """`overnight cron install | remove | show`: one crontab line per repository that starts `overnight run` at night.
 
 The line holds absolute paths only (cron's PATH and working directory are not the shell's), appends to a log file
-under the state directory, and names an env file (mode 0600, created empty with comments) that `overnight run`
+under the state directory, runs `overnight gc` after the session (old run logs and reports go, and the log keeps
+its newest part), and names an env file (mode 0600, created empty with comments) that `overnight run`
 reads for secrets such as ANTHROPIC_API_KEY: nothing secret is ever written into the crontab itself.
 """
 
@@ -87,9 +88,13 @@ def line(ws: Workspace, schedule: str, environ: Mapping[str, str] | None = None)
         raise UsageError(f"{schedule!r} is not a cron schedule: five fields, e.g. \"0 2 * * *\" (02:00 every day).")
     environ = os.environ if environ is None else environ
     path = environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    python, log = shlex.quote(sys.executable), shlex.quote(str(log_file(ws)))
     command = (
-        f"cd {shlex.quote(str(ws.repo.root))} && PATH={shlex.quote(path)} {shlex.quote(sys.executable)} -m scheduler "
-        f"run --env-file {shlex.quote(str(env_file(ws)))} >> {shlex.quote(str(log_file(ws)))} 2>&1"
+        f"cd {shlex.quote(str(ws.repo.root))} && PATH={shlex.quote(path)} {python} -m scheduler "
+        f"run --env-file {shlex.quote(str(env_file(ws)))} >> {log} 2>&1; "
+        # then the state directory kept bounded (old run logs and reports, this log's oldest part), as the daemon
+        # does once a day
+        f"PATH={shlex.quote(path)} {python} -m scheduler -C {shlex.quote(str(ws.repo.root))} gc >> {log} 2>&1"
     )
     return f"{schedule.strip()} {command} {marker(ws)}"
 

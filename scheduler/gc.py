@@ -7,8 +7,10 @@ What it removes, all under the state directory (`.git/overnight/`) and nothing e
   (not merged: `overnight review` lists it and shows its report), and never a running session's;
 - `locks/<name>-<digest>.lock` of a worktree that no longer exists (and that nobody holds);
 - empty folders left in `runs/` (an hour old), temporary files a save that died left in `reports/` (after an
-  hour), and work folders under `tmp/` as old as the logs (a check's, whose process died before removing it).
-Kept: `quarantine/` (what undoing a security event moved aside: evidence, for a person) and `logs/`.
+  hour), and work folders under `tmp/` as old as the logs (a check's, whose process died before removing it);
+- the oldest part of a log in `logs/` (cron's, which every night appends to) past `LOG_MAX_BYTES`: it keeps its
+  newest `LOG_KEEP_BYTES`, from the start of a line, cut in place (a writer appending to it goes on appending).
+Kept: `quarantine/` (what undoing a security event moved aside: evidence, for a person) and the rest of `logs/`.
 Never the state database, the key, the lock of the running session, nor anything of the running session.
 
 Every path is checked before it is removed: its folder, resolved, must be inside the state directory, resolved;
@@ -36,9 +38,11 @@ from .lock import held, read_lock
 Clock = Callable[[], float]
 DAY = 86400.0
 TEMPORARY_S = 3600.0  # a temporary file of a save this old was left by a process that died
+LOG_MAX_BYTES = 10 * 1024 * 1024  # a log in logs/ longer than this is cut to its newest LOG_KEEP_BYTES
+LOG_KEEP_BYTES = 2 * 1024 * 1024
 _LOCK_NAME = re.compile(r"^[A-Za-z0-9_.]+-([0-9a-f]{16})\.lock$")
 
-Kind = Literal["run-logs", "report", "lock", "empty-folder", "temporary", "link"]
+Kind = Literal["run-logs", "report", "lock", "empty-folder", "temporary", "link", "log-head"]
 
 
 class Removed(BaseModel):
@@ -76,6 +80,7 @@ def collect(ws: Workspace, older_than_s: float | None = None, clock: Clock = tim
     gc.reports(running, _waiting(ws))
     gc.daemon_reports()
     gc.locks(_worktree_digests(ws))
+    gc.logs()
     if not dry_run:  # what no rate limit's window counts any more (a week and older): rows, not files
         with ws.db() as conn:
             limitstore.prune(conn, now - max(age, limitstore.WEEK))
@@ -164,6 +169,28 @@ class _Pruner:
                 continue
             self._remove(entry, "lock", "the lock file of a worktree that no longer exists")
 
+    def logs(self) -> None:
+        folder = self._folder("logs")
+        if folder is None:
+            return
+        for entry in _entries(folder):
+            if entry.is_symlink() or not entry.is_file() or _size(entry) <= LOG_MAX_BYTES:
+                continue
+            if not _inside(self.root, entry):
+                self.done.kept.append(f"{entry}: not inside the state directory, left alone")
+                continue
+            freed = _size(entry) - LOG_KEEP_BYTES
+            if not self.dry_run:
+                try:
+                    freed = _cut(entry, LOG_KEEP_BYTES)
+                except OSError as e:
+                    self.done.kept.append(f"{entry.relative_to(self.root)}: could not be cut ({e.strerror or e})")
+                    continue
+            self.done.removed.append(Removed(
+                path=str(entry.relative_to(self.root)), kind="log-head", bytes=freed,
+                why=f"the oldest part of a log past {LOG_MAX_BYTES // 2**20} MB (its newest "
+                    f"{LOG_KEEP_BYTES // 2**20} MB are kept)"))  # fmt: skip
+
     # -- removing, strictly inside the state directory ----------------------------------------------------
 
     def _folder(self, name: str) -> Path | None:
@@ -213,6 +240,23 @@ def _delete(root: Path, path: Path) -> None:
             else:
                 item.rmdir()
     path.rmdir()
+
+
+def _cut(path: Path, keep: int) -> int:
+    """Keep the last `keep` bytes of the log at `path` (from the first line starting in them, after a line that
+    says what was cut), rewritten in place and never through a link; the bytes freed."""
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "r+b") as f:
+        size = os.fstat(f.fileno()).st_size
+        f.seek(max(0, size - keep))
+        tail = f.read()
+        start = tail.find(b"\n") + 1 if size > keep else 0
+        note = f"overnight gc: the {size - len(tail) + start} oldest bytes of this log were cut here\n".encode()
+        kept = note + tail[start:]
+        f.seek(0)
+        f.write(kept)
+        f.truncate()
+    return size - len(kept)
 
 
 def _entries(folder: Path) -> list[Path]:

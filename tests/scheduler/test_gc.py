@@ -214,3 +214,27 @@ def test_a_soak_of_sessions_leaves_locks_bounded_and_gc_prunes_runs_and_reports(
     assert main(["-C", str(repo.root), "discard", kept[0], "--yes"]) == 0  # reviewed: its report may go now
     again = gc.collect(ws, clock=lambda: later + DAY)  # (discard rewrote the report: it is a day old here)
     assert {r.path for r in again.removed} == {f"reports/{kept[0]}.json", f"reports/{kept[0]}.md"}
+
+
+def test_a_long_log_keeps_its_newest_part_cut_in_place_at_a_line(state: tuple[GitRepo, Workspace, Path]) -> None:
+    _, ws, outside = state
+    logs = ws.state_dir / "logs"
+    logs.mkdir()
+    line = "overnight: session 2026-01-01-aaaaaa: a line of cron's log\n"
+    log = logs / "cron.log"
+    log.write_text(line * (gc.LOG_MAX_BYTES // len(line) + 2000))
+    size, inode = log.stat().st_size, log.stat().st_ino
+    _file(logs / "short.log", "kept whole\n", at=time.time())
+    big_outside = _file(outside / "big.log", line * (gc.LOG_MAX_BYTES // len(line) + 10))
+    (logs / "linked.log").symlink_to(big_outside)
+    assert gc.collect(ws, dry_run=True).removed[-1].kind == "log-head" and log.stat().st_size == size
+    [cut] = [r for r in gc.collect(ws).removed if r.kind == "log-head"]
+    text = log.read_text()
+    assert cut.path == "logs/cron.log" and cut.bytes == size - len(text.encode())
+    first, rest = text.split("\n", 1)
+    assert first == f"overnight gc: the {size - len(rest)} oldest bytes of this log were cut here"
+    assert gc.LOG_KEEP_BYTES - len(line) < len(rest) <= gc.LOG_KEEP_BYTES and rest == line * (len(rest) // len(line))
+    assert log.stat().st_ino == inode  # in place: cron's `>>` goes on appending to the same file
+    assert (logs / "short.log").read_text() == "kept whole\n"
+    assert big_outside.stat().st_size > gc.LOG_MAX_BYTES  # a link is never followed
+    assert not [r for r in gc.collect(ws).removed if r.kind == "log-head"]  # short now: left alone

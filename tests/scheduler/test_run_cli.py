@@ -63,6 +63,7 @@ def test_cron_install_show_remove(tmp_path: Path, crontab: Path, capsys: pytest.
     assert entry.startswith("0 2 * * * cd ") and entry.endswith(f"# overnight: {repo.root}")
     assert f"{sys.executable} -m scheduler run --env-file {cron.env_file(ws)}" in entry
     assert f">> {cron.log_file(ws)} 2>&1" in entry and "PATH=" in entry
+    assert entry.endswith(f"-m scheduler -C {repo.root} gc >> {cron.log_file(ws)} 2>&1 # overnight: {repo.root}")
     assert "ANTHROPIC_API_KEY" not in entry
     env_file = cron.env_file(ws)
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600 and "ANTHROPIC_API_KEY" in env_file.read_text()
@@ -101,6 +102,29 @@ def test_cron_refuses_bad_input_and_changes_nothing(
     assert _cli(repo, "cron", "install") == 2
     assert "`crontab` was not found: install cron" in capsys.readouterr().err
     assert not cron.env_file(Workspace.open(repo.root)).exists()  # nothing half-done
+
+
+def test_the_cron_line_run_by_a_shell_runs_the_night_then_keeps_the_state_bounded(tmp_path: Path, crontab: Path
+                                                                                  ) -> None:  # fmt: skip
+    from scheduler import gc
+
+    repo = make_planned(tmp_path / "r")
+    assert _cli(repo, "cron", "install") == 0
+    [entry] = crontab.read_text().splitlines()
+    ws = Workspace.open(repo.root)
+    log = cron.log_file(ws)
+    log.write_text("an old night's line\n" * (gc.LOG_MAX_BYTES // 20 + 100))
+    # as cron runs it: sh, a bare environment, another working directory; the schedule's five fields dropped
+    command = entry.split(" ", 5)[5]
+    env = {"HOME": os.environ["HOME"], "PATH": "/usr/bin:/bin", "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"]}
+    done = subprocess.run(["/bin/sh", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0 and done.stdout == done.stderr == "", done
+    text = log.read_text()
+    assert text.startswith("overnight gc: the ") and len(text) < gc.LOG_KEEP_BYTES + 4096
+    night = text.split("an old night's line\n")[-1]
+    assert "overnight: " in night  # what `overnight run` said (here: why no session could start) ...
+    assert "removed logs/cron.log (log-head" in night  # ... then what gc removed
 
 
 def test_cron_show_without_crontab_prints_the_line_it_would_install(
