@@ -174,12 +174,15 @@ class _Pruner:
         if folder is None:
             return
         for entry in _entries(folder):
-            if entry.is_symlink() or not entry.is_file() or _size(entry) <= LOG_MAX_BYTES:
+            if entry.is_symlink() or not entry.is_file() or (size := _size(entry)) <= LOG_MAX_BYTES:
                 continue
             if not _inside(self.root, entry):
                 self.done.kept.append(f"{entry}: not inside the state directory, left alone")
                 continue
-            freed = _size(entry) - LOG_KEEP_BYTES
+            if entry.lstat().st_nlink > 1:  # the same file is somewhere else too: not ours alone to cut
+                self.done.kept.append(f"{entry.relative_to(self.root)}: a hard link to another file, left alone")
+                continue
+            freed = size - LOG_KEEP_BYTES
             if not self.dry_run:
                 try:
                     freed = _cut(entry, LOG_KEEP_BYTES)

@@ -247,6 +247,11 @@ def held_attempts(failed: list[tuple[str, str]], hidden: Sequence[str] = (), lim
 _VERDICT = re.compile(r'"passed"\s*:\s*(true|false)')
 
 
+def token_count(value: object) -> int | None:
+    """A token count as an agent's CLI told it: a whole number, 0 or more; anything else (missing, forged) is none."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def gate_verdict(text: str) -> bool | None:
     """Whether a quality gate's answer (its JSON report) says it passed; None when it cannot be told."""
     found = _VERDICT.search(text[:20000])

@@ -29,11 +29,12 @@ from . import (
     gate_verdict,
     mcp_config,
     run_process,
+    token_count,
 )
 from . import short as one_line
 from . import watching as watch
 from .adapter import Adapter, AgentCheck, AgentSettings, Built, cli_version, common_defaults, mcp_tool
-from .claude_stream import _count, _text, _tokens, costs, result_from, steps
+from .claude_stream import _text, _tokens, costs, result_from, steps
 
 DEFAULT_API = "https://api.anthropic.com"
 GUARD = "scheduler.guard.claude"  # Claude Code's hook: the shared guard, read and answered as Claude Code does
@@ -199,7 +200,7 @@ class ClaudeEvents:
             return [AgentEvent("usage", turns=turns if isinstance(turns, int) else self.turns,
                                cost_usd=float(cost) if isinstance(cost, int | float) else None,
                                tokens_in=_tokens(usage, "input"),
-                               tokens_out=_count(usage.get("output_tokens")))]  # fmt: skip
+                               tokens_out=token_count(usage.get("output_tokens")))]  # fmt: skip
         message = line.get("message")
         content = message.get("content") if isinstance(message, dict) else None
         if kind not in {"assistant", "user"} or not isinstance(content, list):
@@ -224,7 +225,7 @@ class ClaudeEvents:
         """Keep a message's usage (each line of a message repeats it, growing); whether it changed."""
         if not isinstance(usage, dict):
             return False
-        told = (_tokens(usage, "input") or 0, _count(usage.get("output_tokens")) or 0)
+        told = (_tokens(usage, "input") or 0, token_count(usage.get("output_tokens")) or 0)
         changed = self.tokens.get(ident) != told
         self.tokens[ident] = told
         return changed

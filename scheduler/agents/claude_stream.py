@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import AgentResult, Outcome, _call, _first, call_text, short
+from . import AgentResult, Outcome, _call, _first, call_text, short, token_count
 from .claude_stops import classify
 from .steps import Steps
 from .steps import lines as log_lines
@@ -47,7 +47,7 @@ def result_from(agent: str, outcome: Outcome, log: Path) -> AgentResult:
     result.terminal_reason = final.get("terminal_reason") or final.get("subtype")
     result.turns = final.get("num_turns")
     result.tokens_in = _tokens(usage, "input")
-    result.tokens_out = _count(usage.get("output_tokens"))
+    result.tokens_out = token_count(usage.get("output_tokens"))
     result.cost_usd = final.get("total_cost_usd")
     result.final = str(final.get("result") or "")[:2000]
     result.permission_denials = [_denial(d) for d in final.get("permission_denials") or [] if isinstance(d, dict)]
@@ -89,13 +89,8 @@ def _tokens(usage: Mapping[str, Any], kind: str) -> int | None:
         usage.get("cache_read_input_tokens"),
         usage.get("cache_creation_input_tokens"),
     ]
-    found = [p for p in map(_count, parts) if p is not None]
+    found = [p for p in map(token_count, parts) if p is not None]
     return sum(found) if found else None
-
-
-def _count(value: object) -> int | None:
-    """A token count as the stream told it: a whole number of at least 0, else none."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _denial(denial: Mapping[str, Any]) -> str:

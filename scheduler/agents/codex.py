@@ -42,7 +42,7 @@ from pydantic import ConfigDict, Field
 
 from mcp_servers.core import proc
 
-from . import AgentJob, AgentResult, agent_env, mcp_config, run_process, watching
+from . import AgentJob, AgentResult, agent_env, mcp_config, run_process, token_count, watching
 from .adapter import Adapter, AgentCheck, executable, npm_reads
 from .budget import Meter, Prices, Usage, budget, unenforced
 from .codex_events import WAITING_FOR_NETWORK, CodexEvents, result_from, steps
@@ -323,8 +323,7 @@ class RolloutTally:
 
 
 def _count(data: Mapping[str, Any], key: str) -> int:
-    value = data.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return token_count(data.get(key)) or 0
 
 
 class _Stall:

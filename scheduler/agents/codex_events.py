@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import AgentEvent, AgentResult, Outcome, call_text, gate_verdict, short
+from . import AgentEvent, AgentResult, Outcome, call_text, gate_verdict, short, token_count
 from .steps import Steps
 from .steps import lines as log_lines
 from .stops import InfraStop, Kind
@@ -238,8 +238,8 @@ class CodexEvents:
         if kind == "turn.completed":
             usage = line.get("usage")
             if isinstance(usage, Mapping):  # each turn's own (its input_tokens count the cached ones)
-                self.tokens_in = (self.tokens_in or 0) + _count(usage.get("input_tokens"))
-                self.tokens_out = (self.tokens_out or 0) + _count(usage.get("output_tokens"))
+                self.tokens_in = (self.tokens_in or 0) + (token_count(usage.get("input_tokens")) or 0)
+                self.tokens_out = (self.tokens_out or 0) + (token_count(usage.get("output_tokens")) or 0)
             return [AgentEvent("usage", turns=self.turns, tokens_in=self.tokens_in, tokens_out=self.tokens_out)]
         item = line.get("item")
         if not isinstance(item, Mapping) or kind not in {"item.started", "item.completed"}:
@@ -300,7 +300,3 @@ def _stderr(path: Path, limit: int = 2 * 1024 * 1024) -> str:
             return handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

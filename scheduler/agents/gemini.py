@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcp_servers.core import proc
 from mcp_servers.core.config import Scheduler
 
-from . import AgentJob, AgentResult, agent_env, mcp_config, run_process
+from . import AgentJob, AgentResult, agent_env, mcp_config, run_process, token_count
 from . import watching as watch
 from .adapter import Adapter, AgentCheck, executable, npm_reads
 from .budget import Meter, Prices, Usage, budget, unenforced
@@ -276,8 +276,7 @@ class ChatTally:
 
 
 def _count(data: Mapping[str, Any], key: str) -> int:
-    value = data.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return token_count(data.get(key)) or 0
 
 
 def _mirror(person: threading.Event, own: threading.Event, done: threading.Event) -> None:

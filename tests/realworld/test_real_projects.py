@@ -28,6 +28,13 @@ def _cache() -> None:
     warm(PROJECTS)
 
 
+@pytest.fixture(autouse=True)
+def _plugins_as_people_have_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project's own pytest plugins load as they do for its people (the suite turns autoloading off for its
+    sample projects, which have none)."""
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+
+
 @pytest.fixture
 def real_project(_cache: None, tmp_path: Path, request: pytest.FixtureRequest) -> Prepared:
     project: Project = request.param

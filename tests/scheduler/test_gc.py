@@ -227,8 +227,11 @@ def test_a_long_log_keeps_its_newest_part_cut_in_place_at_a_line(state: tuple[Gi
     _file(logs / "short.log", "kept whole\n", at=time.time())
     big_outside = _file(outside / "big.log", line * (gc.LOG_MAX_BYTES // len(line) + 10))
     (logs / "linked.log").symlink_to(big_outside)
+    os.link(big_outside, logs / "hard.log")  # (same file system: tmp_path holds both)
     assert gc.collect(ws, dry_run=True).removed[-1].kind == "log-head" and log.stat().st_size == size
-    [cut] = [r for r in gc.collect(ws).removed if r.kind == "log-head"]
+    done = gc.collect(ws)
+    [cut] = [r for r in done.removed if r.kind == "log-head"]
+    assert "logs/hard.log: a hard link to another file, left alone" in done.kept
     text = log.read_text()
     assert cut.path == "logs/cron.log" and cut.bytes == size - len(text.encode())
     first, rest = text.split("\n", 1)
@@ -236,5 +239,5 @@ def test_a_long_log_keeps_its_newest_part_cut_in_place_at_a_line(state: tuple[Gi
     assert gc.LOG_KEEP_BYTES - len(line) < len(rest) <= gc.LOG_KEEP_BYTES and rest == line * (len(rest) // len(line))
     assert log.stat().st_ino == inode  # in place: cron's `>>` goes on appending to the same file
     assert (logs / "short.log").read_text() == "kept whole\n"
-    assert big_outside.stat().st_size > gc.LOG_MAX_BYTES  # a link is never followed
+    assert big_outside.stat().st_size > gc.LOG_MAX_BYTES  # a link is never followed, a hard link never cut
     assert not [r for r in gc.collect(ws).removed if r.kind == "log-head"]  # short now: left alone
